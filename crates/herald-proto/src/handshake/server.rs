@@ -1,0 +1,264 @@
+//! The server's side of the opening handshake (RFC 6455 §4.2).
+
+use super::{ExtensionOffer, HandshakeLimits, Response, accept_key, has_token, list_items};
+use crate::error::MisuseError;
+use base64::Engine as _;
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+
+/// Reads a handshake request from bytes that arrive in any split.
+///
+/// ```
+/// use herald_proto::handshake::{Accept, RequestReader};
+///
+/// let mut reader = RequestReader::default();
+/// reader.receive(b"GET /chat?groupId=1234 HTTP/1.1\r\nHost: example.com\r\n");
+/// assert!(reader.poll_request().unwrap().is_none());
+/// reader.receive(b"Upgrade: websocket\r\nConnection: Upgrade\r\n\
+///     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+/// let request = reader.poll_request().unwrap().unwrap();
+/// assert_eq!(request.query(), Some("groupId=1234"));
+/// let response = request.accept(Accept::default()).unwrap();
+/// assert!(response.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+/// ```
+#[derive(Debug, Default)]
+pub struct RequestReader {
+    buf: BytesMut,
+    limits: HandshakeLimits,
+    head_len: usize,
+}
+
+impl RequestReader {
+    /// A reader with `limits`.
+    pub fn new(limits: HandshakeLimits) -> Self {
+        Self {
+            buf: BytesMut::new(),
+            limits,
+            head_len: 0,
+        }
+    }
+
+    /// Appends bytes read from the transport.
+    pub fn receive(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The buffer [`receive`](Self::receive) appends to, for drivers that read into it directly.
+    pub fn read_buffer(&mut self) -> &mut BytesMut {
+        &mut self.buf
+    }
+
+    /// Parses the request once its head has arrived and checks it against RFC 6455 §4.2.1.
+    ///
+    /// # Errors
+    /// The refusal to write back: 400 for a malformed request, 405 for a method other than
+    /// GET, 426 for a request that is not a WebSocket upgrade or not version 13, 431 for a head
+    /// over the limits.
+    pub fn poll_request(&mut self) -> Result<Option<Request>, Response> {
+        let mut storage = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
+        let mut parsed = httparse::Request::new(&mut storage);
+        let status = match parsed.parse(&self.buf) {
+            Ok(status) => status,
+            Err(httparse::Error::TooManyHeaders) => return Err(too_large("too many headers")),
+            Err(e) => return Err(bad_request(&format!("malformed request: {e}"))),
+        };
+        let head_len = match status {
+            httparse::Status::Complete(n) => n,
+            httparse::Status::Partial if self.buf.len() > self.limits.max_head_size => {
+                return Err(too_large("request head too large"));
+            }
+            httparse::Status::Partial => return Ok(None),
+        };
+        if head_len > self.limits.max_head_size {
+            return Err(too_large("request head too large"));
+        }
+        self.head_len = head_len;
+        Request::validate(&parsed).map(Some)
+    }
+
+    /// The bytes after the request head: frames the client sent without waiting. Feed them to
+    /// the connection.
+    pub fn into_remaining(mut self) -> BytesMut {
+        self.buf.split_off(self.head_len.min(self.buf.len()))
+    }
+}
+
+fn bad_request(reason: &str) -> Response {
+    Response::text(StatusCode::BAD_REQUEST, reason)
+}
+
+fn too_large(reason: &str) -> Response {
+    Response::text(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, reason)
+}
+
+/// A valid handshake request, waiting for the application to accept or reject it.
+#[derive(Clone, Debug)]
+pub struct Request {
+    uri: Uri,
+    headers: HeaderMap,
+    key: HeaderValue,
+    subprotocols: Vec<String>,
+    extensions: Vec<ExtensionOffer>,
+}
+
+impl Request {
+    fn validate(parsed: &httparse::Request<'_, '_>) -> Result<Self, Response> {
+        // RFC 6455 §4.2.1, items 1–6, in order.
+        if parsed.method != Some("GET") {
+            return Err(Response::text(StatusCode::METHOD_NOT_ALLOWED, "only GET can upgrade")
+                .with_header(header::ALLOW, "GET"));
+        }
+        if parsed.version != Some(1) {
+            return Err(bad_request("HTTP/1.1 or later required"));
+        }
+        let uri: Uri = parsed
+            .path
+            .unwrap_or("/")
+            .parse()
+            .map_err(|_| bad_request("invalid request target"))?;
+        let headers = super::to_header_map(parsed.headers)
+            .ok_or_else(|| bad_request("invalid header"))?;
+        if headers.get_all(header::HOST).iter().count() != 1 {
+            return Err(bad_request("exactly one Host header required"));
+        }
+        if !has_token(&headers, header::UPGRADE, "websocket")
+            || !has_token(&headers, header::CONNECTION, "upgrade")
+        {
+            return Err(upgrade_required("WebSocket upgrade required")
+                .with_header(header::UPGRADE, "websocket")
+                .with_header(header::CONNECTION, "Upgrade"));
+        }
+        let key = single(&headers, header::SEC_WEBSOCKET_KEY)
+            .filter(|k| decodes_to_16_bytes(k.as_bytes()))
+            .ok_or_else(|| bad_request("invalid Sec-WebSocket-Key"))?
+            .clone();
+        if single(&headers, header::SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13")
+        {
+            return Err(upgrade_required("unsupported WebSocket version")
+                .with_header(header::SEC_WEBSOCKET_VERSION, "13"));
+        }
+        let subprotocols = list_items(&headers, header::SEC_WEBSOCKET_PROTOCOL)
+            .map(str::to_owned)
+            .collect();
+        let extensions = ExtensionOffer::parse_all(&headers);
+        Ok(Self {
+            uri,
+            headers,
+            key,
+            subprotocols,
+            extensions,
+        })
+    }
+
+    /// The request target.
+    pub fn uri(&self) -> &Uri {
+        &self.uri
+    }
+
+    /// The path of the request target.
+    pub fn path(&self) -> &str {
+        self.uri.path()
+    }
+
+    /// The query of the request target, without `?`.
+    pub fn query(&self) -> Option<&str> {
+        self.uri.query()
+    }
+
+    /// All headers, as sent.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The `Origin` header (RFC 6455 §4.2.1 item 7, §10.2), if present and valid text.
+    pub fn origin(&self) -> Option<&str> {
+        self.headers.get(header::ORIGIN)?.to_str().ok()
+    }
+
+    /// The cookies of every `Cookie` header, as name and value.
+    pub fn cookies(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers
+            .get_all(header::COOKIE)
+            .into_iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+    }
+
+    /// The subprotocols offered in `Sec-WebSocket-Protocol`, in the client's order of preference.
+    pub fn subprotocols(&self) -> &[String] {
+        &self.subprotocols
+    }
+
+    /// The extensions offered in `Sec-WebSocket-Extensions`, in order.
+    pub fn extensions(&self) -> &[ExtensionOffer] {
+        &self.extensions
+    }
+
+    /// The 101 response that completes the handshake.
+    ///
+    /// # Errors
+    /// [`MisuseError::SubprotocolNotOffered`] when `accept.subprotocol` was not offered
+    /// (RFC 6455 §4.2.2 item 5.4).
+    pub fn accept(&self, accept: Accept) -> Result<Bytes, MisuseError> {
+        let mut out = BytesMut::with_capacity(160);
+        out.put_slice(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
+        out.put_slice(accept_key(self.key.as_bytes()).as_bytes());
+        out.put_slice(b"\r\n");
+        if let Some(protocol) = &accept.subprotocol {
+            if !self.subprotocols.iter().any(|p| p == protocol) {
+                return Err(MisuseError::SubprotocolNotOffered);
+            }
+            put_header(&mut out, "Sec-WebSocket-Protocol", protocol)?;
+        }
+        if let Some(extensions) = &accept.extensions {
+            put_header(&mut out, "Sec-WebSocket-Extensions", extensions)?;
+        }
+        super::write_headers(&mut out, &accept.headers);
+        out.put_slice(b"\r\n");
+        Ok(out.freeze())
+    }
+
+    /// A refusal with any status, headers and body (401, 403, ...), as bytes to write.
+    pub fn reject(&self, response: &Response) -> Bytes {
+        response.encode()
+    }
+}
+
+fn upgrade_required(reason: &str) -> Response {
+    Response::text(StatusCode::UPGRADE_REQUIRED, reason)
+}
+
+fn single(headers: &HeaderMap, name: header::HeaderName) -> Option<&HeaderValue> {
+    let mut values = headers.get_all(name).into_iter();
+    let first = values.next()?;
+    values.next().is_none().then_some(first)
+}
+
+fn decodes_to_16_bytes(key: &[u8]) -> bool {
+    let mut out = [0u8; 18];
+    matches!(
+        base64::engine::general_purpose::STANDARD.decode_slice(key, &mut out),
+        Ok(16)
+    )
+}
+
+fn put_header(out: &mut BytesMut, name: &str, value: &str) -> Result<(), MisuseError> {
+    HeaderValue::from_str(value).map_err(|_| MisuseError::InvalidHeader)?;
+    out.put_slice(name.as_bytes());
+    out.put_slice(b": ");
+    out.put_slice(value.as_bytes());
+    out.put_slice(b"\r\n");
+    Ok(())
+}
+
+/// How the application accepts a request.
+#[derive(Clone, Debug, Default)]
+pub struct Accept {
+    /// The subprotocol chosen among the offered ones (`Sec-WebSocket-Protocol`).
+    pub subprotocol: Option<String>,
+    /// The `Sec-WebSocket-Extensions` answer, for negotiated extensions.
+    pub extensions: Option<String>,
+    /// Extra headers, such as `Set-Cookie`.
+    pub headers: HeaderMap,
+}

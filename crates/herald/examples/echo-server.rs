@@ -1,0 +1,46 @@
+//! An echo server: every text and binary message comes back unchanged.
+//!
+//! `cargo run --release -p herald --example echo-server -- 127.0.0.1:9001`
+//! (the `WORKERS` environment variable sets the tokio worker threads, default 1).
+#![allow(clippy::print_stdout)]
+
+use herald::Message;
+use std::io::Write;
+use tokio::net::TcpListener;
+
+fn main() -> std::io::Result<()> {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9001".into());
+    let workers = std::env::var("WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(1);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()?
+        .block_on(serve(&addr))
+}
+
+async fn serve(addr: &str) -> std::io::Result<()> {
+    let listener = TcpListener::bind(addr).await?;
+    println!("listening on {}", listener.local_addr()?);
+    std::io::stdout().flush()?;
+    loop {
+        let (tcp, _) = listener.accept().await?;
+        tcp.set_nodelay(true)?;
+        tokio::spawn(async move {
+            let Ok(mut ws) = herald::accept(tcp).await else {
+                return;
+            };
+            // `feed` queues without flushing; the next `recv` writes every queued echo in one
+            // vectored write before it waits for input.
+            while let Some(Ok(message)) = ws.recv().await {
+                if message.is_data() && ws.feed(message).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+}

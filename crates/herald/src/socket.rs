@@ -1,0 +1,379 @@
+//! The WebSocket type: a [`Stream`] of received messages and a [`Sink`] of messages to send.
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::keepalive::{Due, Keepalive};
+use crate::message::Message;
+use bytes::{Bytes, BytesMut};
+use futures_core::Stream;
+use futures_sink::Sink;
+use herald_proto::{CloseCode, Closed, Connection, Event, Role};
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Sleep;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Open,
+    /// The connection ended; what is queued is being written and the transport closed.
+    Closing,
+    /// The final item was returned.
+    Finished,
+}
+
+/// A WebSocket connection over any transport `S`.
+///
+/// - Receive with [`recv`](Self::recv) or as a [`Stream`]; Pings are answered by themselves.
+///   The last item is [`Message::Close`] (or an error), then the stream ends.
+/// - Send with [`send`](Self::send) or as a [`Sink`]. Sends are batched: `feed` queues, the
+///   next flush (or the next wait for input) writes everything queued in one vectored write.
+///   While [`Config::max_write_buffer_size`] bytes are queued, sending waits (back-pressure).
+/// - [`split`](Self::split) gives a reader and a writer for two tasks.
+///
+/// The stream must be polled for Pongs, keepalive and the closing handshake to progress.
+pub struct WebSocket<S> {
+    io: S,
+    conn: Connection,
+    phase: Phase,
+    read_buffer_size: usize,
+    write_buffer_size: usize,
+    max_write_buffer_size: usize,
+    close_timeout: std::time::Duration,
+    keepalive: Option<Keepalive>,
+    close_timer: Option<Pin<Box<Sleep>>>,
+    closed: Option<Closed>,
+    eof: bool,
+}
+
+impl<S> std::fmt::Debug for WebSocket<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocket")
+            .field("conn", &self.conn)
+            .field("phase", &self.phase)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The RFC 6455 §5.3 masking source for clients: the thread-local, OS-seeded CSPRNG.
+pub(crate) fn os_entropy() -> Box<dyn herald_proto::Entropy> {
+    Box::new(|dst: &mut [u8]| rand::fill(dst))
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
+    /// Wraps a transport on which the opening handshake already happened (e.g. an HTTP
+    /// upgrade done elsewhere). `buffered` holds bytes already read past the handshake.
+    pub fn from_upgraded(io: S, role: Role, config: &Config, buffered: BytesMut) -> Self {
+        let mut conn = match role {
+            Role::Server => Connection::server(config.protocol.clone()),
+            Role::Client => Connection::client(config.protocol.clone(), os_entropy()),
+        };
+        if !buffered.is_empty() {
+            *conn.read_buffer() = buffered;
+        }
+        Self {
+            io,
+            conn,
+            phase: Phase::Open,
+            read_buffer_size: config.read_buffer_size.max(64),
+            write_buffer_size: config.write_buffer_size,
+            max_write_buffer_size: config.max_write_buffer_size.max(1),
+            close_timeout: config.close_timeout,
+            keepalive: config
+                .keepalive_interval
+                .map(|interval| Keepalive::new(interval, config.keepalive_timeout)),
+            close_timer: None,
+            closed: None,
+            eof: false,
+        }
+    }
+
+    /// The next message, or `None` after the last one.
+    pub async fn recv(&mut self) -> Option<Result<Message>> {
+        futures_util::StreamExt::next(self).await
+    }
+
+    /// Sends a message and flushes it.
+    ///
+    /// # Errors
+    /// [`Error::Misuse`] after a Close was sent; [`Error::Io`] when the transport failed.
+    pub async fn send(&mut self, message: Message) -> Result<()> {
+        futures_util::SinkExt::send(self, message).await
+    }
+
+    /// Queues a message without flushing: it leaves with the next flush, or when the
+    /// connection next waits for input. Waits while the write buffer is full.
+    ///
+    /// # Errors
+    /// As for [`send`](Self::send).
+    pub async fn feed(&mut self, message: Message) -> Result<()> {
+        futures_util::SinkExt::feed(self, message).await
+    }
+
+    /// Writes out everything queued.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the transport failed.
+    pub async fn flush(&mut self) -> Result<()> {
+        futures_util::SinkExt::flush(self).await
+    }
+
+    /// Closes with `code` and `reason`, then reads until the peer answers (dropping data that
+    /// arrives meanwhile) or the close timeout passes. Returns how the connection ended.
+    ///
+    /// # Errors
+    /// [`Error::Misuse`] for a code that may not be sent or a reason over 123 bytes.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<Closed> {
+        if self.conn.can_send() {
+            self.conn.close(code, reason)?;
+        }
+        while self.recv().await.is_some() {}
+        Ok(self.closed.clone().unwrap_or_else(|| Closed {
+            initiator: herald_proto::Initiator::Local,
+            sent: None,
+            received: None,
+            error: None,
+        }))
+    }
+
+    /// How the connection ended, once it has: who closed, the code, the reason, whether cleanly.
+    pub fn closed(&self) -> Option<&Closed> {
+        self.closed.as_ref()
+    }
+
+    /// The protocol state machine (read-only).
+    pub fn protocol(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The transport.
+    pub fn get_ref(&self) -> &S {
+        &self.io
+    }
+
+    /// Splits into a reader and a writer that two tasks can use at once.
+    pub fn split(self) -> (crate::split::Reader<S>, crate::split::Writer<S>) {
+        crate::split::split(self)
+    }
+
+    // ---- writing ----------------------------------------------------------------------------
+
+    /// Writes the transmit queue until it is empty, then flushes the transport.
+    fn poll_write_queued(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let Self { io, conn, .. } = self;
+        while conn.transmit_len() > 0 {
+            let mut slices = [IoSlice::new(&[]); 32];
+            let n = conn.transmit_chunks(&mut slices);
+            let written = ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n]))?;
+            if written == 0 {
+                return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+            }
+            conn.transmit_advance(written);
+        }
+        Pin::new(io).poll_flush(cx)
+    }
+
+    // ---- reading ----------------------------------------------------------------------------
+
+    fn poll_read_more(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
+        let want = self.conn.read_hint().max(self.read_buffer_size);
+        let buf = self.conn.read_buffer();
+        buf.reserve(want);
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, buf)
+    }
+
+    fn on_event(&mut self, event: Event) -> Option<Message> {
+        match event {
+            Event::Message(message) => Some(message.into()),
+            Event::Ping(payload) => Some(Message::Ping(payload)),
+            Event::Pong(payload) => Some(Message::Pong(payload)),
+            Event::Closed(closed) => {
+                self.closed = Some(closed);
+                self.phase = Phase::Closing;
+                None
+            }
+        }
+    }
+
+    /// Timers while open: the close deadline once a Close was sent, and keepalive.
+    fn poll_timers(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        if !self.conn.can_send() {
+            let timeout = self.close_timeout;
+            let timer = self
+                .close_timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+            if timer.as_mut().poll(cx).is_ready() {
+                // The peer never answered our Close: give up on it (1006).
+                self.conn.receive_eof();
+                return Poll::Ready(Ok(()));
+            }
+        }
+        if let Some(keepalive) = &mut self.keepalive {
+            match keepalive.poll(cx) {
+                Poll::Ready(Due::Ping) => {
+                    // Ignored when closing: the close timer takes over then.
+                    let _ = self.conn.ping(Bytes::from_static(b"herald-keepalive"));
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Ready(Due::TimedOut) => {
+                    let _ = self.conn.close(CloseCode::INTERNAL_ERROR, "keepalive timeout");
+                    self.conn.receive_eof();
+                    return Poll::Ready(Err(Error::KeepaliveTimeout));
+                }
+                Poll::Pending => {}
+            }
+        }
+        Poll::Pending
+    }
+
+    fn poll_open(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message>>> {
+        loop {
+            if let Some(event) = self.conn.poll_event() {
+                match self.on_event(event) {
+                    Some(message) => return Poll::Ready(Some(Ok(message))),
+                    None => return Poll::Ready(None),
+                }
+            }
+            // Whatever is queued (replies, batched sends) leaves before we wait for input.
+            if let Poll::Ready(Err(e)) = self.poll_write_queued(cx) {
+                return self.transport_failed(e);
+            }
+            match self.poll_timers(cx) {
+                Poll::Ready(Ok(())) => continue,
+                Poll::Ready(Err(e)) => {
+                    self.drain_closed_event();
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Pending => {}
+            }
+            match ready!(self.poll_read_more(cx)) {
+                Ok(0) => {
+                    self.eof = true;
+                    self.conn.receive_eof();
+                }
+                Ok(_) => {
+                    if let Some(keepalive) = &mut self.keepalive {
+                        keepalive.heard();
+                    }
+                }
+                Err(e) => return self.transport_failed(e),
+            }
+        }
+    }
+
+    fn drain_closed_event(&mut self) {
+        while let Some(event) = self.conn.poll_event() {
+            self.on_event(event);
+        }
+        self.phase = Phase::Finished;
+    }
+
+    fn transport_failed(&mut self, e: std::io::Error) -> Poll<Option<Result<Message>>> {
+        self.conn.receive_eof();
+        self.drain_closed_event();
+        Poll::Ready(Some(Err(Error::Io(e))))
+    }
+
+    /// After the connection ended: write what is queued (the Close), then close the transport
+    /// (server, or after a failure) or wait for the server to close it (client, RFC 6455 §7.1.1).
+    fn poll_closing(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message>>> {
+        let timeout = self.close_timeout;
+        let timer = self
+            .close_timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        let timed_out = timer.as_mut().poll(cx).is_ready();
+        if !timed_out {
+            if let Poll::Pending = self.poll_write_queued(cx) {
+                return Poll::Pending;
+            }
+            if self.conn.should_close_transport() {
+                ready!(Pin::new(&mut self.io).poll_shutdown(cx)).ok();
+            } else {
+                while !self.eof {
+                    match ready!(self.poll_discard(cx)) {
+                        Ok(0) | Err(_) => self.eof = true,
+                        Ok(_) => {}
+                    }
+                }
+            }
+        }
+        self.phase = Phase::Finished;
+        let closed = self.closed.as_ref();
+        Poll::Ready(Some(match closed.and_then(|c| c.error.clone()) {
+            Some(error) => Err(Error::Protocol(error)),
+            None => Ok(Message::Close(closed.and_then(|c| c.received.clone()))),
+        }))
+    }
+
+    fn poll_discard(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
+        let mut scratch = [0u8; 512];
+        let mut buf = tokio::io::ReadBuf::new(&mut scratch);
+        ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf))?;
+        Poll::Ready(Ok(buf.filled().len()))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
+    type Item = Result<Message>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            match this.phase {
+                Phase::Open => match ready!(this.poll_open(cx)) {
+                    Some(item) => return Poll::Ready(Some(item)),
+                    None => continue,
+                },
+                Phase::Closing => return this.poll_closing(cx),
+                Phase::Finished => return Poll::Ready(None),
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
+    type Error = Error;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = &mut *self;
+        if this.conn.transmit_len() >= this.write_buffer_size {
+            match this.poll_write_queued(cx) {
+                Poll::Ready(result) => result?,
+                Poll::Pending if this.conn.transmit_len() >= this.max_write_buffer_size => {
+                    return Poll::Pending;
+                }
+                Poll::Pending => {}
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, message: Message) -> Result<()> {
+        let conn = &mut self.conn;
+        match message {
+            Message::Text(text) => conn.send_text(text)?,
+            Message::Binary(data) => conn.send_binary(data)?,
+            Message::Ping(payload) => conn.ping(payload)?,
+            Message::Pong(payload) => conn.pong(payload)?,
+            Message::Close(frame) => {
+                let (code, reason) = frame.map_or((CloseCode::NORMAL, Default::default()), |f| {
+                    (f.code, f.reason)
+                });
+                conn.close(code, &reason)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        Poll::Ready(Ok(ready!(self.poll_write_queued(cx))?))
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        if self.conn.can_send() {
+            self.conn.close(CloseCode::NORMAL, "")?;
+        }
+        Poll::Ready(Ok(ready!(self.poll_write_queued(cx))?))
+    }
+}
