@@ -4,7 +4,6 @@
 //! (the `WORKERS` environment variable sets the tokio worker threads, default 1).
 #![allow(clippy::print_stdout)]
 
-use herald::Message;
 use std::io::Write;
 use tokio::net::TcpListener;
 

@@ -111,6 +111,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         futures_util::SinkExt::feed(self, message).await
     }
 
+    /// Sends a Text or Binary message as fragments of at most `fragment_size` bytes
+    /// (RFC 6455 §5.4), then flushes. A text message may be cut inside a code point: the peer
+    /// validates the whole.
+    ///
+    /// # Errors
+    /// [`Error::Misuse`] for a control message or after a Close was sent; [`Error::Io`].
+    pub async fn send_fragmented(&mut self, message: Message, fragment_size: usize) -> Result<()> {
+        let (opcode, payload) = match message {
+            Message::Text(text) => (herald_proto::Opcode::Text, text.into_bytes()),
+            Message::Binary(data) => (herald_proto::Opcode::Binary, data),
+            _ => return Err(herald_proto::MisuseError::InvalidFragment.into()),
+        };
+        let step = fragment_size.max(1);
+        let mut offset = 0;
+        let mut opcode = opcode;
+        loop {
+            std::future::poll_fn(|cx| Pin::new(&mut *self).poll_ready(cx)).await?;
+            let end = (offset + step).min(payload.len());
+            let fin = end == payload.len();
+            self.conn.send_frame(opcode, fin, payload.slice(offset..end))?;
+            if fin {
+                return self.flush().await;
+            }
+            opcode = herald_proto::Opcode::Continuation;
+            offset = end;
+        }
+    }
+
     /// Writes out everything queued.
     ///
     /// # Errors

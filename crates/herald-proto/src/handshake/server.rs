@@ -103,14 +103,14 @@ pub struct Request {
 
 impl Request {
     fn validate(parsed: &httparse::Request<'_, '_>) -> Result<Self, Response> {
-        // RFC 6455 §4.2.1, items 1–6, in order.
-        if parsed.method != Some("GET") {
-            return Err(Response::text(StatusCode::METHOD_NOT_ALLOWED, "only GET can upgrade")
-                .with_header(header::ALLOW, "GET"));
-        }
-        if parsed.version != Some(1) {
-            return Err(bad_request("HTTP/1.1 or later required"));
-        }
+        let method = match parsed.method {
+            Some("GET") => http::Method::GET,
+            _ => http::Method::POST,
+        };
+        let version = match parsed.version {
+            Some(1) => http::Version::HTTP_11,
+            _ => http::Version::HTTP_10,
+        };
         let uri: Uri = parsed
             .path
             .unwrap_or("/")
@@ -118,6 +118,28 @@ impl Request {
             .map_err(|_| bad_request("invalid request target"))?;
         let headers = super::to_header_map(parsed.headers)
             .ok_or_else(|| bad_request("invalid header"))?;
+        Self::from_http(&method, version, uri, headers)
+    }
+
+    /// Checks a request that an HTTP server already parsed (an upgrade from hyper or axum)
+    /// against RFC 6455 §4.2.1.
+    ///
+    /// # Errors
+    /// The refusal to send, as for [`RequestReader::poll_request`].
+    pub fn from_http(
+        method: &http::Method,
+        version: http::Version,
+        uri: Uri,
+        headers: HeaderMap,
+    ) -> Result<Self, Response> {
+        // RFC 6455 §4.2.1, items 1–6, in order.
+        if method != http::Method::GET {
+            return Err(Response::text(StatusCode::METHOD_NOT_ALLOWED, "only GET can upgrade")
+                .with_header(header::ALLOW, "GET"));
+        }
+        if version != http::Version::HTTP_11 {
+            return Err(bad_request("HTTP/1.1 required"));
+        }
         if headers.get_all(header::HOST).iter().count() != 1 {
             return Err(bad_request("exactly one Host header required"));
         }

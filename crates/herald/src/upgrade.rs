@@ -1,0 +1,146 @@
+//! Serving a Herald WebSocket from an axum 0.8 route (hyper 1.x upgrade), behind the `axum`
+//! feature.
+//!
+//! ```no_run
+//! use axum::{Router, routing::get, response::Response};
+//! use herald::upgrade::WebSocketUpgrade;
+//!
+//! async fn chat(upgrade: WebSocketUpgrade) -> Response {
+//!     upgrade.on_upgrade(|mut ws| async move {
+//!         while let Some(Ok(message)) = ws.recv().await {
+//!             if message.is_data() && ws.send(message).await.is_err() {
+//!                 break;
+//!             }
+//!         }
+//!     })
+//! }
+//!
+//! # async fn run() {
+//! let app: Router = Router::new().route("/chat", get(chat));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await.unwrap();
+//! axum::serve(listener, app).await.unwrap();
+//! # }
+//! ```
+
+use crate::config::Config;
+use crate::socket::WebSocket;
+use axum::body::Body;
+use axum::extract::FromRequestParts;
+use axum::response::{IntoResponse, Response};
+use herald_proto::Role;
+use herald_proto::handshake::{Request, accept_key};
+use http::{HeaderValue, StatusCode, header, request::Parts};
+use hyper_util::rt::TokioIo;
+use std::future::Future;
+
+/// The transport of an upgraded hyper connection.
+pub type UpgradedIo = TokioIo<hyper::upgrade::Upgraded>;
+
+/// An axum extractor for a WebSocket handshake, checked by herald-proto (RFC 6455 §4.2.1).
+#[derive(Debug)]
+pub struct WebSocketUpgrade {
+    request: Request,
+    on_upgrade: hyper::upgrade::OnUpgrade,
+    protocol: Option<String>,
+    config: Config,
+}
+
+/// The refusal of a request that is not a valid WebSocket handshake (400, 405, 426).
+#[derive(Debug)]
+pub struct UpgradeRejection(herald_proto::handshake::Response);
+
+impl IntoResponse for UpgradeRejection {
+    fn into_response(self) -> Response {
+        let mut response = Response::new(Body::from(self.0.body));
+        *response.status_mut() = self.0.status;
+        *response.headers_mut() = self.0.headers;
+        response
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
+    type Rejection = UpgradeRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let request = Request::from_http(
+            &parts.method,
+            parts.version,
+            parts.uri.clone(),
+            parts.headers.clone(),
+        )
+        .map_err(UpgradeRejection)?;
+        let on_upgrade = parts
+            .extensions
+            .remove::<hyper::upgrade::OnUpgrade>()
+            .ok_or_else(|| {
+                UpgradeRejection(herald_proto::handshake::Response::text(
+                    StatusCode::UPGRADE_REQUIRED,
+                    "connection cannot be upgraded",
+                ))
+            })?;
+        Ok(Self {
+            request,
+            on_upgrade,
+            protocol: None,
+            config: Config::default(),
+        })
+    }
+}
+
+impl WebSocketUpgrade {
+    /// The handshake request: path, query, headers, Origin, cookies, offered subprotocols.
+    pub fn request(&self) -> &Request {
+        &self.request
+    }
+
+    /// Chooses the first of `supported` that the client offered, if any.
+    pub fn protocols<I: IntoIterator<Item = &'static str>>(mut self, supported: I) -> Self {
+        let offered = self.request.subprotocols();
+        self.protocol = supported
+            .into_iter()
+            .find(|p| offered.iter().any(|o| o == p))
+            .map(str::to_owned);
+        self
+    }
+
+    /// Connection settings.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Answers 101 and runs `callback` with the WebSocket once hyper hands over the connection.
+    pub fn on_upgrade<F, Fut>(self, callback: F) -> Response
+    where
+        F: FnOnce(WebSocket<UpgradedIo>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let key = self
+            .request
+            .headers()
+            .get(header::SEC_WEBSOCKET_KEY)
+            .map(|k| accept_key(k.as_bytes()))
+            .unwrap_or_default();
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let headers = response.headers_mut();
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        if let Ok(accept) = HeaderValue::from_str(&key) {
+            headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+        }
+        if let Some(protocol) = self.protocol.as_deref().and_then(|p| HeaderValue::from_str(p).ok()) {
+            headers.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
+        }
+        let config = self.config;
+        let on_upgrade = self.on_upgrade;
+        tokio::spawn(async move {
+            if let Ok(upgraded) = on_upgrade.await {
+                let io = TokioIo::new(upgraded);
+                let ws = WebSocket::from_upgraded(io, Role::Server, &config, Default::default());
+                callback(ws).await;
+            }
+        });
+        response
+    }
+}
