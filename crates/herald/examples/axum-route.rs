@@ -20,9 +20,14 @@ async fn echo(upgrade: WebSocketUpgrade) -> Response {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:3000".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:3000".into());
     let app = Router::new()
-        .route("/", get(|| async { "Herald over axum: WebSocket echo at /ws\n" }))
+        .route(
+            "/",
+            get(|| async { "Herald over axum: WebSocket echo at /ws\n" }),
+        )
         .route("/ws", get(echo));
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("listening on {}", listener.local_addr()?);

@@ -10,7 +10,9 @@ use tokio::sync::broadcast;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9002".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9002".into());
     let listener = TcpListener::bind(addr).await?;
     println!("listening on {}", listener.local_addr()?);
     // A bounded channel: a client that falls 1024 messages behind skips what it missed.
@@ -19,7 +21,9 @@ async fn main() -> std::io::Result<()> {
         let (tcp, peer) = listener.accept().await?;
         let tx = tx.clone();
         tokio::spawn(async move {
-            let Ok(ws) = herald::accept(tcp).await else { return };
+            let Ok(ws) = herald::accept(tcp).await else {
+                return;
+            };
             let (mut reader, mut writer) = ws.split();
             let mut rx = tx.subscribe();
             let forward = tokio::spawn(async move {

@@ -8,9 +8,14 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 #[tokio::main]
 async fn main() -> herald::Result<()> {
-    let url = std::env::args().nth(1).unwrap_or_else(|| "ws://127.0.0.1:9001".into());
+    let url = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "ws://127.0.0.1:9001".into());
     let (ws, accepted) = herald::connect(&url).await?;
-    println!("connected to {url} (subprotocol: {:?})", accepted.subprotocol);
+    println!(
+        "connected to {url} (subprotocol: {:?})",
+        accepted.subprotocol
+    );
     let (mut reader, mut writer) = ws.split();
     let printer = tokio::spawn(async move {
         while let Some(message) = reader.recv().await {

@@ -120,10 +120,9 @@ impl ClientBuilder {
             Some(config) => config.clone(),
             None => crate::tls::client_config(&[])?,
         };
-        let name = tokio_rustls::rustls::pki_types::ServerName::try_from(
-            self.request.host().to_owned(),
-        )
-        .map_err(|e| Error::Tls(e.to_string()))?;
+        let name =
+            tokio_rustls::rustls::pki_types::ServerName::try_from(self.request.host().to_owned())
+                .map_err(|e| Error::Tls(e.to_string()))?;
         let connector = tokio_rustls::TlsConnector::from(config);
         let tls = tokio::time::timeout(self.connect_timeout, connector.connect(name, tcp))
             .await

@@ -37,7 +37,11 @@ where
             let buf = reader.read_buffer();
             buf.reserve(1024);
             match io.read_buf(buf).await {
-                Ok(0) => return Err(Stop::Fail(Error::Io(std::io::ErrorKind::UnexpectedEof.into()))),
+                Ok(0) => {
+                    return Err(Stop::Fail(Error::Io(
+                        std::io::ErrorKind::UnexpectedEof.into(),
+                    )));
+                }
                 Ok(_) => {}
                 Err(e) => return Err(Stop::Fail(e.into())),
             }
@@ -85,7 +89,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Incoming<S> {
         let response = self.request.accept(accept)?;
         self.io.write_all(&response).await?;
         let buffered = self.reader.into_remaining();
-        Ok(WebSocket::from_upgraded(self.io, Role::Server, &self.config, buffered))
+        Ok(WebSocket::from_upgraded(
+            self.io,
+            Role::Server,
+            &self.config,
+            buffered,
+        ))
     }
 
     /// Refuses the handshake with `response` (401, 403, ...) and closes the transport.

@@ -130,7 +130,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             std::future::poll_fn(|cx| Pin::new(&mut *self).poll_ready(cx)).await?;
             let end = (offset + step).min(payload.len());
             let fin = end == payload.len();
-            self.conn.send_frame(opcode, fin, payload.slice(offset..end))?;
+            self.conn
+                .send_frame(opcode, fin, payload.slice(offset..end))?;
             if fin {
                 return self.flush().await;
             }
@@ -245,7 +246,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     return Poll::Ready(Ok(()));
                 }
                 Poll::Ready(Due::TimedOut) => {
-                    let _ = self.conn.close(CloseCode::INTERNAL_ERROR, "keepalive timeout");
+                    let _ = self
+                        .conn
+                        .close(CloseCode::INTERNAL_ERROR, "keepalive timeout");
                     self.conn.receive_eof();
                     return Poll::Ready(Err(Error::KeepaliveTimeout));
                 }

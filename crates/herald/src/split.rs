@@ -35,7 +35,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Reader<S> {
     ///
     /// # Errors
     /// Returns both halves when they come from different connections.
-    pub fn reunite(self, writer: Writer<S>) -> std::result::Result<WebSocket<S>, (Self, Writer<S>)> {
+    pub fn reunite(
+        self,
+        writer: Writer<S>,
+    ) -> std::result::Result<WebSocket<S>, (Self, Writer<S>)> {
         self.inner
             .reunite(writer.inner)
             .map_err(|e| (Reader { inner: e.1 }, Writer { inner: e.0 }))
@@ -72,7 +75,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Writer<S> {
     /// # Errors
     /// As for [`WebSocket::send`].
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<()> {
-        self.send(Message::Close(Some(CloseFrame::new(code, reason)))).await
+        self.send(Message::Close(Some(CloseFrame::new(code, reason))))
+            .await
     }
 }
 

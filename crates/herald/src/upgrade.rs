@@ -129,7 +129,11 @@ impl WebSocketUpgrade {
         if let Ok(accept) = HeaderValue::from_str(&key) {
             headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
         }
-        if let Some(protocol) = self.protocol.as_deref().and_then(|p| HeaderValue::from_str(p).ok()) {
+        if let Some(protocol) = self
+            .protocol
+            .as_deref()
+            .and_then(|p| HeaderValue::from_str(p).ok())
+        {
             headers.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
         }
         let config = self.config;
