@@ -315,7 +315,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
         let timed_out = timer.as_mut().poll(cx).is_ready();
         if !timed_out {
-            if let Poll::Pending = self.poll_write_queued(cx) {
+            if self.poll_write_queued(cx).is_pending() {
                 return Poll::Pending;
             }
             if self.conn.should_close_transport() {

@@ -1,5 +1,5 @@
 //! Servers on 127.0.0.1:0 for the integration tests.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use herald::{Config, Message, WebSocket};
 use std::future::Future;
