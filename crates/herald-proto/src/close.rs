@@ -164,7 +164,9 @@ impl Closed {
 
     /// The reason of the received Close frame, or empty.
     pub fn reason(&self) -> &str {
-        self.received.as_ref().map_or("", |frame| frame.reason.as_str())
+        self.received
+            .as_ref()
+            .map_or("", |frame| frame.reason.as_str())
     }
 
     /// Whether both endpoints sent a Close frame (RFC 6455 §7.1.4, "closed cleanly").

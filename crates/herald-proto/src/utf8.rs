@@ -252,6 +252,9 @@ mod tests {
     #[test]
     fn utf8_bytes_rejects_invalid_input() {
         assert!(Utf8Bytes::try_from_bytes(Bytes::from_static(b"\xce\xba\xe1")).is_err());
-        assert_eq!(Utf8Bytes::try_from_bytes(Bytes::from_static(b"ok")).unwrap(), "ok");
+        assert_eq!(
+            Utf8Bytes::try_from_bytes(Bytes::from_static(b"ok")).unwrap(),
+            "ok"
+        );
     }
 }

@@ -249,8 +249,11 @@ impl Connection {
     /// RFC 6455 §7.1.7: _Fail the WebSocket Connection_.
     fn fail(&mut self, error: ProtocolError) {
         if self.state == State::Open {
-            let reason = Utf8Bytes::from(error.to_string());
-            self.queue_close(CloseFrame::new(error.close_code(), reason));
+            // RFC 6455 §5.5: the Close payload fits in 125 bytes, so the reason is cut at a
+            // character boundary (an extension's message can be longer).
+            let mut reason = error.to_string();
+            reason.truncate(reason.floor_char_boundary(MAX_REASON_LEN));
+            self.queue_close(CloseFrame::new(error.close_code(), Utf8Bytes::from(reason)));
         }
         self.finish(Initiator::Local, None, Some(error));
     }
@@ -325,7 +328,12 @@ impl Connection {
     /// # Errors
     /// [`MisuseError::Closed`] after a Close was sent; [`MisuseError::InvalidFragment`] for a
     /// control opcode or a frame out of sequence.
-    pub fn send_frame(&mut self, opcode: Opcode, fin: bool, payload: Bytes) -> Result<(), MisuseError> {
+    pub fn send_frame(
+        &mut self,
+        opcode: Opcode,
+        fin: bool,
+        payload: Bytes,
+    ) -> Result<(), MisuseError> {
         self.check_open()?;
         let in_sequence = match opcode {
             Opcode::Continuation => self.sending_fragments,
@@ -386,7 +394,11 @@ impl Connection {
     }
 
     fn check_open(&self) -> Result<(), MisuseError> {
-        if self.state == State::Open { Ok(()) } else { Err(MisuseError::Closed) }
+        if self.state == State::Open {
+            Ok(())
+        } else {
+            Err(MisuseError::Closed)
+        }
     }
 
     fn queue_close(&mut self, frame: CloseFrame) {
@@ -462,5 +474,22 @@ impl Connection {
             }
             self.out.advance(written);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! RFC 6455 §5.5 and §7.1.7: the Close frame that fails a connection is a valid control frame.
+    use super::*;
+
+    #[test]
+    fn failure_reason_longer_than_123_bytes_is_cut_at_a_character_boundary() {
+        let message: &'static str = "é".repeat(100).leak();
+        let mut server = Connection::server(Config::default());
+        server.fail(ProtocolError::Extension(message));
+        let mut wire = Vec::new();
+        server.drain_transmit(&mut wire);
+        assert_eq!(wire[..4], [0x88, 124, 0x03, 0xea]);
+        assert_eq!(std::str::from_utf8(&wire[4..]), Ok("é".repeat(61).as_str()));
     }
 }

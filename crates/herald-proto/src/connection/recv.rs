@@ -8,7 +8,7 @@ use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, MAX_HEADER_LEN, Opcode};
 use crate::mask::apply_mask;
 use crate::utf8::{Utf8Bytes, Utf8Validator};
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 /// What the receiving half produced.
 #[derive(Debug)]
@@ -93,7 +93,7 @@ impl Recv {
             Opcode::Continuation => self.message.as_ref().is_some_and(|m| m.text),
             _ => false,
         };
-        let _ = self.buf.split_to(header_len);
+        self.buf.advance(header_len);
         self.frame = Some(InFrame {
             header,
             len,
@@ -177,7 +177,9 @@ impl Recv {
             Opcode::Ping => Some(Incoming::Ping(payload)),
             Opcode::Pong => Some(Incoming::Pong(payload)),
             Opcode::Close => Some(Incoming::Close(CloseFrame::parse(payload)?)),
-            Opcode::Text | Opcode::Binary if h.fin => Some(Incoming::Message(message(f.text, payload))),
+            Opcode::Text | Opcode::Binary if h.fin => {
+                Some(Incoming::Message(message(f.text, payload)))
+            }
             Opcode::Text | Opcode::Binary => {
                 let mut data = BytesMut::with_capacity(payload.len());
                 data.extend_from_slice(&payload);
@@ -185,7 +187,10 @@ impl Recv {
                 None
             }
             Opcode::Continuation => {
-                let mut m = self.message.take().ok_or(ProtocolError::UnexpectedContinuation)?;
+                let mut m = self
+                    .message
+                    .take()
+                    .ok_or(ProtocolError::UnexpectedContinuation)?;
                 m.data.extend_from_slice(&payload);
                 if h.fin {
                     Some(Incoming::Message(message(m.text, m.data.freeze())))

@@ -36,8 +36,14 @@ impl ClientRequest {
             Some("wss") => true,
             _ => return Err(invalid("scheme must be ws or wss")),
         };
-        let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(|| invalid("no host"))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let host = uri
+            .host()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| invalid("no host"))?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
         Ok(Self {
             uri,
@@ -104,7 +110,15 @@ impl ClientRequest {
     }
 
     fn encode(&self, key: &str) -> Bytes {
-        let target = self.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        // RFC 6455 §3: the resource name is "/" for an empty path, then "?" and the query.
+        let path = match self.uri.path() {
+            "" => "/",
+            path => path,
+        };
+        let target = match self.uri.query() {
+            Some(query) => format!("{path}?{query}"),
+            None => path.to_owned(),
+        };
         let mut out = BytesMut::with_capacity(256);
         let mut line = |name: &str, value: &[u8]| {
             out.put_slice(name.as_bytes());
@@ -121,10 +135,16 @@ impl ClientRequest {
             line("Origin", origin.as_bytes());
         }
         if !self.subprotocols.is_empty() {
-            line("Sec-WebSocket-Protocol", self.subprotocols.join(", ").as_bytes());
+            line(
+                "Sec-WebSocket-Protocol",
+                self.subprotocols.join(", ").as_bytes(),
+            );
         }
         if !self.extensions.is_empty() {
-            line("Sec-WebSocket-Extensions", self.extensions.join(", ").as_bytes());
+            line(
+                "Sec-WebSocket-Extensions",
+                self.extensions.join(", ").as_bytes(),
+            );
         }
         for (name, value) in &self.headers {
             line(name.as_str(), value.as_bytes());
@@ -229,13 +249,18 @@ impl ClientHandshake {
         }
         let mut storage = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
         let mut parsed = httparse::Response::new(&mut storage);
-        let status = parsed
-            .parse(&self.buf)
-            .map_err(|e| HandshakeError::Malformed(e.to_string()))?;
+        let status = parsed.parse(&self.buf).map_err(|e| match e {
+            httparse::Error::TooManyHeaders => HandshakeError::TooLarge,
+            e => HandshakeError::Malformed(e.to_string()),
+        })?;
         let head_len = match status {
             httparse::Status::Complete(n) if n <= self.limits.max_head_size => n,
             httparse::Status::Partial if self.buf.len() <= self.limits.max_head_size => {
-                return if self.eof { Err(HandshakeError::Incomplete) } else { Ok(None) };
+                return if self.eof {
+                    Err(HandshakeError::Incomplete)
+                } else {
+                    Ok(None)
+                };
             }
             _ => return Err(HandshakeError::TooLarge),
         };
@@ -252,7 +277,11 @@ impl ClientHandshake {
                 .and_then(|v| v.to_str().ok()?.parse().ok());
             let _ = self.buf.split_to(head_len);
             self.head_len = 0;
-            let response = Response { status, headers, body: Bytes::new() };
+            let response = Response {
+                status,
+                headers,
+                body: Bytes::new(),
+            };
             self.refusal = Some((response, length));
             return self.poll_refusal_body();
         }
@@ -267,7 +296,9 @@ impl ClientHandshake {
         if !has_token(&headers, header::CONNECTION, "upgrade") {
             return invalid("missing Connection: Upgrade");
         }
-        let accept = headers.get(header::SEC_WEBSOCKET_ACCEPT).map(HeaderValue::as_bytes);
+        let accept = headers
+            .get(header::SEC_WEBSOCKET_ACCEPT)
+            .map(HeaderValue::as_bytes);
         if accept != Some(self.expected_accept.as_bytes()) {
             return invalid("wrong Sec-WebSocket-Accept");
         }
@@ -280,11 +311,17 @@ impl ClientHandshake {
         let extensions = ExtensionOffer::parse_all(&headers);
         let raw_count = list_items(&headers, header::SEC_WEBSOCKET_EXTENSIONS).count();
         if extensions.len() != raw_count
-            || extensions.iter().any(|e| !self.offered_extensions.contains(&e.name))
+            || extensions
+                .iter()
+                .any(|e| !self.offered_extensions.contains(&e.name))
         {
             return invalid("extension was not offered");
         }
-        Ok(Accepted { subprotocol, extensions, headers })
+        Ok(Accepted {
+            subprotocol,
+            extensions,
+            headers,
+        })
     }
 
     fn poll_refusal_body(&mut self) -> Result<Option<Accepted>, HandshakeError> {
@@ -306,7 +343,10 @@ impl ClientHandshake {
         let Some((mut response, length)) = self.refusal.take() else {
             return Ok(None);
         };
-        let n = length.unwrap_or(usize::MAX).min(self.limits.max_body_size).min(self.buf.len());
+        let n = length
+            .unwrap_or(usize::MAX)
+            .min(self.limits.max_body_size)
+            .min(self.buf.len());
         response.body = self.buf.split_to(n).freeze();
         Err(HandshakeError::Rejected(Box::new(response)))
     }

@@ -72,9 +72,8 @@ fn unquote(value: &str) -> Option<String> {
 
 fn is_token(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]
@@ -93,7 +92,10 @@ mod tests {
         );
         let offers = ExtensionOffer::parse_all(&headers);
         assert_eq!(offers.len(), 2);
-        assert_eq!(offers[0].params, [("client_max_window_bits".to_owned(), None)]);
+        assert_eq!(
+            offers[0].params,
+            [("client_max_window_bits".to_owned(), None)]
+        );
         assert_eq!(
             offers[1].params,
             [("server_max_window_bits".to_owned(), Some("10".to_owned()))]

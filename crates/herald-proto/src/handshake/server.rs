@@ -116,8 +116,8 @@ impl Request {
             .unwrap_or("/")
             .parse()
             .map_err(|_| bad_request("invalid request target"))?;
-        let headers = super::to_header_map(parsed.headers)
-            .ok_or_else(|| bad_request("invalid header"))?;
+        let headers =
+            super::to_header_map(parsed.headers).ok_or_else(|| bad_request("invalid header"))?;
         Self::from_http(&method, version, uri, headers)
     }
 
@@ -134,8 +134,10 @@ impl Request {
     ) -> Result<Self, Response> {
         // RFC 6455 §4.2.1, items 1–6, in order.
         if method != http::Method::GET {
-            return Err(Response::text(StatusCode::METHOD_NOT_ALLOWED, "only GET can upgrade")
-                .with_header(header::ALLOW, "GET"));
+            return Err(
+                Response::text(StatusCode::METHOD_NOT_ALLOWED, "only GET can upgrade")
+                    .with_header(header::ALLOW, "GET"),
+            );
         }
         if version != http::Version::HTTP_11 {
             return Err(bad_request("HTTP/1.1 required"));
