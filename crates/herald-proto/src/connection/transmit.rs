@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::io::IoSlice;
 
 /// Payloads at least this long are queued by reference instead of copied.
-pub(crate) const SHARE_THRESHOLD: usize = 1024;
+pub(crate) const SHARE_THRESHOLD: usize = 8 << 10;
 
 /// Frames waiting to be written, in order: shared segments, then a tail that small frames are
 /// copied into so that many of them leave in one write.
