@@ -25,8 +25,8 @@ pub struct Config {
     /// Back-pressure: while at least this many bytes are queued, `send` waits for the peer to
     /// read. Default 1 MiB. Memory per connection stays under this plus one message.
     pub max_write_buffer_size: usize,
-    /// Send a Ping after this long without hearing from the peer. Default 20 s; `None` turns
-    /// keepalive off.
+    /// Send a Ping when the peer was silent for a whole interval (so after one to two
+    /// intervals of silence). Default 20 s; `None` turns keepalive off.
     pub keepalive_interval: Option<Duration>,
     /// Close the connection when the peer stays silent this long after a keepalive Ping.
     /// Default 20 s.
