@@ -54,6 +54,9 @@ pub enum ProtocolError {
     /// A Close reason that is not valid UTF-8 (§5.5.1).
     #[error("invalid UTF-8 in close reason")]
     InvalidCloseReason,
+    /// A compressed message that does not inflate (RFC 7692 §7.2.2).
+    #[error("invalid compressed data")]
+    InvalidCompressedData,
     /// An extension reported a fault in a frame it owns (e.g. a corrupt compressed stream).
     #[error("{0}")]
     Extension(&'static str),
@@ -64,7 +67,9 @@ impl ProtocolError {
     pub fn close_code(&self) -> CloseCode {
         match self {
             Self::FrameTooLarge | Self::MessageTooLarge => CloseCode::MESSAGE_TOO_BIG,
-            Self::InvalidUtf8 | Self::InvalidCloseReason => CloseCode::INVALID_PAYLOAD,
+            Self::InvalidUtf8 | Self::InvalidCloseReason | Self::InvalidCompressedData => {
+                CloseCode::INVALID_PAYLOAD
+            }
             _ => CloseCode::PROTOCOL_ERROR,
         }
     }

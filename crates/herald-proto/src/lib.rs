@@ -44,6 +44,7 @@
 pub mod close;
 pub mod config;
 pub mod connection;
+pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod handshake;
@@ -52,7 +53,8 @@ pub mod utf8;
 
 pub use close::{CloseCode, CloseFrame, Closed, Initiator};
 pub use config::{Config, Entropy, Role, SeededEntropy};
-pub use connection::{Connection, Event, Message};
+pub use connection::{Connection, Event, Message, PreparedMessage};
+pub use deflate::{DeflateConfig, DeflateParams};
 pub use error::{HandshakeError, MisuseError, ProtocolError};
 pub use frame::{FrameHeader, Opcode};
 pub use utf8::{Utf8Bytes, Utf8Validator};

@@ -1,7 +1,8 @@
 //! The echo server that the Autobahn TestSuite's fuzzing client tests (`scripts/autobahn`).
 //!
 //! `cargo run --release -p herald --example autobahn-server -- [ADDR]` (default 127.0.0.1:9001).
-//! Limits are raised to the suite's largest messages (16 MiB); keepalive is off.
+//! Limits are raised to the suite's largest messages (16 MiB); keepalive is off;
+//! permessage-deflate is on with the default settings (sections 12 and 13).
 #![allow(clippy::print_stdout)]
 
 use herald::Config;
@@ -18,7 +19,8 @@ async fn main() -> std::io::Result<()> {
     std::io::stdout().flush()?;
     let config = Config::default()
         .max_message_size(64 << 20, 64 << 20)
-        .keepalive(None, std::time::Duration::from_secs(20));
+        .keepalive(None, std::time::Duration::from_secs(20))
+        .deflate(Some(herald::proto::DeflateConfig::default()));
     loop {
         let (tcp, _) = listener.accept().await?;
         tcp.set_nodelay(true)?;

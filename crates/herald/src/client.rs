@@ -4,8 +4,8 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::socket::WebSocket;
 use crate::stream::MaybeTlsStream;
-use herald_proto::Role;
 use herald_proto::handshake::{Accepted, ClientHandshake, ClientRequest};
+use herald_proto::{HandshakeError, Role};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -144,8 +144,12 @@ impl ClientBuilder {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let mut entropy = crate::socket::os_entropy();
+        let mut request = self.request.clone();
+        if let Some(settings) = &self.config.deflate {
+            request = request.extension(herald_proto::deflate::client_offer(settings));
+        }
         let (mut handshake, request) = ClientHandshake::with_limits(
-            &self.request,
+            &request,
             entropy.as_mut(),
             self.config.handshake_limits.clone(),
         );
@@ -168,8 +172,17 @@ impl ClientBuilder {
         let accepted = tokio::time::timeout(self.config.handshake_timeout, exchange)
             .await
             .map_err(|_| Error::HandshakeTimeout)??;
+        let deflate = match (&self.config.deflate, accepted.extensions.as_slice()) {
+            (_, []) => None,
+            // RFC 7692 §7.1: the answer must be one the client can accept, else fail.
+            (Some(settings), [answer]) => Some(
+                herald_proto::deflate::negotiate_client(answer, settings)
+                    .map_err(HandshakeError::InvalidResponse)?,
+            ),
+            _ => return Err(HandshakeError::InvalidResponse("unexpected extensions").into()),
+        };
         let buffered = handshake.into_remaining();
-        let ws = WebSocket::from_upgraded(io, Role::Client, &self.config, buffered);
+        let ws = WebSocket::with_extensions(io, Role::Client, &self.config, buffered, deflate);
         Ok((ws, accepted))
     }
 }

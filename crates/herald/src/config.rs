@@ -31,6 +31,11 @@ pub struct Config {
     /// Close the connection when the peer stays silent this long after a keepalive Ping.
     /// Default 20 s.
     pub keepalive_timeout: Duration,
+    /// permessage-deflate (RFC 7692): `None` (the default) neither offers nor accepts it.
+    /// A server accepts the first offer it can honour; a client offers it and checks the answer.
+    /// Compression state is allocated on a connection's first compressed message (up to about
+    /// 300 KiB at window bits 15, see docs/performance.md).
+    pub deflate: Option<herald_proto::DeflateConfig>,
     /// How long to wait for the peer's Close (and, for a client, for the server to close the
     /// TCP connection) before dropping the connection. Default 5 s.
     pub close_timeout: Duration,
@@ -48,6 +53,7 @@ impl Default for Config {
             keepalive_interval: Some(Duration::from_secs(20)),
             keepalive_timeout: Duration::from_secs(20),
             close_timeout: Duration::from_secs(5),
+            deflate: None,
         }
     }
 }
@@ -79,6 +85,12 @@ impl Config {
     /// Sets the handshake timeout.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Turns permessage-deflate on with `deflate`, or off with `None`.
+    pub fn deflate(mut self, deflate: Option<herald_proto::DeflateConfig>) -> Self {
+        self.deflate = deflate;
         self
     }
 

@@ -57,7 +57,10 @@ pub use split::{Reader, Writer};
 pub use stream::MaybeTlsStream;
 
 pub use bytes::Bytes;
-pub use herald_proto::{self as proto, CloseCode, CloseFrame, Closed, Initiator, Utf8Bytes};
+pub use herald_proto::{
+    self as proto, CloseCode, CloseFrame, Closed, DeflateConfig, Initiator, PreparedMessage,
+    Utf8Bytes,
+};
 pub use http;
 
 /// The opening handshake's types: requests, acceptances, refusals.

@@ -65,10 +65,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Wraps a transport on which the opening handshake already happened (e.g. an HTTP
     /// upgrade done elsewhere). `buffered` holds bytes already read past the handshake.
     pub fn from_upgraded(io: S, role: Role, config: &Config, buffered: BytesMut) -> Self {
+        Self::with_extensions(io, role, config, buffered, None)
+    }
+
+    /// As [`from_upgraded`](Self::from_upgraded), with the permessage-deflate parameters the
+    /// handshake agreed on (they take `config.deflate`'s level and threshold).
+    pub fn with_extensions(
+        io: S,
+        role: Role,
+        config: &Config,
+        buffered: BytesMut,
+        deflate: Option<herald_proto::DeflateParams>,
+    ) -> Self {
         let mut conn = match role {
             Role::Server => Connection::server(config.protocol.clone()),
             Role::Client => Connection::client(config.protocol.clone(), os_entropy()),
         };
+        if let Some(params) = deflate {
+            let settings = config.deflate.clone().unwrap_or_default();
+            conn = conn.with_deflate(params, &settings);
+        }
         if !buffered.is_empty() {
             *conn.read_buffer() = buffered;
         }
@@ -138,6 +154,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             opcode = herald_proto::Opcode::Continuation;
             offset = end;
         }
+    }
+
+    /// Queues a message prepared once for many connections (a broadcast): with
+    /// permessage-deflate and `server_no_context_takeover`, the compressed payload is shared,
+    /// not compressed again. Waits while the write buffer is full; does not flush.
+    ///
+    /// # Errors
+    /// As for [`send`](Self::send).
+    pub async fn feed_prepared(&mut self, prepared: &herald_proto::PreparedMessage) -> Result<()> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_ready(cx)).await?;
+        Ok(self.conn.send_prepared(prepared)?)
     }
 
     /// Writes out everything queued.

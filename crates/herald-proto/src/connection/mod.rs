@@ -1,11 +1,18 @@
 //! The connection state machine (RFC 6455 §5–§7) for either role.
 
+mod prepared;
 mod recv;
 mod transmit;
 
+pub use prepared::PreparedMessage;
+
 use crate::close::{CloseCode, CloseFrame, Closed, Initiator, MAX_REASON_LEN};
 use crate::config::{Config, Entropy, Role};
+use crate::deflate::{Codec, DeflateConfig, DeflateParams};
 use crate::error::{MisuseError, ProtocolError};
+
+/// RSV1 in a frame header: the first frame of a compressed message (RFC 7692 §6).
+const RSV1: u8 = 0b100;
 use crate::frame::{FrameHeader, Opcode};
 use crate::mask::apply_mask;
 use crate::utf8::Utf8Bytes;
@@ -94,6 +101,8 @@ pub struct Connection {
     closed: Option<Closed>,
     finished: bool,
     close_transport: bool,
+    /// permessage-deflate, when negotiated.
+    codec: Option<Box<Codec>>,
     /// The transport ended; what is buffered is still parsed.
     eof: bool,
 }
@@ -134,7 +143,20 @@ impl Connection {
             finished: false,
             close_transport: false,
             eof: false,
+            codec: None,
         }
+    }
+
+    /// Turns on permessage-deflate (RFC 7692) with the parameters the handshake agreed on;
+    /// `config` gives the level and the size below which messages go uncompressed.
+    pub fn with_deflate(mut self, params: DeflateParams, config: &DeflateConfig) -> Self {
+        self.codec = Some(Box::new(Codec::new(params, self.role, config)));
+        self
+    }
+
+    /// The permessage-deflate parameters in force, if it was negotiated.
+    pub fn deflate(&self) -> Option<&DeflateParams> {
+        self.codec.as_deref().map(Codec::params)
     }
 
     /// This endpoint's role.
@@ -195,7 +217,10 @@ impl Connection {
             return None;
         }
         while self.state != State::Closed {
-            match self.recv.poll(self.role, &self.config) {
+            match self
+                .recv
+                .poll(self.role, &self.config, self.codec.as_deref_mut())
+            {
                 Ok(None) if self.eof => self.on_eof(),
                 Ok(None) => return None,
                 Ok(Some(incoming)) => {
@@ -344,7 +369,18 @@ impl Connection {
             return Err(MisuseError::InvalidFragment);
         }
         self.sending_fragments = !fin;
-        self.queue_frame(opcode, fin, payload);
+        // A whole message may be compressed; fragments of a longer one go uncompressed.
+        match &mut self.codec {
+            Some(codec)
+                if fin
+                    && opcode != Opcode::Continuation
+                    && codec.should_compress(payload.len()) =>
+            {
+                let compressed = codec.compress(&payload);
+                self.queue_frame_rsv(opcode, true, RSV1, compressed);
+            }
+            _ => self.queue_frame(opcode, fin, payload),
+        }
         Ok(())
     }
 
@@ -410,6 +446,10 @@ impl Connection {
     }
 
     fn queue_frame(&mut self, opcode: Opcode, fin: bool, payload: Bytes) {
+        self.queue_frame_rsv(opcode, fin, 0, payload);
+    }
+
+    fn queue_frame_rsv(&mut self, opcode: Opcode, fin: bool, rsv: u8, payload: Bytes) {
         let mask = self.entropy.as_mut().map(|entropy| {
             let mut key = [0u8; 4];
             entropy.fill(&mut key);
@@ -417,7 +457,7 @@ impl Connection {
         });
         let header = FrameHeader {
             fin,
-            rsv: 0,
+            rsv,
             opcode,
             mask,
             payload_len: payload.len() as u64,

@@ -4,6 +4,7 @@
 use super::{Message, Role};
 use crate::close::CloseFrame;
 use crate::config::Config;
+use crate::deflate::Codec;
 use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, MAX_HEADER_LEN, Opcode};
 use crate::mask::apply_mask;
@@ -26,14 +27,27 @@ struct InFrame {
     len: usize,
     /// Payload bytes at the front of `buf` already unmasked (and UTF-8 checked for text).
     done: usize,
+    /// The frame belongs to a text message.
     text: bool,
+    /// The frame belongs to a compressed message (RFC 7692 §6.1: RSV1 on its first frame).
+    compressed: bool,
 }
 
 /// A fragmented message in progress (§5.4).
 #[derive(Debug)]
 struct InMessage {
     text: bool,
+    compressed: bool,
+    /// An uncompressed message's fragments so far.
     data: BytesMut,
+    /// A compressed message's inflated bytes so far.
+    inflated: Vec<u8>,
+}
+
+impl InMessage {
+    fn len(&self) -> usize {
+        self.data.len() + self.inflated.len()
+    }
 }
 
 #[derive(Debug)]
@@ -68,30 +82,40 @@ impl Recv {
         &mut self,
         role: Role,
         config: &Config,
+        mut codec: Option<&mut Codec>,
     ) -> Result<Option<Incoming>, ProtocolError> {
         loop {
-            if self.frame.is_none() && !self.start_frame(role, config)? {
+            if self.frame.is_none() && !self.start_frame(role, config, codec.is_some())? {
                 return Ok(None);
             }
             if !self.advance_payload()? {
                 return Ok(None);
             }
-            if let Some(item) = self.finish_frame()? {
+            if let Some(item) = self.finish_frame(config, codec.as_deref_mut())? {
                 return Ok(Some(item));
             }
         }
     }
 
     /// Parses and checks the next header; `false` when it has not fully arrived.
-    fn start_frame(&mut self, role: Role, config: &Config) -> Result<bool, ProtocolError> {
+    fn start_frame(
+        &mut self,
+        role: Role,
+        config: &Config,
+        deflate: bool,
+    ) -> Result<bool, ProtocolError> {
         let Some((header, header_len)) = FrameHeader::parse(&self.buf)? else {
             return Ok(false);
         };
-        let len = self.check(&header, role, config)?;
-        let text = match header.opcode {
-            Opcode::Text => true,
-            Opcode::Continuation => self.message.as_ref().is_some_and(|m| m.text),
-            _ => false,
+        let len = self.check(&header, role, config, deflate)?;
+        let (text, compressed) = match header.opcode {
+            Opcode::Text => (true, header.rsv != 0),
+            Opcode::Binary => (false, header.rsv != 0),
+            Opcode::Continuation => self
+                .message
+                .as_ref()
+                .map_or((false, false), |m| (m.text, m.compressed)),
+            _ => (false, false),
         };
         self.buf.advance(header_len);
         self.frame = Some(InFrame {
@@ -99,13 +123,23 @@ impl Recv {
             len,
             done: 0,
             text,
+            compressed,
         });
         Ok(true)
     }
 
     /// RFC 6455 §5.1–§5.5 and the limits, all from the header alone.
-    fn check(&self, h: &FrameHeader, role: Role, config: &Config) -> Result<usize, ProtocolError> {
-        if h.rsv != 0 {
+    fn check(
+        &self,
+        h: &FrameHeader,
+        role: Role,
+        config: &Config,
+        deflate: bool,
+    ) -> Result<usize, ProtocolError> {
+        // RFC 7692 §6.1: with permessage-deflate, RSV1 may mark the first frame of a message.
+        let rsv1_allowed =
+            deflate && h.rsv == 0b100 && matches!(h.opcode, Opcode::Text | Opcode::Binary);
+        if h.rsv != 0 && !rsv1_allowed {
             return Err(ProtocolError::ReservedBits);
         }
         match (role, h.mask.is_some()) {
@@ -133,7 +167,7 @@ impl Recv {
             .ok()
             .filter(|&len| len <= config.max_frame_size)
             .ok_or(ProtocolError::FrameTooLarge)?;
-        let so_far = self.message.as_ref().map_or(0, |m| m.data.len());
+        let so_far = self.message.as_ref().map_or(0, InMessage::len);
         if so_far.saturating_add(len) > config.max_message_size {
             return Err(ProtocolError::MessageTooLarge);
         }
@@ -153,7 +187,8 @@ impl Recv {
                 apply_mask(fresh, key, f.done);
             }
             // RFC 6455 §8.1 with fail-fast: judge text as soon as it arrives, even mid-frame.
-            if f.text {
+            // (Compressed text is judged after inflating, frame by frame.)
+            if f.text && !f.compressed {
                 self.utf8
                     .feed(fresh)
                     .map_err(|_| ProtocolError::InvalidUtf8)?;
@@ -164,12 +199,20 @@ impl Recv {
     }
 
     /// Takes the completed frame out of `buf` and assembles it.
-    fn finish_frame(&mut self) -> Result<Option<Incoming>, ProtocolError> {
+    fn finish_frame(
+        &mut self,
+        config: &Config,
+        codec: Option<&mut Codec>,
+    ) -> Result<Option<Incoming>, ProtocolError> {
         let Some(f) = self.frame.take() else {
             return Ok(None);
         };
         let payload = self.buf.split_to(f.len).freeze();
         let h = f.header;
+        if f.compressed {
+            let codec = codec.ok_or(ProtocolError::ReservedBits)?;
+            return self.inflate_frame(&f, &payload, codec, config.max_message_size);
+        }
         if f.text && h.fin {
             self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
         }
@@ -183,7 +226,12 @@ impl Recv {
             Opcode::Text | Opcode::Binary => {
                 let mut data = BytesMut::with_capacity(payload.len());
                 data.extend_from_slice(&payload);
-                self.message = Some(InMessage { text: f.text, data });
+                self.message = Some(InMessage {
+                    text: f.text,
+                    compressed: false,
+                    data,
+                    inflated: Vec::new(),
+                });
                 None
             }
             Opcode::Continuation => {
@@ -200,6 +248,47 @@ impl Recv {
                 }
             }
         })
+    }
+}
+
+impl Recv {
+    /// RFC 7692 §7.2.2: inflates a compressed message frame by frame, bounded by the message
+    /// limit, and judges inflated text as it appears.
+    fn inflate_frame(
+        &mut self,
+        f: &InFrame,
+        payload: &[u8],
+        codec: &mut Codec,
+        limit: usize,
+    ) -> Result<Option<Incoming>, ProtocolError> {
+        let mut m = match self.message.take() {
+            Some(m) => m,
+            None => InMessage {
+                text: f.text,
+                compressed: true,
+                data: BytesMut::new(),
+                inflated: Vec::new(),
+            },
+        };
+        let before = m.inflated.len();
+        codec.decompress(payload, f.header.fin, &mut m.inflated, limit)?;
+        if m.text {
+            let fresh = &m.inflated[before..];
+            self.utf8
+                .feed(fresh)
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        if !f.header.fin {
+            self.message = Some(m);
+            return Ok(None);
+        }
+        if m.text {
+            self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        Ok(Some(Incoming::Message(message(
+            m.text,
+            Bytes::from(m.inflated),
+        ))))
     }
 }
 

@@ -1,0 +1,86 @@
+//! permessage-deflate (RFC 7692): negotiation and the per-connection codec.
+//!
+//! The codec allocates its deflate and inflate state on first use, so an idle connection that
+//! negotiated compression costs nothing extra until it sends or receives a compressed message.
+
+mod codec;
+mod negotiate;
+
+pub(crate) use codec::Codec;
+pub use negotiate::{client_offer, negotiate_client, negotiate_server};
+
+/// The extension token.
+pub const EXTENSION: &str = "permessage-deflate";
+
+/// What an endpoint asks for when it negotiates permessage-deflate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeflateConfig {
+    /// The server's LZ77 window, 8–15 bits (RFC 7692 §7.1.2.1). A server uses at most this; a
+    /// client asks the server for it when below 15. Default 15. Each step down halves the
+    /// deflate and inflate memory of a connection and lowers the compression ratio.
+    pub server_max_window_bits: u8,
+    /// The client's LZ77 window, 8–15 bits (RFC 7692 §7.1.2.2). Default 15.
+    pub client_max_window_bits: u8,
+    /// The server resets its compression context after every message (§7.1.1.1). Lets one
+    /// compressed frame be shared by every recipient of a broadcast. Default false.
+    pub server_no_context_takeover: bool,
+    /// The client resets its compression context after every message (§7.1.1.2). Default false.
+    pub client_no_context_takeover: bool,
+    /// The deflate level, 0–9. Default 1: most of the ratio for little CPU.
+    pub level: u32,
+    /// Messages shorter than this are sent uncompressed. Default 128 bytes.
+    pub threshold: usize,
+}
+
+impl Default for DeflateConfig {
+    fn default() -> Self {
+        Self {
+            server_max_window_bits: 15,
+            client_max_window_bits: 15,
+            server_no_context_takeover: false,
+            client_no_context_takeover: false,
+            level: 1,
+            threshold: 128,
+        }
+    }
+}
+
+/// The parameters both ends agreed on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeflateParams {
+    /// The server's window, in bits.
+    pub server_max_window_bits: u8,
+    /// The client's window, in bits.
+    pub client_max_window_bits: u8,
+    /// The server resets its context after each message.
+    pub server_no_context_takeover: bool,
+    /// The client resets its context after each message.
+    pub client_no_context_takeover: bool,
+}
+
+impl DeflateParams {
+    /// The `Sec-WebSocket-Extensions` value that states these parameters.
+    pub fn to_header(&self) -> String {
+        let mut out = String::from(EXTENSION);
+        if self.server_no_context_takeover {
+            out.push_str("; server_no_context_takeover");
+        }
+        if self.client_no_context_takeover {
+            out.push_str("; client_no_context_takeover");
+        }
+        if self.server_max_window_bits < 15 {
+            out.push_str(&format!(
+                "; server_max_window_bits={}",
+                self.server_max_window_bits
+            ));
+        }
+        if self.client_max_window_bits < 15 {
+            out.push_str(&format!(
+                "; client_max_window_bits={}",
+                self.client_max_window_bits
+            ));
+        }
+        out
+    }
+}
