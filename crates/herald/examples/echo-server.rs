@@ -1,7 +1,8 @@
 //! An echo server: every text and binary message comes back unchanged.
 //!
 //! `cargo run --release -p herald --example echo-server -- 127.0.0.1:9001`
-//! (the `WORKERS` environment variable sets the tokio worker threads, default 1).
+//! (the `WORKERS` environment variable sets the tokio worker threads, default 1; `DEFLATE=1`
+//! accepts permessage-deflate offers).
 #![allow(clippy::print_stdout)]
 
 use std::io::Write;
@@ -26,13 +27,17 @@ async fn serve(addr: &str) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     println!("listening on {}", listener.local_addr()?);
     std::io::stdout().flush()?;
+    let deflate = std::env::var("DEFLATE").is_ok_and(|v| v == "1");
+    let config = herald::Config::default().deflate(deflate.then(herald::DeflateConfig::default));
+    // Shared: each connection task keeps a pointer, not a copy, for its whole life.
+    let config = std::sync::Arc::new(config);
     loop {
         let (tcp, _) = listener.accept().await?;
         tcp.set_nodelay(true)?;
+        let config = config.clone();
         tokio::spawn(async move {
-            let Ok(mut ws) = herald::accept(tcp).await else {
-                return;
-            };
+            let accepted = herald::accept_with(tcp, &config, |_| Ok(Default::default())).await;
+            let Ok(mut ws) = accepted else { return };
             // `feed` queues without flushing; the next `recv` writes every queued echo in one
             // vectored write before it waits for input.
             while let Some(Ok(message)) = ws.recv().await {

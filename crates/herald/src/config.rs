@@ -16,8 +16,9 @@ pub struct Config {
     /// The longest the opening handshake may take, from the first byte to the 101. Default
     /// 10 s. Stops a peer from holding a connection open without ever completing the handshake.
     pub handshake_timeout: Duration,
-    /// The smallest read, in bytes: the read buffer grows to at least this before each read.
-    /// Default 4 KiB. Larger frames grow it up to their size (at most `max_frame_size`).
+    /// The largest routine read, in bytes. Reads start at 512 bytes (an idle connection holds
+    /// little) and double, up to this, while each read fills its room. Default 4 KiB. A frame
+    /// in progress is read whole, whatever its size (at most `max_frame_size`).
     pub read_buffer_size: usize,
     /// Once this many bytes are queued, sending writes them out before queuing more. Default
     /// 128 KiB. Smaller sends are batched until the next flush.

@@ -38,6 +38,8 @@ pub struct WebSocket<S> {
     conn: Connection,
     phase: Phase,
     read_buffer_size: usize,
+    /// The current minimum read, between `MIN_READ` and `read_buffer_size`.
+    read_size: usize,
     write_buffer_size: usize,
     max_write_buffer_size: usize,
     close_timeout: std::time::Duration,
@@ -55,6 +57,9 @@ impl<S> std::fmt::Debug for WebSocket<S> {
             .finish_non_exhaustive()
     }
 }
+
+/// The first read's size: enough for a burst of small frames, little for an idle connection.
+const MIN_READ: usize = 512;
 
 /// The RFC 6455 §5.3 masking source for clients: the thread-local, OS-seeded CSPRNG.
 pub(crate) fn os_entropy() -> Box<dyn herald_proto::Entropy> {
@@ -92,7 +97,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             io,
             conn,
             phase: Phase::Open,
-            read_buffer_size: config.read_buffer_size.max(64),
+            read_buffer_size: config.read_buffer_size.max(MIN_READ),
+            read_size: MIN_READ,
             write_buffer_size: config.write_buffer_size,
             max_write_buffer_size: config.max_write_buffer_size.max(1),
             close_timeout: config.close_timeout,
@@ -232,11 +238,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     // ---- reading ----------------------------------------------------------------------------
 
+    /// Reads into the engine's buffer. The read size adapts: it starts small (an idle
+    /// connection holds little memory), doubles after each read that fills the room it had, up
+    /// to `read_buffer_size`, and a frame in progress asks for its whole rest at once.
     fn poll_read_more(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
-        let want = self.conn.read_hint().max(self.read_buffer_size);
+        let want = self.conn.read_hint().max(self.read_size);
         let buf = self.conn.read_buffer();
         buf.reserve(want);
-        tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, buf)
+        let room = buf.capacity() - buf.len();
+        let n = ready!(tokio_util::io::poll_read_buf(
+            Pin::new(&mut self.io),
+            cx,
+            buf
+        ))?;
+        if n == room {
+            self.read_size = (self.read_size * 2).min(self.read_buffer_size);
+        }
+        Poll::Ready(Ok(n))
     }
 
     fn on_event(&mut self, event: Event) -> Option<Message> {
