@@ -103,7 +103,7 @@ impl WebSocketUpgrade {
         self
     }
 
-    /// Connection settings.
+    /// Connection settings; with [`Config::deflate`] set, permessage-deflate is negotiated.
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
         self
@@ -136,12 +136,24 @@ impl WebSocketUpgrade {
         {
             headers.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
         }
+        let deflate = self.config.deflate.as_ref().and_then(|settings| {
+            herald_proto::deflate::negotiate_server(self.request.extensions(), settings)
+        });
+        if let Some(answer) = deflate.and_then(|p| HeaderValue::from_str(&p.to_header()).ok()) {
+            headers.insert(header::SEC_WEBSOCKET_EXTENSIONS, answer);
+        }
         let config = self.config;
         let on_upgrade = self.on_upgrade;
         tokio::spawn(async move {
             if let Ok(upgraded) = on_upgrade.await {
                 let io = TokioIo::new(upgraded);
-                let ws = WebSocket::from_upgraded(io, Role::Server, &config, Default::default());
+                let ws = WebSocket::with_extensions(
+                    io,
+                    Role::Server,
+                    &config,
+                    Default::default(),
+                    deflate,
+                );
                 callback(ws).await;
             }
         });

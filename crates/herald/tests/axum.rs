@@ -25,10 +25,22 @@ async fn echo(upgrade: WebSocketUpgrade) -> Response {
         })
 }
 
+async fn compressed_echo(upgrade: WebSocketUpgrade) -> Response {
+    let config = herald::Config::default().deflate(Some(herald::DeflateConfig::default()));
+    upgrade.config(config).on_upgrade(|mut ws| async move {
+        while let Some(Ok(message)) = ws.recv().await {
+            if message.is_data() && ws.send(message).await.is_err() {
+                break;
+            }
+        }
+    })
+}
+
 async fn app() -> std::net::SocketAddr {
     let app = Router::new()
         .route("/", get(|| async { "plain route" }))
-        .route("/ws", get(echo));
+        .route("/ws", get(echo))
+        .route("/deflate", get(compressed_echo));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -69,4 +81,20 @@ async fn axum_route_refuses_a_plain_get_with_426() {
     let mut response = String::new();
     tcp.read_to_string(&mut response).await.unwrap();
     assert!(response.starts_with("HTTP/1.1 426"), "{response}");
+}
+
+#[tokio::test]
+async fn axum_route_negotiates_permessage_deflate() {
+    let addr = app().await;
+    let config = herald::Config::default().deflate(Some(herald::DeflateConfig::default()));
+    let (mut ws, accepted) = herald::ClientBuilder::new(&format!("ws://{addr}/deflate"))
+        .unwrap()
+        .config(config)
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(accepted.extensions[0].name, "permessage-deflate");
+    let text = Message::text("compress me ".repeat(500));
+    ws.send(text.clone()).await.unwrap();
+    assert_eq!(common::next_data(&mut ws).await, text);
 }
