@@ -4,20 +4,29 @@ use crate::{Input, endpoint};
 use herald_proto::frame::FrameHeader;
 use herald_proto::mask::apply_mask_bytewise;
 use herald_proto::{CloseCode, CloseFrame, Closed, Config, Connection, Event, Initiator, Message};
-use herald_proto::{Opcode, Role};
+use herald_proto::{DeflateConfig, DeflateParams, Opcode, Role};
 
 /// Feeds the input's stream to an endpoint of `role`, whole and in the input's pieces, then
 /// the end of the transport. Both runs must pass the oracles and agree.
 pub fn frame_parser(role: Role, data: &[u8]) {
     let input = Input::new(data);
     let config = input.config();
-    let whole = run(role, &config, &[input.stream]);
-    let split = run(role, &config, &input.pieces());
+    let deflate = input.deflate();
+    let whole = run(role, &config, deflate, &[input.stream]);
+    let split = run(role, &config, deflate, &input.pieces());
     assert_eq!(whole, split, "the split of the input changed the outcome");
 }
 
-fn run(role: Role, config: &Config, pieces: &[&[u8]]) -> (Vec<Event>, Vec<u8>) {
+fn run(
+    role: Role,
+    config: &Config,
+    deflate: Option<DeflateParams>,
+    pieces: &[&[u8]],
+) -> (Vec<Event>, Vec<u8>) {
     let mut conn = endpoint(role, config.clone());
+    if let Some(params) = deflate {
+        conn = conn.with_deflate(params, &DeflateConfig::default());
+    }
     let mut events = Vec::new();
     for piece in pieces {
         conn.receive(piece);

@@ -5,9 +5,10 @@
 pub mod frames;
 pub mod pair;
 
-use herald_proto::{Config, Connection, Role, SeededEntropy};
+use herald_proto::{Config, Connection, DeflateParams, Role, SeededEntropy};
 
 /// A fuzz input read as: one control byte, up to seven piece lengths, then the stream.
+/// (The control byte's bits 3–6 also choose permessage-deflate; see [`Input::deflate`].)
 #[derive(Debug)]
 pub struct Input<'a> {
     /// The lengths to cut the stream into, used in turn; the stream is whole when empty.
@@ -16,6 +17,8 @@ pub struct Input<'a> {
     pub stream: &'a [u8],
     /// Whether to run with small limits, so that the 1009 and 431 paths are reachable.
     pub small_limits: bool,
+    /// The control byte, for the optional permessage-deflate parameters.
+    control: u8,
 }
 
 impl<'a> Input<'a> {
@@ -27,6 +30,7 @@ impl<'a> Input<'a> {
                 lengths: Vec::new(),
                 stream: &[],
                 small_limits: false,
+                control: 0,
             };
         };
         let n = usize::from(control & 0x07).min(rest.len());
@@ -35,7 +39,23 @@ impl<'a> Input<'a> {
             lengths: lengths.iter().map(|&b| usize::from(b) + 1).collect(),
             stream,
             small_limits: control & 0x80 != 0,
+            control,
         }
+    }
+
+    /// Bit 6 of the control byte turns permessage-deflate on, so that RSV1 frames reach the
+    /// inflater; bits 3–5 pick the window (9–15 bits) and bit 5 drops context takeover.
+    pub fn deflate(&self) -> Option<DeflateParams> {
+        (self.control & 0x40 != 0).then(|| {
+            let bits = (9 + ((self.control >> 3) & 0x07)).min(15);
+            let no_takeover = self.control & 0x20 != 0;
+            DeflateParams {
+                server_max_window_bits: bits,
+                client_max_window_bits: bits,
+                server_no_context_takeover: no_takeover,
+                client_no_context_takeover: no_takeover,
+            }
+        })
     }
 
     /// The stream cut at the input's lengths, cycling through them.
