@@ -2,6 +2,30 @@
 //!
 //! The codec allocates its deflate and inflate state on first use, so an idle connection that
 //! negotiated compression costs nothing extra until it sends or receives a compressed message.
+//!
+//! ```
+//! use herald_proto::deflate::{client_offer, negotiate_client, negotiate_server};
+//! use herald_proto::handshake::ExtensionOffer;
+//! use herald_proto::{Config, Connection, DeflateConfig, Event, Message, SeededEntropy};
+//!
+//! let settings = DeflateConfig::default();
+//! // The client offers, the server picks, the client checks the answer.
+//! let offer = ExtensionOffer::parse(&client_offer(&settings)).unwrap();
+//! let params = negotiate_server(&[offer], &settings).unwrap();
+//! let answer = ExtensionOffer::parse(&params.to_header()).unwrap();
+//! assert_eq!(negotiate_client(&answer, &settings), Ok(params));
+//!
+//! let mut server = Connection::server(Config::default()).with_deflate(params, &settings);
+//! let mut client = Connection::client(Config::default(), Box::new(SeededEntropy::new(1)))
+//!     .with_deflate(params, &settings);
+//! let text = "a chat message, ".repeat(16); // over the 128-byte threshold: compressed
+//! server.send_text(text.clone()).unwrap();
+//! let mut wire = Vec::new();
+//! server.drain_transmit(&mut wire);
+//! assert!(wire.len() < text.len());
+//! client.receive(&wire);
+//! assert_eq!(client.poll_event(), Some(Event::Message(Message::Text(text.into()))));
+//! ```
 
 mod codec;
 mod negotiate;
