@@ -36,7 +36,9 @@ static ALLOCATOR: Counting = Counting;
 fn round(server: &mut Connection, input: &[u8], sink: &mut [u8]) {
     server.read_buffer().extend_from_slice(input);
     while let Some(event) = server.poll_event() {
-        let Event::Message(message) = event else { panic!("{event:?}") };
+        let Event::Message(message) = event else {
+            panic!("{event:?}")
+        };
         server.send(message).unwrap();
     }
     while server.transmit_len() > 0 {
