@@ -6,26 +6,15 @@ use crate::handshake::ExtensionOffer;
 /// The client's offer: `permessage-deflate; client_max_window_bits[=N]` plus what it asks of
 /// the server.
 pub fn client_offer(config: &DeflateConfig) -> String {
-    let mut out = String::from(EXTENSION);
-    if config.server_no_context_takeover {
-        out.push_str("; server_no_context_takeover");
-    }
-    if config.client_no_context_takeover {
-        out.push_str("; client_no_context_takeover");
-    }
-    if config.server_max_window_bits < 15 {
-        out.push_str(&format!(
-            "; server_max_window_bits={}",
-            config.server_max_window_bits
-        ));
-    }
+    let asked = DeflateParams {
+        server_max_window_bits: config.server_max_window_bits,
+        client_max_window_bits: config.client_max_window_bits,
+        server_no_context_takeover: config.server_no_context_takeover,
+        client_no_context_takeover: config.client_no_context_takeover,
+    };
+    let mut out = asked.to_header();
     // Always say that we can limit our window: the server may then ask us to.
-    if config.client_max_window_bits < 15 {
-        out.push_str(&format!(
-            "; client_max_window_bits={}",
-            config.client_max_window_bits
-        ));
-    } else {
+    if config.client_max_window_bits >= 15 {
         out.push_str("; client_max_window_bits");
     }
     out
