@@ -1,0 +1,135 @@
+//! `herald serve`: runs the hub until SIGINT or SIGTERM, then shuts down gracefully (every
+//! WebSocket closed with 1001, bounded by `shutdown_timeout`) and exits 0.
+
+use crate::logging;
+use crate::settings::{self, ConfigFile, HubFlags};
+use anyhow::Context as _;
+use herald_hub::HubConfig;
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Options of `herald serve`. Every hub setting has a flag and a `HERALD_*` variable; flags
+/// win over variables, variables over the file, the file over defaults.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// TOML configuration file (`herald config default` prints one with every key).
+    #[arg(short, long, env = "HERALD_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print the effective configuration (defaults, file, variables and flags merged, with
+    /// each value's source) as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
+    #[command(flatten)]
+    log: logging::Args,
+    #[command(flatten)]
+    hub: HubFlags,
+}
+
+/// Runs `herald serve`.
+pub(crate) fn main(args: Args) -> ExitCode {
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("herald: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let file = args.config.as_deref().map(ConfigFile::read).transpose()?;
+    let effective = settings::resolve(file.as_ref(), &args.hub, &settings::process_env)?;
+    if args.print_config {
+        return Ok(settings::print(&settings::effective_file(&effective)));
+    }
+    logging::init(&args.log)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("herald")
+        .build()
+        .context("starting the tokio runtime")?;
+    let served = runtime.block_on(serve(effective.config));
+    // `run` has closed every connection by now; do not wait for stragglers (a blocked
+    // resolver thread, say) beyond a moment.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    served.map(|()| ExitCode::SUCCESS)
+}
+
+async fn serve(config: HubConfig) -> anyhow::Result<()> {
+    let tls = config.tls.cert.is_some() && config.tls.key.is_some();
+    let listen = config.listen;
+    tracing::info!(%listen, broker = %redact(&config.broker), tls, "starting the hub");
+    let hub = herald_hub::Hub::new(config).context("starting the hub")?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let local = listener.local_addr().context("reading the bound address")?;
+    // Handlers are installed before the address is announced, so a signal sent by whoever
+    // reads that line is always a graceful shutdown.
+    let shutdown = shutdown_signal().context("installing signal handlers")?;
+    let scheme = if tls { "https" } else { "http" };
+    tracing::info!(address = %local, "listening");
+    eprintln!("herald: listening on {scheme}://{local}");
+    herald_hub::run(listener, hub, shutdown)
+        .await
+        .context("serving")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on the first SIGTERM or SIGINT. A second one exits at once, without waiting for
+/// connections to close.
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(
+            signal = name,
+            "shutting down: closing connections with 1001"
+        );
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            tracing::warn!("second signal: exiting without waiting for connections");
+            std::process::exit(130);
+        });
+    })
+}
+
+/// The broker URL without its password, for logs.
+fn redact(broker: &str) -> String {
+    let Some((scheme, rest)) = broker.split_once("://") else {
+        return broker.to_owned();
+    };
+    let authority = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => broker.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn broker_credentials_stay_out_of_logs() {
+        assert_eq!(redact("memory"), "memory");
+        assert_eq!(redact("redis://cache:6379/1"), "redis://cache:6379/1");
+        assert_eq!(
+            redact("rediss://u:secret@cache:6380/2"),
+            "rediss://***@cache:6380/2"
+        );
+        assert_eq!(redact("redis://:secret@cache"), "redis://***@cache");
+    }
+}

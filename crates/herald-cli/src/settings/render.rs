@@ -1,0 +1,98 @@
+//! Configurations written back out as TOML: `herald config default` (every key, its default and
+//! what it does) and `herald serve --print-config` (the effective values and their sources).
+
+use super::kind::Kind;
+use super::table::{SETTINGS, Setting};
+use super::{Effective, Source};
+use herald_hub::HubConfig;
+use std::fmt::Write as _;
+use toml::Value;
+
+const WIDTH: usize = 96;
+
+/// A configuration file with every key at its default, each under a comment saying what it
+/// does and which flag and variable override it. Keys unset by default are commented out,
+/// with an example value.
+pub(crate) fn default_file() -> String {
+    let defaults = HubConfig::default();
+    let mut out = String::from(
+        "# Herald hub configuration: herald serve --config FILE.\n\
+         # Every key is shown with its default; delete the ones you do not change.\n\
+         # Precedence: flags > HERALD_* environment variables > this file > defaults.\n\
+         # Durations: 500ms, 10s, 5m, 1h 30m. Check a file with: herald config check FILE\n",
+    );
+    for_each(&mut out, |out, setting| {
+        out.push('\n');
+        comment(out, setting.help);
+        let _ = writeln!(out, "# --{}, {}", setting.flag, setting.env());
+        match (setting.get)(&defaults) {
+            Some(value) => line(out, setting, &value),
+            None => {
+                out.push_str("# ");
+                if let Ok(Some(example)) = setting.kind.parse(&[setting.example.to_owned()]) {
+                    line(out, setting, &example);
+                }
+            }
+        }
+    });
+    out
+}
+
+/// The effective configuration, each key followed by where its value came from. Secrets are
+/// redacted, so the output documents a running setup without leaking it.
+pub(crate) fn effective_file(effective: &Effective) -> String {
+    let mut out =
+        String::from("# Effective herald configuration (flags > environment > file > defaults).\n");
+    let mut sources = effective.sources.iter();
+    for_each(&mut out, |out, setting| {
+        let source = match sources.next() {
+            Some(Source::Flag) => format!("--{}", setting.flag),
+            Some(Source::Env) => setting.env(),
+            Some(Source::File) => "file".to_owned(),
+            _ => "default".to_owned(),
+        };
+        match (setting.get)(&effective.config) {
+            Some(_) if setting.kind == Kind::Secret => {
+                let _ = write!(out, "{} = \"<redacted>\"", setting.leaf());
+            }
+            Some(value) => {
+                let _ = write!(out, "{} = {value}", setting.leaf());
+            }
+            None => {
+                let _ = write!(out, "# {} is unset", setting.leaf());
+            }
+        }
+        let _ = writeln!(out, "  # {source}");
+    });
+    out
+}
+
+/// Calls `each` for every setting, writing a `[section]` header before the first of each.
+fn for_each(out: &mut String, mut each: impl FnMut(&mut String, &Setting)) {
+    let mut section = "";
+    for setting in SETTINGS {
+        if setting.section() != section {
+            section = setting.section();
+            let _ = writeln!(out, "\n[{section}]");
+        }
+        each(out, setting);
+    }
+}
+
+fn line(out: &mut String, setting: &Setting, value: &Value) {
+    let _ = writeln!(out, "{} = {value}", setting.leaf());
+}
+
+/// `text` as `# ` comment lines of at most [`WIDTH`] characters.
+fn comment(out: &mut String, text: &str) {
+    let mut current = String::from("#");
+    for word in text.split_whitespace() {
+        if current.len() + 1 + word.len() > WIDTH && current.len() > 1 {
+            let _ = writeln!(out, "{current}");
+            current = String::from("#");
+        }
+        current.push(' ');
+        current.push_str(word);
+    }
+    let _ = writeln!(out, "{current}");
+}

@@ -1,0 +1,220 @@
+//! The one table of hub settings: for each `HubConfig` field its TOML key, its flag (the
+//! variable is derived from the flag), how its value is read, how to read it back out of a
+//! config, and its help. Flags, `HERALD_*` variables, `--help`, `herald config default` and
+//! `--print-config` are all generated from it.
+
+use super::kind::{Kind, route_value};
+use herald_hub::HubConfig;
+use std::path::PathBuf;
+use std::time::Duration;
+use toml::Value;
+
+/// One `HubConfig` field.
+#[derive(Debug)]
+pub(crate) struct Setting {
+    /// Dotted key in the TOML file: `listen`, `history.size`.
+    pub(crate) key: &'static str,
+    /// Long flag without the dashes; the variable is `HERALD_` + the flag in upper snake case.
+    pub(crate) flag: &'static str,
+    /// How its string form is read.
+    pub(crate) kind: Kind,
+    /// Placeholder in `--help`.
+    pub(crate) value_name: &'static str,
+    /// A value in flag syntax that differs from the default; shown for unset keys in
+    /// `herald config default`.
+    pub(crate) example: &'static str,
+    /// The field's value in a config, as the file would write it; `None` when unset.
+    pub(crate) get: fn(&HubConfig) -> Option<Value>,
+    /// One or two sentences: what it does and what it bounds.
+    pub(crate) help: &'static str,
+}
+
+impl Setting {
+    /// The environment variable: `--max-connections` → `HERALD_MAX_CONNECTIONS`.
+    pub(crate) fn env(&self) -> String {
+        format!(
+            "HERALD_{}",
+            self.flag.replace('-', "_").to_ascii_uppercase()
+        )
+    }
+
+    /// The section (`limits`), empty for top-level keys.
+    pub(crate) fn section(&self) -> &'static str {
+        self.key.split_once('.').map_or("", |(section, _)| section)
+    }
+
+    /// The key inside its section (`max_connections`).
+    pub(crate) fn leaf(&self) -> &'static str {
+        self.key.split_once('.').map_or(self.key, |(_, leaf)| leaf)
+    }
+}
+
+/// The heading a section's flags get in `--help`.
+pub(crate) fn section_title(section: &str) -> &'static str {
+    match section {
+        "tls" => "TLS",
+        "origins" => "Origin policy",
+        "auth" => "Authentication",
+        "api" => "HTTP API",
+        "history" => "History",
+        "limits" => "Limits",
+        "heartbeat" => "Heartbeat",
+        "plain" => "Plain mode",
+        "presence" => "Presence",
+        _ => "Server",
+    }
+}
+
+const fn setting(
+    key: &'static str,
+    flag: &'static str,
+    kind: Kind,
+    value_name: &'static str,
+    example: &'static str,
+    get: fn(&HubConfig) -> Option<Value>,
+    help: &'static str,
+) -> Setting {
+    Setting {
+        key,
+        flag,
+        kind,
+        value_name,
+        example,
+        get,
+        help,
+    }
+}
+
+/// Every `HubConfig` field, top-level keys first (TOML needs them before any `[section]`),
+/// then the sections in file order.
+#[rustfmt::skip]
+pub(crate) static SETTINGS: &[Setting] = &[
+    setting("listen", "listen", Kind::Addr, "ADDR", "0.0.0.0:8080", |c| text(&c.listen.to_string()),
+        "Address to listen on; port 0 picks a free port."),
+    setting("broker", "broker", Kind::Text, "URL", "redis://127.0.0.1:6379", |c| text(&c.broker),
+        "`memory` (one node) or a redis:// / rediss:// URL shared by every node."),
+    setting("deflate", "deflate", Kind::Bool, "BOOL", "false", |c| boolean(c.deflate),
+        "Offer permessage-deflate (RFC 7692) to clients."),
+    setting("shutdown_timeout", "shutdown-timeout", Kind::Duration, "DURATION", "30s",
+        |c| duration(c.shutdown_timeout),
+        "On SIGTERM or SIGINT, how long to wait for connections to close after sending 1001."),
+    setting("tls.cert", "tls-cert", Kind::Path, "FILE", "/etc/herald/cert.pem",
+        |c| path(&c.tls.cert),
+        "Certificate chain (PEM). With tls.key set too, the server speaks https:// and wss:// \
+         only."),
+    setting("tls.key", "tls-key", Kind::Path, "FILE", "/etc/herald/key.pem", |c| path(&c.tls.key),
+        "Private key (PEM) for tls.cert."),
+    setting("origins.allowed", "allowed-origin", Kind::List, "ORIGIN", "https://*.example.com",
+        |c| list(&c.origins.allowed),
+        "Browser origins allowed to connect: exact (https://app.example.com) or wildcard \
+         (https://*.example.com, *.example.com for any scheme). Others get 403."),
+    setting("origins.allow_same_host", "allow-same-host", Kind::Bool, "BOOL", "false",
+        |c| boolean(c.origins.allow_same_host),
+        "Allow an Origin whose host and port equal the request's Host."),
+    setting("origins.allow_missing", "allow-missing-origin", Kind::Bool, "BOOL", "false",
+        |c| boolean(c.origins.allow_missing),
+        "Allow requests without an Origin header (non-browser clients)."),
+    setting("auth.hs256_secret", "jwt-secret", Kind::Secret, "SECRET", "change-me",
+        |c| c.auth.hs256_secret.as_deref().and_then(text),
+        "HS256 secret; with any key set, connection tokens are verified."),
+    setting("auth.rs256_public_key", "jwt-rs256-key", Kind::Path, "FILE", "/etc/herald/rs256.pem",
+        |c| path(&c.auth.rs256_public_key), "RS256 public key (PEM) verifying tokens."),
+    setting("auth.es256_public_key", "jwt-es256-key", Kind::Path, "FILE", "/etc/herald/es256.pem",
+        |c| path(&c.auth.es256_public_key), "ES256 public key (PEM) verifying tokens."),
+    setting("auth.allow_anonymous", "allow-anonymous", Kind::OptBool, "BOOL", "false",
+        |c| c.auth.allow_anonymous.and_then(boolean),
+        "Let connections without a token in. Unset: true when no key is set, false otherwise."),
+    setting("auth.anonymous_subscribe", "anonymous-subscribe", Kind::List, "PATTERN", "public:*",
+        |c| list(&c.auth.anonymous_subscribe),
+        "Channel patterns anonymous connections may subscribe to (`*` any run of characters, \
+         `?` one)."),
+    setting("auth.anonymous_publish", "anonymous-publish", Kind::List, "PATTERN", "public:*",
+        |c| list(&c.auth.anonymous_publish),
+        "Channel patterns anonymous connections may publish to."),
+    setting("auth.cookie", "token-cookie", Kind::Text, "NAME", "session", |c| text(&c.auth.cookie),
+        "Cookie that may carry the token."),
+    setting("auth.query_param", "token-query-param", Kind::Text, "NAME", "jwt",
+        |c| text(&c.auth.query_param), "Query parameter that may carry the token."),
+    setting("api.key", "api-key", Kind::Secret, "KEY", "change-me",
+        |c| c.api.key.as_deref().and_then(text),
+        "Key backends send in X-API-Key to use the HTTP API; unset, the API answers 403."),
+    setting("history.size", "history-size", Kind::Count, "N", "1000", |c| count(c.history.size),
+        "Publications kept per channel for recovery; 0 disables history."),
+    setting("history.ttl", "history-ttl", Kind::Duration, "DURATION", "1h",
+        |c| duration(c.history.ttl),
+        "How long a publication stays in history."),
+    setting("limits.max_connections", "max-connections", Kind::Count, "N", "1000",
+        |c| count(c.limits.max_connections),
+        "Open connections (WebSocket and HTTP) at once; more get 503. Bounds memory and file \
+         descriptors."),
+    setting("limits.max_connections_per_ip", "max-connections-per-ip", Kind::Count, "N", "10",
+        |c| count(c.limits.max_connections_per_ip),
+        "WebSocket connections per client IP; more get 429. 0: no limit."),
+    setting("limits.max_message_size", "max-message-size", Kind::Count, "BYTES", "1048576",
+        |c| count(c.limits.max_message_size),
+        "Largest message a client may send; larger closes with 1009."),
+    setting("limits.max_subscriptions", "max-subscriptions", Kind::Count, "N", "16",
+        |c| count(c.limits.max_subscriptions),
+        "Subscriptions per connection; more get error 106."),
+    setting("limits.publish_rate", "publish-rate", Kind::Count32, "N", "10",
+        |c| count(c.limits.publish_rate),
+        "Publishes per second per connection, sustained. 0: no limit."),
+    setting("limits.publish_burst", "publish-burst", Kind::Count32, "N", "20",
+        |c| count(c.limits.publish_burst),
+        "Publishes a connection may make in a burst above the rate; over it, error 108."),
+    setting("limits.queue_size", "queue-size", Kind::Count, "N", "256",
+        |c| count(c.limits.queue_size),
+        "Outgoing messages queued per connection; overflow closes it with 4001. Bounds slow \
+         readers."),
+    setting("limits.handshake_timeout", "handshake-timeout", Kind::Duration, "DURATION", "3s",
+        |c| duration(c.limits.handshake_timeout),
+        "Time from TCP accept to a complete HTTP request head. Bounds slowloris."),
+    setting("limits.idle_timeout", "idle-timeout", Kind::Duration, "DURATION", "5m",
+        |c| duration(c.limits.idle_timeout),
+        "A connection with no subscription sending nothing this long is closed with 4502."),
+    setting("heartbeat.interval", "ping-interval", Kind::Duration, "DURATION", "10s",
+        |c| duration(c.heartbeat.interval), "Ping a connection that was silent this long."),
+    setting("heartbeat.timeout", "pong-timeout", Kind::Duration, "DURATION", "5s",
+        |c| duration(c.heartbeat.timeout),
+        "Close (1011) a connection that does not answer a ping in this time."),
+    setting("plain.routes", "plain-route", Kind::Routes, "PATH?PARAMS", "/room?id",
+        |c| Some(Value::Array(c.plain.routes.iter()
+            .map(|r| route_value(&r.path, r.params.iter().map(String::as_str)))
+            .collect())),
+        "Plain-mode paths and the query parameters naming the room, e.g. /chat?groupId \
+         (/chat?groupId=7 joins chat:7); several with a&b. Empty: no plain mode."),
+    setting("plain.echo", "plain-echo", Kind::Bool, "BOOL", "true", |c| boolean(c.plain.echo),
+        "Deliver a plain-mode client's own messages back to it."),
+    setting("presence.enabled", "presence", Kind::Bool, "BOOL", "false",
+        |c| boolean(c.presence.enabled),
+        "Track who is subscribed to each channel."),
+    setting("presence.join_leave", "join-leave", Kind::Bool, "BOOL", "false",
+        |c| boolean(c.presence.join_leave), "Push join and leave events to subscribers."),
+];
+
+fn text(s: &str) -> Option<Value> {
+    Some(Value::String(s.to_owned()))
+}
+
+fn path(p: &Option<PathBuf>) -> Option<Value> {
+    p.as_deref().and_then(|p| text(&p.display().to_string()))
+}
+
+fn boolean(b: bool) -> Option<Value> {
+    Some(Value::Boolean(b))
+}
+
+fn count<N: TryInto<i64>>(n: N) -> Option<Value> {
+    // TOML integers are i64; a count past i64::MAX cannot come from a file or a flag.
+    Some(Value::Integer(n.try_into().unwrap_or(i64::MAX)))
+}
+
+fn duration(d: Duration) -> Option<Value> {
+    text(&humantime::format_duration(d).to_string())
+}
+
+fn list(items: &[String]) -> Option<Value> {
+    Some(Value::Array(
+        items.iter().map(|s| Value::String(s.clone())).collect(),
+    ))
+}

@@ -1,0 +1,138 @@
+//! Error codes (in replies) and disconnect codes (WebSocket close codes), defined once.
+//!
+//! The same table is in `codes.json` at the root of this crate; a test checks that the two
+//! agree, and herald.js reads the file, so the browser client cannot drift from the server.
+
+use serde::{Deserialize, Serialize};
+
+/// The code of an error reply: stable, numeric, with a hint whether retrying may succeed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ErrorCode(pub u16);
+
+impl ErrorCode {
+    /// The server failed; the command may succeed later.
+    pub const INTERNAL: Self = Self(100);
+    /// The connection carries no identity and the command needs one.
+    pub const UNAUTHORIZED: Self = Self(101);
+    /// The command's method is not one this protocol knows.
+    pub const UNKNOWN_METHOD: Self = Self(102);
+    /// The token's claims (or the anonymous policy) do not allow this channel.
+    pub const PERMISSION_DENIED: Self = Self(103);
+    /// `subscribe` for a channel this connection already holds.
+    pub const ALREADY_SUBSCRIBED: Self = Self(104);
+    /// `unsubscribe` for a channel this connection does not hold.
+    pub const NOT_SUBSCRIBED: Self = Self(105);
+    /// A configured limit (subscriptions per connection, history size) was reached.
+    pub const LIMIT_EXCEEDED: Self = Self(106);
+    /// The command is malformed: missing field, invalid channel name, oversized data.
+    pub const BAD_REQUEST: Self = Self(107);
+    /// The connection publishes faster than allowed; slow down.
+    pub const RATE_LIMITED: Self = Self(108);
+    /// The broker cannot be reached; nothing was published. Retry later.
+    pub const UNAVAILABLE: Self = Self(109);
+    /// History cannot start at the requested position (other epoch, or trimmed).
+    pub const POSITION_UNAVAILABLE: Self = Self(110);
+
+    /// Every code, with its name in `codes.json`.
+    pub const ALL: [(&'static str, Self); 11] = [
+        ("internal", Self::INTERNAL),
+        ("unauthorized", Self::UNAUTHORIZED),
+        ("unknown_method", Self::UNKNOWN_METHOD),
+        ("permission_denied", Self::PERMISSION_DENIED),
+        ("already_subscribed", Self::ALREADY_SUBSCRIBED),
+        ("not_subscribed", Self::NOT_SUBSCRIBED),
+        ("limit_exceeded", Self::LIMIT_EXCEEDED),
+        ("bad_request", Self::BAD_REQUEST),
+        ("rate_limited", Self::RATE_LIMITED),
+        ("unavailable", Self::UNAVAILABLE),
+        ("position_unavailable", Self::POSITION_UNAVAILABLE),
+    ];
+
+    /// Whether the same command may succeed if retried later.
+    pub fn is_temporary(self) -> bool {
+        matches!(
+            self,
+            Self::INTERNAL | Self::RATE_LIMITED | Self::UNAVAILABLE
+        )
+    }
+
+    /// The default message for this code.
+    pub fn message(self) -> &'static str {
+        match self.0 {
+            100 => "internal error",
+            101 => "unauthorized",
+            102 => "unknown method",
+            103 => "permission denied",
+            104 => "already subscribed",
+            105 => "not subscribed",
+            106 => "limit exceeded",
+            107 => "bad request",
+            108 => "rate limited",
+            109 => "temporarily unavailable",
+            110 => "position unavailable",
+            _ => "error",
+        }
+    }
+}
+
+/// Why the server closed a connection: the WebSocket close code and reason it sends.
+///
+/// Codes 4000–4499 ask the client to reconnect (and recover its subscriptions); 4500–4999 ask
+/// it not to. Among the RFC 6455 codes, 1001 and 1011 mean reconnect; 1000, 1008 and 1009 don't.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Disconnect {
+    /// The close code.
+    pub code: u16,
+    /// The close reason: short, stable, ASCII.
+    pub reason: &'static str,
+}
+
+impl Disconnect {
+    /// A normal close.
+    pub const NORMAL: Self = Self::new(1000, "");
+    /// The server is shutting down or restarting: reconnect (to another node).
+    pub const SHUTDOWN: Self = Self::new(1001, "server shutting down");
+    /// A policy was broken (permission in plain mode, publish rate): do not reconnect.
+    pub const POLICY: Self = Self::new(1008, "policy violation");
+    /// A message over the size limit: do not reconnect.
+    pub const TOO_BIG: Self = Self::new(1009, "message too big");
+    /// The server failed: reconnect.
+    pub const INTERNAL: Self = Self::new(1011, "internal error");
+    /// The connection did not read fast enough and its queue overflowed: reconnect and recover.
+    pub const SLOW: Self = Self::new(4001, "slow consumer");
+    /// The server may have missed messages for a subscription: reconnect and recover.
+    pub const INSUFFICIENT_STATE: Self = Self::new(4002, "insufficient state");
+    /// The broker is unreachable: reconnect later and recover.
+    pub const UNAVAILABLE: Self = Self::new(4003, "broker unavailable");
+    /// The client sent something that is not a valid command: do not reconnect.
+    pub const BAD_REQUEST: Self = Self::new(4500, "bad request");
+    /// The connection's credentials are no longer valid: do not reconnect with them.
+    pub const UNAUTHORIZED: Self = Self::new(4501, "unauthorized");
+    /// The connection held no subscription for the idle timeout: do not reconnect.
+    pub const IDLE: Self = Self::new(4502, "idle timeout");
+
+    /// Every disconnect, with its name in `codes.json`.
+    pub const ALL: [(&'static str, Self); 11] = [
+        ("normal", Self::NORMAL),
+        ("shutdown", Self::SHUTDOWN),
+        ("policy", Self::POLICY),
+        ("too_big", Self::TOO_BIG),
+        ("internal", Self::INTERNAL),
+        ("slow", Self::SLOW),
+        ("insufficient_state", Self::INSUFFICIENT_STATE),
+        ("unavailable", Self::UNAVAILABLE),
+        ("bad_request", Self::BAD_REQUEST),
+        ("unauthorized", Self::UNAUTHORIZED),
+        ("idle", Self::IDLE),
+    ];
+
+    const fn new(code: u16, reason: &'static str) -> Self {
+        Self { code, reason }
+    }
+
+    /// Whether a client should reconnect after a close with `code`.
+    pub fn should_reconnect(code: u16) -> bool {
+        matches!(code, 1001 | 1006 | 1011 | 1012 | 1013 | 4000..=4499)
+    }
+}

@@ -1,0 +1,124 @@
+//! The JSON shapes of docs/protocol.md, parsed and produced.
+
+use herald_hub_protocol::*;
+
+#[test]
+fn subscribe_with_recovery_parses() {
+    let c = Command::parse(
+        r#"{"id":1,"method":"subscribe","params":{"channel":"chat:1","recover":{"offset":5,"epoch":"ab"}}}"#,
+    )
+    .unwrap();
+    let Call::Subscribe(p) = c.call else { panic!() };
+    assert_eq!(p.channel, "chat:1");
+    assert_eq!(
+        p.recover,
+        Some(StreamPosition {
+            offset: 5,
+            epoch: "ab".into()
+        })
+    );
+}
+
+#[test]
+fn ping_needs_no_params() {
+    let c = Command::parse(r#"{"id":9,"method":"ping"}"#).unwrap();
+    assert!(matches!(c.call, Call::Ping));
+}
+
+#[test]
+fn unknown_method_fails_with_its_id() {
+    let text = r#"{"id":3,"method":"teleport","params":{}}"#;
+    assert_eq!(
+        Command::parse(text).unwrap_err(),
+        CommandError::UnknownMethod { id: 3 }
+    );
+}
+
+#[test]
+fn missing_channel_is_bad_params() {
+    let err = Command::parse(r#"{"id":4,"method":"publish","params":{"data":1}}"#).unwrap_err();
+    assert!(
+        matches!(err, CommandError::BadParams { id: 4, .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn no_id_is_malformed() {
+    for text in ["", "[]", "{}", r#"{"id":"x","method":"ping"}"#, "\u{0}"] {
+        assert_eq!(
+            Command::parse(text).unwrap_err(),
+            CommandError::Malformed,
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn command_round_trips_through_to_json() {
+    let c = Command::parse(r#"{"id":2,"method":"history","params":{"channel":"a","limit":3}}"#)
+        .unwrap();
+    let again = Command::parse(&c.to_json()).unwrap();
+    let Call::History(h) = again.call else {
+        panic!()
+    };
+    assert_eq!((h.channel.as_str(), h.limit), ("a", Some(3)));
+}
+
+#[test]
+fn error_reply_serialises_with_code_and_temporary_flag() {
+    let reply: Reply<Empty> = Reply::error(4, ErrorBody::new(ErrorCode::RATE_LIMITED));
+    assert_eq!(
+        serde_json::to_string(&reply).unwrap(),
+        r#"{"id":4,"error":{"code":108,"message":"rate limited","temporary":true}}"#
+    );
+}
+
+#[test]
+fn encoded_publication_is_the_serde_push() {
+    let bytes = encode_publication("chat:\"1\"", 42, "e1", br#"{"t":"hi"}"#, None, Some("ann"));
+    let push = Push::parse(std::str::from_utf8(&bytes).unwrap()).unwrap();
+    let Push::Pub(p) = push else { panic!() };
+    assert_eq!(p.channel, "chat:\"1\"");
+    assert_eq!(p.offset, 42);
+    assert_eq!(p.epoch, "e1");
+    assert_eq!(p.data.get(), r#"{"t":"hi"}"#);
+    assert_eq!(p.user.as_deref(), Some("ann"));
+}
+
+#[test]
+fn subscribe_result_flattens_the_position() {
+    let r = SubscribeResult {
+        offset: 3,
+        epoch: "x".into(),
+        recovered: Some(false),
+        publications: vec![],
+    };
+    assert_eq!(
+        serde_json::to_string(&r).unwrap(),
+        r#"{"offset":3,"epoch":"x","recovered":false}"#
+    );
+}
+
+#[test]
+fn push_round_trips_through_to_json() {
+    let push = Push::Join(Membership {
+        channel: "c".into(),
+        client: "k".into(),
+        user: "u".into(),
+    });
+    let text = push.to_json();
+    assert_eq!(
+        text,
+        r#"{"push":"join","channel":"c","client":"k","user":"u"}"#
+    );
+    assert!(matches!(Push::parse(&text).unwrap(), Push::Join(m) if m.user == "u"));
+}
+
+#[test]
+fn reply_with_publications_parses_on_the_client_side() {
+    let text = r#"{"id":1,"result":{"offset":2,"epoch":"e","recovered":true,"publications":[{"offset":2,"data":[1,2]}]}}"#;
+    let reply: Reply<SubscribeResult> = serde_json::from_str(text).unwrap();
+    let result = reply.result.unwrap();
+    assert_eq!(result.publications[0].data.get(), "[1,2]");
+}

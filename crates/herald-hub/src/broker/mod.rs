@@ -1,0 +1,195 @@
+//! The broker: where publications get their offsets, where history lives, and how every node
+//! hears every publication.
+//!
+//! A [`Broker`] serves one node. The node registers its [`BrokerEvents`] once with
+//! [`Broker::start`], then calls [`Broker::subscribe`] for each channel it has local
+//! subscribers for, and receives every publication on those channels through
+//! [`BrokerEvents::publication`], whichever node published it.
+//!
+//! # Invariants every implementation keeps
+//! - **Atomic publish.** Assigning the offset, appending to history and handing the
+//!   publication to fan-out happen as one step per channel: no reader of history sees
+//!   offset `n + 1` before offset `n`, and fan-out of one channel follows offset order.
+//! - **Offsets grow by one** per publication within an epoch, starting at 1.
+//! - **An epoch changes whenever history is lost** (expired, evicted, broker restarted empty),
+//!   so a position from before the loss is never mistaken for one after it.
+//! - **Subscribe before read.** When [`Broker::subscribe`] returns, every later publication
+//!   on the channel reaches [`BrokerEvents::publication`]; a node reads history only after
+//!   that, so the seam between history and live delivery has no gap.
+
+pub(crate) mod memory;
+
+pub use memory::MemoryBroker;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use herald_hub_protocol::{ClientInfo, StreamPosition};
+use std::sync::Arc;
+
+/// What a publication carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Payload {
+    /// JSON text (protocol mode, HTTP API): pushed as is.
+    Json(Bytes),
+    /// UTF-8 text from a plain-mode client: a JSON string in protocol mode.
+    Text(Bytes),
+    /// Bytes from a plain-mode client: base64 in protocol mode.
+    Binary(Bytes),
+}
+
+impl Payload {
+    /// The raw bytes.
+    pub fn bytes(&self) -> &Bytes {
+        match self {
+            Self::Json(b) | Self::Text(b) | Self::Binary(b) => b,
+        }
+    }
+
+    /// The payload's size in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes().len()
+    }
+
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.bytes().is_empty()
+    }
+}
+
+/// One publication in a channel's stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Publication {
+    /// Its offset (1 for the first in an epoch).
+    pub offset: u64,
+    /// The data.
+    pub payload: Payload,
+    /// The publisher: its connection id and user id, when it was a connection.
+    pub publisher: Option<ClientInfo>,
+}
+
+/// A channel's retained history, or a part of it.
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    /// The channel's current position: the last offset assigned and the epoch.
+    pub position: StreamPosition,
+    /// Retained publications after the requested offset, oldest first.
+    pub publications: Vec<Arc<Publication>>,
+}
+
+/// Which part of history to read.
+#[derive(Clone, Debug, Default)]
+pub struct HistoryQuery {
+    /// Only publications with an offset above this one (0: from the oldest retained).
+    pub after: u64,
+    /// At most this many (the oldest first); 0 reads only the position.
+    pub limit: usize,
+}
+
+/// The broker's state as a node sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Publishing and fan-out work.
+    Ok,
+    /// The broker is unreachable: publishes fail, fan-out may miss publications.
+    Degraded,
+}
+
+/// A broker failure. Nothing was published when a publish fails.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BrokerError {
+    /// The broker cannot be reached now; retry later (reply 109, HTTP 503).
+    #[error("broker unavailable: {0}")]
+    Unavailable(String),
+    /// The broker answered something unexpected (reply 100, HTTP 500).
+    #[error("broker failure: {0}")]
+    Internal(String),
+}
+
+/// How a broker hands events to its node.
+pub trait BrokerEvents: Send + Sync + 'static {
+    /// A publication on a channel this node subscribed to, in offset order per channel.
+    fn publication(&self, channel: &str, epoch: &Arc<str>, publication: Arc<Publication>);
+    /// A connection (on any node) joined a channel this node subscribed to.
+    fn join(&self, channel: &str, info: &ClientInfo);
+    /// A connection (on any node) left a channel this node subscribed to.
+    fn leave(&self, channel: &str, info: &ClientInfo);
+    /// Fan-out may have missed publications (lost broker connection): every live
+    /// subscriber should recover from history.
+    fn lost(&self);
+}
+
+/// A broker. See the module docs for the invariants.
+pub trait Broker: Send + Sync + 'static {
+    /// Registers the node's event handler; called once, before anything else.
+    fn start(&self, events: Arc<dyn BrokerEvents>);
+
+    /// Publishes: assigns the next offset, appends to history, fans out to every node.
+    ///
+    /// # Errors
+    /// [`BrokerError`]; then nothing was published.
+    fn publish<'a>(
+        &'a self,
+        channel: &'a str,
+        payload: Payload,
+        publisher: Option<ClientInfo>,
+    ) -> BoxFuture<'a, Result<StreamPosition, BrokerError>>;
+
+    /// Reads history.
+    ///
+    /// # Errors
+    /// [`BrokerError`].
+    fn history<'a>(
+        &'a self,
+        channel: &'a str,
+        query: HistoryQuery,
+    ) -> BoxFuture<'a, Result<History, BrokerError>>;
+
+    /// Starts delivering the channel's publications to this node's events; returns once
+    /// delivery is established.
+    ///
+    /// # Errors
+    /// [`BrokerError`].
+    fn subscribe<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Result<(), BrokerError>>;
+
+    /// Stops delivering the channel to this node.
+    ///
+    /// # Errors
+    /// [`BrokerError`].
+    fn unsubscribe<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Result<(), BrokerError>>;
+
+    /// Adds a member to a channel's presence and announces the join.
+    ///
+    /// # Errors
+    /// [`BrokerError`].
+    fn presence_add<'a>(
+        &'a self,
+        channel: &'a str,
+        info: ClientInfo,
+    ) -> BoxFuture<'a, Result<(), BrokerError>>;
+
+    /// Removes a member from a channel's presence and announces the leave.
+    ///
+    /// # Errors
+    /// [`BrokerError`].
+    fn presence_remove<'a>(
+        &'a self,
+        channel: &'a str,
+        info: ClientInfo,
+    ) -> BoxFuture<'a, Result<(), BrokerError>>;
+
+    /// Every member of a channel, on every node.
+    ///
+    /// # Errors
+    /// [`BrokerError`].
+    fn presence<'a>(
+        &'a self,
+        channel: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<ClientInfo>, BrokerError>>;
+
+    /// Whether the broker is reachable.
+    fn health(&self) -> Health;
+
+    /// Periodic upkeep (the hub calls it every few seconds): drop expired state.
+    fn maintain(&self) {}
+}

@@ -1,0 +1,34 @@
+//! The HTTP side: WebSocket upgrades, the backend API, health, metrics and the demo page.
+
+mod api;
+mod web;
+mod ws;
+
+use crate::hub::Hub;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use std::sync::Arc;
+
+/// Every route the hub serves.
+pub(crate) fn router(hub: Arc<Hub>) -> Router {
+    let mut router = Router::new()
+        .route("/", get(web::index))
+        .route("/healthz", get(api::healthz))
+        .route("/metrics", get(api::metrics))
+        .route("/api/publish", post(api::publish))
+        .route("/api/broadcast", post(api::broadcast))
+        .route("/api/history/{channel}", get(api::history))
+        .route("/api/presence/{channel}", get(api::presence))
+        .route("/ws", get(ws::upgrade));
+    for route in &hub.config.plain.routes {
+        if route.path != "/ws" && route.path != "/" {
+            router = router.route(&route.path, get(ws::upgrade));
+        }
+    }
+    let limit = hub.config.limits.max_message_size.max(1 << 16);
+    router
+        .fallback(web::not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(hub)
+}

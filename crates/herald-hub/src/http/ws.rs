@@ -1,0 +1,127 @@
+//! The WebSocket upgrade: handshake checks (herald-proto), then Origin (403), credentials
+//! (401), per-IP limit (429), room (400), in that order, all before the 101.
+
+use crate::auth::{AuthError, find_token, query_param};
+use crate::hub::{Hub, valid_channel};
+use crate::server::Permit;
+use crate::session::{self, Grant, Mode};
+use axum::Extension;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use herald::upgrade::{UpgradeRejection, WebSocketUpgrade};
+use herald_hub_protocol::SUBPROTOCOL;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio_util::task::TaskTracker;
+
+pub(super) async fn upgrade(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(tracker): Extension<TaskTracker>,
+    Extension(permit): Extension<Permit>,
+    upgrade: Result<WebSocketUpgrade, UpgradeRejection>,
+) -> Response {
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            let response = rejection.into_response();
+            hub.metrics.rejected(response.status().as_u16());
+            return response;
+        }
+    };
+    match check(&hub, &upgrade, peer) {
+        Ok(grant) => {
+            let config = hub.ws.clone();
+            let upgrade = match grant.mode {
+                Mode::Protocol => upgrade.protocols([SUBPROTOCOL]),
+                Mode::Plain { .. } => upgrade,
+            };
+            // Graceful shutdown waits for this session through the tracker token.
+            let token = tracker.token();
+            upgrade.config(config).on_upgrade(move |ws| async move {
+                session::run(hub, ws, grant).await;
+                drop((token, permit));
+            })
+        }
+        Err((status, reason)) => {
+            hub.metrics.rejected(status.as_u16());
+            tracing::debug!(%peer, status = status.as_u16(), reason, "handshake refused");
+            let mut response = (status, format!("{reason}\n")).into_response();
+            if status == StatusCode::UNAUTHORIZED {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            response
+        }
+    }
+}
+
+fn check(
+    hub: &Hub,
+    upgrade: &WebSocketUpgrade,
+    peer: SocketAddr,
+) -> Result<Grant, (StatusCode, &'static str)> {
+    let request = upgrade.request();
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    if !hub.origins.allows(request.origin(), host) {
+        return Err((StatusCode::FORBIDDEN, "origin not allowed"));
+    }
+    let token = find_token(request.headers(), request.query(), &hub.config.auth);
+    let identity = hub
+        .auth
+        .authenticate(token.as_deref())
+        .map_err(|e| match e {
+            AuthError::Missing => (StatusCode::UNAUTHORIZED, "missing token"),
+            AuthError::Expired => (StatusCode::UNAUTHORIZED, "token expired"),
+            _ => (StatusCode::UNAUTHORIZED, "invalid token"),
+        })?;
+    let protocol = request.subprotocols().iter().any(|p| p == SUBPROTOCOL);
+    let mode = if protocol {
+        Mode::Protocol
+    } else {
+        plain_room(hub, request.path(), request.query())?
+    };
+    let ip_slot = Some(hub.per_ip.acquire(peer.ip()).ok_or((
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many connections from this address",
+    ))?);
+    Ok(Grant {
+        identity,
+        mode,
+        _ip_slot: ip_slot,
+    })
+}
+
+/// The room of a plain-mode request: the path without its slash, then each configured query
+/// parameter, joined with `:` (`/chat?groupId=1234` → `chat:1234`).
+fn plain_room(
+    hub: &Hub,
+    path: &str,
+    query: Option<&str>,
+) -> Result<Mode, (StatusCode, &'static str)> {
+    let route = hub
+        .config
+        .plain
+        .routes
+        .iter()
+        .find(|r| r.path == path)
+        .ok_or((StatusCode::BAD_REQUEST, "subprotocol herald.v1 required"))?;
+    let mut room = route.path.trim_start_matches('/').to_owned();
+    for param in &route.params {
+        let value = query
+            .and_then(|q| query_param(q, param))
+            .filter(|v| !v.is_empty())
+            .ok_or((StatusCode::BAD_REQUEST, "missing room query parameter"))?;
+        room.push(':');
+        room.push_str(&value);
+    }
+    if !valid_channel(&room) {
+        return Err((StatusCode::BAD_REQUEST, "invalid room name"));
+    }
+    Ok(Mode::Plain { room })
+}

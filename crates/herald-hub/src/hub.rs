@@ -1,0 +1,168 @@
+//! The hub's shared state: configuration, broker, authenticator, Origin policy, metrics and
+//! the node's subscriber registry.
+
+use crate::auth::{Authenticator, JwtAuthenticator, KeyError};
+use crate::broker::{Broker, BrokerError, MemoryBroker, Payload, memory::Retention};
+use crate::config::HubConfig;
+use crate::limits::PerIp;
+use crate::metrics::Metrics;
+use crate::node::Node;
+use crate::origin::OriginPolicy;
+use herald_hub_protocol::{ClientInfo, StreamPosition};
+use herald_proto::DeflateConfig;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Why a hub could not be built from its configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HubError {
+    /// A JWT key file could not be used.
+    #[error("auth key: {0}")]
+    Key(#[from] KeyError),
+    /// The broker setting names nothing this build supports.
+    #[error("unsupported broker {0:?}: use \"memory\"")]
+    Broker(String),
+    /// The TLS certificate or key could not be loaded.
+    #[error("tls: {0}")]
+    Tls(String),
+}
+
+/// A running hub's state, shared by every connection.
+pub struct Hub {
+    pub(crate) config: HubConfig,
+    pub(crate) broker: Arc<dyn Broker>,
+    pub(crate) auth: Arc<dyn Authenticator>,
+    pub(crate) origins: OriginPolicy,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) node: Arc<Node>,
+    pub(crate) per_ip: Arc<PerIp>,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) ws: herald::Config,
+    pub(crate) tls: Option<Arc<herald::tls::ServerConfig>>,
+    node_id: String,
+    next_client: AtomicU64,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("node", &self.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// A hub with the broker named in `config` (`memory`).
+    ///
+    /// # Errors
+    /// [`HubError`] for an unusable key, TLS file or broker setting.
+    pub fn new(config: HubConfig) -> Result<Arc<Self>, HubError> {
+        let broker: Arc<dyn Broker> = match config.broker.as_str() {
+            "" | "memory" => Arc::new(MemoryBroker::new(Retention {
+                size: config.history.size,
+                ttl: config.history.ttl,
+            })),
+            other => return Err(HubError::Broker(other.to_owned())),
+        };
+        Self::with_broker(config, broker)
+    }
+
+    /// A hub on a given broker (the Redis broker, or a test's).
+    ///
+    /// # Errors
+    /// [`HubError`] for an unusable key or TLS file.
+    pub fn with_broker(config: HubConfig, broker: Arc<dyn Broker>) -> Result<Arc<Self>, HubError> {
+        let auth = Arc::new(JwtAuthenticator::new(&config.auth)?);
+        let tls = match (&config.tls.cert, &config.tls.key) {
+            (Some(cert), Some(key)) => Some(
+                herald::tls::server_config_from_pem_files(cert, key)
+                    .map_err(|e| HubError::Tls(e.to_string()))?,
+            ),
+            (None, None) => None,
+            _ => return Err(HubError::Tls("set both tls.cert and tls.key".into())),
+        };
+        let deflate = config.deflate.then(|| {
+            let mut deflate = DeflateConfig::default();
+            // Broadcasts are compressed once and shared: that needs no server context.
+            deflate.server_no_context_takeover = true;
+            Arc::new(deflate)
+        });
+        let metrics = Arc::new(Metrics::new());
+        let node = Arc::new(Node::new(metrics.clone(), deflate.clone()));
+        broker.start(node.clone());
+        let limit = config.limits.max_message_size;
+        let ws = herald::Config::default()
+            .max_message_size(limit, limit)
+            .keepalive(Some(config.heartbeat.interval), config.heartbeat.timeout)
+            .deflate(deflate.as_deref().cloned())
+            .handshake_timeout(config.limits.handshake_timeout);
+        Ok(Arc::new(Self {
+            origins: OriginPolicy::new(&config.origins),
+            per_ip: PerIp::new(config.limits.max_connections_per_ip),
+            auth,
+            broker,
+            metrics,
+            node,
+            shutdown: CancellationToken::new(),
+            ws,
+            tls,
+            node_id: format!("{:08x}", rand::random::<u32>()),
+            next_client: AtomicU64::new(1),
+            config,
+        }))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &HubConfig {
+        &self.config
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The broker.
+    pub fn broker(&self) -> &Arc<dyn Broker> {
+        &self.broker
+    }
+
+    /// Publishes from the server side (what `POST /api/publish` does).
+    ///
+    /// # Errors
+    /// [`BrokerError`]; nothing was published then.
+    pub async fn publish(
+        &self,
+        channel: &str,
+        payload: Payload,
+        publisher: Option<ClientInfo>,
+    ) -> Result<StreamPosition, BrokerError> {
+        let start = Instant::now();
+        let result = self.broker.publish(channel, payload, publisher).await;
+        self.metrics
+            .broker_op("publish", start.elapsed().as_secs_f64());
+        if result.is_ok() {
+            self.metrics.publications.inc();
+        }
+        result
+    }
+
+    /// A new connection id, unique across nodes (node id, then a counter).
+    pub(crate) fn next_client_id(&self) -> (u64, String) {
+        let n = self.next_client.fetch_add(1, Ordering::Relaxed);
+        (n, format!("{}-{n}", self.node_id))
+    }
+
+    /// Starts graceful shutdown: every connection closes with 1001.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Whether a channel name is acceptable: 1 to 255 bytes, no control characters.
+pub(crate) fn valid_channel(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 255 && !name.chars().any(char::is_control)
+}

@@ -1,0 +1,51 @@
+//! # herald-hub
+//!
+//! The Herald hub: a real-time server on [`herald`] WebSockets. Rooms and channels,
+//! broadcast, an Origin policy and JWT authentication checked before the upgrade, history
+//! with offsets and epochs so that a reconnecting client recovers exactly what it missed,
+//! presence, an HTTP publish API, Prometheus metrics and graceful shutdown.
+//!
+//! Clients talk to it in one of two ways:
+//! - **plain mode**: any WebSocket client; the room comes from the path and query
+//!   (`/chat?groupId=1234` is room `chat:1234`) and every message goes to the whole room;
+//! - **protocol mode**: subprotocol `herald.v1` ([`herald_hub_protocol`]), with commands,
+//!   replies, many subscriptions per connection, history, presence and recovery.
+//!
+//! Where to start: [`HubConfig`] (every setting and its default), [`Hub::new`], then
+//! [`run`]. The [`broker::Broker`] trait is where history and cross-node fan-out plug in;
+//! [`broker::MemoryBroker`] is the single-node default. `herald serve` (crate herald-cli)
+//! is this crate behind a command line.
+//!
+//! ```no_run
+//! use herald_hub::{Hub, HubConfig, run};
+//!
+//! # async fn serve() -> Result<(), Box<dyn std::error::Error>> {
+//! let hub = Hub::new(HubConfig::default())?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! # drop(stop);
+//! run(listener, hub, async {
+//!     let _ = stopped.await;
+//! })
+//! .await?;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod auth;
+pub mod broadcast;
+pub mod broker;
+pub mod config;
+mod http;
+mod hub;
+pub mod limits;
+pub mod metrics;
+pub mod node;
+pub mod origin;
+pub mod recovery;
+mod server;
+mod session;
+
+pub use config::HubConfig;
+pub use hub::{Hub, HubError};
+pub use server::run;

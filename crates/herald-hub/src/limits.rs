@@ -1,0 +1,151 @@
+//! Connection counts per IP and the publish rate per connection.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Open WebSocket connections per client IP.
+#[derive(Debug, Default)]
+pub struct PerIp {
+    limit: usize,
+    counts: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// A slot held by one connection; released on drop.
+#[derive(Debug)]
+pub struct IpSlot {
+    owner: Arc<PerIp>,
+    ip: IpAddr,
+}
+
+impl PerIp {
+    /// At most `limit` connections per IP (0: no limit).
+    pub fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Self {
+            limit,
+            counts: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Takes a slot for `ip`, or `None` when the IP is at its limit.
+    pub fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(ip).or_insert(0);
+        if self.limit > 0 && *count >= self.limit {
+            return None;
+        }
+        *count += 1;
+        Some(IpSlot {
+            owner: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut counts = self.owner.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// What the rate limiter says about one publish.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rate {
+    /// Within the rate.
+    Allowed,
+    /// Over it: refuse this publish.
+    Refused,
+    /// Refused again and again (another whole burst): close the connection with 1008.
+    Abusive,
+}
+
+/// A token bucket: `rate` per second sustained, `burst` at once.
+#[derive(Debug)]
+pub struct RateLimiter {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+    refused: u32,
+}
+
+impl RateLimiter {
+    /// A full bucket. `rate == 0` allows everything.
+    pub fn new(rate: u32, burst: u32) -> Self {
+        Self {
+            rate: f64::from(rate),
+            burst: f64::from(burst.max(1)),
+            tokens: f64::from(burst.max(1)),
+            last: Instant::now(),
+            refused: 0,
+        }
+    }
+
+    /// Whether the refusals since the last allowed publish exceed a whole burst.
+    pub fn refused_too_often(&self) -> bool {
+        f64::from(self.refused) > self.burst
+    }
+
+    /// Accounts one publish at `now`.
+    pub fn check(&mut self, now: Instant) -> Rate {
+        if self.rate == 0.0 {
+            return Rate::Allowed;
+        }
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.refused = 0;
+            return Rate::Allowed;
+        }
+        self.refused += 1;
+        if f64::from(self.refused) > self.burst {
+            Rate::Abusive
+        } else {
+            Rate::Refused
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn per_ip_slots_are_counted_and_released() {
+        let per_ip = PerIp::new(2);
+        let ip: IpAddr = [127, 0, 0, 1].into();
+        let a = per_ip.acquire(ip).unwrap();
+        let _b = per_ip.acquire(ip).unwrap();
+        assert!(per_ip.acquire(ip).is_none());
+        assert!(per_ip.acquire([127, 0, 0, 2].into()).is_some());
+        drop(a);
+        assert!(per_ip.acquire(ip).is_some());
+    }
+
+    #[test]
+    fn burst_then_refusals_then_abuse_then_refill() {
+        let start = Instant::now();
+        let mut limiter = RateLimiter::new(10, 3);
+        for _ in 0..3 {
+            assert_eq!(limiter.check(start), Rate::Allowed);
+        }
+        for _ in 0..3 {
+            assert_eq!(limiter.check(start), Rate::Refused);
+        }
+        assert_eq!(limiter.check(start), Rate::Abusive);
+        assert_eq!(
+            limiter.check(start + Duration::from_millis(150)),
+            Rate::Allowed
+        );
+    }
+}

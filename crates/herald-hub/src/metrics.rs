@@ -1,0 +1,184 @@
+//! Prometheus metrics (`GET /metrics`, text format).
+//!
+//! Hot paths count once per broadcast, not once per recipient: fan-out adds the number of
+//! recipients to the delivery counters in one step.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(String, String)>;
+
+/// Every metric the hub exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Open WebSocket connections, by mode.
+    pub connections: Family<Labels, Gauge>,
+    /// Active subscriptions on this node.
+    pub subscriptions: Gauge,
+    /// Messages received from clients.
+    pub messages_in: Counter,
+    /// Payload bytes received from clients.
+    pub bytes_in: Counter,
+    /// Messages queued to clients (publications, replies, pushes).
+    pub messages_out: Counter,
+    /// Payload bytes queued to clients.
+    pub bytes_out: Counter,
+    /// Publications accepted by the broker.
+    pub publications: Counter,
+    /// Handshakes refused before the upgrade, by HTTP status.
+    pub handshake_rejections: Family<Labels, Counter>,
+    /// Connections closed, by close code.
+    pub disconnects: Family<Labels, Counter>,
+    /// Connections cut off because their outgoing queue overflowed.
+    pub slow_consumer_drops: Counter,
+    /// Broker operation latency, seconds, by operation.
+    pub broker_latency: Family<Labels, Histogram>,
+    /// 1 when the broker is reachable, 0 when degraded.
+    pub broker_up: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric at zero.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("herald");
+        let connections = Family::<Labels, Gauge>::default();
+        let subscriptions = Gauge::default();
+        let messages_in = Counter::default();
+        let bytes_in = Counter::default();
+        let messages_out = Counter::default();
+        let bytes_out = Counter::default();
+        let publications = Counter::default();
+        let handshake_rejections = Family::<Labels, Counter>::default();
+        let disconnects = Family::<Labels, Counter>::default();
+        let slow_consumer_drops = Counter::default();
+        let broker_latency = Family::<Labels, Histogram>::new_with_constructor(|| {
+            Histogram::new([
+                0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0,
+            ])
+        });
+        let broker_up = Gauge::default();
+        broker_up.set(1);
+        registry.register(
+            "connections",
+            "Open WebSocket connections",
+            connections.clone(),
+        );
+        registry.register(
+            "subscriptions",
+            "Active subscriptions",
+            subscriptions.clone(),
+        );
+        registry.register(
+            "messages_in",
+            "Messages received from clients",
+            messages_in.clone(),
+        );
+        registry.register(
+            "bytes_in",
+            "Payload bytes received from clients",
+            bytes_in.clone(),
+        );
+        registry.register(
+            "messages_out",
+            "Messages queued to clients",
+            messages_out.clone(),
+        );
+        registry.register(
+            "bytes_out",
+            "Payload bytes queued to clients",
+            bytes_out.clone(),
+        );
+        registry.register(
+            "publications",
+            "Publications accepted",
+            publications.clone(),
+        );
+        registry.register(
+            "handshake_rejections",
+            "Handshakes refused before the upgrade, by HTTP status",
+            handshake_rejections.clone(),
+        );
+        registry.register(
+            "disconnects",
+            "Connections closed, by close code",
+            disconnects.clone(),
+        );
+        registry.register(
+            "slow_consumer_drops",
+            "Connections closed because their outgoing queue overflowed",
+            slow_consumer_drops.clone(),
+        );
+        registry.register(
+            "broker_latency_seconds",
+            "Broker operation latency",
+            broker_latency.clone(),
+        );
+        registry.register(
+            "broker_up",
+            "1 when the broker is reachable",
+            broker_up.clone(),
+        );
+        Self {
+            registry,
+            connections,
+            subscriptions,
+            messages_in,
+            bytes_in,
+            messages_out,
+            bytes_out,
+            publications,
+            handshake_rejections,
+            disconnects,
+            slow_consumer_drops,
+            broker_latency,
+            broker_up,
+        }
+    }
+
+    /// Counts a refused handshake.
+    pub fn rejected(&self, status: u16) {
+        self.handshake_rejections
+            .get_or_create(&vec![("status".into(), status.to_string())])
+            .inc();
+    }
+
+    /// Counts a closed connection.
+    pub fn disconnected(&self, code: u16) {
+        self.disconnects
+            .get_or_create(&vec![("code".into(), code.to_string())])
+            .inc();
+    }
+
+    /// The connection gauge for a mode (`plain` or `protocol`).
+    pub fn connections(&self, mode: &str) -> Gauge {
+        self.connections
+            .get_or_create(&vec![("mode".into(), mode.into())])
+            .clone()
+    }
+
+    /// Records a broker operation's latency.
+    pub fn broker_op(&self, op: &str, seconds: f64) {
+        self.broker_latency
+            .get_or_create(&vec![("op".into(), op.into())])
+            .observe(seconds);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

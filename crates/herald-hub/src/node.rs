@@ -1,0 +1,213 @@
+//! This node's local subscribers per channel, and fan-out to them.
+
+use crate::broadcast::{Broadcast, Delivery, PresenceEvent};
+use crate::broker::{Broker, BrokerError, BrokerEvents, Publication};
+use crate::metrics::Metrics;
+use herald_hub_protocol::{ClientInfo, Disconnect};
+use herald_proto::DeflateConfig;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::{Notify, OnceCell, mpsc};
+
+/// How the node reaches one connection.
+#[derive(Clone, Debug)]
+pub struct Subscriber {
+    /// The connection's outgoing queue.
+    pub queue: mpsc::Sender<Delivery>,
+    /// Asks the connection to close.
+    pub signal: Arc<Signal>,
+    /// Whether it wants join/leave pushes.
+    pub presence_events: bool,
+}
+
+/// A request to close a connection, from outside its task.
+#[derive(Debug, Default)]
+pub struct Signal {
+    notify: Notify,
+    reason: Mutex<Option<Disconnect>>,
+}
+
+impl Signal {
+    /// Asks for a close with `reason`; the first reason wins. Returns whether this call
+    /// was the first.
+    pub fn kill(&self, reason: Disconnect) -> bool {
+        let mut slot = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_some() {
+            return false;
+        }
+        *slot = Some(reason);
+        self.notify.notify_one();
+        true
+    }
+
+    /// Waits for a kill and returns its reason.
+    pub async fn killed(&self) -> Disconnect {
+        loop {
+            if let Some(reason) = *self.reason.lock().unwrap_or_else(|e| e.into_inner()) {
+                return reason;
+            }
+            self.notify.notified().await;
+        }
+    }
+}
+
+#[derive(Default)]
+struct Channel {
+    subscribers: HashMap<u64, Subscriber>,
+    /// Set once the broker delivers this channel to the node.
+    ready: Arc<OnceCell<()>>,
+}
+
+/// Local subscribers, by channel.
+pub struct Node {
+    channels: RwLock<HashMap<Arc<str>, Channel>>,
+    metrics: Arc<Metrics>,
+    deflate: Option<Arc<DeflateConfig>>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// A node with no subscribers; broadcasts are compressed once with `deflate`.
+    pub fn new(metrics: Arc<Metrics>, deflate: Option<Arc<DeflateConfig>>) -> Self {
+        Self {
+            channels: RwLock::new(HashMap::new()),
+            metrics,
+            deflate,
+        }
+    }
+
+    /// Registers connection `id` on `channel`, and makes sure the broker delivers the
+    /// channel to this node before returning (so history read afterwards meets live
+    /// delivery without a gap). Returns the node's name for the channel.
+    ///
+    /// # Errors
+    /// When the broker cannot subscribe; the registration is undone.
+    pub async fn add(
+        &self,
+        broker: &dyn Broker,
+        channel: &str,
+        id: u64,
+        subscriber: Subscriber,
+    ) -> Result<Arc<str>, BrokerError> {
+        let (name, ready) = {
+            let mut channels = write(&self.channels);
+            let name: Arc<str> = channels
+                .get_key_value(channel)
+                .map_or_else(|| channel.into(), |(k, _)| k.clone());
+            let entry = channels.entry(name.clone()).or_default();
+            entry.subscribers.insert(id, subscriber);
+            (name, entry.ready.clone())
+        };
+        self.metrics.subscriptions.inc();
+        if let Err(e) = ready.get_or_try_init(|| broker.subscribe(&name)).await {
+            self.remove(broker, &name, id).await;
+            return Err(e);
+        }
+        Ok(name)
+    }
+
+    /// Unregisters connection `id` from `channel`; the last one out unsubscribes the node.
+    pub async fn remove(&self, broker: &dyn Broker, channel: &str, id: u64) {
+        let last = {
+            let mut channels = write(&self.channels);
+            let Some(entry) = channels.get_mut(channel) else {
+                return;
+            };
+            if entry.subscribers.remove(&id).is_none() {
+                return;
+            }
+            let last = entry.subscribers.is_empty();
+            if last {
+                channels.remove(channel);
+            }
+            last
+        };
+        self.metrics.subscriptions.dec();
+        if last && let Err(e) = broker.unsubscribe(channel).await {
+            tracing::warn!(channel, error = %e, "broker unsubscribe failed");
+        }
+    }
+
+    /// How many local subscribers `channel` has.
+    pub fn subscriber_count(&self, channel: &str) -> usize {
+        read(&self.channels)
+            .get(channel)
+            .map_or(0, |c| c.subscribers.len())
+    }
+
+    /// Queues a delivery to every subscriber of `channel`; returns how many got it.
+    fn fan_out(&self, channel: &str, delivery: impl Fn() -> Delivery, presence_only: bool) -> u64 {
+        let channels = read(&self.channels);
+        let Some(entry) = channels.get(channel) else {
+            return 0;
+        };
+        let mut delivered = 0u64;
+        for subscriber in entry.subscribers.values() {
+            if presence_only && !subscriber.presence_events {
+                continue;
+            }
+            match subscriber.queue.try_send(delivery()) {
+                Ok(()) => delivered += 1,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    if subscriber.signal.kill(Disconnect::SLOW) {
+                        self.metrics.slow_consumer_drops.inc();
+                    }
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+        self.metrics.messages_out.inc_by(delivered);
+        delivered
+    }
+}
+
+impl BrokerEvents for Node {
+    fn publication(&self, channel: &str, epoch: &Arc<str>, publication: Arc<Publication>) {
+        let Some(name) = read(&self.channels)
+            .get_key_value(channel)
+            .map(|(k, _)| k.clone())
+        else {
+            return;
+        };
+        let size = publication.payload.len() as u64;
+        let broadcast = Arc::new(Broadcast::new(
+            name,
+            epoch.clone(),
+            publication,
+            self.deflate.clone(),
+        ));
+        let recipients = self.fan_out(channel, || Delivery::Publication(broadcast.clone()), false);
+        self.metrics.bytes_out.inc_by(recipients * size);
+    }
+
+    fn join(&self, channel: &str, info: &ClientInfo) {
+        let event = Arc::new(PresenceEvent::new(channel.into(), info, true));
+        self.fan_out(channel, || Delivery::Presence(event.clone()), true);
+    }
+
+    fn leave(&self, channel: &str, info: &ClientInfo) {
+        let event = Arc::new(PresenceEvent::new(channel.into(), info, false));
+        self.fan_out(channel, || Delivery::Presence(event.clone()), true);
+    }
+
+    fn lost(&self) {
+        for entry in read(&self.channels).values() {
+            for subscriber in entry.subscribers.values() {
+                let _ = subscriber.signal.kill(Disconnect::INSUFFICIENT_STATE);
+            }
+        }
+    }
+}
+
+fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
