@@ -112,25 +112,11 @@ impl JwtAuthenticator {
                 Algorithm::HS256,
             ));
         }
-        let pem = |path: &std::path::Path| {
-            std::fs::read(path).map_err(|e| KeyError {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })
-        };
         if let Some(path) = &config.rs256_public_key {
-            let key = DecodingKey::from_rsa_pem(&pem(path)?).map_err(|e| KeyError {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
-            keys.push((key, Algorithm::RS256));
+            keys.push((load_key(path, DecodingKey::from_rsa_pem)?, Algorithm::RS256));
         }
         if let Some(path) = &config.es256_public_key {
-            let key = DecodingKey::from_ec_pem(&pem(path)?).map_err(|e| KeyError {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
-            keys.push((key, Algorithm::ES256));
+            keys.push((load_key(path, DecodingKey::from_ec_pem)?, Algorithm::ES256));
         }
         let anonymous = config.anonymous().then(|| Identity {
             user: String::new(),
@@ -140,6 +126,19 @@ impl JwtAuthenticator {
         });
         Ok(Self { keys, anonymous })
     }
+}
+
+/// Reads a PEM public key file with `parse`.
+fn load_key(
+    path: &std::path::Path,
+    parse: fn(&[u8]) -> jsonwebtoken::errors::Result<DecodingKey>,
+) -> Result<DecodingKey, KeyError> {
+    let error = |reason: String| KeyError {
+        path: path.display().to_string(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| error(e.to_string()))?;
+    parse(&pem).map_err(|e| error(e.to_string()))
 }
 
 fn patterns(list: &[String]) -> Vec<WildMatch> {

@@ -140,18 +140,25 @@ impl Node {
             .map_or(0, |c| c.subscribers.len())
     }
 
-    /// Queues a delivery to every subscriber of `channel`; returns how many got it.
-    fn fan_out(&self, channel: &str, delivery: impl Fn() -> Delivery, presence_only: bool) -> u64 {
+    /// Queues a delivery, made once from the channel's name, to every subscriber of
+    /// `channel`; returns how many got it.
+    fn fan_out(
+        &self,
+        channel: &str,
+        make: impl FnOnce(&Arc<str>) -> Delivery,
+        presence_only: bool,
+    ) -> u64 {
         let channels = read(&self.channels);
-        let Some(entry) = channels.get(channel) else {
+        let Some((name, entry)) = channels.get_key_value(channel) else {
             return 0;
         };
+        let delivery = make(name);
         let mut delivered = 0u64;
         for subscriber in entry.subscribers.values() {
             if presence_only && !subscriber.presence_events {
                 continue;
             }
-            match subscriber.queue.try_send(delivery()) {
+            match subscriber.queue.try_send(delivery.clone()) {
                 Ok(()) => delivered += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     if subscriber.signal.kill(Disconnect::SLOW) {
@@ -168,31 +175,31 @@ impl Node {
 
 impl BrokerEvents for Node {
     fn publication(&self, channel: &str, epoch: &Arc<str>, publication: Arc<Publication>) {
-        let Some(name) = read(&self.channels)
-            .get_key_value(channel)
-            .map(|(k, _)| k.clone())
-        else {
-            return;
-        };
         let size = publication.payload.len() as u64;
-        let broadcast = Arc::new(Broadcast::new(
-            name,
-            epoch.clone(),
-            publication,
-            self.deflate.clone(),
-        ));
-        let recipients = self.fan_out(channel, || Delivery::Publication(broadcast.clone()), false);
+        let make = |name: &Arc<str>| {
+            Delivery::Publication(Arc::new(Broadcast::new(
+                name.clone(),
+                epoch.clone(),
+                publication,
+                self.deflate.clone(),
+            )))
+        };
+        let recipients = self.fan_out(channel, make, false);
         self.metrics.bytes_out.inc_by(recipients * size);
     }
 
     fn join(&self, channel: &str, info: &ClientInfo) {
-        let event = Arc::new(PresenceEvent::new(channel.into(), info, true));
-        self.fan_out(channel, || Delivery::Presence(event.clone()), true);
+        let make = |name: &Arc<str>| {
+            Delivery::Presence(Arc::new(PresenceEvent::new(name.clone(), info, true)))
+        };
+        self.fan_out(channel, make, true);
     }
 
     fn leave(&self, channel: &str, info: &ClientInfo) {
-        let event = Arc::new(PresenceEvent::new(channel.into(), info, false));
-        self.fan_out(channel, || Delivery::Presence(event.clone()), true);
+        let make = |name: &Arc<str>| {
+            Delivery::Presence(Arc::new(PresenceEvent::new(name.clone(), info, false)))
+        };
+        self.fan_out(channel, make, true);
     }
 
     fn lost(&self) {

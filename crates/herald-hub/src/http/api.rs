@@ -4,6 +4,7 @@ use crate::broker::{BrokerError, Health, Payload};
 use crate::hub::{Hub, valid_channel};
 use crate::session::{history as read_history, presence as read_presence};
 use axum::Json;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -81,6 +82,21 @@ fn authorize(hub: &Hub, headers: &HeaderMap) -> Result<(), Response> {
     }
 }
 
+const PUBLISH_SHAPE: &str = "expected {\"channel\": ..., \"data\": ...}";
+const BROADCAST_SHAPE: &str = "expected {\"channels\": [...], \"data\": ...}";
+
+/// The API key check, then the JSON body (400 naming the `expected` shape).
+fn authorized_body<T>(
+    hub: &Hub,
+    headers: &HeaderMap,
+    body: Result<Json<T>, JsonRejection>,
+    expected: &str,
+) -> Result<T, Response> {
+    authorize(hub, headers)?;
+    body.map(|Json(body)| body)
+        .map_err(|_| error(StatusCode::BAD_REQUEST, expected))
+}
+
 fn publish_failure(e: &BrokerError) -> Response {
     match e {
         BrokerError::Unavailable(_) => error(StatusCode::SERVICE_UNAVAILABLE, "broker unavailable"),
@@ -91,16 +107,11 @@ fn publish_failure(e: &BrokerError) -> Response {
 pub(super) async fn publish(
     State(hub): State<Arc<Hub>>,
     headers: HeaderMap,
-    body: Result<Json<PublishBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<PublishBody>, JsonRejection>,
 ) -> Response {
-    if let Err(response) = authorize(&hub, &headers) {
-        return response;
-    }
-    let Ok(Json(body)) = body else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "expected {\"channel\": ..., \"data\": ...}",
-        );
+    let body = match authorized_body(&hub, &headers, body, PUBLISH_SHAPE) {
+        Ok(body) => body,
+        Err(response) => return response,
     };
     if !valid_channel(&body.channel) {
         return error(StatusCode::BAD_REQUEST, "invalid channel name");
@@ -115,16 +126,11 @@ pub(super) async fn publish(
 pub(super) async fn broadcast(
     State(hub): State<Arc<Hub>>,
     headers: HeaderMap,
-    body: Result<Json<BroadcastBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<BroadcastBody>, JsonRejection>,
 ) -> Response {
-    if let Err(response) = authorize(&hub, &headers) {
-        return response;
-    }
-    let Ok(Json(body)) = body else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "expected {\"channels\": [...], \"data\": ...}",
-        );
+    let body = match authorized_body(&hub, &headers, body, BROADCAST_SHAPE) {
+        Ok(body) => body,
+        Err(response) => return response,
     };
     if body.channels.len() > MAX_BROADCAST_CHANNELS {
         return error(StatusCode::BAD_REQUEST, "too many channels");
