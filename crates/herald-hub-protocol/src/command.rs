@@ -41,6 +41,10 @@ pub struct SubscribeParams {
     /// Recover from this position: every publication after it, then live ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recover: Option<StreamPosition>,
+    /// Receive `join` and `leave` pushes for this channel (when the server allows them).
+    /// Off by default: in a channel of n members they cost n² messages as it fills.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub join_leave: bool,
 }
 
 /// Parameters naming just a channel.

@@ -282,7 +282,8 @@ pub struct PlainRoute {
 pub struct PresenceConfig {
     /// Track who is subscribed to each channel. Default true.
     pub enabled: bool,
-    /// Push `join` and `leave` events to subscribers. Default true.
+    /// Allow `join` and `leave` pushes to subscribers that ask for them (`join_leave` in
+    /// `subscribe`). Default true.
     pub join_leave: bool,
 }
 

@@ -54,6 +54,8 @@ impl Signal {
 #[derive(Default)]
 struct Channel {
     subscribers: HashMap<u64, Subscriber>,
+    /// How many subscribers want join/leave pushes: with none, presence events cost nothing.
+    presence_subscribers: usize,
     /// Set once the broker delivers this channel to the node.
     ready: Arc<OnceCell<()>>,
 }
@@ -100,7 +102,10 @@ impl Node {
                 .get_key_value(channel)
                 .map_or_else(|| channel.into(), |(k, _)| k.clone());
             let entry = channels.entry(name.clone()).or_default();
-            entry.subscribers.insert(id, subscriber);
+            entry.presence_subscribers += usize::from(subscriber.presence_events);
+            if let Some(old) = entry.subscribers.insert(id, subscriber) {
+                entry.presence_subscribers -= usize::from(old.presence_events);
+            }
             (name, entry.ready.clone())
         };
         self.metrics.subscriptions.inc();
@@ -118,9 +123,10 @@ impl Node {
             let Some(entry) = channels.get_mut(channel) else {
                 return;
             };
-            if entry.subscribers.remove(&id).is_none() {
+            let Some(old) = entry.subscribers.remove(&id) else {
                 return;
-            }
+            };
+            entry.presence_subscribers -= usize::from(old.presence_events);
             let last = entry.subscribers.is_empty();
             if last {
                 channels.remove(channel);
@@ -152,6 +158,9 @@ impl Node {
         let Some((name, entry)) = channels.get_key_value(channel) else {
             return 0;
         };
+        if presence_only && entry.presence_subscribers == 0 {
+            return 0;
+        }
         let delivery = make(name);
         let mut delivered = 0u64;
         for subscriber in entry.subscribers.values() {

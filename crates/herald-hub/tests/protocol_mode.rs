@@ -95,7 +95,8 @@ async fn history_returns_retained_publications_in_order() {
 async fn presence_lists_members_and_pushes_join_and_leave() {
     let mut server = Server::start(config()).await;
     let mut a = Client::connect(&server).await;
-    a.subscribe("room").await;
+    a.ok("subscribe", json!({"channel": "room", "join_leave": true}))
+        .await;
     let mut b = Client::connect(&server).await;
     b.subscribe("room").await;
     let join = a.next_push().await;
@@ -192,5 +193,20 @@ async fn a_connection_without_subscriptions_is_closed_when_idle() {
     let mut server = Server::start(cfg).await;
     let mut a = Client::connect(&server).await;
     assert_eq!(a.closed_with().await, 4502);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn join_and_leave_pushes_only_reach_subscribers_that_asked() {
+    let mut server = Server::start(config()).await;
+    let mut quiet = Client::connect(&server).await;
+    quiet.subscribe("room").await;
+    let mut b = Client::connect(&server).await;
+    b.subscribe("room").await;
+    drop(b);
+    let mut c = Client::connect(&server).await;
+    c.publish("room", json!("after")).await;
+    // The first push `quiet` sees is the publication: no join or leave came before it.
+    assert_eq!(quiet.next_push().await["push"], "pub");
     server.stop().await;
 }

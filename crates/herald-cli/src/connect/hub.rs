@@ -65,7 +65,7 @@ fn call(action: &Action) -> Call {
     match action {
         Action::Subscribe { channel } => Call::Subscribe(SubscribeParams {
             channel: channel.clone(),
-            recover: None,
+            ..SubscribeParams::default()
         }),
         Action::Publish { channel, data } => Call::Publish(PublishParams {
             channel: channel.clone(),

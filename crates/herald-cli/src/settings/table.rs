@@ -189,7 +189,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         |c| boolean(c.presence.enabled),
         "Track who is subscribed to each channel."),
     setting("presence.join_leave", "join-leave", Kind::Bool, "BOOL", "false",
-        |c| boolean(c.presence.join_leave), "Push join and leave events to subscribers."),
+        |c| boolean(c.presence.join_leave), "Allow join and leave pushes to subscribers that ask for them."),
 ];
 
 fn text(s: &str) -> Option<Value> {

@@ -131,20 +131,41 @@ where
         rx: &mut mpsc::Receiver<Delivery>,
         signal: &Signal,
     ) -> End {
+        // Every waiting future is made once and polled in place: a loop turn costs no
+        // registration with the shutdown token, the kill signal or the timer wheel.
         let shutdown = self.hub.shutdown.clone();
+        let cancelled = shutdown.cancelled();
+        let killed = signal.killed();
+        let expiry = sleep_until_opt(self.identity.expires.map(deadline_from_unix));
         let idle_timeout = self.hub.config.limits.idle_timeout;
-        let expiry = self.identity.expires.map(deadline_from_unix);
         let mut idle_deadline = Instant::now() + idle_timeout;
+        let idle = tokio::time::sleep_until(idle_deadline);
+        tokio::pin!(cancelled, killed, expiry, idle);
         let mut batch = Vec::with_capacity(64);
         loop {
-            let idle = self.subscriptions.is_empty() && !idle_timeout.is_zero();
+            let idle_on = self.subscriptions.is_empty() && !idle_timeout.is_zero();
+            if idle_on && idle.deadline() != idle_deadline {
+                idle.as_mut().reset(idle_deadline);
+            }
             tokio::select! {
                 biased;
-                reason = signal.killed() => return End::Close(reason),
-                () = shutdown.cancelled() => return End::Close(Disconnect::SHUTDOWN),
-                () = sleep_until_opt(expiry) => return End::Close(Disconnect::UNAUTHORIZED),
-                () = tokio::time::sleep_until(idle_deadline), if idle => {
-                    return End::Close(Disconnect::IDLE);
+                reason = &mut killed => return End::Close(reason),
+                () = &mut cancelled => return End::Close(Disconnect::SHUTDOWN),
+                () = &mut expiry => return End::Close(Disconnect::UNAUTHORIZED),
+                () = &mut idle, if idle_on => return End::Close(Disconnect::IDLE),
+                // Polling the socket first also writes out what the last batch queued.
+                message = self.ws.next() => {
+                    if !idle_timeout.is_zero() {
+                        idle_deadline = Instant::now() + idle_timeout;
+                    }
+                    let result = match message {
+                        Some(Ok(message)) => self.on_message(mode, message).await,
+                        Some(Err(e)) => Err(End::Gone(error_code(&e))),
+                        None => Err(End::Gone(self.closed_code())),
+                    };
+                    if let Err(end) = result {
+                        return end;
+                    }
                 }
                 n = rx.recv_many(&mut batch, 64) => {
                     if n == 0 {
@@ -152,21 +173,10 @@ where
                     }
                     let delivered = tokio::select! {
                         result = self.deliver(mode, &mut batch) => result,
-                        reason = signal.killed() => Err(End::Close(reason)),
+                        reason = &mut killed => Err(End::Close(reason)),
                     };
                     batch.clear();
                     if let Err(end) = delivered {
-                        return end;
-                    }
-                }
-                message = self.ws.next() => {
-                    idle_deadline = Instant::now() + idle_timeout;
-                    let result = match message {
-                        Some(Ok(message)) => self.on_message(mode, message).await,
-                        Some(Err(e)) => Err(End::Gone(error_code(&e))),
-                        None => Err(End::Gone(self.closed_code())),
-                    };
-                    if let Err(end) = result {
                         return end;
                     }
                 }

@@ -17,7 +17,7 @@ where
         if !self.identity.can_subscribe(room) {
             return Err(End::Close(Disconnect::POLICY));
         }
-        match self.join(room, None).await {
+        match self.join(room, None, false).await {
             Ok((name, position, _)) => {
                 self.subscriptions
                     .insert(name, crate::recovery::LiveFilter::new(position));

@@ -104,7 +104,8 @@ where
                 "too many subscriptions",
             ));
         }
-        let (name, position, recovery) = self.join(channel, p.recover.as_ref()).await?;
+        let join_leave = p.join_leave && self.hub.config.presence.join_leave;
+        let (name, position, recovery) = self.join(channel, p.recover.as_ref(), join_leave).await?;
         let (recovered, publications) = match recovery {
             Some((recovered, publications)) => (Some(recovered), publications),
             None => (None, Vec::new()),
@@ -125,20 +126,18 @@ where
         &mut self,
         channel: &str,
         since: Option<&StreamPosition>,
+        join_leave: bool,
     ) -> Outcome<(
         Arc<str>,
         StreamPosition,
         Option<(bool, Vec<Arc<Publication>>)>,
     )> {
         let hub = self.hub.clone();
+        let mut subscriber = self.subscriber.clone();
+        subscriber.presence_events = join_leave;
         let name = hub
             .node
-            .add(
-                hub.broker.as_ref(),
-                channel,
-                self.id,
-                self.subscriber.clone(),
-            )
+            .add(hub.broker.as_ref(), channel, self.id, subscriber)
             .await
             .map_err(broker_error)?;
         let query = HistoryQuery {
