@@ -228,3 +228,50 @@ mod connections {
         assert!(stderr.contains("open files"), "{stderr}");
     }
 }
+
+/// A `herald serve` hub in this process, with no publish rate limit (as the fan-out mode
+/// documents).
+async fn hub() -> SocketAddr {
+    let mut config = herald_hub::HubConfig::default();
+    config.limits.publish_rate = 0;
+    let hub = herald_hub::Hub::new(config).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(herald_hub::run(listener, hub, std::future::pending()));
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_delivers_every_publication_to_every_subscriber_without_loss() {
+    let addr = hub().await;
+    let url = format!("ws://{addr}/ws");
+    let output = bench(&[
+        "fanout",
+        &url,
+        "--subscribers",
+        "50",
+        "--channels",
+        "2",
+        "--rate",
+        "100",
+        "--duration",
+        "1",
+        "--size",
+        "64",
+        "--json",
+        "--server-pid",
+        &pid(),
+    ])
+    .await;
+    let report = report(&output);
+    assert_eq!(report["mode"], "fanout");
+    assert_eq!(report["connections"], 50);
+    assert_eq!(report["losses"], 0);
+    assert_eq!(report["errors"], 0);
+    let published = number(&report, "published");
+    assert_eq!(published, 100.0);
+    // Two channels of 25 subscribers; each publication goes to one channel.
+    assert_eq!(number(&report, "messages"), published * 25.0);
+    assert!(number(&report, "msgs_per_s") > 0.0);
+    assert_latency_is_ordered(&report);
+}
