@@ -32,7 +32,11 @@ async fn rooms_work_over_wss_when_a_certificate_is_configured() {
     let mut bob = connect().await;
     wait_for(|| server.hub.metrics().subscriptions.get() == 2).await;
     alice.send(Message::text("secret")).await.unwrap();
-    let got = tokio::time::timeout(WAIT, bob.next()).await.unwrap().unwrap().unwrap();
+    let got = tokio::time::timeout(WAIT, bob.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(got, Message::text("secret"));
 
     // Plain HTTP on the TLS port gets no answer: the handshake never completes.
