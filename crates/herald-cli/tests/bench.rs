@@ -234,6 +234,9 @@ mod connections {
 async fn hub() -> SocketAddr {
     let mut config = herald_hub::HubConfig::default();
     config.limits.publish_rate = 0;
+    // Publishing as fast as acknowledged outruns debug-build subscribers; a deep queue keeps
+    // them from being cut off as slow consumers (the hub's own tests cover that).
+    config.limits.queue_size = 1 << 20;
     let hub = herald_hub::Hub::new(config).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -273,5 +276,38 @@ async fn fanout_delivers_every_publication_to_every_subscriber_without_loss() {
     // Two channels of 25 subscribers; each publication goes to one channel.
     assert_eq!(number(&report, "messages"), published * 25.0);
     assert!(number(&report, "msgs_per_s") > 0.0);
+    assert_latency_is_ordered(&report);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_spreads_subscribers_over_processes_and_publishes_as_fast_as_acknowledged() {
+    let addr = hub().await;
+    let url = format!("ws://{addr}/ws");
+    let output = bench(&[
+        "fanout",
+        &url,
+        "--subscribers",
+        "40",
+        "--processes",
+        "2",
+        "--rate",
+        "0",
+        "--duration",
+        "1",
+        "--json",
+    ])
+    .await;
+    let report = report(&output);
+    assert_eq!(report["processes"], 2);
+    assert_eq!(report["rate"], "max");
+    assert_eq!(report["losses"], 0);
+    assert_eq!(report["errors"], 0);
+    let published = number(&report, "published");
+    assert!(published > 0.0);
+    assert_eq!(number(&report, "messages"), published * 40.0);
+    assert!(
+        number(&report, "generator_cpu_pct") > 0.0,
+        "children's CPU counts"
+    );
     assert_latency_is_ordered(&report);
 }

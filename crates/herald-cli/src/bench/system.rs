@@ -20,7 +20,13 @@ fn cpu_ticks(pid: Option<u32>) -> Option<u64> {
     let mut fields = fields.split_whitespace().skip(11);
     let user: u64 = fields.next()?.parse().ok()?;
     let system: u64 = fields.next()?.parse().ok()?;
-    Some(user + system)
+    if pid.is_some() {
+        return Some(user + system);
+    }
+    // The generator includes its reaped children: `bench fanout --processes`.
+    let children_user: u64 = fields.next()?.parse().ok()?;
+    let children_system: u64 = fields.next()?.parse().ok()?;
+    Some(user + system + children_user + children_system)
 }
 
 /// CPU time of the generator and, if known, the server, at one instant.
