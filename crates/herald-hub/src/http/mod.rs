@@ -13,7 +13,6 @@ use std::sync::Arc;
 /// Every route the hub serves.
 pub(crate) fn router(hub: Arc<Hub>) -> Router {
     let mut router = Router::new()
-        .route("/", get(web::index))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
         .route("/api/publish", post(api::publish))
@@ -21,8 +20,11 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
         .route("/api/history/{channel}", get(api::history))
         .route("/api/presence/{channel}", get(api::presence))
         .route("/ws", get(ws::upgrade));
+    for asset in web::ASSETS {
+        router = router.route(asset.path, get(move || async move { web::serve(asset) }));
+    }
     for route in &hub.config.plain.routes {
-        if route.path != "/ws" && route.path != "/" {
+        if route.path != "/ws" && !web::is_asset(&route.path) {
             router = router.route(&route.path, get(ws::upgrade));
         }
     }

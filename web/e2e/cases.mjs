@@ -1,0 +1,235 @@
+// The browser cases. Each gets `t`: t.page(url, options), t.server (url, port), t.restart(),
+// t.shot(page, name), t.skip(reason). Every case uses rooms of its own.
+import assert from "node:assert/strict";
+import path from "node:path";
+import { exists, sleep, startHerald, startProxy, startRedis } from "./procs.mjs";
+
+const PHONE = { viewport: { width: 390, height: 760 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 };
+const XSS = "<img src=x onerror=alert(1)>";
+
+let rooms = 0;
+const room = () => `e2e${Date.now().toString(36)}${rooms++}`;
+const chat = (base, r, name) => `${base}/?room=${r}&name=${encodeURIComponent(name)}`;
+
+/** Waits until the status badge has `kind` (connected, connecting, closed). */
+function badge(page, kind, timeout = 15000) {
+  return page.waitForFunction((k) => document.getElementById("status").classList.contains(k), kind, { timeout });
+}
+
+async function send(page, text) {
+  await page.fill("#text", text);
+  await page.press("#text", "Enter");
+}
+
+/** Waits for a message with exactly `text`; `own` also waits for the server's copy of ours. */
+function seen(page, text, { own = false, timeout = 10000 } = {}) {
+  const scope = page.locator(own ? "#log .msg.own:not(.pending)" : "#log .msg:not(.own)");
+  return scope.locator(".text").getByText(text, { exact: true }).first().waitFor({ timeout });
+}
+
+const texts = (page) => page.$$eval("#log .msg .text", (els) => els.map((e) => e.textContent));
+
+function online(page, names, timeout = 10000) {
+  return page.waitForFunction(
+    (want) => {
+      const got = [...document.querySelectorAll("#online .name")].map((e) => e.textContent).sort();
+      return JSON.stringify(got) === JSON.stringify([...want].sort());
+    },
+    names,
+    { timeout },
+  );
+}
+
+/** Records the 101 responses' headers of the page's WebSockets (Chrome DevTools Protocol). */
+async function handshakes(page) {
+  const heads = [];
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("Network.enable");
+  cdp.on("Network.webSocketHandshakeResponseReceived", (e) => {
+    heads.push(Object.fromEntries(Object.entries(e.response.headers).map(([k, v]) => [k.toLowerCase(), v])));
+  });
+  return heads;
+}
+
+async function pair(t, base, r = room()) {
+  const a = await t.page(chat(base, r, "Ann"));
+  const b = await t.page(chat(base, r, "Bob"), PHONE);
+  await Promise.all([badge(a, "connected"), badge(b, "connected")]);
+  await Promise.all([online(a, ["Ann", "Bob"]), online(b, ["Ann", "Bob"])]);
+  return { a, b, r };
+}
+
+export const cases = {
+  async "the join form takes a name and a room and puts the room in the URL"(t) {
+    const page = await t.page(`${t.server.url}/`, PHONE);
+    await page.locator("#join-form").waitFor();
+    await t.shot(page, "join-phone");
+    const r = room();
+    await page.fill("#join-name", "Eve");
+    await page.fill("#join-room", r);
+    await page.click("#join-form button");
+    await badge(page, "connected");
+    assert.equal(new URL(page.url()).search, `?room=${r}`);
+    await online(page, ["Eve"]);
+  },
+
+  async "two pages in one room see each other's messages, presence and leaving"(t) {
+    const { a, b } = await pair(t, t.server.url);
+    await send(a, "Hi Bob, this is Ann");
+    await Promise.all([seen(b, "Hi Bob, this is Ann"), seen(a, "Hi Bob, this is Ann", { own: true })]);
+    await send(b, "¡Hola Ann! Sending from a phone-sized screen — café, naïve, Ελληνικά.");
+    await seen(a, "¡Hola Ann! Sending from a phone-sized screen — café, naïve, Ελληνικά.");
+    await send(a, "A longer message, to see how the bubbles wrap when a line does not fit on the screen at once.");
+    await seen(b, "A longer message, to see how the bubbles wrap when a line does not fit on the screen at once.");
+    await t.shot(a, "chat-desktop");
+    await t.shot(b, "chat-phone");
+    await b.context().close();
+    await online(a, ["Ann"]);
+    await a.locator("#log .system", { hasText: "Bob left" }).waitFor({ timeout: 5000 });
+  },
+
+  async "a page in another room sees none of it"(t) {
+    const { a } = await pair(t, t.server.url);
+    const c = await t.page(chat(t.server.url, room(), "Cleo"));
+    await badge(c, "connected");
+    await send(a, "only for the first room");
+    await seen(a, "only for the first room", { own: true });
+    await send(c, "only for the second room");
+    await seen(c, "only for the second room", { own: true });
+    await sleep(300);
+    assert.deepEqual(await texts(c), ["only for the second room"]);
+    assert.ok(!(await texts(a)).includes("only for the second room"));
+    await online(c, ["Cleo"]);
+  },
+
+  async "the XSS payload renders as text and runs nothing"(t) {
+    const { a, b } = await pair(t, t.server.url);
+    const dialogs = [];
+    for (const p of [a, b]) p.on("dialog", (d) => dialogs.push(d.message()) && d.dismiss());
+    await send(a, XSS);
+    await Promise.all([seen(b, XSS), seen(a, XSS, { own: true })]);
+    await sleep(500);
+    assert.deepEqual(dialogs, []);
+    for (const p of [a, b]) assert.equal(await p.locator("#log img").count(), 0);
+    assert.ok(await b.getByText(XSS, { exact: true }).isVisible());
+    await t.shot(b, "chat-xss");
+  },
+
+  async "Chromium negotiates permessage-deflate with the server"(t) {
+    const page = await t.page();
+    const heads = await handshakes(page);
+    await page.goto(chat(t.server.url, room(), "Dee"));
+    await badge(page, "connected");
+    assert.ok(heads.length > 0, "saw the 101 response");
+    const ext = heads[0]["sec-websocket-extensions"] ?? "";
+    assert.match(ext, /permessage-deflate/, `Sec-WebSocket-Extensions: ${ext}`);
+    assert.equal(heads[0]["sec-websocket-protocol"], "herald.v1");
+  },
+
+  async "/plain.html exchanges messages with the protocol page over the bare WebSocket API"(t) {
+    const r = room();
+    const a = await t.page(chat(t.server.url, r, "Ann"));
+    const p = await t.page(`${t.server.url}/plain.html?room=${r}&name=Pat`, PHONE);
+    await Promise.all([badge(a, "connected"), badge(p, "connected")]);
+    await a.waitForFunction(() => document.querySelectorAll("#online li").length === 2);
+    await send(p, "hello from plain mode");
+    await seen(a, "hello from plain mode");
+    const who = await a.locator("#log .msg", { hasText: "hello from plain mode" }).locator(".who").textContent();
+    assert.equal(who, "Pat");
+    await send(a, "hello from herald.js");
+    await seen(p, "hello from herald.js");
+    await t.shot(p, "plain-phone");
+  },
+
+  async "missed messages appear once each, in order, after the connection drops"(t) {
+    const proxy = await startProxy(t.server.port);
+    try {
+      const r = room();
+      const d = await t.page(chat(proxy.url, r, "Dan"), { colorScheme: "dark" });
+      const b = await t.page(chat(t.server.url, r, "Bob"));
+      await Promise.all([badge(d, "connected"), badge(b, "connected")]);
+      await send(b, "before the drop");
+      await seen(d, "before the drop");
+      proxy.cut();
+      await badge(d, "connecting", 5000);
+      const missed = ["missed one", "missed two", "missed three"];
+      for (const text of missed) {
+        await send(b, text);
+        await seen(b, text, { own: true });
+      }
+      proxy.restore();
+      await badge(d, "connected", 20000);
+      await seen(d, "missed three");
+      await d.locator("#log .system", { hasText: "Reconnected · 3 missed messages" }).waitFor({ timeout: 5000 });
+      await send(b, "after the drop");
+      await seen(d, "after the drop");
+      assert.deepEqual(await texts(d), ["before the drop", ...missed, "after the drop"]);
+      assert.ok(await d.locator("#notice").isHidden(), "recovered: no notice");
+      await t.shot(d, "chat-recovered-dark");
+    } finally {
+      proxy.close();
+    }
+  },
+
+  async "the page reconnects by itself when the server restarts, and can send again"(t) {
+    const { a, b } = await pair(t, t.server.url);
+    await send(a, "before the restart");
+    await seen(b, "before the restart");
+    await t.restart(async () => {
+      await Promise.all([badge(a, "connecting", 5000), badge(b, "connecting", 5000)]);
+      assert.equal(await a.textContent("#status"), "Reconnecting");
+      await t.shot(a, "chat-reconnecting");
+    });
+    await Promise.all([badge(a, "connected", 25000), badge(b, "connected", 25000)]);
+    // The in-memory broker lost the room's history with the restart: the page says so.
+    await a.locator("#notice").waitFor({ state: "visible", timeout: 5000 });
+    await online(a, ["Ann", "Bob"]);
+    await send(a, "after the restart");
+    await seen(b, "after the restart");
+    await seen(a, "after the restart", { own: true });
+    await t.shot(a, "chat-restarted");
+  },
+
+  async "two nodes on Redis: the page's node dies, it moves to the other and catches up"(t) {
+    if (!exists("redis-server")) t.skip("redis-server is not installed (apt-get install redis-server)");
+    const log = path.join(t.out, "redis.log");
+    const redis = await startRedis(log);
+    const nodes = [];
+    let proxy;
+    try {
+      const args = ["--broker", redis.url];
+      for (const name of ["node1", "node2"]) {
+        const logFile = path.join(t.out, `herald-${name}.log`);
+        nodes.push(await startHerald(t.bin, { args, logFile }).catch((e) => t.skip(`herald serve --broker redis:// does not work yet: ${e.message.split("\n")[0]}`)));
+      }
+      const [one, two] = nodes;
+      proxy = await startProxy(one.port);
+      const r = room();
+      const d = await t.page(chat(proxy.url, r, "Dan"));
+      const b = await t.page(chat(two.url, r, "Bob"));
+      await Promise.all([badge(d, "connected"), badge(b, "connected")]);
+      await send(b, "across nodes");
+      await seen(d, "across nodes");
+      proxy.cut();
+      await one.kill();
+      await badge(d, "connecting", 5000);
+      const missed = ["while node1 was gone 1", "while node1 was gone 2", "while node1 was gone 3"];
+      for (const text of missed) {
+        await send(b, text);
+        await seen(b, text, { own: true });
+      }
+      proxy.setTarget(two.port);
+      proxy.restore();
+      await badge(d, "connected", 20000);
+      await seen(d, missed[2]);
+      await sleep(300);
+      assert.deepEqual(await texts(d), ["across nodes", ...missed]);
+      assert.ok(await d.locator("#notice").isHidden(), "Redis kept the history: no notice");
+      await t.shot(d, "chat-failover");
+    } finally {
+      proxy?.close();
+      await Promise.all(nodes.map((n) => n.kill()));
+      redis.stop();
+    }
+  },
+};

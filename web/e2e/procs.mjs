@@ -1,0 +1,162 @@
+// The processes the browser tests drive: `herald serve`, redis-server, and a TCP proxy that
+// can cut connections or switch nodes the way a load balancer would.
+import { spawn, spawnSync } from "node:child_process";
+import { createWriteStream } from "node:fs";
+import net from "node:net";
+
+// Every process started here, so that an interrupted run leaves none behind.
+const children = new Set();
+
+function track(child) {
+  children.add(child);
+  child.on("exit", () => children.delete(child));
+  return child;
+}
+
+/** Kills whatever is still running (SIGKILL). */
+export function killAll() {
+  for (const child of children) child.kill("SIGKILL");
+}
+
+const LISTENING = /herald: listening on https?:\/\/([\d.]+):(\d+)/;
+
+/** Starts `herald serve`; resolves once it prints its address. Logs go to `logFile`. */
+export function startHerald(bin, { port = 0, args = [], logFile }) {
+  const child = track(spawn(bin, ["serve", "--listen", `127.0.0.1:${port}`, ...args], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, HERALD_LOG: process.env.HERALD_LOG ?? "info" },
+  }));
+  const log = createWriteStream(logFile, { flags: "a" });
+  return new Promise((resolve, reject) => {
+    let seen = "";
+    const timer = setTimeout(() => fail(new Error(`herald did not start in 10 s: ${seen.slice(-500)}`)), 10000);
+    const fail = (e) => {
+      clearTimeout(timer);
+      child.kill("SIGKILL");
+      reject(e);
+    };
+    child.on("exit", (code) => fail(new Error(`herald exited with ${code}: ${seen.slice(-500)}`)));
+    child.stderr.on("data", (chunk) => {
+      log.write(chunk);
+      if (seen === null) return;
+      seen += chunk;
+      const m = LISTENING.exec(seen);
+      if (!m) return;
+      seen = null;
+      clearTimeout(timer);
+      child.removeAllListeners("exit");
+      resolve(new Herald(child, Number(m[2])));
+    });
+  });
+}
+
+class Herald {
+  constructor(child, port) {
+    this.child = child;
+    this.port = port;
+    this.url = `http://127.0.0.1:${port}`;
+    this.exited = new Promise((resolve) => child.on("exit", resolve));
+  }
+
+  /** SIGTERM: the graceful shutdown (close 1001 to every WebSocket). */
+  async stop() {
+    if (this.child.exitCode === null) this.child.kill("SIGTERM");
+    await Promise.race([this.exited, sleep(8000)]);
+    this.kill();
+  }
+
+  /** SIGKILL: the node dies without a word. */
+  async kill() {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGKILL");
+    await this.exited;
+  }
+}
+
+/** A free TCP port on 127.0.0.1 (free now; the caller binds it soon after). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Whether `cmd` runs at all (found on PATH). */
+export function exists(cmd) {
+  return spawnSync("sh", ["-c", `command -v ${cmd}`]).status === 0;
+}
+
+/** Starts a throwaway redis-server (no persistence) on a free port. */
+export async function startRedis(logFile) {
+  const port = await freePort();
+  const child = track(spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+    stdio: ["ignore", "pipe", "pipe"],
+  }));
+  const log = createWriteStream(logFile, { flags: "a" });
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
+  for (let i = 0; i < 50; i++) {
+    if (await canConnect(port)) return { port, url: `redis://127.0.0.1:${port}`, stop: () => child.kill("SIGKILL") };
+    await sleep(100);
+  }
+  child.kill("SIGKILL");
+  throw new Error("redis-server did not listen within 5 s");
+}
+
+function canConnect(port) {
+  return new Promise((resolve) => {
+    const s = net.connect(port, "127.0.0.1", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on("error", () => resolve(false));
+  });
+}
+
+/** A TCP proxy on 127.0.0.1: `cut()` drops every connection and refuses new ones until
+ * `restore()`; `target` may change between connections (a load balancer's failover). */
+export async function startProxy(target) {
+  const sockets = new Set();
+  const state = { up: true, target };
+  const server = net.createServer((client) => {
+    if (!state.up) return client.destroy();
+    const upstream = net.connect(state.target, "127.0.0.1");
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("error", () => {});
+      s.on("close", () => {
+        sockets.delete(s);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: server.address().port,
+    get url() {
+      return `http://127.0.0.1:${this.port}`;
+    },
+    setTarget(port) {
+      state.target = port;
+    },
+    cut() {
+      state.up = false;
+      for (const s of sockets) s.destroy();
+    },
+    restore() {
+      state.up = true;
+    },
+    close() {
+      this.cut();
+      server.close();
+    },
+  };
+}

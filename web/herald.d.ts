@@ -1,0 +1,138 @@
+// Types of herald.js, the browser client of the Herald hub's `herald.v1` protocol.
+
+/** A place in a channel's stream: offsets only compare within one epoch. */
+export interface StreamPosition {
+  offset: number;
+  epoch: string;
+}
+
+export interface Publication {
+  channel: string;
+  offset: number;
+  epoch: string;
+  /** Any JSON; text from a plain-mode client is a string (base64 when `encoding` says so). */
+  data: unknown;
+  /** The publisher's verified user id, when it had one. */
+  user?: string;
+  encoding?: "base64";
+}
+
+export interface ClientInfo {
+  client: string;
+  /** Empty for anonymous connections. */
+  user: string;
+}
+
+export type StateEvent =
+  | { state: "connecting" }
+  | { state: "connected"; client: string; user: string }
+  | { state: "disconnected"; code: number; reason: string; willReconnect: boolean };
+
+export interface Backoff {
+  /** Cap of the first retry delay, ms (default 500). */
+  min: number;
+  /** Largest cap, ms (default 20000). Each delay is uniform in [0, min(max, min·2^attempt)). */
+  max: number;
+}
+
+// Checked both ways, like a method parameter, so the DOM's richer event types fit.
+type Handler<E> = { bivarianceHack(event: E): unknown }["bivarianceHack"];
+
+/** The subset of the browser's WebSocket the client uses (tests pass a fake). */
+export interface TransportLike {
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onmessage: Handler<{ data: unknown }> | null;
+  onclose: Handler<{ code: number; reason: string }> | null;
+  onerror: Handler<unknown> | null;
+}
+
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export interface HeraldOptions {
+  /** A JWT, or a function giving one (called before every connection attempt). */
+  token?: string | (() => string | Promise<string>);
+  /** The transport constructor: the browser's WebSocket by default. */
+  WebSocket?: new (url: string, protocol: string) => TransportLike;
+  backoff?: Partial<Backoff>;
+  /** Ms to wait for a reply, and for the `connected` push after opening (default 10000). */
+  timeout?: number;
+  /** Ms of silence beyond the server's ping_interval before the client pings (default 5000). */
+  pingMargin?: number;
+  /** Ms to wait for the answer to that ping before reconnecting (default 10000). */
+  pingTimeout?: number;
+  /** Injected clock for tests. */
+  timers?: Timers;
+  /** Injected randomness for tests: a function returning [0, 1). */
+  random?: () => number;
+}
+
+export interface SubscribeOptions {
+  onPublication?(publication: Publication): void;
+  /** Needs `joinLeave: true`. */
+  onJoin?(member: ClientInfo): void;
+  onLeave?(member: ClientInfo): void;
+  /** The server could not fill a gap (`recovered: false`): reload the state. */
+  onRecoveryFailed?(event: StreamPosition & { previous: StreamPosition | null }): void;
+  /** After every successful (re)subscribe. */
+  onSubscribed?(event: StreamPosition & { recovered?: boolean }): void;
+  /** A permanent refusal (permission denied, bad channel, limit): the subscription is dropped. */
+  onError?(error: HeraldError): void;
+  /** Ask for join/leave pushes. */
+  joinLeave?: boolean;
+  /** Start from this position: publications after it are delivered first (e.g. after `history`). */
+  since?: StreamPosition;
+}
+
+export declare const CODES: {
+  errors: Record<string, { code: number; temporary: boolean; message: string }>;
+  disconnects: Record<string, { code: number; reconnect: boolean; reason: string }>;
+  reconnect_ranges: { reconnect: [number, number]; terminal: [number, number] };
+};
+
+/** Codes of failures on the client's side: 1 timeout, 2 disconnected, 3 closed. */
+export declare const LOCAL_ERRORS: Record<
+  "timeout" | "disconnected" | "closed",
+  { code: number; temporary: boolean; message: string }
+>;
+
+export declare function shouldReconnect(code: number): boolean;
+export declare function backoffDelay(attempt: number, backoff: Backoff, random?: () => number): number;
+
+export declare class HeraldError extends Error {
+  /** The server's error code (100–110), or a LOCAL_ERRORS code. */
+  code: number;
+  /** Whether retrying later may succeed. */
+  temporary: boolean;
+}
+
+export declare class Subscription {
+  readonly channel: string;
+  /** The last publication applied (or the subscribe reply's position). */
+  readonly position: StreamPosition | null;
+  readonly subscribed: boolean;
+  /** Settles with the first subscribe reply. */
+  readonly ready: Promise<StreamPosition & { recovered?: boolean }>;
+  unsubscribe(): void;
+}
+
+export declare class Herald {
+  constructor(url: string, options?: HeraldOptions);
+  readonly state: "connecting" | "connected" | "disconnected";
+  /** This connection's id, after `connected`. */
+  readonly clientId: string | null;
+  readonly user: string | null;
+  connect(): void;
+  close(): void;
+  on(event: "state", listener: (event: StateEvent) => void): () => void;
+  subscribe(channel: string, options?: SubscribeOptions): Subscription;
+  publish(channel: string, data: unknown): Promise<StreamPosition>;
+  history(
+    channel: string,
+    options?: { since?: StreamPosition; limit?: number },
+  ): Promise<StreamPosition & { publications: Omit<Publication, "channel" | "epoch">[] }>;
+  presence(channel: string): Promise<ClientInfo[]>;
+}

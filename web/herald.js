@@ -1,0 +1,464 @@
+// herald.js: the browser client of the Herald hub's `herald.v1` protocol (docs/protocol.md).
+// One dependency-free ES module: commands with replies, subscriptions that recover after a
+// reconnect, exponential backoff with full jitter, and dead-connection detection.
+
+/** The error and disconnect codes, mirrored from crates/herald-hub-protocol/codes.json
+ * (web/test/codes.test.js fails when the two differ). */
+export const CODES = {
+  errors: {
+    internal: { code: 100, temporary: true, message: "internal error" },
+    unauthorized: { code: 101, temporary: false, message: "unauthorized" },
+    unknown_method: { code: 102, temporary: false, message: "unknown method" },
+    permission_denied: { code: 103, temporary: false, message: "permission denied" },
+    already_subscribed: { code: 104, temporary: false, message: "already subscribed" },
+    not_subscribed: { code: 105, temporary: false, message: "not subscribed" },
+    limit_exceeded: { code: 106, temporary: false, message: "limit exceeded" },
+    bad_request: { code: 107, temporary: false, message: "bad request" },
+    rate_limited: { code: 108, temporary: true, message: "rate limited" },
+    unavailable: { code: 109, temporary: true, message: "temporarily unavailable" },
+    position_unavailable: { code: 110, temporary: false, message: "position unavailable" },
+  },
+  disconnects: {
+    normal: { code: 1000, reconnect: false, reason: "" },
+    shutdown: { code: 1001, reconnect: true, reason: "server shutting down" },
+    policy: { code: 1008, reconnect: false, reason: "policy violation" },
+    too_big: { code: 1009, reconnect: false, reason: "message too big" },
+    internal: { code: 1011, reconnect: true, reason: "internal error" },
+    slow: { code: 4001, reconnect: true, reason: "slow consumer" },
+    insufficient_state: { code: 4002, reconnect: true, reason: "insufficient state" },
+    unavailable: { code: 4003, reconnect: true, reason: "broker unavailable" },
+    bad_request: { code: 4500, reconnect: false, reason: "bad request" },
+    unauthorized: { code: 4501, reconnect: false, reason: "unauthorized" },
+    idle: { code: 4502, reconnect: false, reason: "idle timeout" },
+  },
+  reconnect_ranges: { reconnect: [4000, 4499], terminal: [4500, 4999] },
+};
+
+/** Codes of failures on this side, below the server's 100: no reply came, or it cannot. */
+export const LOCAL_ERRORS = {
+  timeout: { code: 1, temporary: true, message: "no reply in time" },
+  disconnected: { code: 2, temporary: true, message: "connection lost before the reply" },
+  closed: { code: 3, temporary: false, message: "client closed" },
+};
+
+// RFC 6455 §7.4.1 codes a browser or proxy reports for a transient failure: abnormal closure
+// (no close frame), service restart, try again later. The server never sends them itself.
+const TRANSIENT_CLOSE_CODES = [1006, 1012, 1013];
+
+/** Whether a connection closed with `code` should be reopened (docs/protocol.md, Disconnects). */
+export function shouldReconnect(code) {
+  const known = Object.values(CODES.disconnects).find((d) => d.code === code);
+  if (known) return known.reconnect;
+  const [low, high] = CODES.reconnect_ranges.reconnect;
+  return (code >= low && code <= high) || TRANSIENT_CLOSE_CODES.includes(code);
+}
+
+/** A failed command: `code` is the server's error code (100–110) or a LOCAL_ERRORS code. */
+export class HeraldError extends Error {
+  constructor(code, message, temporary = false) {
+    super(message);
+    this.name = "HeraldError";
+    this.code = code;
+    this.temporary = temporary;
+  }
+}
+
+function localError(kind) {
+  const e = LOCAL_ERRORS[kind];
+  return new HeraldError(e.code, e.message, e.temporary);
+}
+
+/** Delay before reconnect attempt `attempt` (0-based): full jitter over an exponential cap. */
+export function backoffDelay(attempt, { min, max }, random = Math.random) {
+  const cap = Math.min(max, min * 2 ** Math.min(attempt, 30));
+  return Math.floor(random() * cap);
+}
+
+// An exception in application code must not break the client's own bookkeeping: it is
+// reported as an uncaught error (window.onerror, the console) and delivery goes on.
+function callSafely(fn, value) {
+  if (!fn) return;
+  try {
+    fn(value);
+  } catch (e) {
+    if (globalThis.reportError) {
+      globalThis.reportError(e);
+    } else {
+      setTimeout(() => {
+        throw e;
+      });
+    }
+  }
+}
+
+const DEFAULTS = {
+  backoff: { min: 500, max: 20000 },
+  timeout: 10000, // ms for a reply
+  pingMargin: 5000, // ms of silence beyond the server's ping_interval before we ask
+  pingTimeout: 10000, // ms to wait for the answer to our ping
+};
+
+/** A client of one hub. Nothing happens until `connect()`. */
+export class Herald {
+  constructor(url, options = {}) {
+    this.url = url;
+    this.options = { ...DEFAULTS, ...options, backoff: { ...DEFAULTS.backoff, ...options.backoff } };
+    this.state = "disconnected";
+    this.clientId = null;
+    this.user = null;
+    this._Transport = options.WebSocket ?? globalThis.WebSocket;
+    this._timers = options.timers ?? globalThis;
+    this._random = options.random ?? Math.random;
+    this._listeners = new Map();
+    this._subs = new Map();
+    this._pending = new Map(); // id -> {resolve, reject, timer}
+    this._queue = []; // commands waiting for the connection
+    this._nextId = 1;
+    this._ws = null;
+    this._attempt = 0;
+    this._opening = 0; // counts attempts: a close() during one's await cancels it
+    this._wanted = false;
+    this._retryTimer = null;
+    this._idleTimer = null;
+    this._pingInterval = 25;
+  }
+
+  /** Listens to `state` events; returns a function that stops listening. */
+  on(event, fn) {
+    if (!this._listeners.has(event)) this._listeners.set(event, new Set());
+    this._listeners.get(event).add(fn);
+    return () => this._listeners.get(event).delete(fn);
+  }
+
+  _emit(event, value) {
+    for (const fn of this._listeners.get(event) ?? []) callSafely(fn, value);
+  }
+
+  _setState(state, details = {}) {
+    this.state = state;
+    this._emit("state", { state, ...details });
+  }
+
+  /** Opens the connection and keeps it open until `close()` or a terminal disconnect. */
+  connect() {
+    if (this._ws || this.state === "connecting") return;
+    this._timers.clearTimeout(this._retryTimer); // skip the rest of a backoff wait
+    this._wanted = true;
+    this._open();
+  }
+
+  /** Closes for good: pending commands fail with LOCAL_ERRORS.closed; no reconnect. */
+  close() {
+    if (!this._wanted && this.state === "disconnected") return;
+    this._wanted = false;
+    this._opening++;
+    this._timers.clearTimeout(this._retryTimer);
+    const ws = this._ws;
+    this._drop(1000, "closed by client", false, "closed");
+    if (ws) ws.close(1000);
+  }
+
+  async _open() {
+    const attempt = ++this._opening;
+    this._setState("connecting");
+    let url;
+    try {
+      url = await this._connectUrl();
+    } catch (e) {
+      if (attempt === this._opening) this._drop(1006, `token: ${e.message}`, true);
+      return;
+    }
+    if (!this._wanted || attempt !== this._opening) return;
+    let ws;
+    try {
+      ws = new this._Transport(url, "herald.v1");
+    } catch (e) {
+      this._drop(1006, e.message, true);
+      return;
+    }
+    this._ws = ws;
+    // A handshake that never completes counts as a dead connection too.
+    this._timers.clearTimeout(this._idleTimer);
+    this._idleTimer = this._timers.setTimeout(() => this._dead(), this.options.timeout);
+    // Events of a socket we already gave up on (a dead one we closed) are ignored.
+    ws.onmessage = (e) => ws === this._ws && this._onMessage(e.data);
+    ws.onclose = (e) => ws === this._ws && this._onClose(e.code, e.reason);
+    ws.onerror = () => {};
+  }
+
+  async _connectUrl() {
+    let url = this.url;
+    if (globalThis.location && !/^wss?:/.test(url)) {
+      const u = new URL(url, globalThis.location.href);
+      u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
+      url = u.href;
+    }
+    const { token } = this.options;
+    const value = typeof token === "function" ? await token() : token;
+    if (!value) return url;
+    return `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(value)}`;
+  }
+
+  _onClose(code, reason) {
+    this._drop(code, reason, shouldReconnect(code));
+  }
+
+  // The connection is gone: fail what waits for it, then retry or stop.
+  _drop(code, reason, reconnect, failure = "disconnected") {
+    this._ws = null;
+    this._timers.clearTimeout(this._idleTimer);
+    for (const p of this._pending.values()) {
+      this._timers.clearTimeout(p.timer);
+      p.reject(localError(failure));
+    }
+    this._pending.clear();
+    for (const sub of this._subs.values()) sub._reset();
+    const willReconnect = reconnect && this._wanted;
+    if (!willReconnect) {
+      this._wanted = false;
+      for (const q of this._queue.splice(0)) q.fail(localError("closed"));
+    }
+    this._setState("disconnected", { code, reason, willReconnect });
+    if (willReconnect) {
+      const delay = backoffDelay(this._attempt++, this.options.backoff, this._random);
+      this._retryTimer = this._timers.setTimeout(() => this._open(), delay);
+    }
+  }
+
+  _onMessage(text) {
+    this._armIdle();
+    let msg;
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (msg.id !== undefined) return this._onReply(msg);
+    switch (msg.push) {
+      case "connected":
+        return this._onConnected(msg);
+      case "pub":
+        return this._subs.get(msg.channel)?._onPub(msg);
+      case "join":
+      case "leave":
+        return this._subs.get(msg.channel)?._onPresence(msg.push, msg);
+    }
+  }
+
+  _onConnected(msg) {
+    this._attempt = 0;
+    this.clientId = msg.client;
+    this.user = msg.user;
+    if (msg.ping_interval > 0) this._pingInterval = msg.ping_interval;
+    this._armIdle();
+    this._setState("connected", { client: msg.client, user: msg.user });
+    for (const sub of this._subs.values()) sub._subscribe();
+    for (const q of this._queue.splice(0)) q.send();
+  }
+
+  _onReply(msg) {
+    const p = this._pending.get(msg.id);
+    if (!p) return;
+    this._pending.delete(msg.id);
+    this._timers.clearTimeout(p.timer);
+    if (msg.error) {
+      const { code, message, temporary } = msg.error;
+      p.reject(new HeraldError(code, message, Boolean(temporary)));
+    } else {
+      p.resolve(msg.result ?? {});
+    }
+  }
+
+  // Browsers hide WebSocket pings, so silence is measured here: after ping_interval plus a
+  // margin without a message, ask with a `ping` command; no answer in time means dead.
+  _armIdle() {
+    const t = this._timers;
+    t.clearTimeout(this._idleTimer);
+    const idle = this._pingInterval * 1000 + this.options.pingMargin;
+    this._idleTimer = t.setTimeout(() => {
+      this._call("ping", {}).catch(() => {});
+      this._idleTimer = t.setTimeout(() => this._dead(), this.options.pingTimeout);
+    }, idle);
+  }
+
+  _dead() {
+    const ws = this._ws;
+    this._drop(1006, "no answer to ping", true);
+    try {
+      ws?.close(4000, "no answer to ping");
+    } catch {
+      // Already closing: the handlers are detached either way.
+    }
+  }
+
+  /** Sends a command now if connected, else when connected (rejects after `timeout`). */
+  _call(method, params) {
+    if (!this._wanted) return Promise.reject(localError("closed"));
+    return new Promise((resolve, reject) => {
+      const timer = this._timers.setTimeout(() => {
+        this._queue = this._queue.filter((q) => q !== entry);
+        this._pending.delete(entry.id);
+        reject(localError("timeout"));
+      }, this.options.timeout);
+      const entry = {
+        id: 0,
+        fail: (e) => {
+          this._timers.clearTimeout(timer);
+          reject(e);
+        },
+        send: () => {
+          entry.id = this._nextId++;
+          this._pending.set(entry.id, { resolve, reject, timer });
+          try {
+            this._ws.send(JSON.stringify({ id: entry.id, method, params }));
+          } catch {
+            this._pending.delete(entry.id);
+            entry.fail(localError("disconnected"));
+          }
+        },
+      };
+      if (this.state === "connected") entry.send();
+      else this._queue.push(entry);
+    });
+  }
+
+  /** Publishes `data` (any JSON) and resolves to `{offset, epoch}`. */
+  publish(channel, data) {
+    return this._call("publish", { channel, data });
+  }
+
+  /** Reads history: `{offset, epoch, publications}`; opts `since: {offset, epoch}`, `limit`. */
+  history(channel, opts = {}) {
+    return this._call("history", { channel, ...opts });
+  }
+
+  /** The connections subscribed to `channel`: `[{client, user}]`. */
+  async presence(channel) {
+    return (await this._call("presence", { channel })).clients;
+  }
+
+  /** Subscribes to `channel`, now and after every reconnect, recovering what was missed. */
+  subscribe(channel, handlers = {}) {
+    if (this._subs.has(channel)) throw new Error(`already subscribed to ${channel}`);
+    const sub = new Subscription(this, channel, handlers);
+    this._subs.set(channel, sub);
+    if (this.state === "connected") sub._subscribe();
+    return sub;
+  }
+}
+
+/** One channel held by a client; keeps the stream position it last applied. */
+export class Subscription {
+  constructor(client, channel, handlers) {
+    this.client = client;
+    this.channel = channel;
+    this.handlers = handlers;
+    this.position = handlers.since ?? null; // {offset, epoch} of the last applied publication
+    this.subscribed = false;
+    this._buffer = null; // live pubs that arrived while the subscribe was in flight
+    this._retry = 0;
+    let resolve;
+    let reject;
+    this.ready = new Promise((res, rej) => ((resolve = res), (reject = rej)));
+    this.ready.catch(() => {});
+    this._ready = { resolve, reject };
+  }
+
+  get active() {
+    return this.client._subs.get(this.channel) === this;
+  }
+
+  /** Stops receiving; the server forgets the subscription. */
+  unsubscribe() {
+    if (!this.active) return;
+    this.client._subs.delete(this.channel);
+    if (this.client.state === "connected") {
+      this.client._call("unsubscribe", { channel: this.channel }).catch(() => {});
+    }
+  }
+
+  _reset() {
+    this.subscribed = false;
+    this._buffer = null;
+  }
+
+  async _subscribe() {
+    const params = { channel: this.channel };
+    if (this.handlers.joinLeave) params.join_leave = true;
+    if (this.position) params.recover = { ...this.position };
+    this._buffer = [];
+    let result;
+    try {
+      result = await this.client._call("subscribe", params);
+    } catch (e) {
+      return this._failed(e);
+    }
+    if (!this.active) return;
+    this._applyReply(result);
+  }
+
+  _applyReply(result) {
+    const buffered = this._buffer ?? [];
+    this._buffer = null;
+    this.subscribed = true;
+    this._retry = 0;
+    const { offset, epoch } = result;
+    if (result.recovered === false) {
+      const previous = this.position;
+      this.position = { offset, epoch };
+      callSafely(this.handlers.onRecoveryFailed, { previous, offset, epoch });
+    } else if (result.recovered) {
+      for (const p of result.publications ?? []) this._apply({ ...p, epoch, channel: this.channel });
+    }
+    if (!this.position || this.position.epoch !== epoch || this.position.offset < offset) {
+      this.position = { offset, epoch };
+    }
+    this._ready.resolve({ offset, epoch, recovered: result.recovered });
+    callSafely(this.handlers.onSubscribed, { offset, epoch, recovered: result.recovered });
+    for (const p of buffered) this._apply(p);
+  }
+
+  _failed(e) {
+    // Lost or closed connections resubscribe on the next `connected`.
+    if (!this.active || e.code === LOCAL_ERRORS.disconnected.code) return;
+    if (e.code === LOCAL_ERRORS.closed.code) return;
+    if (e.temporary && this.client.state === "connected") {
+      const delay = backoffDelay(this._retry++, this.client.options.backoff, this.client._random);
+      this.client._timers.setTimeout(() => {
+        if (this.active && this.client.state === "connected" && !this.subscribed) this._subscribe();
+      }, delay);
+      return;
+    }
+    if (e.temporary) return;
+    this.client._subs.delete(this.channel);
+    this._ready.reject(e);
+    callSafely(this.handlers.onError, e);
+  }
+
+  _onPub(p) {
+    if (this._buffer) this._buffer.push(p);
+    else if (this.subscribed) this._apply(p);
+  }
+
+  // Exactly once, in order: anything at or before the applied offset of the same epoch has
+  // been delivered already (it came with the recovery and again live).
+  _apply(p) {
+    const at = this.position;
+    if (at && p.epoch === at.epoch && p.offset <= at.offset) return;
+    this.position = { offset: p.offset, epoch: p.epoch };
+    callSafely(this.handlers.onPublication, {
+      channel: this.channel,
+      offset: p.offset,
+      epoch: p.epoch,
+      data: p.data,
+      user: p.user,
+      encoding: p.encoding,
+    });
+  }
+
+  _onPresence(kind, m) {
+    if (!this.subscribed) return;
+    const info = { client: m.client, user: m.user };
+    callSafely(kind === "join" ? this.handlers.onJoin : this.handlers.onLeave, info);
+  }
+}
