@@ -4,10 +4,12 @@
 use crate::logging;
 use crate::settings::{self, ConfigFile, HubFlags};
 use anyhow::Context as _;
-use herald_hub::HubConfig;
+use herald_hub::{Hub, HubConfig};
+use herald_redis::RedisBroker;
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
@@ -63,7 +65,7 @@ async fn serve(config: HubConfig) -> anyhow::Result<()> {
     let tls = config.tls.cert.is_some() && config.tls.key.is_some();
     let listen = config.listen;
     tracing::info!(%listen, broker = %redact(&config.broker), tls, "starting the hub");
-    let hub = herald_hub::Hub::new(config).context("starting the hub")?;
+    let hub = hub(config).await?;
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
@@ -79,6 +81,18 @@ async fn serve(config: HubConfig) -> anyhow::Result<()> {
         .context("serving")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The hub on the configured broker: in memory, or Redis for `redis://` and `rediss://` URLs
+/// (several nodes on one Redis share channels, history and presence).
+async fn hub(config: HubConfig) -> anyhow::Result<Arc<Hub>> {
+    if !config.broker.starts_with("redis://") && !config.broker.starts_with("rediss://") {
+        return Hub::new(config).context("starting the hub");
+    }
+    let broker = RedisBroker::connect(&config.broker, config.history)
+        .await
+        .with_context(|| format!("connecting to {}", redact(&config.broker)))?;
+    Hub::with_broker(config, Arc::new(broker)).context("starting the hub")
 }
 
 /// Completes on the first SIGTERM or SIGINT. A second one exits at once, without waiting for

@@ -116,9 +116,12 @@ impl Node {
         Ok(name)
     }
 
-    /// Unregisters connection `id` from `channel`; the last one out unsubscribes the node.
+    /// Unregisters connection `id` from `channel`; the last one out unsubscribes the node
+    /// (if the node's broker subscription was made).
     pub async fn remove(&self, broker: &dyn Broker, channel: &str, id: u64) {
-        let last = {
+        // Unsubscribe the node only if the broker subscription was made: after a failed
+        // subscribe there is nothing to undo, and undoing it anyway could cut a newer one.
+        let unsubscribe = {
             let mut channels = write(&self.channels);
             let Some(entry) = channels.get_mut(channel) else {
                 return;
@@ -128,13 +131,14 @@ impl Node {
             };
             entry.presence_subscribers -= usize::from(old.presence_events);
             let last = entry.subscribers.is_empty();
+            let subscribed = entry.ready.initialized();
             if last {
                 channels.remove(channel);
             }
-            last
+            last && subscribed
         };
         self.metrics.subscriptions.dec();
-        if last && let Err(e) = broker.unsubscribe(channel).await {
+        if unsubscribe && let Err(e) = broker.unsubscribe(channel).await {
             tracing::warn!(channel, error = %e, "broker unsubscribe failed");
         }
     }

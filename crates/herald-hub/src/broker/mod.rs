@@ -17,6 +17,8 @@
 //!   on the channel reaches [`BrokerEvents::publication`]; a node reads history only after
 //!   that, so the seam between history and live delivery has no gap.
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub(crate) mod memory;
 
 pub use memory::MemoryBroker;
