@@ -17,6 +17,7 @@ export const CODES = {
     rate_limited: { code: 108, temporary: true, message: "rate limited" },
     unavailable: { code: 109, temporary: true, message: "temporarily unavailable" },
     position_unavailable: { code: 110, temporary: false, message: "position unavailable" },
+    outcome_unknown: { code: 111, temporary: true, message: "outcome unknown" },
   },
   disconnects: {
     normal: { code: 1000, reconnect: false, reason: "" },
@@ -27,6 +28,7 @@ export const CODES = {
     slow: { code: 4001, reconnect: true, reason: "slow consumer" },
     insufficient_state: { code: 4002, reconnect: true, reason: "insufficient state" },
     unavailable: { code: 4003, reconnect: true, reason: "broker unavailable" },
+    write_timeout: { code: 4004, reconnect: true, reason: "write timeout" },
     bad_request: { code: 4500, reconnect: false, reason: "bad request" },
     unauthorized: { code: 4501, reconnect: false, reason: "unauthorized" },
     idle: { code: 4502, reconnect: false, reason: "idle timeout" },

@@ -33,9 +33,12 @@ impl ErrorCode {
     pub const UNAVAILABLE: Self = Self(109);
     /// History cannot start at the requested position (other epoch, or trimmed).
     pub const POSITION_UNAVAILABLE: Self = Self(110);
+    /// The broker did not answer in time after the command may have taken effect (a publish
+    /// may or may not have been stored). Check with `history` before retrying a publish.
+    pub const OUTCOME_UNKNOWN: Self = Self(111);
 
     /// Every code, with its name in `codes.json`.
-    pub const ALL: [(&'static str, Self); 11] = [
+    pub const ALL: [(&'static str, Self); 12] = [
         ("internal", Self::INTERNAL),
         ("unauthorized", Self::UNAUTHORIZED),
         ("unknown_method", Self::UNKNOWN_METHOD),
@@ -47,13 +50,14 @@ impl ErrorCode {
         ("rate_limited", Self::RATE_LIMITED),
         ("unavailable", Self::UNAVAILABLE),
         ("position_unavailable", Self::POSITION_UNAVAILABLE),
+        ("outcome_unknown", Self::OUTCOME_UNKNOWN),
     ];
 
     /// Whether the same command may succeed if retried later.
     pub fn is_temporary(self) -> bool {
         matches!(
             self,
-            Self::INTERNAL | Self::RATE_LIMITED | Self::UNAVAILABLE
+            Self::INTERNAL | Self::RATE_LIMITED | Self::UNAVAILABLE | Self::OUTCOME_UNKNOWN
         )
     }
 
@@ -71,6 +75,7 @@ impl ErrorCode {
             108 => "rate limited",
             109 => "temporarily unavailable",
             110 => "position unavailable",
+            111 => "outcome unknown",
             _ => "error",
         }
     }
@@ -105,6 +110,9 @@ impl Disconnect {
     pub const INSUFFICIENT_STATE: Self = Self::new(4002, "insufficient state");
     /// The broker is unreachable: reconnect later and recover.
     pub const UNAVAILABLE: Self = Self::new(4003, "broker unavailable");
+    /// The connection's writes made no progress for `limits.write_timeout` (the client stopped
+    /// reading): reconnect and recover.
+    pub const WRITE_TIMEOUT: Self = Self::new(4004, "write timeout");
     /// The client sent something that is not a valid command: do not reconnect.
     pub const BAD_REQUEST: Self = Self::new(4500, "bad request");
     /// The connection's credentials are no longer valid: do not reconnect with them.
@@ -113,7 +121,7 @@ impl Disconnect {
     pub const IDLE: Self = Self::new(4502, "idle timeout");
 
     /// Every disconnect, with its name in `codes.json`.
-    pub const ALL: [(&'static str, Self); 11] = [
+    pub const ALL: [(&'static str, Self); 12] = [
         ("normal", Self::NORMAL),
         ("shutdown", Self::SHUTDOWN),
         ("policy", Self::POLICY),
@@ -122,6 +130,7 @@ impl Disconnect {
         ("slow", Self::SLOW),
         ("insufficient_state", Self::INSUFFICIENT_STATE),
         ("unavailable", Self::UNAVAILABLE),
+        ("write_timeout", Self::WRITE_TIMEOUT),
         ("bad_request", Self::BAD_REQUEST),
         ("unauthorized", Self::UNAUTHORIZED),
         ("idle", Self::IDLE),

@@ -82,6 +82,11 @@ pub struct OriginConfig {
     pub allow_same_host: bool,
     /// Allow requests without an Origin header (non-browser clients). Default true.
     pub allow_missing: bool,
+    /// The host names (`host` or `host:port`) this server is reached by. The same-host rule
+    /// trusts a request's Host header only when it is one of these or a loopback address, so
+    /// a page on an attacker's domain that resolves to this server (DNS rebinding) is not
+    /// "same host". Default empty.
+    pub public_hosts: Vec<String>,
 }
 
 impl Default for OriginConfig {
@@ -90,6 +95,7 @@ impl Default for OriginConfig {
             allowed: Vec::new(),
             allow_same_host: true,
             allow_missing: true,
+            public_hosts: Vec::new(),
         }
     }
 }
@@ -115,6 +121,10 @@ pub struct AuthConfig {
     pub cookie: String,
     /// Query parameter that may carry the token. Default `token`.
     pub query_param: String,
+    /// When set, a token's `iss` claim must equal it. Default unset.
+    pub issuer: Option<String>,
+    /// When set, a token's `aud` claim must contain it. Default unset.
+    pub audience: Option<String>,
 }
 
 impl Default for AuthConfig {
@@ -128,6 +138,8 @@ impl Default for AuthConfig {
             anonymous_publish: vec!["*".into()],
             cookie: "herald_token".into(),
             query_param: "token".into(),
+            issuer: None,
+            audience: None,
         }
     }
 }
@@ -164,6 +176,14 @@ pub struct HistoryConfig {
     /// How long a publication is kept. Default 5 min.
     #[serde(with = "humantime_serde")]
     pub ttl: Duration,
+    /// Channels with retained history on this node (memory broker) at once; a publish to a
+    /// new channel past it gets error 106 (HTTP 507). Bounds memory against unique channel
+    /// names. 0: no limit. Default 100,000.
+    pub max_channels: usize,
+    /// Payload bytes the memory broker retains over all channels; past it the oldest
+    /// publications of the publishing channel go first, then a publish to a channel with
+    /// nothing retained gets error 106 (HTTP 507). 0: no limit. Default 256 MiB.
+    pub max_bytes: usize,
 }
 
 impl Default for HistoryConfig {
@@ -171,6 +191,8 @@ impl Default for HistoryConfig {
         Self {
             size: 100,
             ttl: Duration::from_secs(300),
+            max_channels: 100_000,
+            max_bytes: 256 << 20,
         }
     }
 }
@@ -199,10 +221,27 @@ pub struct LimitsConfig {
     /// Time from TCP accept to a complete HTTP request head. Default 10 s.
     #[serde(with = "humantime_serde")]
     pub handshake_timeout: Duration,
-    /// A connection holding no subscription and sending nothing this long is closed with
-    /// 4502. Default 60 s.
+    /// A connection holding no subscription and sending no data message this long is closed
+    /// with 4502 (Pings do not count). Default 60 s.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// A connection whose queued writes make no progress this long (its client stopped
+    /// reading) is dropped with 4004 and its slots freed. Default 10 s.
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Duration,
+    /// Command cost units per second per connection, sustained, over every command (a ping
+    /// costs 1, a reply costs 1 more per 4 KiB). 0: no limit. Default 200.
+    pub command_rate: u32,
+    /// Cost units a connection may spend in a burst above the rate; over it a command gets
+    /// error 108, and a connection that keeps going is closed with 1008. Default 400.
+    pub command_burst: u32,
+    /// Largest reply to one command, in bytes: `history` returns fewer publications, a
+    /// recovery that would not fit answers `recovered: false`. Default 1 MiB.
+    pub max_reply_size: usize,
+    /// Time for a whole HTTP request (head and body) on the API. Bounds slow bodies.
+    /// Default 10 s.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
 }
 
 impl Default for LimitsConfig {
@@ -217,6 +256,11 @@ impl Default for LimitsConfig {
             queue_size: 1024,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(10),
+            command_rate: 200,
+            command_burst: 400,
+            max_reply_size: 1 << 20,
+            request_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -285,6 +329,10 @@ pub struct PresenceConfig {
     /// Allow `join` and `leave` pushes to subscribers that ask for them (`join_leave` in
     /// `subscribe`). Default true.
     pub join_leave: bool,
+    /// Join and leave pushes per second per channel on one node; more are dropped (and
+    /// counted), so subscribe churn cannot flood a channel's subscribers. 0: no limit.
+    /// Default 50.
+    pub join_leave_rate: u32,
 }
 
 impl Default for PresenceConfig {
@@ -292,6 +340,7 @@ impl Default for PresenceConfig {
         Self {
             enabled: true,
             join_leave: true,
+            join_leave_rate: 50,
         }
     }
 }

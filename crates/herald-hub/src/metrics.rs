@@ -40,6 +40,16 @@ pub struct Metrics {
     pub broker_latency: Family<Labels, Histogram>,
     /// 1 when the broker is reachable, 0 when degraded.
     pub broker_up: Gauge,
+    /// Times a configured bound refused or cut something, by limit (docs/operations.md,
+    /// "Limits and abuse").
+    pub limit_hits: Family<Labels, Counter>,
+    /// Broker operations that failed, by operation and kind (`unavailable`, `internal`,
+    /// `unknown`, `limit`).
+    pub broker_errors: Family<Labels, Counter>,
+    /// Channels with retained history (memory broker).
+    pub history_channels: Gauge,
+    /// Payload bytes retained in history (memory broker).
+    pub history_bytes: Gauge,
 }
 
 impl Default for Metrics {
@@ -69,6 +79,10 @@ impl Metrics {
         });
         let broker_up = Gauge::default();
         broker_up.set(1);
+        let limit_hits = Family::<Labels, Counter>::default();
+        let broker_errors = Family::<Labels, Counter>::default();
+        let history_channels = Gauge::default();
+        let history_bytes = Gauge::default();
         registry.register(
             "connections",
             "Open WebSocket connections",
@@ -129,8 +143,32 @@ impl Metrics {
             "1 when the broker is reachable",
             broker_up.clone(),
         );
+        registry.register(
+            "limit_hits",
+            "Times a configured bound refused or cut something, by limit",
+            limit_hits.clone(),
+        );
+        registry.register(
+            "broker_errors",
+            "Failed broker operations, by operation and kind",
+            broker_errors.clone(),
+        );
+        registry.register(
+            "history_channels",
+            "Channels with retained history (memory broker)",
+            history_channels.clone(),
+        );
+        registry.register(
+            "history_bytes",
+            "Payload bytes retained in history (memory broker)",
+            history_bytes.clone(),
+        );
         Self {
             registry,
+            limit_hits,
+            broker_errors,
+            history_channels,
+            history_bytes,
             connections,
             subscriptions,
             messages_in,
@@ -165,6 +203,23 @@ impl Metrics {
         self.connections
             .get_or_create(&vec![("mode".into(), mode.into())])
             .clone()
+    }
+
+    /// Counts one hit of a configured bound (`write_timeout`, `command_rate`, ...).
+    pub fn limit_hit(&self, limit: &str) {
+        self.limit_hits
+            .get_or_create(&vec![("limit".into(), limit.into())])
+            .inc();
+    }
+
+    /// Counts a failed broker operation.
+    pub fn broker_error(&self, op: &str, kind: &str) {
+        self.broker_errors
+            .get_or_create(&vec![
+                ("op".into(), op.into()),
+                ("kind".into(), kind.into()),
+            ])
+            .inc();
     }
 
     /// Records a broker operation's latency.

@@ -72,6 +72,7 @@ mod tests {
             allowed: allowed.iter().map(|s| s.to_string()).collect(),
             allow_same_host: same_host,
             allow_missing: missing,
+            public_hosts: Vec::new(),
         })
     }
 

@@ -230,6 +230,7 @@ fn the_table_has_one_row_per_config_field() {
                 allowed: _,
                 allow_same_host: _,
                 allow_missing: _,
+                public_hosts: _,
             },
         auth:
             AuthConfig {
@@ -241,9 +242,17 @@ fn the_table_has_one_row_per_config_field() {
                 anonymous_publish: _,
                 cookie: _,
                 query_param: _,
+                issuer: _,
+                audience: _,
             },
         api: ApiConfig { key: _ },
-        history: HistoryConfig { size: _, ttl: _ },
+        history:
+            HistoryConfig {
+                size: _,
+                ttl: _,
+                max_channels: _,
+                max_bytes: _,
+            },
         limits:
             LimitsConfig {
                 max_connections: _,
@@ -255,20 +264,27 @@ fn the_table_has_one_row_per_config_field() {
                 queue_size: _,
                 handshake_timeout: _,
                 idle_timeout: _,
+                write_timeout: _,
+                command_rate: _,
+                command_burst: _,
+                max_reply_size: _,
+                request_timeout: _,
             },
         heartbeat: HeartbeatConfig {
             interval: _,
             timeout: _,
         },
         plain: PlainConfig { routes: _, echo: _ },
-        presence: PresenceConfig {
-            enabled: _,
-            join_leave: _,
-        },
+        presence:
+            PresenceConfig {
+                enabled: _,
+                join_leave: _,
+                join_leave_rate: _,
+            },
         deflate: _,
         shutdown_timeout: _,
     } = HubConfig::default();
-    const FIELDS: usize = 35;
+    const FIELDS: usize = 46;
     assert_eq!(SETTINGS.len(), FIELDS);
     let keys: std::collections::HashSet<_> = SETTINGS.iter().map(|s| s.key).collect();
     let flags: std::collections::HashSet<_> = SETTINGS.iter().map(|s| s.flag).collect();

@@ -380,7 +380,15 @@ where
     Fut: Future<Output = Arc<dyn Broker>>,
 {
     let ttl = Duration::from_millis(600);
-    let (broker, _) = started(factory, HistoryConfig { size: 10, ttl }).await;
+    let (broker, _) = started(
+        factory,
+        HistoryConfig {
+            size: 10,
+            ttl,
+            ..HistoryConfig::default()
+        },
+    )
+    .await;
     let channel = fresh_channel("epoch");
     let first = broker.publish(&channel, json(1), None).await.unwrap();
     let again = broker.publish(&channel, json(2), None).await.unwrap();
