@@ -30,6 +30,9 @@ enum Phase {
 /// - Send with [`send`](Self::send) or as a [`Sink`]. Sends are batched: `feed` queues, the
 ///   next flush (or the next wait for input) writes everything queued in one vectored write.
 ///   While [`Config::max_write_buffer_size`] bytes are queued, sending waits (back-pressure).
+/// - [`queue`](Self::queue) and [`queue_prepared`](Self::queue_prepared) queue without waiting
+///   (for a task serving many connections); the caller bounds them with
+///   [`buffered`](Self::buffered) and [`is_write_buffer_full`](Self::is_write_buffer_full).
 /// - [`split`](Self::split) gives a reader and a writer for two tasks.
 ///
 /// The stream must be polled for Pongs, keepalive and the closing handshake to progress.
@@ -173,6 +176,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         Ok(self.conn.send_prepared(prepared)?)
     }
 
+    /// Queues a message without waiting and without writing: it leaves with the next flush,
+    /// or when the connection next waits for input.
+    ///
+    /// This never applies back-pressure, so the caller bounds what it queues, e.g. by
+    /// dropping or disconnecting a slow peer once [`is_write_buffer_full`](Self::is_write_buffer_full)
+    /// says so. [`feed`](Self::feed) is the variant that waits.
+    ///
+    /// # Errors
+    /// As for [`feed`](Self::feed): [`Error::Misuse`] after a Close was sent (or for an invalid
+    /// Close code or an oversized control payload).
+    pub fn queue(&mut self, message: Message) -> Result<()> {
+        self.enqueue(message)
+    }
+
+    /// Queues a prepared message (see [`feed_prepared`](Self::feed_prepared)) without waiting
+    /// and without writing. As with [`queue`](Self::queue), the caller bounds what it queues.
+    ///
+    /// # Errors
+    /// As for [`feed_prepared`](Self::feed_prepared): [`Error::Misuse`] after a Close was sent.
+    pub fn queue_prepared(&mut self, prepared: &herald_proto::PreparedMessage) -> Result<()> {
+        Ok(self.conn.send_prepared(prepared)?)
+    }
+
+    /// The number of bytes queued and not yet written to the transport.
+    pub fn buffered(&self) -> usize {
+        self.conn.transmit_len()
+    }
+
+    /// Whether at least [`Config::max_write_buffer_size`] bytes are queued: `feed` would wait,
+    /// and a caller of [`queue`](Self::queue) should stop queuing.
+    pub fn is_write_buffer_full(&self) -> bool {
+        self.buffered() >= self.max_write_buffer_size
+    }
+
     /// Writes out everything queued.
     ///
     /// # Errors
@@ -217,6 +254,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Splits into a reader and a writer that two tasks can use at once.
     pub fn split(self) -> (crate::split::Reader<S>, crate::split::Writer<S>) {
         crate::split::split(self)
+    }
+
+    fn enqueue(&mut self, message: Message) -> Result<()> {
+        let conn = &mut self.conn;
+        match message {
+            Message::Text(text) => conn.send_text(text)?,
+            Message::Binary(data) => conn.send_binary(data)?,
+            Message::Ping(payload) => conn.ping(payload)?,
+            Message::Pong(payload) => conn.pong(payload)?,
+            Message::Close(frame) => {
+                let (code, reason) = frame.map_or((CloseCode::NORMAL, Default::default()), |f| {
+                    (f.code, f.reason)
+                });
+                conn.close(code, &reason)?;
+            }
+        }
+        Ok(())
     }
 
     // ---- writing ----------------------------------------------------------------------------
@@ -426,20 +480,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
     }
 
     fn start_send(mut self: Pin<&mut Self>, message: Message) -> Result<()> {
-        let conn = &mut self.conn;
-        match message {
-            Message::Text(text) => conn.send_text(text)?,
-            Message::Binary(data) => conn.send_binary(data)?,
-            Message::Ping(payload) => conn.ping(payload)?,
-            Message::Pong(payload) => conn.pong(payload)?,
-            Message::Close(frame) => {
-                let (code, reason) = frame.map_or((CloseCode::NORMAL, Default::default()), |f| {
-                    (f.code, f.reason)
-                });
-                conn.close(code, &reason)?;
-            }
-        }
-        Ok(())
+        self.enqueue(message)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {

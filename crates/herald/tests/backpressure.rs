@@ -43,3 +43,49 @@ async fn send_waits_when_the_peer_stops_reading_and_the_queue_stays_bounded() {
         "queued {most_queued} bytes"
     );
 }
+
+#[tokio::test]
+async fn queue_neither_waits_nor_writes_and_buffered_reports_what_is_queued() {
+    const CAP: usize = 64 << 10;
+    let (tx, rx) = oneshot::channel();
+    let tx = std::sync::Mutex::new(Some(tx));
+    let config = Config::default().write_buffer(16 << 10, CAP);
+    let addr = common::serve(config, move |mut ws| {
+        let tx = tx.lock().unwrap().take().unwrap();
+        async move {
+            let message = Message::binary(vec![7u8; 16 << 10]);
+            let prepared = herald::PreparedMessage::new(
+                herald::proto::Message::Binary(vec![8u8; 16 << 10].into()),
+                None,
+            );
+            let mut full_after = None;
+            for i in 0..8 {
+                ws.queue(message.clone()).unwrap();
+                ws.queue_prepared(&prepared).unwrap();
+                if full_after.is_none() && ws.is_write_buffer_full() {
+                    full_after = Some(i);
+                }
+            }
+            // Nothing was written: the queue holds every frame, past the cap.
+            let buffered = ws.buffered();
+            ws.queue(Message::Close(None)).unwrap();
+            let after_close = ws.queue(Message::text("late"));
+            ws.flush().await.unwrap();
+            tx.send((buffered, full_after, after_close.is_err(), ws.buffered()))
+                .unwrap();
+        }
+    })
+    .await;
+    let mut client = common::client(addr).await;
+    let (buffered, full_after, misuse, drained) = rx.await.unwrap();
+    assert_eq!(buffered, 16 * ((16 << 10) + 4));
+    assert_eq!(full_after, Some(1));
+    assert!(misuse, "queue after Close must fail with Misuse");
+    assert_eq!(drained, 0);
+    for _ in 0..16 {
+        match common::next_data(&mut client).await {
+            Message::Binary(data) => assert_eq!(data.len(), 16 << 10),
+            other => panic!("expected a binary message, got {other:?}"),
+        }
+    }
+}
