@@ -2,17 +2,15 @@
 //! the node's subscriber registry.
 
 use crate::auth::{Authenticator, JwtAuthenticator, KeyError};
-use crate::broker::{Broker, BrokerError, MemoryBroker, Payload, memory::Retention};
+use crate::broker::{Broker, MemoryBroker, memory::Retention};
 use crate::config::HubConfig;
 use crate::limits::PerIp;
 use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::origin::OriginPolicy;
-use herald_hub_protocol::{ClientInfo, StreamPosition};
 use herald_proto::DeflateConfig;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Why a hub could not be built from its configuration.
@@ -91,7 +89,11 @@ impl Hub {
             Arc::new(deflate)
         });
         let metrics = Arc::new(Metrics::new());
-        let node = Arc::new(Node::new(metrics.clone(), deflate.clone()));
+        let node = Arc::new(Node::new(
+            metrics.clone(),
+            deflate.clone(),
+            config.presence.join_leave_rate,
+        ));
         broker.start(node.clone());
         let limit = config.limits.max_message_size;
         let ws = herald::Config::default()
@@ -128,26 +130,6 @@ impl Hub {
     /// The broker.
     pub fn broker(&self) -> &Arc<dyn Broker> {
         &self.broker
-    }
-
-    /// Publishes from the server side (what `POST /api/publish` does).
-    ///
-    /// # Errors
-    /// [`BrokerError`]; nothing was published then.
-    pub async fn publish(
-        &self,
-        channel: &str,
-        payload: Payload,
-        publisher: Option<ClientInfo>,
-    ) -> Result<StreamPosition, BrokerError> {
-        let start = Instant::now();
-        let result = self.broker.publish(channel, payload, publisher).await;
-        self.metrics
-            .broker_op("publish", start.elapsed().as_secs_f64());
-        if result.is_ok() {
-            self.metrics.publications.inc();
-        }
-        result
     }
 
     /// A new connection id, unique across nodes (node id, then a counter).

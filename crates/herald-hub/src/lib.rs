@@ -44,6 +44,7 @@ pub mod node;
 pub mod origin;
 pub mod recovery;
 mod server;
+mod service;
 mod session;
 
 pub use config::HubConfig;

@@ -1,4 +1,5 @@
-//! Connection counts per IP and the publish rate per connection.
+//! Connection counts per IP, and the token buckets that meter a connection's publishes and
+//! commands and a channel's join/leave pushes.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -95,6 +96,13 @@ impl RateLimiter {
 
     /// Accounts one publish at `now`.
     pub fn check(&mut self, now: Instant) -> Rate {
+        self.spend(now, 1.0)
+    }
+
+    /// Accounts an operation costing `cost` units at `now`: allowed while the bucket holds
+    /// at least one unit, even if `cost` takes it below zero (a debt the rate pays back before
+    /// the next operation is allowed).
+    pub fn spend(&mut self, now: Instant, cost: f64) -> Rate {
         if self.rate == 0.0 {
             return Rate::Allowed;
         }
@@ -102,15 +110,23 @@ impl RateLimiter {
         self.last = now;
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
         if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+            self.charge(cost);
             self.refused = 0;
             return Rate::Allowed;
         }
-        self.refused += 1;
+        self.refused = self.refused.saturating_add(1);
         if f64::from(self.refused) > self.burst {
             Rate::Abusive
         } else {
             Rate::Refused
+        }
+    }
+
+    /// Adds `cost` units to what the last allowed operation cost (e.g. the size of its reply,
+    /// known only afterwards). The debt is capped at one burst.
+    pub fn charge(&mut self, cost: f64) {
+        if self.rate != 0.0 {
+            self.tokens = (self.tokens - cost).max(-self.burst);
         }
     }
 }
@@ -147,5 +163,31 @@ mod tests {
             limiter.check(start + Duration::from_millis(150)),
             Rate::Allowed
         );
+    }
+
+    #[test]
+    fn a_costly_operation_is_allowed_then_paid_back_before_the_next() {
+        let start = Instant::now();
+        let mut limiter = RateLimiter::new(10, 5);
+        assert_eq!(limiter.spend(start, 1.0), Rate::Allowed);
+        limiter.charge(13.0);
+        // 4 - 13 = -9 is capped at one burst of debt (-5): 0.6 s of refill to reach 1 again.
+        assert_eq!(limiter.spend(start, 1.0), Rate::Refused);
+        let later = start + Duration::from_millis(550);
+        assert_eq!(limiter.spend(later, 1.0), Rate::Refused);
+        assert_eq!(
+            limiter.spend(later + Duration::from_millis(100), 1.0),
+            Rate::Allowed
+        );
+    }
+
+    #[test]
+    fn rate_zero_allows_everything_and_charges_nothing() {
+        let start = Instant::now();
+        let mut limiter = RateLimiter::new(0, 1);
+        limiter.charge(1e9);
+        for _ in 0..1000 {
+            assert_eq!(limiter.spend(start, 100.0), Rate::Allowed);
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::broadcast::{Broadcast, Delivery, PresenceEvent};
 use crate::broker::{Broker, BrokerError, BrokerEvents, Publication};
+use crate::limits::{Rate, RateLimiter};
 use crate::metrics::Metrics;
 use herald_hub_protocol::{ClientInfo, Disconnect};
 use herald_proto::DeflateConfig;
@@ -51,13 +52,26 @@ impl Signal {
     }
 }
 
-#[derive(Default)]
 struct Channel {
     subscribers: HashMap<u64, Subscriber>,
     /// How many subscribers want join/leave pushes: with none, presence events cost nothing.
     presence_subscribers: usize,
+    /// Join/leave pushes allowed per second (`presence.join_leave_rate`): subscribe churn
+    /// cannot flood the channel's subscribers.
+    presence_budget: Mutex<RateLimiter>,
     /// Set once the broker delivers this channel to the node.
     ready: Arc<OnceCell<()>>,
+}
+
+impl Channel {
+    fn new(join_leave_rate: u32) -> Self {
+        Self {
+            subscribers: HashMap::new(),
+            presence_subscribers: 0,
+            presence_budget: Mutex::new(RateLimiter::new(join_leave_rate, join_leave_rate)),
+            ready: Arc::default(),
+        }
+    }
 }
 
 /// Local subscribers, by channel.
@@ -65,6 +79,7 @@ pub struct Node {
     channels: RwLock<HashMap<Arc<str>, Channel>>,
     metrics: Arc<Metrics>,
     deflate: Option<Arc<DeflateConfig>>,
+    join_leave_rate: u32,
 }
 
 impl std::fmt::Debug for Node {
@@ -74,12 +89,18 @@ impl std::fmt::Debug for Node {
 }
 
 impl Node {
-    /// A node with no subscribers; broadcasts are compressed once with `deflate`.
-    pub fn new(metrics: Arc<Metrics>, deflate: Option<Arc<DeflateConfig>>) -> Self {
+    /// A node with no subscribers; broadcasts are compressed once with `deflate`; each
+    /// channel passes at most `join_leave_rate` join/leave pushes per second (0: no limit).
+    pub fn new(
+        metrics: Arc<Metrics>,
+        deflate: Option<Arc<DeflateConfig>>,
+        join_leave_rate: u32,
+    ) -> Self {
         Self {
             channels: RwLock::new(HashMap::new()),
             metrics,
             deflate,
+            join_leave_rate,
         }
     }
 
@@ -101,7 +122,10 @@ impl Node {
             let name: Arc<str> = channels
                 .get_key_value(channel)
                 .map_or_else(|| channel.into(), |(k, _)| k.clone());
-            let entry = channels.entry(name.clone()).or_default();
+            let rate = self.join_leave_rate;
+            let entry = channels
+                .entry(name.clone())
+                .or_insert_with(|| Channel::new(rate));
             entry.presence_subscribers += usize::from(subscriber.presence_events);
             if let Some(old) = entry.subscribers.insert(id, subscriber) {
                 entry.presence_subscribers -= usize::from(old.presence_events);
@@ -164,6 +188,16 @@ impl Node {
         };
         if presence_only && entry.presence_subscribers == 0 {
             return 0;
+        }
+        if presence_only {
+            let mut budget = entry
+                .presence_budget
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if budget.check(std::time::Instant::now()) != Rate::Allowed {
+                self.metrics.limit_hit("join_leave_rate");
+                return 0;
+            }
         }
         let delivery = make(name);
         let mut delivered = 0u64;

@@ -21,14 +21,26 @@ pub struct Recovery {
     pub position: StreamPosition,
 }
 
+/// Whether `history`, read with `HistoryQuery { after: since.offset, .. }`, continues the
+/// stream right after `since`: the same epoch, not ahead of the stream, and its first
+/// publication (if any) is `since.offset + 1`, so nothing between the two was trimmed. The one
+/// reachability rule: `history` replies and recovery both use it.
+pub fn continues_from(since: &StreamPosition, history: &History) -> bool {
+    let top = history.position.offset;
+    since.epoch == history.position.epoch
+        && since.offset <= top
+        && match history.publications.first() {
+            Some(first) => Some(first.offset) == since.offset.checked_add(1),
+            None => since.offset == top,
+        }
+}
+
 /// Recovery from `since`, given history read after the live subscription was registered.
 /// `history` must hold the publications after `since.offset` (as many as retained).
+/// Recovered means [`continues_from`] holds and no publication up to the top is missing.
 pub fn recover(since: &StreamPosition, history: History) -> Recovery {
-    let top = history.position.offset;
-    let same_epoch = since.epoch == history.position.epoch;
-    let missed = top.saturating_sub(since.offset);
-    let complete = same_epoch
-        && since.offset <= top
+    let missed = history.position.offset.saturating_sub(since.offset);
+    let complete = continues_from(since, &history)
         && history.publications.len() as u64 == missed
         && history
             .publications

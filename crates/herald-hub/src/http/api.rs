@@ -1,8 +1,7 @@
 //! The backend API (`X-API-Key`), health and metrics.
 
-use crate::broker::{BrokerError, Health, Payload};
+use crate::broker::{Health, Payload};
 use crate::hub::{Hub, valid_channel};
-use crate::session::{history as read_history, presence as read_presence};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
@@ -97,13 +96,6 @@ fn authorized_body<T>(
         .map_err(|_| error(StatusCode::BAD_REQUEST, expected))
 }
 
-fn publish_failure(e: &BrokerError) -> Response {
-    match e {
-        BrokerError::Unavailable(_) => error(StatusCode::SERVICE_UNAVAILABLE, "broker unavailable"),
-        BrokerError::Internal(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "broker failure"),
-    }
-}
-
 pub(super) async fn publish(
     State(hub): State<Arc<Hub>>,
     headers: HeaderMap,
@@ -113,13 +105,10 @@ pub(super) async fn publish(
         Ok(body) => body,
         Err(response) => return response,
     };
-    if !valid_channel(&body.channel) {
-        return error(StatusCode::BAD_REQUEST, "invalid channel name");
-    }
     let payload = Payload::Json(Bytes::copy_from_slice(body.data.get().as_bytes()));
     match hub.publish(&body.channel, payload, None).await {
         Ok(p) => Json(json!({ "offset": p.offset, "epoch": p.epoch })).into_response(),
-        Err(e) => publish_failure(&e),
+        Err(e) => reply_error(&e),
     }
 }
 
@@ -146,7 +135,7 @@ pub(super) async fn broadcast(
             .await
         {
             Ok(p) => json!({ "channel": channel, "offset": p.offset, "epoch": p.epoch }),
-            Err(e) => json!({ "channel": channel, "error": e.to_string() }),
+            Err(e) => json!({ "channel": channel, "error": e.message, "code": e.code }),
         };
         results.push(result);
     }
@@ -172,7 +161,7 @@ pub(super) async fn history(
             );
         }
     };
-    match read_history(&hub, &channel, since.as_ref(), query.limit).await {
+    match hub.history(&channel, since.as_ref(), query.limit).await {
         Ok(result) => Json(result).into_response(),
         Err(e) => reply_error(&e),
     }
@@ -186,7 +175,7 @@ pub(super) async fn presence(
     if let Err(response) = authorize(&hub, &headers) {
         return response;
     }
-    match read_presence(&hub, &channel).await {
+    match hub.presence(&channel).await {
         Ok(result) => Json(result).into_response(),
         Err(e) => reply_error(&e),
     }

@@ -40,7 +40,11 @@ pub(super) async fn upgrade(
             // Graceful shutdown waits for this session through the tracker token.
             let token = tracker.token();
             upgrade.config(config).on_upgrade(move |ws| async move {
-                session::run(hub, ws, grant).await;
+                let wire = session::WsWire {
+                    ws,
+                    close_wait: std::time::Duration::from_secs(2),
+                };
+                session::run(hub, wire, grant).await;
                 drop((token, permit));
             })
         }

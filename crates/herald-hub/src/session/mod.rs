@@ -1,25 +1,31 @@
-//! One task per WebSocket connection: reads commands (or plain messages), writes replies
-//! and deliveries, and watches its kill signal, the shutdown, the idle timer and the token's
-//! expiry.
+//! One session per connection: the connection's rules (permissions, limits, recovery, close
+//! codes) over any [`Wire`].
+//!
+//! [`run`] drives a session: it reads the client's messages, pulls deliveries from the
+//! connection's queue while the wire has room, and races every wait — a command's broker
+//! call included — against the kill signal, the shutdown, the token's expiry and the idle
+//! timer. Nothing in a session waits on the client: output is queued, and a full wire stops
+//! production until it drains (or the wire gives up on a client that stopped reading).
 
 mod plain;
 mod protocol;
+#[cfg(test)]
+mod tests;
+mod wire;
 
-pub(crate) use protocol::{history, presence};
+pub(crate) use wire::{Gone, Wire, WsWire};
 
 use crate::auth::Identity;
 use crate::broadcast::Delivery;
 use crate::hub::Hub;
-use crate::limits::{IpSlot, RateLimiter};
+use crate::limits::{IpSlot, Rate, RateLimiter};
 use crate::node::{Signal, Subscriber};
-use crate::recovery::LiveFilter;
-use futures_util::StreamExt;
-use herald::{CloseCode, Message, WebSocket};
+use crate::recovery::{Live, LiveFilter};
+use herald::Message;
 use herald_hub_protocol::{ClientInfo, Disconnect};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -35,12 +41,19 @@ pub(crate) enum Mode {
     Protocol,
 }
 
-/// Why the session loop stopped.
-enum End {
+/// Why a session stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum End {
     /// Close with this code and reason.
     Close(Disconnect),
-    /// The connection already ended (peer closed, transport failed).
+    /// The connection already ended (peer closed, transport failed): count it by this code.
     Gone(u16),
+}
+
+impl From<Gone> for End {
+    fn from(gone: Gone) -> Self {
+        Self::Gone(gone.0)
+    }
 }
 
 /// What the session must hold on to while it runs.
@@ -50,23 +63,26 @@ pub(crate) struct Grant {
     pub(crate) _ip_slot: Option<IpSlot>,
 }
 
-pub(crate) struct Session<S> {
+/// Command cost units per 4 KiB of payload or reply.
+const BYTES_PER_UNIT: usize = 4096;
+
+/// A connection's state and rules.
+pub(crate) struct Session {
     hub: Arc<Hub>,
-    ws: WebSocket<S>,
     id: u64,
     info: ClientInfo,
     identity: Identity,
+    mode: Mode,
     subscriber: Subscriber,
     subscriptions: HashMap<Arc<str>, LiveFilter>,
-    rate: RateLimiter,
+    /// Publishes (`limits.publish_rate`).
+    publish_rate: RateLimiter,
+    /// Every other command, Pings and reply bytes (`limits.command_rate`).
+    commands: RateLimiter,
 }
 
 /// Runs a connection to its end.
-pub(crate) async fn run<S>(hub: Arc<Hub>, ws: WebSocket<S>, grant: Grant)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
-    let (id, client) = hub.next_client_id();
+pub(crate) async fn run<W: Wire>(hub: Arc<Hub>, mut wire: W, grant: Grant) {
     let (queue, mut rx) = mpsc::channel(hub.config.limits.queue_size.max(1));
     let signal = Arc::new(Signal::default());
     let mode_name = match grant.mode {
@@ -75,59 +91,66 @@ where
     };
     let gauge = hub.metrics.connections(mode_name);
     gauge.inc();
-    let limits = hub.config.limits;
-    let mut session = Session {
-        ws,
-        id,
-        info: ClientInfo {
-            client,
-            user: grant.identity.user.clone(),
-        },
-        identity: grant.identity,
-        subscriber: Subscriber {
-            queue,
-            signal: signal.clone(),
-            presence_events: matches!(grant.mode, Mode::Protocol) && hub.config.presence.join_leave,
-        },
-        subscriptions: HashMap::new(),
-        rate: RateLimiter::new(limits.publish_rate, limits.publish_burst),
-        hub,
+    let subscriber = Subscriber {
+        queue,
+        signal: signal.clone(),
+        presence_events: false,
     };
+    let mut session = Session::new(hub, grant.identity, grant.mode, subscriber);
     tracing::debug!(client = %session.info.client, user = %session.info.user, mode = mode_name, "connected");
-    let end = match session.start(&grant.mode).await {
-        Ok(()) => session.serve(&grant.mode, &mut rx, &signal).await,
+    let end = match session.start(&mut wire).await {
+        Ok(()) => session.drive(&mut wire, &mut rx, &signal).await,
         Err(end) => end,
     };
     let code = match end {
         End::Close(reason) => {
-            let code = CloseCode::from(reason.code);
-            let closing = session.ws.close(code, reason.reason);
-            // The peer has this long to answer our Close; a peer that never reads is dropped.
-            let _ = tokio::time::timeout(Duration::from_secs(2), closing).await;
+            wire.close(reason).await;
             reason.code
         }
         End::Gone(code) => code,
     };
     session.finish().await;
-    session.hub.metrics.disconnected(code);
+    let hub = &session.hub;
+    hub.metrics.disconnected(code);
     gauge.dec();
     tracing::debug!(client = %session.info.client, code, "disconnected");
 }
 
-impl<S> Session<S>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
-    async fn start(&mut self, mode: &Mode) -> Result<(), End> {
-        match mode {
-            Mode::Plain { room } => self.start_plain(room).await,
-            Mode::Protocol => self.start_protocol().await,
+impl Session {
+    pub(crate) fn new(
+        hub: Arc<Hub>,
+        identity: Identity,
+        mode: Mode,
+        subscriber: Subscriber,
+    ) -> Self {
+        let (id, client) = hub.next_client_id();
+        let limits = hub.config.limits;
+        Self {
+            id,
+            info: ClientInfo {
+                client,
+                user: identity.user.clone(),
+            },
+            identity,
+            mode,
+            subscriber,
+            subscriptions: HashMap::new(),
+            publish_rate: RateLimiter::new(limits.publish_rate, limits.publish_burst),
+            commands: RateLimiter::new(limits.command_rate, limits.command_burst),
+            hub,
         }
     }
 
-    async fn serve(
+    async fn start(&mut self, wire: &mut impl Wire) -> Result<(), End> {
+        match self.mode.clone() {
+            Mode::Plain { room } => self.start_plain(&room).await,
+            Mode::Protocol => self.start_protocol(wire),
+        }
+    }
+
+    async fn drive<W: Wire>(
         &mut self,
-        mode: &Mode,
+        wire: &mut W,
         rx: &mut mpsc::Receiver<Delivery>,
         signal: &Signal,
     ) -> End {
@@ -136,13 +159,26 @@ where
         let shutdown = self.hub.shutdown.clone();
         let cancelled = shutdown.cancelled();
         let killed = signal.killed();
-        let expiry = sleep_until_opt(self.identity.expires.map(deadline_from_unix));
+        let expiry = sleep_until_opt(self.identity.expires.and_then(deadline_from_unix));
         let idle_timeout = self.hub.config.limits.idle_timeout;
         let mut idle_deadline = Instant::now() + idle_timeout;
         let idle = tokio::time::sleep_until(idle_deadline);
         tokio::pin!(cancelled, killed, expiry, idle);
+        // Deliveries pulled from the queue; those from `next` on are not on the wire yet.
         let mut batch = Vec::with_capacity(64);
+        let mut next = 0;
         loop {
+            if next < batch.len() && !wire.is_full() {
+                if let Err(end) = self.deliver_batch(&batch, &mut next, wire) {
+                    return end;
+                }
+                continue;
+            }
+            if next == batch.len() {
+                batch.clear();
+                next = 0;
+            }
+            let room = batch.is_empty() && !wire.is_full();
             let idle_on = self.subscriptions.is_empty() && !idle_timeout.is_zero();
             if idle_on && idle.deadline() != idle_deadline {
                 idle.as_mut().reset(idle_deadline);
@@ -153,161 +189,145 @@ where
                 () = &mut cancelled => return End::Close(Disconnect::SHUTDOWN),
                 () = &mut expiry => return End::Close(Disconnect::UNAUTHORIZED),
                 () = &mut idle, if idle_on => return End::Close(Disconnect::IDLE),
-                // Polling the socket first also writes out what the last batch queued.
-                message = self.ws.next() => {
-                    if !idle_timeout.is_zero() {
+                // Polling the wire also writes out what was queued.
+                message = wire.next() => {
+                    let message = match message {
+                        Some(Ok(message)) => message,
+                        Some(Err(gone)) => return gone.into(),
+                        None => return End::Gone(wire.closed_code()),
+                    };
+                    // Only data is activity: a client that sends Pings alone is idle.
+                    if is_data(&message) && !idle_timeout.is_zero() {
                         idle_deadline = Instant::now() + idle_timeout;
                     }
-                    let result = match message {
-                        Some(Ok(message)) => self.on_message(mode, message).await,
-                        Some(Err(e)) => Err(End::Gone(error_code(&e))),
-                        None => Err(End::Gone(self.closed_code())),
+                    let handled = tokio::select! {
+                        biased;
+                        reason = &mut killed => Err(End::Close(reason)),
+                        () = &mut cancelled => Err(End::Close(Disconnect::SHUTDOWN)),
+                        () = &mut expiry => Err(End::Close(Disconnect::UNAUTHORIZED)),
+                        handled = self.on_message(message, wire) => handled,
                     };
-                    if let Err(end) = result {
+                    if let Err(end) = handled {
                         return end;
                     }
                 }
-                n = rx.recv_many(&mut batch, 64) => {
+                n = rx.recv_many(&mut batch, 64), if room => {
                     if n == 0 {
                         return End::Close(Disconnect::INTERNAL);
-                    }
-                    let delivered = tokio::select! {
-                        result = self.deliver(mode, &mut batch) => result,
-                        reason = &mut killed => Err(End::Close(reason)),
-                    };
-                    batch.clear();
-                    if let Err(end) = delivered {
-                        return end;
                     }
                 }
             }
         }
     }
 
-    async fn on_message(&mut self, mode: &Mode, message: Message) -> Result<(), End> {
+    pub(crate) async fn on_message(
+        &mut self,
+        message: Message,
+        wire: &mut impl Wire,
+    ) -> Result<(), End> {
         let size = match &message {
             Message::Text(t) => t.len(),
             Message::Binary(b) => b.len(),
+            Message::Ping(_) => {
+                // Answered by the WebSocket itself; a Ping costs like a command all the same.
+                return match self.commands.spend(std::time::Instant::now(), 1.0) {
+                    Rate::Abusive => Err(self.abuse("ping")),
+                    _ => Ok(()),
+                };
+            }
             _ => return Ok(()),
         };
         self.hub.metrics.messages_in.inc();
         self.hub.metrics.bytes_in.inc_by(size as u64);
-        match mode {
-            Mode::Plain { room } => self.on_plain(room, message).await,
+        match self.mode.clone() {
+            Mode::Plain { room } => self.on_plain(&room, message).await,
             Mode::Protocol => match message {
-                Message::Text(text) => self.on_command(&text).await,
+                Message::Text(text) => self.on_command(&text, wire).await,
                 _ => Err(End::Close(Disconnect::BAD_REQUEST)),
             },
         }
     }
 
-    /// Queues a batch of deliveries; they leave in one write when the loop next polls the
-    /// socket. (They were counted in the metrics at fan-out, once per broadcast.)
-    async fn deliver(&mut self, mode: &Mode, batch: &mut Vec<Delivery>) -> Result<(), End> {
-        let plain = matches!(mode, Mode::Plain { .. });
-        let echo = self.hub.config.plain.echo;
-        for delivery in batch.drain(..) {
-            match delivery {
-                Delivery::Publication(b) => {
-                    let Some(filter) = self.subscriptions.get_mut(&b.channel) else {
-                        continue;
-                    };
-                    match filter.accept(&b.epoch, b.publication.offset) {
-                        crate::recovery::Live::Deliver => {}
-                        crate::recovery::Live::Duplicate => continue,
-                        crate::recovery::Live::Gap => {
-                            return Err(End::Close(Disconnect::INSUFFICIENT_STATE));
-                        }
-                    }
-                    let message = if plain {
-                        let own = b
-                            .publication
-                            .publisher
-                            .as_ref()
-                            .is_some_and(|p| p.client == self.info.client);
-                        if own && !echo {
-                            continue;
-                        }
-                        b.plain()
-                    } else {
-                        b.protocol()
-                    };
-                    self.feed(message).await?;
+    /// A connection that kept going past refusals: counted, then closed with 1008.
+    fn abuse(&self, limit: &str) -> End {
+        self.hub.metrics.limit_hit(limit);
+        tracing::debug!(client = %self.info.client, limit, "closing an abusive connection");
+        End::Close(Disconnect::POLICY)
+    }
+
+    /// Queues pulled deliveries from `next` on while the wire has room. (They were counted in
+    /// the metrics at fan-out, once per broadcast.)
+    fn deliver_batch(
+        &mut self,
+        batch: &[Delivery],
+        next: &mut usize,
+        wire: &mut impl Wire,
+    ) -> Result<(), End> {
+        while let Some(delivery) = batch.get(*next) {
+            if wire.is_full() {
+                break;
+            }
+            *next += 1;
+            self.deliver(delivery, wire)?;
+        }
+        Ok(())
+    }
+
+    /// Queues one delivery: live publications in order (a gap closes with 4002 so the client
+    /// recovers), without the client's own messages in plain mode unless `plain.echo`.
+    pub(crate) fn deliver(&mut self, delivery: &Delivery, wire: &mut impl Wire) -> Result<(), End> {
+        let plain = matches!(self.mode, Mode::Plain { .. });
+        match delivery {
+            Delivery::Publication(b) => {
+                let Some(filter) = self.subscriptions.get_mut(&b.channel) else {
+                    return Ok(());
+                };
+                match filter.accept(&b.epoch, b.publication.offset) {
+                    Live::Deliver => {}
+                    Live::Duplicate => return Ok(()),
+                    Live::Gap => return Err(End::Close(Disconnect::INSUFFICIENT_STATE)),
                 }
-                Delivery::Presence(event) => {
-                    if event.client != self.info.client
-                        && self.subscriptions.contains_key(&event.channel)
-                    {
-                        self.feed(event.message()).await?;
-                    }
+                let own = b
+                    .publication
+                    .publisher
+                    .as_ref()
+                    .is_some_and(|p| p.client == self.info.client);
+                if plain && own && !self.hub.config.plain.echo {
+                    return Ok(());
+                }
+                wire.send_publication(b, plain)?;
+            }
+            Delivery::Presence(event) => {
+                if event.client != self.info.client
+                    && self.subscriptions.contains_key(&event.channel)
+                {
+                    wire.send_presence(event)?;
                 }
             }
         }
         Ok(())
     }
 
-    async fn feed(&mut self, message: &herald_proto::PreparedMessage) -> Result<(), End> {
-        self.ws
-            .feed_prepared(message)
-            .await
-            .map_err(|e| End::Gone(error_code(&e)))
-    }
-
-    /// Queues a reply or push (text).
-    async fn send_text(&mut self, text: String) -> Result<(), End> {
-        self.hub.metrics.messages_out.inc();
-        self.hub.metrics.bytes_out.inc_by(text.len() as u64);
-        self.ws
-            .feed(Message::text(text))
-            .await
-            .map_err(|e| End::Gone(error_code(&e)))
-    }
-
-    fn closed_code(&self) -> u16 {
-        self.ws
-            .closed()
-            .and_then(|c| c.received.as_ref().or(c.sent.as_ref()))
-            .map_or(1006, |f| u16::from(f.code))
-    }
-
     /// Leaves every channel.
     async fn finish(&mut self) {
         let channels: Vec<Arc<str>> = self.subscriptions.drain().map(|(c, _)| c).collect();
         for channel in channels {
-            self.leave(&channel).await;
-        }
-    }
-
-    async fn leave(&mut self, channel: &str) {
-        self.hub
-            .node
-            .remove(self.hub.broker.as_ref(), channel, self.id)
-            .await;
-        if self.hub.config.presence.enabled
-            && let Err(e) = self
-                .hub
-                .broker
-                .presence_remove(channel, self.info.clone())
-                .await
-        {
-            tracing::warn!(channel, error = %e, "presence remove failed");
+            self.hub.unsubscribe(&channel, self.id, &self.info).await;
         }
     }
 }
 
-fn error_code(e: &herald::Error) -> u16 {
-    match e {
-        herald::Error::Protocol(p) => u16::from(p.close_code()),
-        herald::Error::KeepaliveTimeout => 1011,
-        _ => 1006,
-    }
+fn is_data(message: &Message) -> bool {
+    matches!(message, Message::Text(_) | Message::Binary(_))
 }
 
-fn deadline_from_unix(exp: u64) -> Instant {
+/// The instant a token with `exp` (seconds since the Unix epoch) expires; `None` when that
+/// is too far away to represent (it never comes, as far as this process is concerned).
+fn deadline_from_unix(exp: u64) -> Option<Instant> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    Instant::now() + Duration::from_secs(exp.saturating_sub(now))
+    Instant::now().checked_add(Duration::from_secs(exp.saturating_sub(now)))
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {

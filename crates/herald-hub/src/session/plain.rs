@@ -4,23 +4,26 @@
 use super::{End, Session};
 use crate::broker::Payload;
 use crate::limits::Rate;
+use crate::recovery::LiveFilter;
+use crate::service::Member;
 use herald::Message;
 use herald_hub_protocol::Disconnect;
 use std::time::Instant;
-use tokio::io::{AsyncRead, AsyncWrite};
 
-impl<S> Session<S>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
+impl Session {
     pub(super) async fn start_plain(&mut self, room: &str) -> Result<(), End> {
         if !self.identity.can_subscribe(room) {
             return Err(End::Close(Disconnect::POLICY));
         }
-        match self.join(room, None, false).await {
-            Ok((name, position, _)) => {
+        let member = Member {
+            id: self.id,
+            info: &self.info,
+            subscriber: self.subscriber.clone(),
+        };
+        match self.hub.subscribe(room, member, None).await {
+            Ok(joined) => {
                 self.subscriptions
-                    .insert(name, crate::recovery::LiveFilter::new(position));
+                    .insert(joined.name, LiveFilter::new(joined.position));
                 Ok(())
             }
             Err(_) => Err(End::Close(Disconnect::UNAVAILABLE)),
@@ -36,9 +39,9 @@ where
         if !self.identity.can_publish(room) {
             return Err(End::Close(Disconnect::POLICY));
         }
-        if self.rate.check(Instant::now()) != Rate::Allowed {
-            // Plain mode has no error replies: over the rate is a policy violation.
-            return Err(End::Close(Disconnect::POLICY));
+        // Plain mode has no error replies: over the rate is a policy violation.
+        if self.publish_rate.check(Instant::now()) != Rate::Allowed {
+            return Err(self.abuse("publish_rate"));
         }
         match self
             .hub

@@ -1,93 +1,130 @@
 //! Protocol mode (`herald.v1`): commands in, replies and pushes out.
 
-use super::{End, Session};
-use crate::broadcast::data_json;
-use crate::broker::{HistoryQuery, Payload, Publication};
-use crate::hub::valid_channel;
+use super::{BYTES_PER_UNIT, End, Session, Wire};
+use crate::broker::Payload;
 use crate::limits::Rate;
-use crate::recovery::{LiveFilter, recover};
+use crate::recovery::LiveFilter;
+use crate::service::{Member, Outcome, body, checked_channel};
 use bytes::Bytes;
 use herald_hub_protocol::{
     Call, ChannelParams, Command, CommandError, Connected, Disconnect, Empty, ErrorBody, ErrorCode,
-    HistoryParams, HistoryResult, PresenceResult, PublicationBody, PublishParams, PublishResult,
-    Push, Reply, StreamPosition, SubscribeParams, SubscribeResult,
+    HistoryParams, HistoryResult, PresenceResult, PublishParams, PublishResult, Push, Reply,
+    SubscribeParams, SubscribeResult,
 };
 use serde::Serialize;
-use serde_json::value::RawValue;
-use std::sync::Arc;
 use std::time::Instant;
-use tokio::io::{AsyncRead, AsyncWrite};
 
-type Outcome<T> = Result<T, ErrorBody>;
+/// What a command costs before its reply, in units of `limits.command_rate`.
+fn base_cost(call: &Call) -> f64 {
+    match call {
+        Call::Subscribe(_) => 2.0,
+        _ => 1.0,
+    }
+}
 
-impl<S> Session<S>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
-    pub(super) async fn start_protocol(&mut self) -> Result<(), End> {
+impl Session {
+    pub(super) fn start_protocol(&mut self, wire: &mut impl Wire) -> Result<(), End> {
         let push = Push::Connected(Connected {
             client: self.info.client.clone(),
             user: self.info.user.clone(),
             ping_interval: self.hub.config.heartbeat.interval.as_secs(),
         });
-        self.send_text(push.to_json()).await
+        self.send_text(push.to_json(), wire)
     }
 
-    pub(super) async fn on_command(&mut self, text: &str) -> Result<(), End> {
+    pub(super) async fn on_command(&mut self, text: &str, wire: &mut impl Wire) -> Result<(), End> {
         let command = match Command::parse(text) {
             Ok(command) => command,
             Err(CommandError::Malformed) => return Err(End::Close(Disconnect::BAD_REQUEST)),
             Err(CommandError::UnknownMethod { id }) => {
-                return self
-                    .reply::<Empty>(id, Err(ErrorBody::new(ErrorCode::UNKNOWN_METHOD)))
-                    .await;
+                self.meter(1.0, id, wire)?;
+                return self.reply::<Empty>(
+                    id,
+                    Err(ErrorBody::new(ErrorCode::UNKNOWN_METHOD)),
+                    wire,
+                );
             }
             Err(CommandError::BadParams { id, detail }) => {
+                self.meter(1.0, id, wire)?;
                 let error = ErrorBody::with_message(ErrorCode::BAD_REQUEST, detail);
-                return self.reply::<Empty>(id, Err(error)).await;
+                return self.reply::<Empty>(id, Err(error), wire);
             }
         };
         let id = command.id;
+        if !matches!(command.call, Call::Publish(_))
+            && !self.meter(base_cost(&command.call), id, wire)?
+        {
+            return Ok(());
+        }
         match command.call {
             Call::Subscribe(p) => {
                 let outcome = self.subscribe(p).await;
-                self.reply(id, outcome).await
+                self.reply(id, outcome, wire)
             }
             Call::Unsubscribe(p) => {
                 let outcome = self.unsubscribe(p).await;
-                self.reply(id, outcome).await
+                self.reply(id, outcome, wire)
             }
             Call::Publish(p) => match self.publish(p).await {
-                Err(e) if e.code == ErrorCode::RATE_LIMITED && self.abusive() => {
-                    self.reply::<Empty>(id, Err(e)).await?;
-                    Err(End::Close(Disconnect::POLICY))
+                Err(e)
+                    if e.code == ErrorCode::RATE_LIMITED
+                        && self.publish_rate.refused_too_often() =>
+                {
+                    self.reply::<Empty>(id, Err(e), wire)?;
+                    Err(self.abuse("publish_rate"))
                 }
-                outcome => self.reply(id, outcome).await,
+                outcome => self.reply(id, outcome, wire),
             },
             Call::History(p) => {
                 let outcome = self.history(p).await;
-                self.reply(id, outcome).await
+                self.reply(id, outcome, wire)
             }
             Call::Presence(p) => {
                 let outcome = self.presence(p).await;
-                self.reply(id, outcome).await
+                self.reply(id, outcome, wire)
             }
-            Call::Ping => self.reply(id, Ok(Empty {})).await,
+            Call::Ping => self.reply(id, Ok(Empty {}), wire),
         }
     }
 
-    async fn reply<T: Serialize>(&mut self, id: u64, outcome: Outcome<T>) -> Result<(), End> {
+    /// Spends `cost` from the command budget. `Ok(false)`: refused, and the 108 reply is
+    /// queued; a connection refused a whole burst in a row is closed with 1008.
+    fn meter(&mut self, cost: f64, id: u64, wire: &mut impl Wire) -> Result<bool, End> {
+        match self.commands.spend(Instant::now(), cost) {
+            Rate::Allowed => Ok(true),
+            rate => {
+                self.hub.metrics.limit_hit("command_rate");
+                self.reply::<Empty>(id, Err(ErrorBody::new(ErrorCode::RATE_LIMITED)), wire)?;
+                if rate == Rate::Abusive {
+                    return Err(self.abuse("command_rate"));
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    /// Queues a reply; its size is charged to the command budget.
+    fn reply<T: Serialize>(
+        &mut self,
+        id: u64,
+        outcome: Outcome<T>,
+        wire: &mut impl Wire,
+    ) -> Result<(), End> {
         let reply = match outcome {
             Ok(result) => Reply::ok(id, result),
             Err(error) => Reply::error(id, error),
         };
         // Serialising a reply cannot fail: every map key is a string.
         let text = serde_json::to_string(&reply).unwrap_or_default();
-        self.send_text(text).await
+        self.commands.charge((text.len() / BYTES_PER_UNIT) as f64);
+        self.send_text(text, wire)
     }
 
-    fn abusive(&self) -> bool {
-        self.rate.refused_too_often()
+    /// Queues a reply or push (text).
+    pub(super) fn send_text(&mut self, text: String, wire: &mut impl Wire) -> Result<(), End> {
+        self.hub.metrics.messages_out.inc();
+        self.hub.metrics.bytes_out.inc_by(text.len() as u64);
+        Ok(wire.send_text(text)?)
     }
 
     async fn subscribe(&mut self, p: SubscribeParams) -> Outcome<SubscribeResult> {
@@ -99,77 +136,34 @@ where
             return Err(ErrorBody::new(ErrorCode::ALREADY_SUBSCRIBED));
         }
         if self.subscriptions.len() >= self.hub.config.limits.max_subscriptions {
+            self.hub.metrics.limit_hit("max_subscriptions");
             return Err(ErrorBody::with_message(
                 ErrorCode::LIMIT_EXCEEDED,
                 "too many subscriptions",
             ));
         }
-        let join_leave = p.join_leave && self.hub.config.presence.join_leave;
-        let (name, position, recovery) = self.join(channel, p.recover.as_ref(), join_leave).await?;
-        let (recovered, publications) = match recovery {
-            Some((recovered, publications)) => (Some(recovered), publications),
+        let mut subscriber = self.subscriber.clone();
+        subscriber.presence_events = p.join_leave && self.hub.config.presence.join_leave;
+        let member = Member {
+            id: self.id,
+            info: &self.info,
+            subscriber,
+        };
+        let joined = self
+            .hub
+            .subscribe(channel, member, p.recover.as_ref())
+            .await?;
+        self.subscriptions
+            .insert(joined.name, LiveFilter::new(joined.position.clone()));
+        let (recovered, publications) = match joined.recovery {
+            Some(r) => (Some(r.recovered), r.publications),
             None => (None, Vec::new()),
         };
-        self.subscriptions
-            .insert(name, LiveFilter::new(position.clone()));
         Ok(SubscribeResult {
-            offset: position.offset,
-            epoch: position.epoch,
+            offset: joined.position.offset,
+            epoch: joined.position.epoch,
             recovered,
             publications: publications.iter().map(|p| body(p)).collect(),
-        })
-    }
-
-    /// Registers for live delivery, then reads history: the order that leaves no gap.
-    #[allow(clippy::type_complexity)]
-    pub(super) async fn join(
-        &mut self,
-        channel: &str,
-        since: Option<&StreamPosition>,
-        join_leave: bool,
-    ) -> Outcome<(
-        Arc<str>,
-        StreamPosition,
-        Option<(bool, Vec<Arc<Publication>>)>,
-    )> {
-        let hub = self.hub.clone();
-        let mut subscriber = self.subscriber.clone();
-        subscriber.presence_events = join_leave;
-        let name = hub
-            .node
-            .add(hub.broker.as_ref(), channel, self.id, subscriber)
-            .await
-            .map_err(broker_error)?;
-        let query = HistoryQuery {
-            after: since.map_or(0, |s| s.offset),
-            limit: if since.is_some() {
-                hub.config.history.size
-            } else {
-                0
-            },
-        };
-        let start = Instant::now();
-        let history = hub.broker.history(channel, query).await;
-        hub.metrics
-            .broker_op("history", start.elapsed().as_secs_f64());
-        let history = match history {
-            Ok(history) => history,
-            Err(e) => {
-                hub.node.remove(hub.broker.as_ref(), channel, self.id).await;
-                return Err(broker_error(e));
-            }
-        };
-        if hub.config.presence.enabled
-            && let Err(e) = hub.broker.presence_add(channel, self.info.clone()).await
-        {
-            tracing::warn!(channel, error = %e, "presence add failed");
-        }
-        Ok(match since {
-            Some(since) => {
-                let r = recover(since, history);
-                (name, r.position, Some((r.recovered, r.publications)))
-            }
-            None => (name, history.position, None),
         })
     }
 
@@ -177,24 +171,24 @@ where
         if self.subscriptions.remove(p.channel.as_str()).is_none() {
             return Err(ErrorBody::new(ErrorCode::NOT_SUBSCRIBED));
         }
-        self.leave(&p.channel).await;
+        self.hub.unsubscribe(&p.channel, self.id, &self.info).await;
         Ok(Empty {})
     }
 
     async fn publish(&mut self, p: PublishParams) -> Outcome<PublishResult> {
-        let channel = checked_channel(&p.channel)?;
-        if !self.identity.can_publish(channel) {
+        checked_channel(&p.channel)?;
+        if !self.identity.can_publish(&p.channel) {
             return Err(ErrorBody::new(ErrorCode::PERMISSION_DENIED));
         }
-        if self.rate.check(Instant::now()) != Rate::Allowed {
+        if self.publish_rate.check(Instant::now()) != Rate::Allowed {
+            self.hub.metrics.limit_hit("publish_rate");
             return Err(ErrorBody::new(ErrorCode::RATE_LIMITED));
         }
         let payload = Payload::Json(Bytes::copy_from_slice(p.data.get().as_bytes()));
         let position = self
             .hub
-            .publish(channel, payload, Some(self.info.clone()))
-            .await
-            .map_err(broker_error)?;
+            .publish(&p.channel, payload, Some(self.info.clone()))
+            .await?;
         Ok(PublishResult {
             offset: position.offset,
             epoch: position.epoch,
@@ -202,105 +196,20 @@ where
     }
 
     async fn history(&mut self, p: HistoryParams) -> Outcome<HistoryResult> {
-        let channel = checked_channel(&p.channel)?;
-        if !self.identity.can_subscribe(channel) {
+        checked_channel(&p.channel)?;
+        if !self.identity.can_subscribe(&p.channel) {
             return Err(ErrorBody::new(ErrorCode::PERMISSION_DENIED));
         }
-        history(&self.hub, channel, p.since.as_ref(), p.limit).await
+        self.hub
+            .history(&p.channel, p.since.as_ref(), p.limit)
+            .await
     }
 
     async fn presence(&mut self, p: ChannelParams) -> Outcome<PresenceResult> {
-        let channel = checked_channel(&p.channel)?;
-        if !self.identity.can_subscribe(channel) {
+        checked_channel(&p.channel)?;
+        if !self.identity.can_subscribe(&p.channel) {
             return Err(ErrorBody::new(ErrorCode::PERMISSION_DENIED));
         }
-        presence(&self.hub, channel).await
-    }
-}
-
-/// `history` for a connection or the HTTP API: publications after `since` (which must be
-/// reachable: same epoch, not trimmed), at most `limit` (capped by the history size).
-pub(crate) async fn history(
-    hub: &crate::Hub,
-    channel: &str,
-    since: Option<&StreamPosition>,
-    limit: Option<usize>,
-) -> Outcome<HistoryResult> {
-    let size = hub.config.history.size;
-    let query = HistoryQuery {
-        after: since.map_or(0, |s| s.offset),
-        limit: limit.unwrap_or(size).min(size),
-    };
-    let history = hub
-        .broker
-        .history(channel, query)
-        .await
-        .map_err(broker_error)?;
-    if let Some(since) = since {
-        let reachable = since.epoch == history.position.epoch
-            && since.offset <= history.position.offset
-            && history
-                .publications
-                .first()
-                .is_none_or(|p| p.offset == since.offset + 1)
-            && (since.offset == history.position.offset || !history.publications.is_empty());
-        if !reachable {
-            return Err(ErrorBody::new(ErrorCode::POSITION_UNAVAILABLE));
-        }
-    }
-    Ok(HistoryResult {
-        offset: history.position.offset,
-        epoch: history.position.epoch,
-        publications: history.publications.iter().map(|p| body(p)).collect(),
-    })
-}
-
-/// `presence` for a connection or the HTTP API.
-pub(crate) async fn presence(hub: &crate::Hub, channel: &str) -> Outcome<PresenceResult> {
-    if !hub.config.presence.enabled {
-        return Err(ErrorBody::with_message(
-            ErrorCode::BAD_REQUEST,
-            "presence is disabled",
-        ));
-    }
-    let clients = hub.broker.presence(channel).await.map_err(broker_error)?;
-    Ok(PresenceResult { clients })
-}
-
-fn checked_channel(name: &str) -> Outcome<&str> {
-    if valid_channel(name) {
-        Ok(name)
-    } else {
-        Err(ErrorBody::with_message(
-            ErrorCode::BAD_REQUEST,
-            "invalid channel name",
-        ))
-    }
-}
-
-pub(crate) fn broker_error(e: crate::broker::BrokerError) -> ErrorBody {
-    match e {
-        crate::broker::BrokerError::Unavailable(_) => ErrorBody::new(ErrorCode::UNAVAILABLE),
-        crate::broker::BrokerError::Internal(_) => ErrorBody::new(ErrorCode::INTERNAL),
-    }
-}
-
-/// A publication as replies carry it.
-pub(crate) fn body(p: &Publication) -> PublicationBody {
-    let (data, encoding) = data_json(&p.payload);
-    let data = String::from_utf8(data.into_owned())
-        .ok()
-        .and_then(|s| RawValue::from_string(s).ok())
-        // Stored JSON was validated on the way in; `null` is never expected here.
-        .unwrap_or_default();
-    PublicationBody {
-        offset: p.offset,
-        data,
-        encoding: encoding.map(str::to_owned),
-        user: p
-            .publisher
-            .as_ref()
-            .map(|i| i.user.clone())
-            .filter(|u| !u.is_empty()),
+        self.hub.presence(&p.channel).await
     }
 }

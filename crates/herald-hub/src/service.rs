@@ -1,0 +1,280 @@
+//! The hub's one service API: publish, history, presence, subscribe and unsubscribe.
+//!
+//! Every caller goes through here: WebSocket sessions (plain and protocol mode), the HTTP
+//! API, and any transport added later. Each operation validates its input, times the broker
+//! call (`herald_broker_latency_seconds{op}`), and counts and logs a broker failure once
+//! (`herald_broker_errors_total{op,kind}`) before mapping it to the reply error a client sees.
+//! Permissions are the caller's: a connection checks its identity before calling, the HTTP
+//! API checks its key.
+
+use crate::broadcast::data_json;
+use crate::broker::{BrokerError, HistoryQuery, Payload, Publication};
+use crate::hub::Hub;
+use crate::hub::valid_channel;
+use crate::node::Subscriber;
+use crate::recovery::{Recovery, continues_from, recover};
+use herald_hub_protocol::{
+    ClientInfo, ErrorBody, ErrorCode, HistoryResult, PresenceResult, PublicationBody,
+    StreamPosition,
+};
+use serde_json::value::RawValue;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// A service result: the value, or the error a client sees.
+pub(crate) type Outcome<T> = Result<T, ErrorBody>;
+
+/// Bytes a publication adds to a reply besides its data: offset, user and JSON punctuation.
+const PUBLICATION_OVERHEAD: usize = 96;
+
+/// A connection joining a channel.
+pub(crate) struct Member<'a> {
+    /// The node-local connection id.
+    pub(crate) id: u64,
+    /// Who it is, for presence.
+    pub(crate) info: &'a ClientInfo,
+    /// How fan-out reaches it.
+    pub(crate) subscriber: Subscriber,
+}
+
+/// A subscription made.
+#[derive(Debug)]
+pub(crate) struct Joined {
+    /// The node's name for the channel (shared by its subscribers).
+    pub(crate) name: Arc<str>,
+    /// Where live delivery continues from.
+    pub(crate) position: StreamPosition,
+    /// With a `since`: the recovery (complete, or `recovered: false` and nothing).
+    pub(crate) recovery: Option<Recovery>,
+}
+
+impl Hub {
+    /// Publishes to `channel` (validated), from a connection (`publisher`) or from the server
+    /// side (what `POST /api/publish` does).
+    ///
+    /// # Errors
+    /// The error a client would see: 107 for an invalid channel name, 109 when the broker is
+    /// unreachable (nothing was published), 100 for a broker failure.
+    pub async fn publish(
+        &self,
+        channel: &str,
+        payload: Payload,
+        publisher: Option<ClientInfo>,
+    ) -> Outcome<StreamPosition> {
+        checked_channel(channel)?;
+        let position = self
+            .timed("publish", self.broker.publish(channel, payload, publisher))
+            .await?;
+        self.metrics.publications.inc();
+        Ok(position)
+    }
+
+    /// Publications after `since` (which must be reachable: [`continues_from`]), at most
+    /// `limit` (capped by the history size), and no more than fit in `max_reply_size`.
+    ///
+    /// # Errors
+    /// 107 for an invalid channel, 110 when `since` is unreachable, the broker's error.
+    pub(crate) async fn history(
+        &self,
+        channel: &str,
+        since: Option<&StreamPosition>,
+        limit: Option<usize>,
+    ) -> Outcome<HistoryResult> {
+        checked_channel(channel)?;
+        let size = self.config.history.size;
+        let query = HistoryQuery {
+            after: since.map_or(0, |s| s.offset),
+            limit: limit.unwrap_or(size).min(size),
+        };
+        let history = self
+            .timed("history", self.broker.history(channel, query))
+            .await?;
+        if let Some(since) = since
+            && !continues_from(since, &history)
+        {
+            return Err(ErrorBody::new(ErrorCode::POSITION_UNAVAILABLE));
+        }
+        let fit = self.fitting(&history.publications);
+        if fit < history.publications.len() {
+            self.metrics.limit_hit("max_reply_size");
+        }
+        Ok(HistoryResult {
+            offset: history.position.offset,
+            epoch: history.position.epoch,
+            publications: history.publications[..fit]
+                .iter()
+                .map(|p| body(p))
+                .collect(),
+        })
+    }
+
+    /// Every member of `channel`'s presence.
+    ///
+    /// # Errors
+    /// 107 for an invalid channel or when presence is off; the broker's error.
+    pub(crate) async fn presence(&self, channel: &str) -> Outcome<PresenceResult> {
+        checked_channel(channel)?;
+        if !self.config.presence.enabled {
+            return Err(ErrorBody::with_message(
+                ErrorCode::BAD_REQUEST,
+                "presence is disabled",
+            ));
+        }
+        let clients = self
+            .timed("presence", self.broker.presence(channel))
+            .await?;
+        Ok(PresenceResult { clients })
+    }
+
+    /// Registers `member` for live delivery on `channel`, then reads history (the order that
+    /// leaves no gap), then adds it to presence. With `since`, recovers what it missed: all of
+    /// it, or `recovered: false` when history cannot continue from `since` or the missed
+    /// publications would not fit in one reply.
+    ///
+    /// # Errors
+    /// 107 for an invalid channel; the broker's error (the registration is undone).
+    pub(crate) async fn subscribe(
+        &self,
+        channel: &str,
+        member: Member<'_>,
+        since: Option<&StreamPosition>,
+    ) -> Outcome<Joined> {
+        checked_channel(channel)?;
+        let id = member.id;
+        let name = self
+            .timed(
+                "subscribe",
+                self.node
+                    .add(self.broker.as_ref(), channel, id, member.subscriber),
+            )
+            .await?;
+        let query = HistoryQuery {
+            after: since.map_or(0, |s| s.offset),
+            limit: if since.is_some() {
+                self.config.history.size
+            } else {
+                0
+            },
+        };
+        let history = match self
+            .timed("history", self.broker.history(channel, query))
+            .await
+        {
+            Ok(history) => history,
+            Err(e) => {
+                self.node.remove(self.broker.as_ref(), channel, id).await;
+                return Err(e);
+            }
+        };
+        if self.config.presence.enabled {
+            // Presence is best effort: the subscription stands without it.
+            let _ = self
+                .timed(
+                    "presence_add",
+                    self.broker.presence_add(channel, member.info.clone()),
+                )
+                .await;
+        }
+        let (position, recovery) = match since {
+            Some(since) => {
+                let mut r = recover(since, history);
+                if r.recovered && self.fitting(&r.publications) < r.publications.len() {
+                    self.metrics.limit_hit("max_reply_size");
+                    r.recovered = false;
+                    r.publications.clear();
+                }
+                (r.position.clone(), Some(r))
+            }
+            None => (history.position, None),
+        };
+        Ok(Joined {
+            name,
+            position,
+            recovery,
+        })
+    }
+
+    /// Unregisters connection `id` from `channel` and removes it from presence.
+    pub(crate) async fn unsubscribe(&self, channel: &str, id: u64, info: &ClientInfo) {
+        self.node.remove(self.broker.as_ref(), channel, id).await;
+        if self.config.presence.enabled {
+            let _ = self
+                .timed(
+                    "presence_remove",
+                    self.broker.presence_remove(channel, info.clone()),
+                )
+                .await;
+        }
+    }
+
+    /// How many of `publications`, oldest first, fit in one reply.
+    fn fitting(&self, publications: &[Arc<Publication>]) -> usize {
+        let cap = self.config.limits.max_reply_size;
+        let mut total = 0usize;
+        publications
+            .iter()
+            .take_while(|p| {
+                total = total.saturating_add(p.payload.len() + PUBLICATION_OVERHEAD);
+                total <= cap
+            })
+            .count()
+    }
+
+    /// Runs a broker operation: timed, and on failure counted, logged and mapped once.
+    async fn timed<T>(
+        &self,
+        op: &'static str,
+        call: impl Future<Output = Result<T, BrokerError>>,
+    ) -> Outcome<T> {
+        let start = Instant::now();
+        let result = call.await;
+        self.metrics.broker_op(op, start.elapsed().as_secs_f64());
+        result.map_err(|e| {
+            let (kind, body) = broker_error(&e);
+            self.metrics.broker_error(op, kind);
+            tracing::warn!(op, error = %e, "broker operation failed");
+            body
+        })
+    }
+}
+
+/// 107 unless `name` is a valid channel name.
+pub(crate) fn checked_channel(name: &str) -> Outcome<&str> {
+    if valid_channel(name) {
+        Ok(name)
+    } else {
+        Err(ErrorBody::with_message(
+            ErrorCode::BAD_REQUEST,
+            "invalid channel name",
+        ))
+    }
+}
+
+/// A broker failure as the metric's kind and the error a client sees.
+pub(crate) fn broker_error(e: &BrokerError) -> (&'static str, ErrorBody) {
+    match e {
+        BrokerError::Unavailable(_) => ("unavailable", ErrorBody::new(ErrorCode::UNAVAILABLE)),
+        BrokerError::Internal(_) => ("internal", ErrorBody::new(ErrorCode::INTERNAL)),
+    }
+}
+
+/// A publication as replies carry it.
+pub(crate) fn body(p: &Publication) -> PublicationBody {
+    let (data, encoding) = data_json(&p.payload);
+    let data = String::from_utf8(data.into_owned())
+        .ok()
+        .and_then(|s| RawValue::from_string(s).ok())
+        // Stored JSON was validated on the way in; `null` is never expected here.
+        .unwrap_or_default();
+    PublicationBody {
+        offset: p.offset,
+        data,
+        encoding: encoding.map(str::to_owned),
+        user: p
+            .publisher
+            .as_ref()
+            .map(|i| i.user.clone())
+            .filter(|u| !u.is_empty()),
+    }
+}

@@ -1,0 +1,572 @@
+//! The session's rules without a socket: commands go in as messages, what the session queues
+//! is recorded by an in-memory [`Wire`]. Time-based rules run the driver under paused time.
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::broadcast::{Broadcast, PresenceEvent};
+use crate::broker::Payload;
+use crate::config::HubConfig;
+use serde_json::{Value, json};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use wildmatch::WildMatch;
+
+/// What the session queued.
+#[derive(Clone, Debug, PartialEq)]
+enum Sent {
+    Text(Value),
+    Publication {
+        channel: String,
+        offset: u64,
+        plain: bool,
+    },
+    Presence {
+        channel: String,
+        client: String,
+    },
+}
+
+/// An in-memory wire: messages in from a channel, everything out into a shared log.
+#[derive(Clone)]
+struct Recorder {
+    sent: Arc<Mutex<Vec<Sent>>>,
+    full: Arc<AtomicBool>,
+    closed: Arc<Mutex<Option<Disconnect>>>,
+    incoming: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Message>>>,
+}
+
+impl Recorder {
+    fn new() -> (Self, mpsc::UnboundedSender<Message>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let recorder = Self {
+            sent: Arc::default(),
+            full: Arc::default(),
+            closed: Arc::default(),
+            incoming: Arc::new(tokio::sync::Mutex::new(rx)),
+        };
+        (recorder, tx)
+    }
+
+    fn take(&self) -> Vec<Sent> {
+        std::mem::take(&mut *self.sent.lock().unwrap())
+    }
+
+    /// The replies queued so far, by command id.
+    fn replies(&self) -> Vec<Value> {
+        self.take()
+            .into_iter()
+            .filter_map(|s| match s {
+                Sent::Text(v) if v.get("id").is_some() => Some(v),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl Wire for Recorder {
+    async fn next(&mut self) -> Option<Result<Message, Gone>> {
+        self.incoming.lock().await.recv().await.map(Ok)
+    }
+
+    fn send_text(&mut self, text: String) -> Result<(), Gone> {
+        let value = serde_json::from_str(&text).unwrap();
+        self.sent.lock().unwrap().push(Sent::Text(value));
+        Ok(())
+    }
+
+    fn send_publication(&mut self, broadcast: &Broadcast, plain: bool) -> Result<(), Gone> {
+        self.sent.lock().unwrap().push(Sent::Publication {
+            channel: broadcast.channel.to_string(),
+            offset: broadcast.publication.offset,
+            plain,
+        });
+        Ok(())
+    }
+
+    fn send_presence(&mut self, event: &PresenceEvent) -> Result<(), Gone> {
+        self.sent.lock().unwrap().push(Sent::Presence {
+            channel: event.channel.to_string(),
+            client: event.client.clone(),
+        });
+        Ok(())
+    }
+
+    fn is_full(&self) -> bool {
+        self.full.load(Ordering::Relaxed)
+    }
+
+    async fn close(&mut self, reason: Disconnect) {
+        *self.closed.lock().unwrap() = Some(reason);
+    }
+
+    fn closed_code(&self) -> u16 {
+        1006
+    }
+}
+
+fn identity(expires: Option<u64>) -> Identity {
+    Identity {
+        user: "u1".into(),
+        subscribe: vec![WildMatch::new("*")],
+        publish: vec![WildMatch::new("*")],
+        expires,
+    }
+}
+
+struct Fixture {
+    hub: Arc<Hub>,
+    session: Session,
+    wire: Recorder,
+    rx: mpsc::Receiver<Delivery>,
+}
+
+fn fixture(config: HubConfig, mode: Mode) -> Fixture {
+    let hub = Hub::new(config).unwrap();
+    let (queue, rx) = mpsc::channel(hub.config.limits.queue_size);
+    let subscriber = Subscriber {
+        queue,
+        signal: Arc::default(),
+        presence_events: false,
+    };
+    let session = Session::new(hub.clone(), identity(None), mode, subscriber);
+    let (wire, _) = Recorder::new();
+    Fixture {
+        hub,
+        session,
+        wire,
+        rx,
+    }
+}
+
+impl Fixture {
+    async fn command(&mut self, id: u64, method: &str, params: Value) -> Result<(), End> {
+        let text = json!({"id": id, "method": method, "params": params}).to_string();
+        self.session
+            .on_message(Message::text(text), &mut self.wire)
+            .await
+    }
+
+    /// Sends a command and returns its one reply.
+    async fn call(&mut self, method: &str, params: Value) -> Value {
+        self.command(1, method, params).await.unwrap();
+        let mut replies = self.wire.replies();
+        assert_eq!(replies.len(), 1, "{replies:?}");
+        replies.remove(0)
+    }
+
+    /// Moves every queued delivery to the wire; the first rule that ends the session wins.
+    fn deliver_queued(&mut self) -> Result<(), End> {
+        while let Ok(delivery) = self.rx.try_recv() {
+            self.session.deliver(&delivery, &mut self.wire)?;
+        }
+        Ok(())
+    }
+}
+
+fn json_payload(v: Value) -> Payload {
+    Payload::Json(bytes::Bytes::from(v.to_string()))
+}
+
+mod subscriptions {
+    //! `subscribe`: 104 for a channel held already, 106 past `limits.max_subscriptions`.
+    use super::*;
+
+    #[tokio::test]
+    async fn subscribing_twice_to_one_channel_answers_104() {
+        let mut f = fixture(HubConfig::default(), Mode::Protocol);
+        let first = f.call("subscribe", json!({"channel": "news"})).await;
+        assert_eq!(first["result"]["offset"], 0, "{first}");
+        let second = f.call("subscribe", json!({"channel": "news"})).await;
+        assert_eq!(second["error"]["code"], 104, "{second}");
+    }
+
+    #[tokio::test]
+    async fn subscribing_past_max_subscriptions_answers_106() {
+        let mut config = HubConfig::default();
+        config.limits.max_subscriptions = 2;
+        let mut f = fixture(config, Mode::Protocol);
+        for channel in ["a", "b"] {
+            let reply = f.call("subscribe", json!({"channel": channel})).await;
+            assert!(reply.get("result").is_some(), "{reply}");
+        }
+        let third = f.call("subscribe", json!({"channel": "c"})).await;
+        assert_eq!(third["error"]["code"], 106, "{third}");
+        let unsubscribed = f.call("unsubscribe", json!({"channel": "a"})).await;
+        assert!(unsubscribed.get("result").is_some());
+        let again = f.call("subscribe", json!({"channel": "c"})).await;
+        assert!(again.get("result").is_some(), "{again}");
+    }
+}
+
+mod rates {
+    //! Publishes past `limits.publish_burst`, and any command past `limits.command_burst`,
+    //! answer 108; a connection refused a whole burst more is closed with 1008.
+    use super::*;
+
+    #[tokio::test]
+    async fn publishing_past_the_burst_answers_108_then_closes_with_1008() {
+        let mut config = HubConfig::default();
+        config.limits.publish_rate = 1;
+        config.limits.publish_burst = 3;
+        let mut f = fixture(config, Mode::Protocol);
+        let mut codes = Vec::new();
+        let mut end = None;
+        for id in 0..10 {
+            let result = f
+                .command(id, "publish", json!({"channel": "c", "data": id}))
+                .await;
+            codes.extend(f.wire.replies().iter().map(|r| r["error"]["code"].clone()));
+            if let Err(e) = result {
+                end = Some(e);
+                break;
+            }
+        }
+        assert_eq!(
+            codes,
+            [
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                json!(108),
+                json!(108),
+                json!(108),
+                json!(108)
+            ]
+        );
+        assert_eq!(end, Some(End::Close(Disconnect::POLICY)));
+    }
+
+    #[tokio::test]
+    async fn commands_past_the_budget_answer_108_then_close_with_1008() {
+        let mut config = HubConfig::default();
+        config.limits.command_rate = 1;
+        config.limits.command_burst = 4;
+        let mut f = fixture(config, Mode::Protocol);
+        let mut refused = 0;
+        let mut end = None;
+        for id in 0..20 {
+            let result = f.command(id, "history", json!({"channel": "c"})).await;
+            refused += f
+                .wire
+                .replies()
+                .iter()
+                .filter(|r| r["error"]["code"] == 108)
+                .count();
+            if let Err(e) = result {
+                end = Some(e);
+                break;
+            }
+        }
+        assert_eq!(refused, 5, "a whole burst of refusals, then the close");
+        assert_eq!(end, Some(End::Close(Disconnect::POLICY)));
+        assert!(f.hub.metrics.render().contains("limit=\"command_rate\""));
+    }
+
+    #[tokio::test]
+    async fn a_large_reply_is_paid_for_before_the_next_command() {
+        let mut config = HubConfig::default();
+        config.limits.command_rate = 10;
+        config.limits.command_burst = 10;
+        let mut f = fixture(config, Mode::Protocol);
+        let big = json!("x".repeat(8 << 10));
+        for _ in 0..8 {
+            f.hub
+                .publish("big", json_payload(big.clone()), None)
+                .await
+                .unwrap();
+        }
+        // 8 publications of 8 KiB: a reply of about 64 KiB costs 16 units, past the burst.
+        let history = f.call("history", json!({"channel": "big"})).await;
+        assert_eq!(
+            history["result"]["publications"].as_array().unwrap().len(),
+            8
+        );
+        let next = f.call("ping", json!({})).await;
+        assert_eq!(next["error"]["code"], 108, "{next}");
+    }
+
+    #[tokio::test]
+    async fn pings_count_against_the_command_budget() {
+        let mut config = HubConfig::default();
+        config.limits.command_rate = 1;
+        config.limits.command_burst = 5;
+        let mut f = fixture(config, Mode::Protocol);
+        let mut end = None;
+        for _ in 0..20 {
+            let ping = Message::Ping(bytes::Bytes::from_static(b"x"));
+            if let Err(e) = f.session.on_message(ping, &mut f.wire).await {
+                end = Some(e);
+                break;
+            }
+        }
+        assert_eq!(end, Some(End::Close(Disconnect::POLICY)));
+    }
+}
+
+mod replies {
+    //! `limits.max_reply_size` caps one reply: history returns the oldest publications that
+    //! fit, a recovery that would not fit answers `recovered: false`.
+    use super::*;
+
+    #[tokio::test]
+    async fn history_past_the_reply_cap_returns_the_oldest_that_fit() {
+        let mut config = HubConfig::default();
+        config.limits.max_reply_size = 10 << 10;
+        let mut f = fixture(config, Mode::Protocol);
+        for i in 0..10 {
+            let data = json!({"i": i, "pad": "x".repeat(2000)});
+            f.hub.publish("c", json_payload(data), None).await.unwrap();
+        }
+        let reply = f.call("history", json!({"channel": "c"})).await;
+        let offsets: Vec<u64> = reply["result"]["publications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["offset"].as_u64().unwrap())
+            .collect();
+        assert_eq!(offsets, [1, 2, 3, 4]);
+        assert_eq!(reply["result"]["offset"], 10);
+        let text = reply.to_string();
+        assert!(text.len() <= 10 << 10, "{} bytes", text.len());
+    }
+
+    #[tokio::test]
+    async fn recovery_past_the_reply_cap_answers_not_recovered() {
+        let mut config = HubConfig::default();
+        config.limits.max_reply_size = 4 << 10;
+        let mut f = fixture(config, Mode::Protocol);
+        let first = f
+            .hub
+            .publish("c", json_payload(json!(0)), None)
+            .await
+            .unwrap();
+        for _ in 0..5 {
+            let data = json!("x".repeat(2000));
+            f.hub.publish("c", json_payload(data), None).await.unwrap();
+        }
+        let since = json!({"offset": first.offset, "epoch": first.epoch});
+        let reply = f
+            .call("subscribe", json!({"channel": "c", "recover": since}))
+            .await;
+        assert_eq!(reply["result"]["recovered"], false, "{reply}");
+        assert!(
+            reply["result"]
+                .get("publications")
+                .is_none_or(|p| p == &json!([]))
+        );
+        assert_eq!(reply["result"]["offset"], 6);
+    }
+}
+
+mod delivery {
+    //! Live delivery: in order, a gap closes with 4002, plain mode does not echo.
+    use super::*;
+
+    #[tokio::test]
+    async fn a_gap_in_live_delivery_closes_with_4002() {
+        let mut f = fixture(HubConfig::default(), Mode::Protocol);
+        f.call("subscribe", json!({"channel": "c"})).await;
+        f.hub
+            .publish("c", json_payload(json!(1)), None)
+            .await
+            .unwrap();
+        let delivery = f.rx.try_recv().unwrap();
+        f.session.deliver(&delivery, &mut f.wire).unwrap();
+        assert_eq!(f.wire.take().len(), 1);
+        // The same publication again (it came with history too) is dropped.
+        f.session.deliver(&delivery, &mut f.wire).unwrap();
+        assert!(f.wire.take().is_empty());
+        let Delivery::Publication(last) = &delivery else {
+            unreachable!("a publication was published")
+        };
+        let skipped = Delivery::Publication(Arc::new(Broadcast::new(
+            last.channel.clone(),
+            last.epoch.clone(),
+            Arc::new(crate::broker::Publication {
+                offset: last.publication.offset + 2,
+                payload: json_payload(json!("late")),
+                publisher: None,
+            }),
+            None,
+        )));
+        assert_eq!(
+            f.session.deliver(&skipped, &mut f.wire),
+            Err(End::Close(Disconnect::INSUFFICIENT_STATE))
+        );
+    }
+
+    #[tokio::test]
+    async fn plain_mode_does_not_echo_a_clients_own_message() {
+        let mut f = fixture(
+            HubConfig::default(),
+            Mode::Plain {
+                room: "chat:1".into(),
+            },
+        );
+        f.session.start(&mut f.wire).await.unwrap();
+        f.session
+            .on_message(Message::text("mine"), &mut f.wire)
+            .await
+            .unwrap();
+        f.hub
+            .publish("chat:1", Payload::Text("theirs".into()), None)
+            .await
+            .unwrap();
+        f.deliver_queued().unwrap();
+        let sent = f.wire.take();
+        assert_eq!(
+            sent,
+            [Sent::Publication {
+                channel: "chat:1".into(),
+                offset: 2,
+                plain: true
+            }]
+        );
+    }
+
+    #[tokio::test]
+    async fn plain_mode_echoes_when_configured() {
+        let mut config = HubConfig::default();
+        config.plain.echo = true;
+        let mut f = fixture(
+            config,
+            Mode::Plain {
+                room: "chat:1".into(),
+            },
+        );
+        f.session.start(&mut f.wire).await.unwrap();
+        f.session
+            .on_message(Message::text("mine"), &mut f.wire)
+            .await
+            .unwrap();
+        f.deliver_queued().unwrap();
+        assert_eq!(f.wire.take().len(), 1);
+    }
+}
+
+mod driver {
+    //! The driver's waits: the token's expiry (4501), the idle timer that Pings do not reset
+    //! (4502), and a full wire that pulls no deliveries until fan-out cuts it off (4001).
+    use super::*;
+
+    fn unix_now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    async fn start(
+        config: HubConfig,
+        expires: Option<u64>,
+    ) -> (
+        Arc<Hub>,
+        Recorder,
+        mpsc::UnboundedSender<Message>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let hub = Hub::new(config).unwrap();
+        let (wire, tx) = Recorder::new();
+        let grant = Grant {
+            identity: identity(expires),
+            mode: Mode::Protocol,
+            _ip_slot: None,
+        };
+        let task = tokio::spawn(run(hub.clone(), wire.clone(), grant));
+        (hub, wire, tx, task)
+    }
+
+    fn command(id: u64, method: &str, params: Value) -> Message {
+        Message::text(json!({"id": id, "method": method, "params": params}).to_string())
+    }
+
+    /// Waits (in paused time) until the wire holds a reply to `id`.
+    async fn reply(wire: &Recorder, id: u64) -> Value {
+        for _ in 0..1000 {
+            let found = wire.sent.lock().unwrap().iter().find_map(|s| match s {
+                Sent::Text(v) if v["id"] == id => Some(v.clone()),
+                _ => None,
+            });
+            if let Some(v) = found {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no reply to {id}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn token_expiry_closes_with_4501() {
+        let (_hub, wire, tx, task) = start(HubConfig::default(), Some(unix_now() + 30)).await;
+        tx.send(command(1, "subscribe", json!({"channel": "c"})))
+            .unwrap();
+        reply(&wire, 1).await;
+        let started = Instant::now();
+        task.await.unwrap();
+        assert_eq!(*wire.closed.lock().unwrap(), Some(Disconnect::UNAUTHORIZED));
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_secs(28) && waited <= Duration::from_secs(31),
+            "{waited:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_expiry_too_far_to_represent_never_fires() {
+        let (_hub, wire, tx, task) = start(HubConfig::default(), Some(u64::MAX)).await;
+        tx.send(command(1, "subscribe", json!({"channel": "c"})))
+            .unwrap();
+        reply(&wire, 1).await;
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        assert!(!task.is_finished());
+        assert_eq!(*wire.closed.lock().unwrap(), None);
+        task.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pings_alone_do_not_keep_an_idle_connection_open() {
+        let mut config = HubConfig::default();
+        config.limits.idle_timeout = Duration::from_secs(60);
+        let (_hub, wire, tx, task) = start(config, None).await;
+        let pinger = tokio::spawn(async move {
+            for _ in 0..40 {
+                let _ = tx.send(Message::Ping(bytes::Bytes::from_static(b"p")));
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        });
+        let started = Instant::now();
+        task.await.unwrap();
+        assert_eq!(*wire.closed.lock().unwrap(), Some(Disconnect::IDLE));
+        let waited = started.elapsed();
+        assert!(waited <= Duration::from_secs(61), "{waited:?}");
+        pinger.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_wire_pulls_no_deliveries_and_overflow_closes_with_4001() {
+        let mut config = HubConfig::default();
+        config.limits.queue_size = 8;
+        let (hub, wire, tx, task) = start(config, None).await;
+        tx.send(command(1, "subscribe", json!({"channel": "c"})))
+            .unwrap();
+        reply(&wire, 1).await;
+        wire.take();
+        wire.full.store(true, Ordering::Relaxed);
+        for i in 0..20 {
+            hub.publish("c", json_payload(json!(i)), None)
+                .await
+                .unwrap();
+        }
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the session ends")
+            .unwrap();
+        assert_eq!(*wire.closed.lock().unwrap(), Some(Disconnect::SLOW));
+        let delivered = wire
+            .take()
+            .iter()
+            .filter(|s| matches!(s, Sent::Publication { .. }))
+            .count();
+        assert_eq!(delivered, 0, "nothing is queued on a full wire");
+    }
+}

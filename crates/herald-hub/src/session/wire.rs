@@ -1,0 +1,105 @@
+//! What a session talks through: messages in, replies, publications and pushes out.
+//!
+//! A session does not know which wire it is on. The WebSocket is one implementation; the
+//! session's unit tests use an in-memory one. Output never waits: a wire queues what it is
+//! given and says when its buffer is full, and the session then stops producing (it pulls no
+//! more deliveries and, on a WebSocket, reads no more input) until the buffer drains. So a
+//! connection holds at most its write buffer plus one reply (`limits.max_reply_size`) or one
+//! delivery.
+
+use crate::broadcast::{Broadcast, PresenceEvent};
+use futures_util::StreamExt;
+use herald::{CloseCode, Message, WebSocket};
+use herald_hub_protocol::Disconnect;
+use std::future::Future;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// The wire ended under the session: the close code to count it by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Gone(pub(crate) u16);
+
+/// A connection's transport, as a session sees it.
+pub(crate) trait Wire: Send {
+    /// The next message from the client; `None` once the connection ended.
+    fn next(&mut self) -> impl Future<Output = Option<Result<Message, Gone>>> + Send;
+    /// Queues a reply or push (JSON text in protocol mode).
+    fn send_text(&mut self, text: String) -> Result<(), Gone>;
+    /// Queues a publication: the bare payload in plain mode, a `pub` push otherwise.
+    fn send_publication(&mut self, broadcast: &Broadcast, plain: bool) -> Result<(), Gone>;
+    /// Queues a join or leave push.
+    fn send_presence(&mut self, event: &PresenceEvent) -> Result<(), Gone>;
+    /// Whether the outgoing buffer is full: produce nothing more until it drains.
+    fn is_full(&self) -> bool;
+    /// Closes with `reason`, waiting a bounded time for the client's answer.
+    fn close(&mut self, reason: Disconnect) -> impl Future<Output = ()> + Send;
+    /// The close code the connection ended with, when it ended by itself.
+    fn closed_code(&self) -> u16;
+}
+
+/// The WebSocket wire. `close_wait` bounds the closing handshake.
+pub(crate) struct WsWire<S> {
+    pub(crate) ws: WebSocket<S>,
+    pub(crate) close_wait: Duration,
+}
+
+impl<S> Wire for WsWire<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    async fn next(&mut self) -> Option<Result<Message, Gone>> {
+        match self.ws.next().await? {
+            Ok(message) => Some(Ok(message)),
+            Err(e) => Some(Err(Gone(error_code(&e)))),
+        }
+    }
+
+    fn send_text(&mut self, text: String) -> Result<(), Gone> {
+        self.ws
+            .queue(Message::text(text))
+            .map_err(|e| Gone(error_code(&e)))
+    }
+
+    fn send_publication(&mut self, broadcast: &Broadcast, plain: bool) -> Result<(), Gone> {
+        let message = if plain {
+            broadcast.plain()
+        } else {
+            broadcast.protocol()
+        };
+        self.ws
+            .queue_prepared(message)
+            .map_err(|e| Gone(error_code(&e)))
+    }
+
+    fn send_presence(&mut self, event: &PresenceEvent) -> Result<(), Gone> {
+        self.ws
+            .queue_prepared(event.message())
+            .map_err(|e| Gone(error_code(&e)))
+    }
+
+    fn is_full(&self) -> bool {
+        self.ws.is_write_buffer_full()
+    }
+
+    async fn close(&mut self, reason: Disconnect) {
+        let closing = self.ws.close(CloseCode::from(reason.code), reason.reason);
+        // The client has this long to answer our Close; one that never reads is dropped.
+        let _ = tokio::time::timeout(self.close_wait, closing).await;
+    }
+
+    fn closed_code(&self) -> u16 {
+        self.ws
+            .closed()
+            .and_then(|c| c.received.as_ref().or(c.sent.as_ref()))
+            .map_or(1006, |f| u16::from(f.code))
+    }
+}
+
+/// The close code a WebSocket failure is counted by.
+fn error_code(e: &herald::Error) -> u16 {
+    match e {
+        herald::Error::Protocol(p) => u16::from(p.close_code()),
+        herald::Error::KeepaliveTimeout => 1011,
+        _ => 1006,
+    }
+}
