@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::keepalive::{Due, Keepalive};
 use crate::message::Message;
+use crate::write_timer::WriteTimer;
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use futures_sink::Sink;
@@ -41,7 +42,8 @@ enum Phase {
 /// reads from the transport, only writes and runs its timers, and resumes once the queue drains
 /// below [`Config::max_write_buffer_size`]. A peer that sends (Pings, or requests whose answers
 /// it never reads) without reading therefore meets TCP flow control instead of growing the
-/// queue.
+/// queue. When the transport accepts no queued byte for [`Config::write_timeout`], the
+/// connection fails with [`Error::WriteTimeout`], from the stream and from sending alike.
 pub struct WebSocket<S> {
     io: S,
     conn: Connection,
@@ -61,6 +63,9 @@ pub struct WebSocket<S> {
     /// drains the queue wakes the other.
     waiting_reader: Option<Waker>,
     waiting_writer: Option<Waker>,
+    write_timer: Option<WriteTimer>,
+    /// The write timeout fired: the transport was abandoned.
+    write_timed_out: bool,
 }
 
 impl<S> std::fmt::Debug for WebSocket<S> {
@@ -124,6 +129,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             eof: false,
             waiting_reader: None,
             waiting_writer: None,
+            write_timer: config.write_timeout.map(WriteTimer::new),
+            write_timed_out: false,
         }
     }
 
@@ -135,7 +142,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Sends a message and flushes it.
     ///
     /// # Errors
-    /// [`Error::Misuse`] after a Close was sent; [`Error::Io`] when the transport failed.
+    /// [`Error::Misuse`] after a Close was sent; [`Error::Io`] when the transport failed;
+    /// [`Error::WriteTimeout`] when the peer stopped reading for [`Config::write_timeout`].
     pub async fn send(&mut self, message: Message) -> Result<()> {
         futures_util::SinkExt::send(self, message).await
     }
@@ -198,7 +206,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     ///
     /// # Errors
     /// As for [`feed`](Self::feed): [`Error::Misuse`] after a Close was sent (or for an invalid
-    /// Close code or an oversized control payload).
+    /// Close code or an oversized control payload); [`Error::WriteTimeout`] once the write
+    /// timeout abandoned the connection.
     pub fn queue(&mut self, message: Message) -> Result<()> {
         self.enqueue(message)
     }
@@ -207,8 +216,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// and without writing. As with [`queue`](Self::queue), the caller bounds what it queues.
     ///
     /// # Errors
-    /// As for [`feed_prepared`](Self::feed_prepared): [`Error::Misuse`] after a Close was sent.
+    /// As for [`feed_prepared`](Self::feed_prepared): [`Error::Misuse`] after a Close was sent;
+    /// [`Error::WriteTimeout`] once the write timeout abandoned the connection.
     pub fn queue_prepared(&mut self, prepared: &herald_proto::PreparedMessage) -> Result<()> {
+        if self.write_timed_out {
+            return Err(Error::WriteTimeout);
+        }
         Ok(self.conn.send_prepared(prepared)?)
     }
 
@@ -226,7 +239,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Writes out everything queued.
     ///
     /// # Errors
-    /// [`Error::Io`] when the transport failed.
+    /// [`Error::Io`] when the transport failed; [`Error::WriteTimeout`] when the peer stopped
+    /// reading for [`Config::write_timeout`].
     pub async fn flush(&mut self) -> Result<()> {
         futures_util::SinkExt::flush(self).await
     }
@@ -270,6 +284,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     fn enqueue(&mut self, message: Message) -> Result<()> {
+        if self.write_timed_out {
+            return Err(Error::WriteTimeout);
+        }
         let conn = &mut self.conn;
         match message {
             Message::Text(text) => conn.send_text(text)?,
@@ -289,16 +306,51 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     // ---- writing ----------------------------------------------------------------------------
 
     /// Writes what is queued; when that brings the queue below the cap, wakes the tasks that
-    /// waited for it.
+    /// waited for it. Fails with [`Error::WriteTimeout`] when the transport took no byte for
+    /// the write timeout, and from then on.
     fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        if self.write_timed_out {
+            return Poll::Ready(Err(Error::WriteTimeout));
+        }
         let before = self.conn.transmit_len();
         let poll = self.poll_write_queued(cx);
         let after = self.conn.transmit_len();
-        if after < before && after < self.max_write_buffer_size {
-            Self::wake_other(&mut self.waiting_reader, cx);
-            Self::wake_other(&mut self.waiting_writer, cx);
+        if after < before {
+            if let Some(timer) = &mut self.write_timer {
+                timer.progress();
+            }
+            if after < self.max_write_buffer_size {
+                Self::wake_other(&mut self.waiting_reader, cx);
+                Self::wake_other(&mut self.waiting_writer, cx);
+            }
         }
-        poll.map_err(Error::Io)
+        let Some(timer) = &mut self.write_timer else {
+            return poll.map_err(Error::Io);
+        };
+        match poll {
+            Poll::Ready(result) => {
+                timer.idle();
+                Poll::Ready(result.map_err(Error::Io))
+            }
+            Poll::Pending if after > 0 && timer.poll_blocked(cx).is_ready() => {
+                self.abandon();
+                Poll::Ready(Err(Error::WriteTimeout))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// The peer stopped reading: give up on it without a closing handshake (it would not read
+    /// the Close), drop what is queued, and tell the other half of a split.
+    fn abandon(&mut self) {
+        self.write_timed_out = true;
+        self.conn.abandon();
+        for waker in [self.waiting_reader.take(), self.waiting_writer.take()]
+            .into_iter()
+            .flatten()
+        {
+            waker.wake();
+        }
     }
 
     /// Wakes the task waiting in `slot`, unless it is the one running.
@@ -402,6 +454,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     fn poll_open(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message>>> {
+        if self.write_timed_out {
+            // The writer half found it; the reader reports it too, once.
+            return self.write_failed(Error::WriteTimeout);
+        }
         loop {
             // A full queue stops parsing (so Pings are not answered) and reading: the peer's
             // sends back up into TCP flow control instead of into our memory.
@@ -481,8 +537,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
         let timed_out = timer.as_mut().poll(cx).is_ready();
         if !timed_out {
-            if self.poll_write(cx).is_pending() {
-                return Poll::Pending;
+            match self.poll_write(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e @ Error::WriteTimeout)) => {
+                    self.phase = Phase::Finished;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(_) => {}
             }
             if self.conn.should_close_transport() {
                 ready!(Pin::new(&mut self.io).poll_shutdown(cx)).ok();
@@ -534,7 +595,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
 
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = &mut *self;
-        if this.conn.transmit_len() >= this.write_buffer_size {
+        if this.write_timed_out || this.conn.transmit_len() >= this.write_buffer_size {
             match this.poll_write(cx) {
                 Poll::Ready(result) => result?,
                 Poll::Pending if this.is_write_buffer_full() => {

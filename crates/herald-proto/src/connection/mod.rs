@@ -313,6 +313,19 @@ impl Connection {
         });
     }
 
+    /// The driver gave up on the transport without a closing handshake (e.g. the peer stopped
+    /// reading and a write made no progress for too long). The buffered input, the transmit
+    /// queue and a pending Pong are dropped; the connection ends abnormally (1006, initiated
+    /// locally) and [`poll_event`](Self::poll_event) reports [`Event::Closed`] next. Nothing
+    /// is sent afterwards.
+    pub fn abandon(&mut self) {
+        self.out = Transmit::default();
+        self.pending_pong = None;
+        if self.state != State::Closed {
+            self.finish(Initiator::Local, None, None);
+        }
+    }
+
     /// Whether the driver should close the transport once the transmit queue is empty: the
     /// connection ended and this is the server (RFC 6455 §7.1.1), or it ended by failure or EOF.
     pub fn should_close_transport(&self) -> bool {
