@@ -24,6 +24,14 @@ pub struct Config {
     /// Stops a peer from growing a fragmented message without end; over it, the connection fails
     /// with 1009.
     pub max_message_size: usize,
+    /// Above this many queued outgoing bytes, a Ping is not answered at once: at most one Pong
+    /// waits, carrying the latest Ping's payload, and is queued once the transmit queue drains
+    /// to this size (RFC 6455 §5.5.3 lets an endpoint answer only the most recent Ping). A
+    /// Close queued first drops it. Default 64 KiB.
+    ///
+    /// Stops a peer that sends Pings and never reads from growing the queue by a Pong per
+    /// Ping; below it, every Ping is answered in order.
+    pub pong_coalesce_threshold: usize,
 }
 
 impl Default for Config {
@@ -31,6 +39,7 @@ impl Default for Config {
         Self {
             max_frame_size: 16 << 20,
             max_message_size: 64 << 20,
+            pong_coalesce_threshold: 64 << 10,
         }
     }
 }
@@ -45,6 +54,12 @@ impl Config {
     /// Sets [`max_message_size`](Self::max_message_size).
     pub fn with_max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = bytes;
+        self
+    }
+
+    /// Sets [`pong_coalesce_threshold`](Self::pong_coalesce_threshold).
+    pub fn with_pong_coalesce_threshold(mut self, bytes: usize) -> Self {
+        self.pong_coalesce_threshold = bytes;
         self
     }
 }

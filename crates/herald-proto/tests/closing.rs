@@ -249,3 +249,47 @@ mod abnormal_closure {
         }
     }
 }
+
+mod abandoned_transport {
+    //! RFC 6455 §7.1.7 allows an endpoint to drop the connection when it cannot go on; a
+    //! driver that gives up on a peer that stopped reading abandons the transport: 1006,
+    //! nothing more is sent, what was buffered either way is dropped.
+    use super::*;
+
+    for_both_roles! {
+        fn abandoned_connection_drops_its_queue_and_ends_with_1006(role) {
+            let mut conn = endpoint(role, Config::default().with_pong_coalesce_threshold(16));
+            conn.send_binary(vec![0u8; 64]).unwrap();
+            conn.receive(&frame_to(role, 0x89, b"unanswered"));
+            assert_eq!(poll_all(&mut conn), [Event::Ping("unanswered".into())]);
+            assert!(conn.has_pending_pong());
+            conn.receive(&frame_to(role, 0x81, b"never parsed"));
+            conn.abandon();
+            assert_eq!(conn.transmit_len(), 0);
+            assert!(!conn.has_pending_pong());
+            let events = poll_all(&mut conn);
+            assert_eq!(events.len(), 1, "input buffered before is dropped: {events:?}");
+            let closed = closed(&events);
+            assert_eq!(closed.code(), CloseCode::ABNORMAL);
+            assert_eq!(closed.initiator, Initiator::Local);
+            assert_eq!((closed.received.clone(), closed.error.clone()), (None, None));
+            assert!(!closed.is_clean());
+            assert!(conn.is_closed());
+            assert!(conn.should_close_transport());
+            assert_eq!(conn.send_text("late"), Err(MisuseError::Closed));
+            conn.receive(&frame_to(role, 0x81, b"late"));
+            assert_eq!(conn.poll_event(), None);
+            assert_eq!(conn.transmit_len(), 0);
+        }
+
+        fn abandoning_after_sending_close_keeps_the_sent_close(role) {
+            let mut conn = endpoint(role, Config::default());
+            conn.close(CloseCode::GOING_AWAY, "").unwrap();
+            conn.abandon();
+            assert_eq!(conn.transmit_len(), 0);
+            let closed = closed(&poll_all(&mut conn)).clone();
+            assert_eq!(closed.sent.as_ref().map(|c| c.code), Some(CloseCode::GOING_AWAY));
+            assert_eq!(closed.code(), CloseCode::ABNORMAL);
+        }
+    }
+}

@@ -101,3 +101,142 @@ for_both_roles! {
         assert_eq!(conn.transmit_len(), 0);
     }
 }
+
+mod most_recent_ping {
+    //! RFC 6455 §5.5.3: "If an endpoint receives a Ping frame and has not yet sent Pong
+    //! frame(s) in response to previous Ping frame(s), the endpoint MAY elect to send a Pong
+    //! frame for only the most recently processed Ping frame." Behind a long transmit queue at
+    //! most one Pong waits; with a short queue every Ping is answered at once.
+    use super::*;
+    use common::{take_transmit, transmitted};
+
+    const THRESHOLD: usize = 1024;
+
+    fn config() -> Config {
+        Config::default().with_pong_coalesce_threshold(THRESHOLD)
+    }
+
+    fn pings_to(role: Role, payloads: &[&[u8]]) -> Vec<u8> {
+        payloads
+            .iter()
+            .flat_map(|p| frame_to(role, 0x89, p))
+            .collect()
+    }
+
+    fn pongs(wire: &[u8]) -> Vec<Vec<u8>> {
+        parse_frames(wire)
+            .into_iter()
+            .filter(|f| f.header.opcode == Opcode::Pong)
+            .map(|f| f.payload)
+            .collect()
+    }
+
+    /// An endpoint whose queue holds one binary message of `len` bytes.
+    fn with_queued(role: Role, len: usize) -> herald_proto::Connection {
+        let mut conn = endpoint(role, config());
+        conn.send_binary(vec![0u8; len]).unwrap();
+        conn
+    }
+
+    use herald_proto::Role;
+
+    for_both_roles! {
+        /// Autobahn 2.10: ten Pings, ten Pongs, in order.
+        fn ten_pings_with_a_short_queue_get_ten_pongs_at_once(role) {
+            let payloads: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i; 10]).collect();
+            let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+            let mut conn = endpoint(role, config());
+            conn.receive(&pings_to(role, &refs));
+            assert_eq!(poll_all(&mut conn).len(), 10);
+            assert!(!conn.has_pending_pong());
+            assert_eq!(pongs(&transmitted(&mut conn)), payloads);
+        }
+
+        fn pings_behind_a_long_queue_leave_one_pong_with_the_latest_payload(role) {
+            let mut conn = with_queued(role, 2 * THRESHOLD);
+            let queued = conn.transmit_len();
+            conn.receive(&pings_to(role, &[b"1", b"2", b"3"]));
+            let events = poll_all(&mut conn);
+            assert_eq!(events.len(), 3, "every Ping is still reported: {events:?}");
+            assert!(conn.has_pending_pong());
+            assert_eq!(conn.transmit_len(), queued, "no Pong is queued behind the backlog");
+            assert_eq!(pongs(&transmitted(&mut conn)), [b"3".to_vec()]);
+            assert!(!conn.has_pending_pong());
+        }
+
+        fn pending_pong_is_queued_once_the_queue_drains_to_the_threshold(role) {
+            let mut conn = with_queued(role, 2 * THRESHOLD);
+            conn.receive(&pings_to(role, &[b"a", b"b"]));
+            poll_all(&mut conn);
+            let over = conn.transmit_len() - THRESHOLD;
+            // Still one byte over the threshold: the Pong keeps waiting.
+            let mut wire = take_transmit(&mut conn, over - 1);
+            assert!(conn.has_pending_pong());
+            assert_eq!(conn.transmit_len(), THRESHOLD + 1);
+            wire.extend(take_transmit(&mut conn, 1));
+            assert!(!conn.has_pending_pong());
+            assert_eq!(conn.transmit_len(), THRESHOLD + 2 + 1 + usize::from(role == Role::Client) * 4);
+            wire.extend(transmitted(&mut conn));
+            let frames = parse_frames(&wire);
+            assert_eq!(frames.len(), 2);
+            assert_eq!(frames[0].header.opcode, Opcode::Binary);
+            assert_eq!(frames[1].header.opcode, Opcode::Pong);
+            assert_eq!(frames[1].payload, b"b");
+        }
+
+        fn ping_after_the_queue_drained_is_answered_at_once_again(role) {
+            let mut conn = with_queued(role, 2 * THRESHOLD);
+            conn.receive(&pings_to(role, &[b"x"]));
+            poll_all(&mut conn);
+            let first = transmitted(&mut conn);
+            assert_eq!(pongs(&first), [b"x".to_vec()]);
+            conn.receive(&pings_to(role, &[b"y", b"z"]));
+            poll_all(&mut conn);
+            assert!(!conn.has_pending_pong());
+            assert_eq!(pongs(&transmitted(&mut conn)), [b"y".to_vec(), b"z".to_vec()]);
+        }
+
+        /// §5.5.1: nothing is sent after a Close, not even the Pong that waited.
+        fn pending_pong_is_dropped_when_a_close_is_queued_first(role) {
+            let mut conn = with_queued(role, 2 * THRESHOLD);
+            conn.receive(&pings_to(role, &[b"late"]));
+            poll_all(&mut conn);
+            conn.close(CloseCode::NORMAL, "").unwrap();
+            assert!(!conn.has_pending_pong());
+            let frames = parse_frames(&transmitted(&mut conn));
+            let opcodes: Vec<Opcode> = frames.iter().map(|f| f.header.opcode).collect();
+            assert_eq!(opcodes, [Opcode::Binary, Opcode::Close]);
+        }
+
+        fn pending_pong_is_dropped_when_the_peer_closes_first(role) {
+            let mut conn = with_queued(role, 2 * THRESHOLD);
+            let mut close = vec![0x03, 0xe8];
+            close.extend_from_slice(b"bye");
+            let mut input = pings_to(role, &[b"late"]);
+            input.extend(frame_to(role, 0x88, &close));
+            conn.receive(&input);
+            let events = poll_all(&mut conn);
+            assert!(matches!(events.last(), Some(Event::Closed(_))));
+            let frames = parse_frames(&transmitted(&mut conn));
+            let opcodes: Vec<Opcode> = frames.iter().map(|f| f.header.opcode).collect();
+            assert_eq!(opcodes, [Opcode::Binary, Opcode::Close]);
+        }
+
+        /// Through the pair: the peer sees every Ping answered by the latest one's Pong.
+        fn flood_of_pings_behind_a_long_queue_is_answered_by_one_pong(role) {
+            let mut pair = Pair::with_config(config());
+            pair.get(role).send_binary(vec![0u8; 4 * THRESHOLD]).unwrap();
+            for i in 0..100u8 {
+                pair.get(peer(role)).ping(vec![i]).unwrap();
+            }
+            pair.deliver(peer(role));
+            assert_eq!(pair.take_events(role).len(), 100);
+            assert!(pair.get(role).transmit_len() < 4 * THRESHOLD + 16);
+            // The Pong joins the queue once the message has gone: a second delivery takes it.
+            while pair.deliver(role) > 0 {}
+            let events = pair.take_events(peer(role));
+            let pongs: Vec<&Event> = events.iter().filter(|e| matches!(e, Event::Pong(_))).collect();
+            assert_eq!(pongs, [&Event::Pong(Bytes::from_static(&[99]))]);
+        }
+    }
+}

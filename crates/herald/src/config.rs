@@ -40,6 +40,16 @@ pub struct Config {
     /// How long to wait for the peer's Close (and, for a client, for the server to close the
     /// TCP connection) before dropping the connection. Default 5 s.
     pub close_timeout: Duration,
+    /// Fail the connection with [`Error::WriteTimeout`](crate::Error::WriteTimeout) when bytes
+    /// are queued and the transport accepts none of them this long (in fact between one and
+    /// two timeouts: progress is checked when the timer fires). Default 30 s; `None` waits
+    /// forever.
+    ///
+    /// Stops a peer that stopped reading from holding a connection, its queue (up to
+    /// `max_write_buffer_size`) and the task sending to it. It fires from `recv`/the stream and
+    /// from `feed`/`send`/`flush` waiting on back-pressure. A timer exists only while a write is
+    /// blocked.
+    pub write_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -54,6 +64,7 @@ impl Default for Config {
             keepalive_interval: Some(Duration::from_secs(20)),
             keepalive_timeout: Duration::from_secs(20),
             close_timeout: Duration::from_secs(5),
+            write_timeout: Some(Duration::from_secs(30)),
             deflate: None,
         }
     }
@@ -98,6 +109,12 @@ impl Config {
     /// Sets the close timeout.
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.close_timeout = timeout;
+        self
+    }
+
+    /// Sets the write timeout (`None`: writes wait forever).
+    pub fn write_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.write_timeout = timeout;
         self
     }
 }

@@ -27,6 +27,12 @@ pub enum Error {
     /// The peer did not answer a keepalive Ping in time; the connection was dropped.
     #[error("keepalive timed out")]
     KeepaliveTimeout,
+    /// Bytes were queued and the transport accepted none of them for
+    /// [`Config::write_timeout`](crate::Config::write_timeout): the peer stopped reading. The
+    /// connection was abandoned without a closing handshake (the peer would not read the
+    /// Close) and what was queued dropped; drop the connection to release the transport.
+    #[error("write timed out")]
+    WriteTimeout,
     /// TLS could not be set up (bad certificate or key, invalid server name).
     #[error("TLS: {0}")]
     Tls(String),

@@ -46,6 +46,7 @@ mod stream;
 pub mod tls;
 #[cfg(feature = "axum")]
 pub mod upgrade;
+mod write_timer;
 
 pub use client::{ClientBuilder, connect};
 pub use config::Config;

@@ -4,13 +4,14 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::keepalive::{Due, Keepalive};
 use crate::message::Message;
+use crate::write_timer::WriteTimer;
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use futures_sink::Sink;
 use herald_proto::{CloseCode, Closed, Connection, Event, Role};
 use std::io::IoSlice;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Sleep;
 
@@ -36,6 +37,13 @@ enum Phase {
 /// - [`split`](Self::split) gives a reader and a writer for two tasks.
 ///
 /// The stream must be polled for Pongs, keepalive and the closing handshake to progress.
+///
+/// While the write buffer is full the stream stops reading: it neither parses what arrived nor
+/// reads from the transport, only writes and runs its timers, and resumes once the queue drains
+/// below [`Config::max_write_buffer_size`]. A peer that sends (Pings, or requests whose answers
+/// it never reads) without reading therefore meets TCP flow control instead of growing the
+/// queue. When the transport accepts no queued byte for [`Config::write_timeout`], the
+/// connection fails with [`Error::WriteTimeout`], from the stream and from sending alike.
 pub struct WebSocket<S> {
     io: S,
     conn: Connection,
@@ -50,6 +58,14 @@ pub struct WebSocket<S> {
     close_timer: Option<Pin<Box<Sleep>>>,
     closed: Option<Closed>,
     eof: bool,
+    /// The tasks (the reader and the writer of a split) waiting for the queue to drain below
+    /// the cap. The transport wakes only the last task that polled it for writing, so whoever
+    /// drains the queue wakes the other.
+    waiting_reader: Option<Waker>,
+    waiting_writer: Option<Waker>,
+    write_timer: Option<WriteTimer>,
+    /// The write timeout fired: the transport was abandoned.
+    write_timed_out: bool,
 }
 
 impl<S> std::fmt::Debug for WebSocket<S> {
@@ -111,6 +127,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             close_timer: None,
             closed: None,
             eof: false,
+            waiting_reader: None,
+            waiting_writer: None,
+            write_timer: config.write_timeout.map(WriteTimer::new),
+            write_timed_out: false,
         }
     }
 
@@ -122,7 +142,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Sends a message and flushes it.
     ///
     /// # Errors
-    /// [`Error::Misuse`] after a Close was sent; [`Error::Io`] when the transport failed.
+    /// [`Error::Misuse`] after a Close was sent; [`Error::Io`] when the transport failed;
+    /// [`Error::WriteTimeout`] when the peer stopped reading for [`Config::write_timeout`].
     pub async fn send(&mut self, message: Message) -> Result<()> {
         futures_util::SinkExt::send(self, message).await
     }
@@ -185,7 +206,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     ///
     /// # Errors
     /// As for [`feed`](Self::feed): [`Error::Misuse`] after a Close was sent (or for an invalid
-    /// Close code or an oversized control payload).
+    /// Close code or an oversized control payload); [`Error::WriteTimeout`] once the write
+    /// timeout abandoned the connection.
     pub fn queue(&mut self, message: Message) -> Result<()> {
         self.enqueue(message)
     }
@@ -194,8 +216,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// and without writing. As with [`queue`](Self::queue), the caller bounds what it queues.
     ///
     /// # Errors
-    /// As for [`feed_prepared`](Self::feed_prepared): [`Error::Misuse`] after a Close was sent.
+    /// As for [`feed_prepared`](Self::feed_prepared): [`Error::Misuse`] after a Close was sent;
+    /// [`Error::WriteTimeout`] once the write timeout abandoned the connection.
     pub fn queue_prepared(&mut self, prepared: &herald_proto::PreparedMessage) -> Result<()> {
+        if self.write_timed_out {
+            return Err(Error::WriteTimeout);
+        }
         Ok(self.conn.send_prepared(prepared)?)
     }
 
@@ -213,7 +239,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Writes out everything queued.
     ///
     /// # Errors
-    /// [`Error::Io`] when the transport failed.
+    /// [`Error::Io`] when the transport failed; [`Error::WriteTimeout`] when the peer stopped
+    /// reading for [`Config::write_timeout`].
     pub async fn flush(&mut self) -> Result<()> {
         futures_util::SinkExt::flush(self).await
     }
@@ -257,6 +284,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     fn enqueue(&mut self, message: Message) -> Result<()> {
+        if self.write_timed_out {
+            return Err(Error::WriteTimeout);
+        }
         let conn = &mut self.conn;
         match message {
             Message::Text(text) => conn.send_text(text)?,
@@ -274,6 +304,70 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     // ---- writing ----------------------------------------------------------------------------
+
+    /// Writes what is queued; when that brings the queue below the cap, wakes the tasks that
+    /// waited for it. Fails with [`Error::WriteTimeout`] when the transport took no byte for
+    /// the write timeout, and from then on.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        if self.write_timed_out {
+            return Poll::Ready(Err(Error::WriteTimeout));
+        }
+        let before = self.conn.transmit_len();
+        let poll = self.poll_write_queued(cx);
+        let after = self.conn.transmit_len();
+        if after < before {
+            if let Some(timer) = &mut self.write_timer {
+                timer.progress();
+            }
+            if after < self.max_write_buffer_size {
+                Self::wake_other(&mut self.waiting_reader, cx);
+                Self::wake_other(&mut self.waiting_writer, cx);
+            }
+        }
+        let Some(timer) = &mut self.write_timer else {
+            return poll.map_err(Error::Io);
+        };
+        match poll {
+            Poll::Ready(result) => {
+                timer.idle();
+                Poll::Ready(result.map_err(Error::Io))
+            }
+            Poll::Pending if after > 0 && timer.poll_blocked(cx).is_ready() => {
+                self.abandon();
+                Poll::Ready(Err(Error::WriteTimeout))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// The peer stopped reading: give up on it without a closing handshake (it would not read
+    /// the Close), drop what is queued, and tell the other half of a split.
+    fn abandon(&mut self) {
+        self.write_timed_out = true;
+        self.conn.abandon();
+        for waker in [self.waiting_reader.take(), self.waiting_writer.take()]
+            .into_iter()
+            .flatten()
+        {
+            waker.wake();
+        }
+    }
+
+    /// Wakes the task waiting in `slot`, unless it is the one running.
+    fn wake_other(slot: &mut Option<Waker>, cx: &Context<'_>) {
+        if slot.as_ref().is_some_and(|w| !w.will_wake(cx.waker()))
+            && let Some(waker) = slot.take()
+        {
+            waker.wake();
+        }
+    }
+
+    fn wait_for_drain(slot: &mut Option<Waker>, cx: &Context<'_>) {
+        match slot {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => *slot = Some(cx.waker().clone()),
+        }
+    }
 
     /// Writes the transmit queue until it is empty, then flushes the transport.
     fn poll_write_queued(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -332,8 +426,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 .close_timer
                 .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
             if timer.as_mut().poll(cx).is_ready() {
-                // The peer never answered our Close: give up on it (1006).
+                // The peer never answered our Close: give up on it (1006), and on what it
+                // never read, so that what arrived is parsed to the end even with a full queue.
                 self.conn.receive_eof();
+                self.conn.transmit_advance(self.conn.transmit_len());
                 return Poll::Ready(Ok(()));
             }
         }
@@ -358,16 +454,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     fn poll_open(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message>>> {
+        if self.write_timed_out {
+            // The writer half found it; the reader reports it too, once.
+            return self.write_failed(Error::WriteTimeout);
+        }
         loop {
-            if let Some(event) = self.conn.poll_event() {
+            // A full queue stops parsing (so Pings are not answered) and reading: the peer's
+            // sends back up into TCP flow control instead of into our memory.
+            if !self.is_write_buffer_full()
+                && let Some(event) = self.conn.poll_event()
+            {
                 match self.on_event(event) {
                     Some(message) => return Poll::Ready(Some(Ok(message))),
                     None => return Poll::Ready(None),
                 }
             }
             // Whatever is queued (replies, batched sends) leaves before we wait for input.
-            if let Poll::Ready(Err(e)) = self.poll_write_queued(cx) {
-                return self.transport_failed(e);
+            let before = self.conn.transmit_len();
+            match self.poll_write(cx) {
+                Poll::Ready(Err(Error::Io(e))) => return self.transport_failed(e),
+                Poll::Ready(Err(e)) => return self.write_failed(e),
+                _ => {}
             }
             match self.poll_timers(cx) {
                 Poll::Ready(Ok(())) => continue,
@@ -376,6 +483,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     return Poll::Ready(Some(Err(e)));
                 }
                 Poll::Pending => {}
+            }
+            if self.is_write_buffer_full() {
+                if self.conn.transmit_len() < before {
+                    // The peer's TCP window opened, so it reads: it is alive, though its
+                    // answers wait unread behind our queue.
+                    if let Some(keepalive) = &mut self.keepalive {
+                        keepalive.heard();
+                    }
+                }
+                Self::wait_for_drain(&mut self.waiting_reader, cx);
+                return Poll::Pending;
             }
             match ready!(self.poll_read_more(cx)) {
                 Ok(0) => {
@@ -399,6 +517,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.phase = Phase::Finished;
     }
 
+    fn write_failed(&mut self, e: Error) -> Poll<Option<Result<Message>>> {
+        self.drain_closed_event();
+        Poll::Ready(Some(Err(e)))
+    }
+
     fn transport_failed(&mut self, e: std::io::Error) -> Poll<Option<Result<Message>>> {
         self.conn.receive_eof();
         self.drain_closed_event();
@@ -414,8 +537,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
         let timed_out = timer.as_mut().poll(cx).is_ready();
         if !timed_out {
-            if self.poll_write_queued(cx).is_pending() {
-                return Poll::Pending;
+            match self.poll_write(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e @ Error::WriteTimeout)) => {
+                    self.phase = Phase::Finished;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(_) => {}
             }
             if self.conn.should_close_transport() {
                 ready!(Pin::new(&mut self.io).poll_shutdown(cx)).ok();
@@ -467,10 +595,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
 
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = &mut *self;
-        if this.conn.transmit_len() >= this.write_buffer_size {
-            match this.poll_write_queued(cx) {
+        if this.write_timed_out || this.conn.transmit_len() >= this.write_buffer_size {
+            match this.poll_write(cx) {
                 Poll::Ready(result) => result?,
-                Poll::Pending if this.conn.transmit_len() >= this.max_write_buffer_size => {
+                Poll::Pending if this.is_write_buffer_full() => {
+                    Self::wait_for_drain(&mut this.waiting_writer, cx);
                     return Poll::Pending;
                 }
                 Poll::Pending => {}
@@ -484,13 +613,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        Poll::Ready(Ok(ready!(self.poll_write_queued(cx))?))
+        let this = &mut *self;
+        let poll = this.poll_write(cx);
+        if poll.is_pending() {
+            Self::wait_for_drain(&mut this.waiting_writer, cx);
+        }
+        poll
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         if self.conn.can_send() {
             self.conn.close(CloseCode::NORMAL, "")?;
         }
-        Poll::Ready(Ok(ready!(self.poll_write_queued(cx))?))
+        self.poll_flush(cx)
     }
 }

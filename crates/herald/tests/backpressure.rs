@@ -89,3 +89,76 @@ async fn queue_neither_waits_nor_writes_and_buffered_reports_what_is_queued() {
         }
     }
 }
+
+#[tokio::test]
+async fn split_reader_stops_reading_while_the_queue_is_full_and_resumes_once_it_drains() {
+    const CAP: usize = 64 << 10;
+    const MESSAGE: usize = 16 << 10;
+    let (tx, rx) = oneshot::channel();
+    let tx = std::sync::Mutex::new(Some(tx));
+    let config = Config::default().write_buffer(16 << 10, CAP);
+    let addr = common::serve(config, move |ws| {
+        let tx = tx.lock().unwrap().take().unwrap();
+        async move {
+            let (mut reader, mut writer) = ws.split();
+            // Fill the queue: the client does not read yet.
+            let mut sent = 0usize;
+            loop {
+                let feed = writer.feed(Message::binary(vec![3u8; MESSAGE]));
+                match tokio::time::timeout(Duration::from_millis(300), feed).await {
+                    Ok(result) => result.unwrap(),
+                    Err(_) => break,
+                }
+                sent += 1;
+            }
+            // The client's message arrived, but a full queue stops the reader.
+            let paused = tokio::time::timeout(Duration::from_millis(300), reader.recv())
+                .await
+                .is_err();
+            // The writer keeps waiting for the queue in another task; the reader resumes
+            // once the client reads.
+            let writing = tokio::spawn(async move {
+                writer
+                    .feed(Message::binary(vec![3u8; MESSAGE]))
+                    .await
+                    .unwrap();
+                writer.flush().await.unwrap();
+                writer
+            });
+            let received = loop {
+                match reader.recv().await.unwrap().unwrap() {
+                    Message::Text(text) => break text.to_string(),
+                    _ => continue,
+                }
+            };
+            let writer = writing.await.unwrap();
+            tx.send((sent + 1, paused, received)).unwrap();
+            drop(reader.reunite(writer).unwrap());
+        }
+    })
+    .await;
+    let mut client = common::client(addr).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    client.send(Message::text("hello")).await.unwrap();
+    // Stay away until the server has seen its queue full for a while.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let (tx_count, rx_count) = oneshot::channel();
+    let reading = tokio::spawn(async move {
+        let mut got = 0usize;
+        while let Some(Ok(message)) = client.recv().await {
+            if message.is_data() {
+                got += 1;
+            }
+        }
+        tx_count.send(got).unwrap();
+    });
+    // Whichever half drains the queue wakes the other: no wait for a timer to fire.
+    let (sent, paused, received) = tokio::time::timeout(Duration::from_secs(5), rx)
+        .await
+        .expect("the halves resumed")
+        .unwrap();
+    assert!(paused, "the reader went on reading with a full queue");
+    assert_eq!(received, "hello");
+    assert_eq!(rx_count.await.unwrap(), sent);
+    reading.await.unwrap();
+}

@@ -80,35 +80,10 @@ async fn sending_after_close_is_a_misuse_error() {
     assert!(matches!(err, herald::Error::Misuse(_)), "{err}");
 }
 
-/// An in-memory pair with paused time: the timers run on the virtual clock.
-async fn duplex_pair(
-    server: Config,
-) -> (
-    herald::WebSocket<tokio::io::DuplexStream>,
-    tokio::io::DuplexStream,
-) {
-    let (a, b) = tokio::io::duplex(64 << 10);
-    let accept =
-        tokio::spawn(
-            async move { herald::accept_with(a, &server, |_| Ok(Default::default())).await },
-        );
-    let (mut raw, key) = (b, "dGhlIHNhbXBsZSBub25jZQ==");
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let request = format!(
-        "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    raw.write_all(request.as_bytes()).await.unwrap();
-    let ws = accept.await.unwrap().unwrap();
-    let mut response = vec![0u8; 129];
-    raw.read_exact(&mut response).await.unwrap();
-    assert!(response.starts_with(b"HTTP/1.1 101"));
-    (ws, raw)
-}
-
 #[tokio::test(start_paused = true)]
 async fn peer_that_never_answers_close_is_dropped_after_the_close_timeout() {
     let config = Config::default().close_timeout(Duration::from_secs(3));
-    let (mut ws, _silent_peer) = duplex_pair(config).await;
+    let (mut ws, _silent_peer) = common::duplex_pair(config, 64 << 10).await;
     let started = tokio::time::Instant::now();
     let closed = ws.close(CloseCode::NORMAL, "").await.unwrap();
     assert_eq!(closed.code(), CloseCode::ABNORMAL);
@@ -118,7 +93,7 @@ async fn peer_that_never_answers_close_is_dropped_after_the_close_timeout() {
 #[tokio::test(start_paused = true)]
 async fn silent_peer_fails_keepalive_after_interval_plus_timeout() {
     let config = Config::default().keepalive(Some(Duration::from_secs(5)), Duration::from_secs(5));
-    let (mut ws, _silent_peer) = duplex_pair(config).await;
+    let (mut ws, _silent_peer) = common::duplex_pair(config, 64 << 10).await;
     let started = tokio::time::Instant::now();
     let err = ws.recv().await.unwrap().unwrap_err();
     assert!(matches!(err, herald::Error::KeepaliveTimeout), "{err}");

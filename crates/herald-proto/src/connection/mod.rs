@@ -45,7 +45,9 @@ impl Message {
 pub enum Event {
     /// A message arrived.
     Message(Message),
-    /// A Ping arrived; the Pong answering it is already queued.
+    /// A Ping arrived; the Pong answering it is already queued, or, while more than
+    /// [`Config::pong_coalesce_threshold`] bytes are queued, waits until the queue drains (a
+    /// later Ping's Pong replaces it: RFC 6455 §5.5.3).
     Ping(Bytes),
     /// A Pong arrived.
     Pong(Bytes),
@@ -105,6 +107,9 @@ pub struct Connection {
     codec: Option<Box<Codec>>,
     /// The transport ended; what is buffered is still parsed.
     eof: bool,
+    /// The Pong answering the latest Ping, held while the transmit queue is over
+    /// `pong_coalesce_threshold`.
+    pending_pong: Option<Bytes>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -144,6 +149,7 @@ impl Connection {
             close_transport: false,
             eof: false,
             codec: None,
+            pending_pong: None,
         }
     }
 
@@ -240,8 +246,15 @@ impl Connection {
             Incoming::Message(message) => Some(Event::Message(message)),
             Incoming::Ping(payload) => {
                 // RFC 6455 §5.5.2: answer with a Pong carrying the same payload, unless closing.
+                // §5.5.3: behind a long queue, answering only the most recent Ping is enough.
                 if self.state == State::Open {
-                    self.queue_frame(Opcode::Pong, true, payload.clone());
+                    if self.pending_pong.is_some()
+                        || self.out.len() > self.config.pong_coalesce_threshold
+                    {
+                        self.pending_pong = Some(payload.clone());
+                    } else {
+                        self.queue_frame(Opcode::Pong, true, payload.clone());
+                    }
                 }
                 Some(Event::Ping(payload))
             }
@@ -298,6 +311,19 @@ impl Connection {
             received,
             error,
         });
+    }
+
+    /// The driver gave up on the transport without a closing handshake (e.g. the peer stopped
+    /// reading and a write made no progress for too long). The buffered input, the transmit
+    /// queue and a pending Pong are dropped; the connection ends abnormally (1006, initiated
+    /// locally) and [`poll_event`](Self::poll_event) reports [`Event::Closed`] next. Nothing
+    /// is sent afterwards.
+    pub fn abandon(&mut self) {
+        self.out = Transmit::default();
+        self.pending_pong = None;
+        if self.state != State::Closed {
+            self.finish(Initiator::Local, None, None);
+        }
     }
 
     /// Whether the driver should close the transport once the transmit queue is empty: the
@@ -441,6 +467,8 @@ impl Connection {
         let mut payload = BytesMut::with_capacity(frame.payload_len());
         frame.encode_payload(&mut payload);
         self.queue_frame(Opcode::Close, true, payload.freeze());
+        // RFC 6455 §5.5.1: nothing follows a Close, not even a Pong still waiting.
+        self.pending_pong = None;
         self.sent_close = Some(frame);
         self.state = State::CloseSent;
     }
@@ -504,9 +532,22 @@ impl Connection {
         self.out.chunks(dst)
     }
 
-    /// Marks the first `n` queued bytes as written.
+    /// Marks the first `n` queued bytes as written. Once the queue is down to
+    /// [`Config::pong_coalesce_threshold`], the Pong waiting for it (if any) is queued.
     pub fn transmit_advance(&mut self, n: usize) {
         self.out.advance(n);
+        if self.out.len() <= self.config.pong_coalesce_threshold
+            && let Some(payload) = self.pending_pong.take()
+        {
+            // Set only while open: queue_close clears it.
+            self.queue_frame(Opcode::Pong, true, payload);
+        }
+    }
+
+    /// Whether a Pong waits for the transmit queue to drain (see
+    /// [`Config::pong_coalesce_threshold`]).
+    pub fn has_pending_pong(&self) -> bool {
+        self.pending_pong.is_some()
     }
 
     /// Moves every queued byte into `dst` (for simple drivers and tests).
@@ -519,7 +560,7 @@ impl Connection {
                 dst.extend_from_slice(slice);
                 written += slice.len();
             }
-            self.out.advance(written);
+            self.transmit_advance(written);
         }
     }
 }

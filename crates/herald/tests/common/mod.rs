@@ -68,3 +68,30 @@ where
         }
     }
 }
+
+/// A server on an in-memory pipe of `buffer` bytes each way, and the raw client end (after
+/// the handshake). Under paused time the timers run on the virtual clock.
+pub async fn duplex_pair(
+    server: Config,
+    buffer: usize,
+) -> (
+    herald::WebSocket<tokio::io::DuplexStream>,
+    tokio::io::DuplexStream,
+) {
+    let (a, b) = tokio::io::duplex(buffer);
+    let accept =
+        tokio::spawn(
+            async move { herald::accept_with(a, &server, |_| Ok(Default::default())).await },
+        );
+    let (mut raw, key) = (b, "dGhlIHNhbXBsZSBub25jZQ==");
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    raw.write_all(request.as_bytes()).await.unwrap();
+    let ws = accept.await.unwrap().unwrap();
+    let mut response = vec![0u8; 129];
+    raw.read_exact(&mut response).await.unwrap();
+    assert!(response.starts_with(b"HTTP/1.1 101"));
+    (ws, raw)
+}
