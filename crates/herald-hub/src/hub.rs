@@ -100,7 +100,8 @@ impl Hub {
             .max_message_size(limit, limit)
             .keepalive(Some(config.heartbeat.interval), config.heartbeat.timeout)
             .deflate(deflate.as_deref().cloned())
-            .handshake_timeout(config.limits.handshake_timeout);
+            .handshake_timeout(config.limits.handshake_timeout)
+            .write_timeout(Some(config.limits.write_timeout).filter(|t| !t.is_zero()));
         Ok(Arc::new(Self {
             origins: OriginPolicy::new(&config.origins),
             per_ip: PerIp::new(config.limits.max_connections_per_ip),

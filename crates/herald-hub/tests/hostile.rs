@@ -6,7 +6,6 @@
 mod common;
 
 use common::*;
-use futures_util::SinkExt;
 use herald::Message;
 use herald_hub::HubConfig;
 use jsonwebtoken::{EncodingKey, Header};
@@ -86,7 +85,10 @@ mod non_reader {
         assert!(sent >= 5, "sent {sent} commands");
         wait_for(|| disconnects(&server, 4004) == 1).await;
         let elapsed = started.elapsed();
-        assert!(elapsed < Duration::from_secs(8), "dropped after {elapsed:?}");
+        assert!(
+            elapsed < Duration::from_secs(8),
+            "dropped after {elapsed:?}"
+        );
         // Its slots are free: the per-IP limit of 1 lets the next connection in.
         let mut next = Client::connect(&server).await;
         next.ok("ping", json!({})).await;
@@ -144,8 +146,14 @@ mod command_budget {
         let mut client = Client::connect(&server).await;
         let mut codes = Vec::new();
         for i in 0..100 {
-            let command = json!({"id": i, "method": "history", "params": {"channel": format!("c{i}")}});
-            if client.ws.send(Message::text(command.to_string())).await.is_err() {
+            let command =
+                json!({"id": i, "method": "history", "params": {"channel": format!("c{i}")}});
+            if client
+                .ws
+                .send(Message::text(command.to_string()))
+                .await
+                .is_err()
+            {
                 break;
             }
         }

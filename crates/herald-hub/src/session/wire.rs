@@ -100,6 +100,7 @@ fn error_code(e: &herald::Error) -> u16 {
     match e {
         herald::Error::Protocol(p) => u16::from(p.close_code()),
         herald::Error::KeepaliveTimeout => 1011,
+        herald::Error::WriteTimeout => Disconnect::WRITE_TIMEOUT.code,
         _ => 1006,
     }
 }
