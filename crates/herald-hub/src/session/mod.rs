@@ -136,7 +136,7 @@ where
         let shutdown = self.hub.shutdown.clone();
         let cancelled = shutdown.cancelled();
         let killed = signal.killed();
-        let expiry = sleep_until_opt(self.identity.expires.map(deadline_from_unix));
+        let expiry = sleep_until_opt(self.identity.expires.and_then(deadline_from_unix));
         let idle_timeout = self.hub.config.limits.idle_timeout;
         let mut idle_deadline = Instant::now() + idle_timeout;
         let idle = tokio::time::sleep_until(idle_deadline);
@@ -303,11 +303,18 @@ fn error_code(e: &herald::Error) -> u16 {
     }
 }
 
-fn deadline_from_unix(exp: u64) -> Instant {
+/// When a token expiring at `exp` (Unix seconds) ends the connection; `None` (no deadline)
+/// for one over 30 years away: `exp` is the token issuer's to choose, up to `u64::MAX`, and an
+/// `Instant` that far overflows (as does the timer's rounding near the end of its range).
+fn deadline_from_unix(exp: u64) -> Option<Instant> {
+    const HORIZON: Duration = Duration::from_secs(30 * 365 * 24 * 60 * 60);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    Instant::now() + Duration::from_secs(exp.saturating_sub(now))
+    let left = Duration::from_secs(exp.saturating_sub(now));
+    (left <= HORIZON)
+        .then(|| Instant::now().checked_add(left))
+        .flatten()
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {
