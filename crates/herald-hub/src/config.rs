@@ -78,14 +78,16 @@ pub struct OriginConfig {
     /// (`https://*.example.com`, `*.example.com` for any scheme). Default empty.
     pub allowed: Vec<String>,
     /// Allow an Origin whose host and port equal the request's Host (the page the server
-    /// itself serves). Default true.
+    /// itself serves), when that Host is trusted: one of `public_hosts` or a loopback host
+    /// (`localhost`, `127.0.0.0/8`, `[::1]`). Default true.
     pub allow_same_host: bool,
     /// Allow requests without an Origin header (non-browser clients). Default true.
     pub allow_missing: bool,
     /// The host names (`host` or `host:port`) this server is reached by. The same-host rule
     /// trusts a request's Host header only when it is one of these or a loopback address, so
     /// a page on an attacker's domain that resolves to this server (DNS rebinding) is not
-    /// "same host". Default empty.
+    /// "same host". Case-insensitive; an entry without a port matches the host on any port,
+    /// one with a port only that port. Default empty.
     pub public_hosts: Vec<String>,
 }
 

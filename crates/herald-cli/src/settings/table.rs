@@ -110,14 +110,16 @@ pub(crate) static SETTINGS: &[Setting] = &[
          (https://*.example.com, *.example.com for any scheme). Others get 403."),
     setting("origins.allow_same_host", "allow-same-host", Kind::Bool, "BOOL", "false",
         |c| boolean(c.origins.allow_same_host),
-        "Allow an Origin whose host and port equal the request's Host."),
+        "Allow an Origin whose host and port equal the request's Host, when that Host is a \
+         public host or loopback."),
     setting("origins.allow_missing", "allow-missing-origin", Kind::Bool, "BOOL", "false",
         |c| boolean(c.origins.allow_missing),
         "Allow requests without an Origin header (non-browser clients)."),
     setting("origins.public_hosts", "public-host", Kind::List, "HOST", "chat.example.com",
         |c| list(&c.origins.public_hosts),
-        "Host names this server is reached by; the same-host rule trusts a Host header only \
-         when it is one of these or loopback (DNS rebinding)."),
+        "Host names (host, or host:port for that port only) this server is reached by; the \
+         same-host rule trusts a Host header only when it is one of these or loopback (DNS \
+         rebinding)."),
     setting("auth.hs256_secret", "jwt-secret", Kind::Secret, "SECRET", "change-me",
         |c| c.auth.hs256_secret.as_deref().and_then(text),
         "HS256 secret; with any key set, connection tokens are verified."),
