@@ -65,6 +65,7 @@ async fn serve(config: HubConfig) -> anyhow::Result<()> {
     let tls = config.tls.cert.is_some() && config.tls.key.is_some();
     let listen = config.listen;
     tracing::info!(%listen, broker = %redact(&config.broker), tls, "starting the hub");
+    warn_if_exposed(&config);
     let hub = hub(config).await?;
     let listener = TcpListener::bind(listen)
         .await
@@ -81,6 +82,39 @@ async fn serve(config: HubConfig) -> anyhow::Result<()> {
         .context("serving")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// One warning per setting that leaves a server reachable from other machines open or
+/// unusable. Loopback addresses get none: only this machine can connect there.
+fn warn_if_exposed(config: &HubConfig) {
+    let listen = config.listen;
+    if listen.ip().is_loopback() {
+        return;
+    }
+    if config.auth.anonymous_may_publish() {
+        let patterns = config.auth.anonymous_publish_patterns().join(",");
+        tracing::warn!(
+            %listen,
+            patterns,
+            "anyone who reaches this address may publish without a token; configure a key \
+             (auth.hs256_secret, auth.rs256_public_key, auth.es256_public_key) or narrow \
+             auth.anonymous_publish"
+        );
+    }
+    if config.api.key.is_none() {
+        tracing::warn!(
+            %listen,
+            "no api.key: the HTTP API refuses every backend request with 403"
+        );
+    }
+    let origins = &config.origins;
+    if origins.allow_same_host && origins.public_hosts.is_empty() && origins.allowed.is_empty() {
+        tracing::warn!(
+            %listen,
+            "no origins.public_hosts: browsers opening this server's pages by a name or a \
+             non-loopback address get 403 (the same-host rule trusts loopback Hosts only)"
+        );
+    }
 }
 
 /// The hub on the configured broker: in memory, or Redis for `redis://` and `rediss://` URLs

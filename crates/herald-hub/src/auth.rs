@@ -1,11 +1,21 @@
 //! Authentication at the handshake: a JWT from `Authorization: Bearer`, a cookie or a query
 //! parameter, verified with HS256, RS256 or ES256; its claims name the channels the
 //! connection may subscribe and publish to.
+//!
+//! RFC 7519 §4.1: `exp` is required and `nbf` checked when present, both without leeway;
+//! `iss` and `aud` are required and checked when `auth.issuer` / `auth.audience` are set.
+//! Claims are only read, never used in arithmetic that could overflow: an `exp` of
+//! `u64::MAX` is a token that does not expire.
 
 use crate::config::AuthConfig;
+use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::de::{self, Deserializer, Unexpected, Visitor};
 use serde::{Deserialize, Serialize};
 use wildmatch::WildMatch;
+
+/// Seconds of clock skew tolerated on `exp` and on `nbf` alike.
+const LEEWAY: u64 = 0;
 
 /// Who a connection is and what it may do.
 #[derive(Clone, Debug)]
@@ -37,7 +47,8 @@ impl Identity {
 pub struct Claims {
     /// The user id.
     pub sub: String,
-    /// Expiry, seconds since the Unix epoch.
+    /// Expiry, seconds since the Unix epoch (a fraction is dropped, RFC 7519 §2 NumericDate).
+    #[serde(deserialize_with = "numeric_date")]
     pub exp: u64,
     /// Channel patterns for subscribe and publish both.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -63,6 +74,15 @@ pub enum AuthError {
     /// The token's `exp` has passed.
     #[error("token expired")]
     Expired,
+    /// The token's `nbf` is still in the future.
+    #[error("token not yet valid")]
+    NotYetValid,
+    /// `auth.issuer` is set and the token's `iss` is missing or another.
+    #[error("token from another issuer")]
+    WrongIssuer,
+    /// `auth.audience` is set and the token's `aud` is missing or does not contain it.
+    #[error("token for another audience")]
+    WrongAudience,
 }
 
 /// Decides who a connection is from its credentials.
@@ -76,7 +96,8 @@ pub trait Authenticator: Send + Sync + 'static {
 
 /// JWT verification with the configured keys and anonymous policy.
 pub struct JwtAuthenticator {
-    keys: Vec<(DecodingKey, Algorithm)>,
+    keys: Vec<(DecodingKey, Validation)>,
+    issuer: Option<String>,
     anonymous: Option<Identity>,
 }
 
@@ -109,23 +130,90 @@ impl JwtAuthenticator {
         if let Some(secret) = &config.hs256_secret {
             keys.push((
                 DecodingKey::from_secret(secret.as_bytes()),
-                Algorithm::HS256,
+                validation(Algorithm::HS256, config),
             ));
         }
         if let Some(path) = &config.rs256_public_key {
-            keys.push((load_key(path, DecodingKey::from_rsa_pem)?, Algorithm::RS256));
+            let key = load_key(path, DecodingKey::from_rsa_pem)?;
+            keys.push((key, validation(Algorithm::RS256, config)));
         }
         if let Some(path) = &config.es256_public_key {
-            keys.push((load_key(path, DecodingKey::from_ec_pem)?, Algorithm::ES256));
+            let key = load_key(path, DecodingKey::from_ec_pem)?;
+            keys.push((key, validation(Algorithm::ES256, config)));
         }
         let anonymous = config.anonymous().then(|| Identity {
             user: String::new(),
-            subscribe: patterns(&config.anonymous_subscribe),
-            publish: patterns(&config.anonymous_publish),
+            subscribe: patterns(&config.anonymous_subscribe_patterns()),
+            publish: patterns(&config.anonymous_publish_patterns()),
             expires: None,
         });
-        Ok(Self { keys, anonymous })
+        Ok(Self {
+            keys,
+            issuer: config.issuer.clone(),
+            anonymous,
+        })
     }
+}
+
+/// What a token signed with `algorithm` must satisfy besides its signature.
+fn validation(algorithm: Algorithm, config: &AuthConfig) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.leeway = LEEWAY;
+    validation.validate_nbf = true;
+    let mut required = vec!["exp"];
+    // `iss` is compared in `authenticate`, where an array (not a StringOrURI) fails.
+    if config.issuer.is_some() {
+        required.push("iss");
+    }
+    match &config.audience {
+        Some(audience) => {
+            validation.set_audience(&[audience]);
+            required.push("aud");
+        }
+        None => validation.validate_aud = false,
+    }
+    validation.set_required_spec_claims(&required);
+    validation
+}
+
+/// The claims as a token carries them: what Herald reads, and `iss` for the issuer check.
+#[derive(Deserialize)]
+struct Token {
+    #[serde(flatten)]
+    claims: Claims,
+    #[serde(default)]
+    iss: Option<serde_json::Value>,
+}
+
+/// RFC 7519 §2 NumericDate: seconds since the epoch, possibly with a fraction (dropped).
+/// Negative or non-finite values are refused; beyond `u64::MAX` saturates.
+fn numeric_date<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    struct Seconds;
+    impl Visitor<'_> for Seconds {
+        type Value = u64;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("seconds since the Unix epoch")
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+            u64::try_from(v).map_err(|_| E::invalid_value(Unexpected::Signed(v), &self))
+        }
+
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<u64, E> {
+            if v.is_finite() && v >= 0.0 {
+                // `as` saturates at u64::MAX and drops the fraction.
+                Ok(v as u64)
+            } else {
+                Err(E::invalid_value(Unexpected::Float(v), &self))
+            }
+        }
+    }
+    deserializer.deserialize_any(Seconds)
 }
 
 /// Reads a PEM public key file with `parse`.
@@ -150,32 +238,52 @@ impl Authenticator for JwtAuthenticator {
         let Some(token) = token.filter(|t| !t.is_empty()) else {
             return self.anonymous.clone().ok_or(AuthError::Missing);
         };
-        let mut last = AuthError::Invalid;
-        for (key, algorithm) in &self.keys {
-            let mut validation = Validation::new(*algorithm);
-            validation.leeway = 0;
-            validation.validate_aud = false;
-            match jsonwebtoken::decode::<Claims>(token, key, &validation) {
-                Ok(data) => {
-                    let c = data.claims;
-                    let mut subscribe = patterns(&c.channels);
-                    subscribe.extend(patterns(&c.subscribe));
-                    let mut publish = patterns(&c.channels);
-                    publish.extend(patterns(&c.publish));
-                    return Ok(Identity {
-                        user: c.sub,
-                        subscribe,
-                        publish,
-                        expires: Some(c.exp),
-                    });
-                }
-                Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature) => {
-                    last = AuthError::Expired;
-                }
-                Err(_) => {}
+        for (key, validation) in &self.keys {
+            match jsonwebtoken::decode::<Token>(token, key, validation) {
+                Ok(data) => return self.identity(data.claims),
+                // A key of another algorithm, or a bad signature: the next key may fit.
+                Err(e) => match refusal(e.kind()) {
+                    AuthError::Invalid => {}
+                    // The signature verified: the claims decide, whatever the other keys say.
+                    refused => return Err(refused),
+                },
             }
         }
-        Err(last)
+        Err(AuthError::Invalid)
+    }
+}
+
+impl JwtAuthenticator {
+    /// The identity a verified token grants, once its issuer is checked.
+    fn identity(&self, token: Token) -> Result<Identity, AuthError> {
+        if let Some(issuer) = &self.issuer
+            && token.iss.as_ref().and_then(serde_json::Value::as_str) != Some(issuer)
+        {
+            return Err(AuthError::WrongIssuer);
+        }
+        let c = token.claims;
+        let mut subscribe = patterns(&c.channels);
+        subscribe.extend(patterns(&c.subscribe));
+        let mut publish = patterns(&c.channels);
+        publish.extend(patterns(&c.publish));
+        Ok(Identity {
+            user: c.sub,
+            subscribe,
+            publish,
+            expires: Some(c.exp),
+        })
+    }
+}
+
+/// Why the JWT library refused a token, as the handshake reports it.
+fn refusal(kind: &ErrorKind) -> AuthError {
+    match kind {
+        ErrorKind::ExpiredSignature => AuthError::Expired,
+        ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+        ErrorKind::MissingRequiredClaim(claim) if claim == "iss" => AuthError::WrongIssuer,
+        ErrorKind::InvalidAudience => AuthError::WrongAudience,
+        ErrorKind::MissingRequiredClaim(claim) if claim == "aud" => AuthError::WrongAudience,
+        _ => AuthError::Invalid,
     }
 }
 
@@ -312,5 +420,157 @@ mod tests {
             find_token(&headers, Some("token=q"), &cfg).as_deref(),
             Some("h")
         );
+    }
+
+    /// A token with exactly these claims, signed with HS256 `s3`.
+    fn raw(claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(b"s3"),
+        )
+        .unwrap()
+    }
+
+    fn checking(issuer: Option<&str>, audience: Option<&str>) -> JwtAuthenticator {
+        let mut cfg = config(Some("s3"));
+        cfg.issuer = issuer.map(str::to_owned);
+        cfg.audience = audience.map(str::to_owned);
+        JwtAuthenticator::new(&cfg).unwrap()
+    }
+
+    mod registered_claims {
+        //! RFC 7519 §4.1: iss, aud, exp, nbf.
+        use super::*;
+        use serde_json::json;
+
+        #[test]
+        fn iss_must_equal_the_configured_issuer_when_one_is_set() {
+            let auth = checking(Some("https://auth.example"), None);
+            let exp = now() + 60;
+            let good = raw(json!({"sub": "ann", "exp": exp, "iss": "https://auth.example"}));
+            assert_eq!(auth.authenticate(Some(&good)).unwrap().user, "ann");
+            for iss in [
+                json!("https://evil.example"),
+                json!(["https://auth.example"]),
+                json!(7),
+            ] {
+                let token = raw(json!({"sub": "ann", "exp": exp, "iss": iss}));
+                assert_eq!(
+                    auth.authenticate(Some(&token)).unwrap_err(),
+                    AuthError::WrongIssuer,
+                    "{iss}"
+                );
+            }
+            let none = raw(json!({"sub": "ann", "exp": exp}));
+            assert_eq!(
+                auth.authenticate(Some(&none)).unwrap_err(),
+                AuthError::WrongIssuer
+            );
+            let unchecked = checking(None, None);
+            let other = raw(json!({"sub": "ann", "exp": exp, "iss": ["anyone"]}));
+            assert!(
+                unchecked.authenticate(Some(&other)).is_ok(),
+                "iss is not read when unset"
+            );
+        }
+
+        #[test]
+        fn aud_must_contain_the_configured_audience_when_one_is_set() {
+            let auth = checking(None, Some("herald"));
+            let exp = now() + 60;
+            for aud in [json!("herald"), json!(["other", "herald"])] {
+                let token = raw(json!({"sub": "ann", "exp": exp, "aud": aud}));
+                assert!(auth.authenticate(Some(&token)).is_ok(), "{aud}");
+            }
+            for aud in [json!("other"), json!(["other"]), json!([]), json!(1)] {
+                let token = raw(json!({"sub": "ann", "exp": exp, "aud": aud}));
+                assert_eq!(
+                    auth.authenticate(Some(&token)).unwrap_err(),
+                    AuthError::WrongAudience,
+                    "{aud}"
+                );
+            }
+            let none = raw(json!({"sub": "ann", "exp": exp}));
+            assert_eq!(
+                auth.authenticate(Some(&none)).unwrap_err(),
+                AuthError::WrongAudience
+            );
+            let unchecked = checking(None, None);
+            let other = raw(json!({"sub": "ann", "exp": exp, "aud": "someone-else"}));
+            assert!(
+                unchecked.authenticate(Some(&other)).is_ok(),
+                "aud is not read when unset"
+            );
+        }
+
+        #[test]
+        fn nbf_in_the_future_is_refused_and_in_the_past_accepted() {
+            let auth = checking(None, None);
+            let exp = now() + 600;
+            let early = raw(json!({"sub": "ann", "exp": exp, "nbf": now() + 60}));
+            assert_eq!(
+                auth.authenticate(Some(&early)).unwrap_err(),
+                AuthError::NotYetValid
+            );
+            let far = raw(json!({"sub": "ann", "exp": exp, "nbf": u64::MAX}));
+            assert_eq!(
+                auth.authenticate(Some(&far)).unwrap_err(),
+                AuthError::NotYetValid
+            );
+            let ready = raw(json!({"sub": "ann", "exp": exp, "nbf": now() - 1}));
+            assert!(auth.authenticate(Some(&ready)).is_ok());
+            let bad = raw(json!({"sub": "ann", "exp": exp, "nbf": "soon"}));
+            assert_eq!(
+                auth.authenticate(Some(&bad)).unwrap_err(),
+                AuthError::Invalid
+            );
+        }
+
+        #[test]
+        fn exp_far_in_the_future_or_fractional_is_read_without_overflow() {
+            let auth = checking(None, None);
+            for (exp, read) in [
+                (json!(u64::MAX), u64::MAX),
+                (json!(i64::MAX), i64::MAX as u64),
+                (json!(1e19), 10_000_000_000_000_000_000),
+                (json!(now() as f64 + 60.75), now() + 60),
+            ] {
+                let token = raw(json!({"sub": "ann", "exp": exp}));
+                let id = auth
+                    .authenticate(Some(&token))
+                    .unwrap_or_else(|e| panic!("{exp}: {e}"));
+                assert!(id.expires.unwrap().abs_diff(read) <= 1, "{exp}");
+            }
+            for exp in [json!(-1), json!("never"), json!(null), json!(1e300)] {
+                let token = raw(json!({"sub": "ann", "exp": exp}));
+                assert!(auth.authenticate(Some(&token)).is_err(), "{exp}");
+            }
+            let none = raw(json!({"sub": "ann"}));
+            assert_eq!(
+                auth.authenticate(Some(&none)).unwrap_err(),
+                AuthError::Invalid
+            );
+        }
+    }
+
+    #[test]
+    fn anonymous_connections_get_no_channels_by_default_once_a_key_is_set() {
+        let mut open = config(Some("s3"));
+        open.allow_anonymous = Some(true);
+        let id = JwtAuthenticator::new(&open)
+            .unwrap()
+            .authenticate(None)
+            .unwrap();
+        assert!(!id.can_subscribe("chat:1") && !id.can_publish("chat:1"));
+        open.anonymous_subscribe = Some(vec!["public:*".into()]);
+        let id = JwtAuthenticator::new(&open)
+            .unwrap()
+            .authenticate(None)
+            .unwrap();
+        assert!(id.can_subscribe("public:1") && !id.can_publish("public:1"));
+        let keyless = JwtAuthenticator::new(&config(None)).unwrap();
+        let id = keyless.authenticate(None).unwrap();
+        assert!(id.can_subscribe("chat:1") && id.can_publish("chat:1"));
     }
 }

@@ -78,14 +78,16 @@ pub struct OriginConfig {
     /// (`https://*.example.com`, `*.example.com` for any scheme). Default empty.
     pub allowed: Vec<String>,
     /// Allow an Origin whose host and port equal the request's Host (the page the server
-    /// itself serves). Default true.
+    /// itself serves), when that Host is trusted: one of `public_hosts` or a loopback host
+    /// (`localhost`, `127.0.0.0/8`, `[::1]`). Default true.
     pub allow_same_host: bool,
     /// Allow requests without an Origin header (non-browser clients). Default true.
     pub allow_missing: bool,
     /// The host names (`host` or `host:port`) this server is reached by. The same-host rule
     /// trusts a request's Host header only when it is one of these or a loopback address, so
     /// a page on an attacker's domain that resolves to this server (DNS rebinding) is not
-    /// "same host". Default empty.
+    /// "same host". Case-insensitive; an entry without a port matches the host on any port,
+    /// one with a port only that port. Default empty.
     pub public_hosts: Vec<String>,
 }
 
@@ -113,17 +115,24 @@ pub struct AuthConfig {
     /// Let connections without a token in. Default: true when no key is configured, false
     /// otherwise.
     pub allow_anonymous: Option<bool>,
-    /// Channel patterns anonymous connections may subscribe to. Default `["*"]`.
-    pub anonymous_subscribe: Vec<String>,
-    /// Channel patterns anonymous connections may publish to. Default `["*"]`.
-    pub anonymous_publish: Vec<String>,
+    /// Channel patterns anonymous connections may subscribe to. Unset: `["*"]` when no key
+    /// is configured, none when one is (a server that verifies tokens does not hand every
+    /// channel to whoever comes without one). Read it with
+    /// [`anonymous_subscribe_patterns`](Self::anonymous_subscribe_patterns).
+    pub anonymous_subscribe: Option<Vec<String>>,
+    /// Channel patterns anonymous connections may publish to. Unset: `["*"]` when no key is
+    /// configured, none when one is. Read it with
+    /// [`anonymous_publish_patterns`](Self::anonymous_publish_patterns).
+    pub anonymous_publish: Option<Vec<String>>,
     /// Cookie that may carry the token. Default `herald_token`.
     pub cookie: String,
     /// Query parameter that may carry the token. Default `token`.
     pub query_param: String,
-    /// When set, a token's `iss` claim must equal it. Default unset.
+    /// When set, a token's `iss` claim must equal it (a token without one is refused).
+    /// Default unset: `iss` is not read.
     pub issuer: Option<String>,
-    /// When set, a token's `aud` claim must contain it. Default unset.
+    /// When set, a token's `aud` claim (a string, or an array of them) must contain it (a
+    /// token without one is refused). Default unset: `aud` is not read.
     pub audience: Option<String>,
 }
 
@@ -134,8 +143,8 @@ impl Default for AuthConfig {
             rs256_public_key: None,
             es256_public_key: None,
             allow_anonymous: None,
-            anonymous_subscribe: vec!["*".into()],
-            anonymous_publish: vec!["*".into()],
+            anonymous_subscribe: None,
+            anonymous_publish: None,
             cookie: "herald_token".into(),
             query_param: "token".into(),
             issuer: None,
@@ -155,6 +164,35 @@ impl AuthConfig {
     /// Whether anonymous connections are let in.
     pub fn anonymous(&self) -> bool {
         self.allow_anonymous.unwrap_or(!self.has_key())
+    }
+
+    /// The channel patterns anonymous connections may subscribe to: the configured ones, or
+    /// the default (`*` without a key, none with one).
+    pub fn anonymous_subscribe_patterns(&self) -> Vec<String> {
+        self.anonymous_subscribe
+            .clone()
+            .unwrap_or_else(|| self.anonymous_default())
+    }
+
+    /// The channel patterns anonymous connections may publish to: the configured ones, or the
+    /// default (`*` without a key, none with one).
+    pub fn anonymous_publish_patterns(&self) -> Vec<String> {
+        self.anonymous_publish
+            .clone()
+            .unwrap_or_else(|| self.anonymous_default())
+    }
+
+    /// Whether a connection without a token may publish somewhere.
+    pub fn anonymous_may_publish(&self) -> bool {
+        self.anonymous() && !self.anonymous_publish_patterns().is_empty()
+    }
+
+    fn anonymous_default(&self) -> Vec<String> {
+        if self.has_key() {
+            Vec::new()
+        } else {
+            vec!["*".into()]
+        }
     }
 }
 

@@ -75,7 +75,7 @@ async fn missing_room_parameter_is_refused_with_400() {
 #[tokio::test]
 async fn publishing_without_permission_closes_with_1008() {
     let mut cfg = config();
-    cfg.auth.anonymous_publish = vec!["news:*".into()];
+    cfg.auth.anonymous_publish = Some(vec!["news:*".into()]);
     let mut server = Server::start(cfg).await;
     let mut alice = plain(&server, "/chat?groupId=1").await;
     alice.send(Message::text("not allowed")).await.unwrap();
@@ -86,7 +86,7 @@ async fn publishing_without_permission_closes_with_1008() {
 #[tokio::test]
 async fn joining_a_room_without_permission_closes_with_1008() {
     let mut cfg = config();
-    cfg.auth.anonymous_subscribe = vec!["news:*".into()];
+    cfg.auth.anonymous_subscribe = Some(vec!["news:*".into()]);
     let mut server = Server::start(cfg).await;
     let mut alice = plain(&server, "/chat?groupId=1").await;
     assert_eq!(closed_with(&mut alice).await, 1008);

@@ -152,7 +152,27 @@ fn empty_values_unset_optional_settings_and_empty_lists() {
     let e = merge(Some(&file), &[], &env).unwrap();
     assert_eq!(e.config.auth.hs256_secret, None);
     assert_eq!(e.config.auth.allow_anonymous, None);
-    assert!(e.config.auth.anonymous_subscribe.is_empty());
+    assert_eq!(e.config.auth.anonymous_subscribe, Some(Vec::new()));
+    assert_eq!(
+        e.config.auth.anonymous_publish, None,
+        "unset: the default for the keys configured"
+    );
+}
+
+#[test]
+fn anonymous_patterns_default_to_every_channel_without_a_key_and_none_with_one() {
+    let e = merge(None, &[], &[]).unwrap();
+    assert_eq!(e.config.auth.anonymous_subscribe_patterns(), ["*"]);
+    assert_eq!(e.config.auth.anonymous_publish_patterns(), ["*"]);
+    let e = merge(None, &["--jwt-secret=s3", "--allow-anonymous"], &[]).unwrap();
+    assert!(e.config.auth.anonymous_subscribe_patterns().is_empty());
+    assert!(!e.config.auth.anonymous_may_publish());
+    let args = ["--jwt-secret=s3", "--anonymous-publish=public:*"];
+    let e = merge(None, &args, &[]).unwrap();
+    assert_eq!(e.config.auth.anonymous_publish_patterns(), ["public:*"]);
+    let file = file("[auth]\nanonymous_subscribe = []\n");
+    let e = merge(Some(&file), &[], &[]).unwrap();
+    assert!(e.config.auth.anonymous_subscribe_patterns().is_empty());
 }
 
 #[test]
