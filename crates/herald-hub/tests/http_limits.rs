@@ -1,5 +1,5 @@
 //! The HTTP bounds, played by an attacker with a raw TCP socket: slow and oversize API
-//! bodies.
+//! bodies, and connections past the per-IP limit.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -8,7 +8,7 @@ use common::*;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 fn hub_with_key() -> herald_hub::HubConfig {
     let mut cfg = config();
@@ -205,5 +205,85 @@ mod api_bodies {
             .await;
         assert_eq!(code, 200, "{text}");
         server.stop().await;
+    }
+}
+
+mod per_ip {
+    //! `limits.max_connections_per_ip`, at accept, for every connection.
+    use super::*;
+
+    async fn connect_from(local: [u8; 4], server: SocketAddr) -> TcpStream {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket
+            .bind(SocketAddr::from((local, 0)))
+            .expect("127.0.0.2 is on the loopback interface");
+        socket.connect(server).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn idle_connections_past_the_limit_get_429_while_another_ip_gets_in() {
+        let mut cfg = config();
+        cfg.limits.max_connections_per_ip = 3;
+        let mut server = Server::start(cfg).await;
+        let mut idle = Vec::new();
+        for _ in 0..3 {
+            idle.push(connect_from([127, 0, 0, 1], server.addr).await);
+        }
+        // The accept loop takes connections in order, so the fourth comes after the three.
+        let mut fourth = connect_from([127, 0, 0, 1], server.addr).await;
+        let started = Instant::now();
+        let (response, closed) = read_until_closed(&mut fourth).await;
+        assert_eq!(status(&response), 429, "{response}");
+        assert!(response.to_ascii_lowercase().contains("connection: close"));
+        assert!(closed && started.elapsed() < Duration::from_secs(2));
+        // A WebSocket from the same address is refused the same way.
+        assert!(
+            herald::connect(&server.url("/chat?groupId=1"))
+                .await
+                .is_err()
+        );
+
+        let mut other = connect_from([127, 0, 0, 2], server.addr).await;
+        other
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let (response, _) = read_until_closed(&mut other).await;
+        assert_eq!(status(&response), 200, "{response}");
+        assert_eq!(limit_hits(&server, "per_ip"), "2");
+        assert_eq!(rejections(&server, 429), "2");
+
+        // A closed connection gives its slot back.
+        drop(idle.pop());
+        wait_for_slot(&server).await;
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_websocket_session_keeps_its_slot_after_the_upgrade() {
+        let mut cfg = config();
+        cfg.limits.max_connections_per_ip = 1;
+        let mut server = Server::start(cfg).await;
+        let ws = plain(&server, "/chat?groupId=1").await;
+        // The HTTP task is gone after the 101; the session still holds the slot.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (code, _) = server.get("/healthz", "").await;
+        assert_eq!(code, 429);
+        drop(ws);
+        wait_for_slot(&server).await;
+        server.stop().await;
+    }
+
+    /// Retries until 127.0.0.1 gets a slot again.
+    async fn wait_for_slot(server: &Server) {
+        for _ in 0..100 {
+            let (code, text) = server.get("/healthz", "").await;
+            if code == 200 {
+                return;
+            }
+            assert_eq!(code, 429, "{text}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the slot never came back");
     }
 }
