@@ -201,17 +201,14 @@ async fn serve_http<S>(
         let mut router = router.clone();
         async move { tower::Service::call(&mut router, request).await }
     });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(hub.config.limits.handshake_timeout);
-    let connection = builder
+    let connection = http1(&hub)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(connection);
     tokio::select! {
         result = connection.as_mut() => {
             if let Err(e) = result {
+                count_connection_error(&hub, &e);
                 tracing::debug!(%peer, error = %e, "http connection ended");
             }
         }
@@ -219,5 +216,42 @@ async fn serve_http<S>(
             connection.as_mut().graceful_shutdown();
             let _ = tokio::time::timeout(Duration::from_secs(1), connection).await;
         }
+    }
+}
+
+/// hyper's HTTP/1.1 server with Herald's handshake limits (`HandshakeLimits`: 16 KiB head,
+/// 64 headers by default) instead of hyper's (about 400 KiB, 100 headers).
+///
+/// - `max_header_size`: a head (request line and headers) over the limit is answered 431 by
+///   hyper, which then closes the connection. A chunked body's trailers share the limit.
+/// - `max_headers`: more header lines is answered 431 as well (httparse's `TooManyHeaders`).
+/// - `max_buf_size`: the read buffer stays at the head limit (hyper's floor is 8 KiB) for bodies
+///   too, so a connection never buffers more than that, whatever a client sends.
+/// - `header_read_timeout`: a head that is not complete within `limits.handshake_timeout` of
+///   hyper starting to wait for it (at accept, or after the previous response on a kept-alive
+///   connection) closes the connection without an answer.
+fn http1(hub: &Hub) -> hyper::server::conn::http1::Builder {
+    let limits = &hub.ws.handshake_limits;
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(hub.config.limits.handshake_timeout)
+        .max_header_size(limits.max_head_size)
+        .max_headers(limits.max_headers)
+        .max_buf_size(limits.max_head_size.max(MIN_HYPER_BUF_SIZE));
+    builder
+}
+
+/// The smallest `max_buf_size` hyper accepts (it panics below it).
+const MIN_HYPER_BUF_SIZE: usize = 8192;
+
+/// Counts the bounds hyper enforced on its own: it answered 431 to an oversize head, or
+/// closed a connection whose head did not arrive in time.
+fn count_connection_error(hub: &Hub, e: &hyper::Error) {
+    if e.is_parse_too_large() {
+        hub.metrics.rejected(431);
+        hub.metrics.limit_hit("head_size");
+    } else if e.is_timeout() {
+        hub.metrics.limit_hit("handshake_timeout");
     }
 }

@@ -1,5 +1,5 @@
-//! The HTTP bounds, played by an attacker with a raw TCP socket: slow and oversize API
-//! bodies, and connections past the per-IP limit.
+//! The HTTP bounds, played by an attacker with a raw TCP socket: slow API bodies, oversize
+//! bodies, oversize heads, and connections past the per-IP limit.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -204,6 +204,44 @@ mod api_bodies {
             .post("/api/publish", "X-API-Key: k3y\r\n", &body)
             .await;
         assert_eq!(code, 200, "{text}");
+        server.stop().await;
+    }
+}
+
+mod heads {
+    //! hyper with Herald's handshake limits: 16 KiB of head, 64 headers; 431 past either.
+    use super::*;
+
+    fn get_with(headers: &str) -> String {
+        format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n")
+    }
+
+    #[tokio::test]
+    async fn head_over_16_kib_gets_431() {
+        let mut server = Server::start(config()).await;
+        let (code, text) = server
+            .http(&get_with(&format!("X-Pad: {}\r\n", "a".repeat(17 << 10))))
+            .await;
+        assert_eq!(code, 431, "{text}");
+        assert_eq!(limit_hits(&server, "head_size"), "1");
+        assert_eq!(rejections(&server, 431), "1");
+        // Just under the limit is fine.
+        let (code, text) = server
+            .http(&get_with(&format!("X-Pad: {}\r\n", "a".repeat(16_000))))
+            .await;
+        assert_eq!(code, 200, "{text}");
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn more_than_64_headers_get_431() {
+        let mut server = Server::start(config()).await;
+        // Host and Connection are two of them.
+        let lines = |n: usize| (0..n).map(|i| format!("X-H{i}: v\r\n")).collect::<String>();
+        let (code, text) = server.http(&get_with(&lines(63))).await;
+        assert_eq!(code, 431, "65 headers: {text}");
+        let (code, text) = server.http(&get_with(&lines(62))).await;
+        assert_eq!(code, 200, "64 headers: {text}");
         server.stop().await;
     }
 }
