@@ -241,7 +241,10 @@ impl Default for HistoryConfig {
 pub struct LimitsConfig {
     /// Open connections (WebSocket and HTTP) at once; more get 503. Default 20,000.
     pub max_connections: usize,
-    /// WebSocket connections per client IP; more get 429. 0: no limit. Default 0.
+    /// Open connections (HTTP and WebSocket alike) per client address, counted at TCP accept:
+    /// an IPv4 address, or the /64 of an IPv6 address (an IPv4-mapped address counts as its
+    /// IPv4). One more gets a short 429 with `Connection: close` before anything of it is
+    /// read. Behind a proxy every client shares the proxy's address. 0: no limit. Default 0.
     pub max_connections_per_ip: usize,
     /// Largest message a client may send, in bytes; larger closes with 1009. Default 64 KiB.
     pub max_message_size: usize,

@@ -1,27 +1,61 @@
-//! Connection counts per IP, and the token buckets that meter a connection's publishes and
-//! commands and a channel's join/leave pushes.
+//! Connection counts per client address, and the token buckets that meter a connection's
+//! publishes and commands and a channel's join/leave pushes.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// Open WebSocket connections per client IP.
+/// The address a per-IP limit counts a connection under.
+///
+/// An IPv4 address counts as itself. An IPv6 address counts as its /64: one subscriber line
+/// or host usually owns a whole /64, so counting single addresses would let one client open
+/// 2^64 "different" ones. An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, from a dual-stack
+/// listener) counts as its IPv4 address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct IpKey(IpAddr);
+
+impl From<IpAddr> for IpKey {
+    fn from(ip: IpAddr) -> Self {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => Self(IpAddr::V4(v4)),
+            IpAddr::V6(v6) => {
+                let prefix = v6.to_bits() & (u128::MAX << 64);
+                Self(IpAddr::V6(Ipv6Addr::from_bits(prefix)))
+            }
+        }
+    }
+}
+
+impl fmt::Display for IpKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            IpAddr::V4(v4) => v4.fmt(f),
+            IpAddr::V6(v6) => write!(f, "{v6}/64"),
+        }
+    }
+}
+
+/// Open connections (HTTP and WebSocket) per client address ([`IpKey`]).
+///
+/// Counts live only while connections do: the map holds at most one entry per open
+/// connection, so it is bounded by `limits.max_connections`.
 #[derive(Debug, Default)]
 pub struct PerIp {
     limit: usize,
-    counts: Mutex<HashMap<IpAddr, usize>>,
+    counts: Mutex<HashMap<IpKey, usize>>,
 }
 
 /// A slot held by one connection; released on drop.
 #[derive(Debug)]
 pub struct IpSlot {
     owner: Arc<PerIp>,
-    ip: IpAddr,
+    key: IpKey,
 }
 
 impl PerIp {
-    /// At most `limit` connections per IP (0: no limit).
+    /// At most `limit` connections per address (0: no limit).
     pub fn new(limit: usize) -> Arc<Self> {
         Arc::new(Self {
             limit,
@@ -29,28 +63,42 @@ impl PerIp {
         })
     }
 
-    /// Takes a slot for `ip`, or `None` when the IP is at its limit.
+    /// Takes a slot for `ip`'s [`IpKey`], or `None` when that key is at its limit.
     pub fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
+        let key = IpKey::from(ip);
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let count = counts.entry(ip).or_insert(0);
+        let count = counts.entry(key).or_insert(0);
         if self.limit > 0 && *count >= self.limit {
             return None;
         }
         *count += 1;
         Some(IpSlot {
             owner: self.clone(),
-            ip,
+            key,
         })
+    }
+
+    /// Open connections counted under `ip`'s key.
+    pub fn count(&self, ip: IpAddr) -> usize {
+        let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        counts.get(&IpKey::from(ip)).copied().unwrap_or(0)
+    }
+}
+
+impl IpSlot {
+    /// The key this slot counts under.
+    pub fn key(&self) -> IpKey {
+        self.key
     }
 }
 
 impl Drop for IpSlot {
     fn drop(&mut self) {
         let mut counts = self.owner.counts.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = counts.get_mut(&self.ip) {
+        if let Some(count) = counts.get_mut(&self.key) {
             *count -= 1;
             if *count == 0 {
-                counts.remove(&self.ip);
+                counts.remove(&self.key);
             }
         }
     }
@@ -135,6 +183,60 @@ impl RateLimiter {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv4_counts_per_address() {
+        assert_eq!(IpKey::from(ip("192.0.2.1")), IpKey::from(ip("192.0.2.1")));
+        assert_ne!(IpKey::from(ip("192.0.2.1")), IpKey::from(ip("192.0.2.2")));
+        assert_eq!(IpKey::from(ip("192.0.2.1")).to_string(), "192.0.2.1");
+    }
+
+    #[test]
+    fn ipv6_counts_per_64() {
+        let a = IpKey::from(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd"));
+        assert_eq!(a, IpKey::from(ip("2001:db8:1:2::1")));
+        assert_eq!(a, IpKey::from(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")));
+        assert_ne!(a, IpKey::from(ip("2001:db8:1:3::1")));
+        assert_ne!(a, IpKey::from(ip("2001:db9:1:2::1")));
+        assert_eq!(a.to_string(), "2001:db8:1:2::/64");
+    }
+
+    #[test]
+    fn ipv4_mapped_ipv6_counts_as_its_ipv4() {
+        let mapped = IpKey::from(ip("::ffff:192.0.2.1"));
+        assert_eq!(mapped, IpKey::from(ip("192.0.2.1")));
+        assert_ne!(mapped, IpKey::from(ip("::ffff:192.0.2.2")));
+        assert_eq!(mapped.to_string(), "192.0.2.1");
+        // Not a mapped address: an ordinary IPv6 /64 (`::/64`).
+        assert_ne!(IpKey::from(ip("::192.0.2.1")), IpKey::from(ip("192.0.2.1")));
+    }
+
+    #[test]
+    fn one_64_shares_one_limit_and_mapped_shares_with_ipv4() {
+        let per_ip = PerIp::new(1);
+        let _a = per_ip.acquire(ip("2001:db8::1")).unwrap();
+        assert!(per_ip.acquire(ip("2001:db8::2")).is_none());
+        assert!(per_ip.acquire(ip("2001:db8:0:1::1")).is_some());
+        let _v4 = per_ip.acquire(ip("192.0.2.7")).unwrap();
+        assert!(per_ip.acquire(ip("::ffff:192.0.2.7")).is_none());
+        assert_eq!(per_ip.count(ip("2001:db8::ffff")), 1);
+    }
+
+    #[test]
+    fn no_limit_still_releases_its_counts() {
+        let per_ip = PerIp::new(0);
+        let slots: Vec<_> = (0..100)
+            .map(|_| per_ip.acquire(ip("192.0.2.1")).unwrap())
+            .collect();
+        assert_eq!(per_ip.count(ip("192.0.2.1")), 100);
+        drop(slots);
+        assert_eq!(per_ip.count(ip("192.0.2.1")), 0);
+        assert!(per_ip.counts.lock().unwrap().is_empty());
+    }
 
     #[test]
     fn per_ip_slots_are_counted_and_released() {

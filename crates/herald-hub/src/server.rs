@@ -3,6 +3,7 @@
 //! WebSocket with 1001 and waits for them up to a deadline.
 
 use crate::hub::Hub;
+use crate::limits::IpSlot;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
 /// Serves `hub` on `listener` until `shutdown` completes; then closes every WebSocket with
@@ -49,17 +50,16 @@ pub async fn run(
             }
         };
         let _ = stream.set_nodelay(true);
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            hub.metrics.rejected(503);
-            tracker.spawn(refuse(stream));
-            continue;
+        let permit = match admit(&hub, &limit, peer) {
+            Ok(permit) => permit,
+            Err(refusal) => {
+                tracker.spawn(refuse(stream, refusal));
+                continue;
+            }
         };
         let hub = hub.clone();
         let router = router.clone();
         let task_tracker = tracker.clone();
-        // The permit lives as long as the connection: with the HTTP task, then with the
-        // WebSocket session after an upgrade.
-        let permit = Permit(Arc::new(permit));
         tracker.spawn(serve_connection(
             hub,
             router,
@@ -96,10 +96,57 @@ async fn maintain(hub: Arc<Hub>) {
     }
 }
 
-async fn refuse(mut stream: TcpStream) {
-    let response = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 20\r\nConnection: close\r\n\r\ntoo many connections";
-    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(response)).await;
+/// Why a connection was turned away at accept, before any byte of it was read.
+#[derive(Clone, Copy, Debug)]
+enum Refusal {
+    /// `limits.max_connections`: the server is full.
+    Full,
+    /// `limits.max_connections_per_ip`: this client address is at its limit.
+    PerIp,
 }
+
+impl Refusal {
+    fn response(self) -> &'static [u8] {
+        match self {
+            Self::Full => b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 20\r\nConnection: close\r\n\r\ntoo many connections",
+            Self::PerIp => b"HTTP/1.1 429 Too Many Requests\r\nContent-Length: 38\r\nConnection: close\r\n\r\ntoo many connections from this address",
+        }
+    }
+}
+
+/// Takes the connection's slots: one under `limits.max_connections_per_ip` for its address,
+/// one under `limits.max_connections`. Each refusal is counted once, here.
+fn admit(hub: &Hub, limit: &Arc<Semaphore>, peer: SocketAddr) -> Result<Permit, Refusal> {
+    let Some(ip) = hub.per_ip.acquire(peer.ip()) else {
+        hub.metrics.rejected(429);
+        hub.metrics.limit_hit("per_ip");
+        tracing::debug!(%peer, "refused: too many connections from this address");
+        return Err(Refusal::PerIp);
+    };
+    let Ok(global) = limit.clone().try_acquire_owned() else {
+        hub.metrics.rejected(503);
+        hub.metrics.limit_hit("max_connections");
+        tracing::debug!(%peer, "refused: too many connections");
+        return Err(Refusal::Full);
+    };
+    Ok(Permit(Arc::new(Slots {
+        _global: global,
+        _ip: ip,
+    })))
+}
+
+/// Writes a short refusal and closes. The write has a deadline, so a client that does not
+/// read cannot keep the refused socket (and this task) alive.
+async fn refuse(mut stream: TcpStream, refusal: Refusal) {
+    let write = async {
+        stream.write_all(refusal.response()).await?;
+        stream.shutdown().await
+    };
+    let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, write).await;
+}
+
+/// How long a refusal at accept may take to write.
+const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
 async fn serve_connection(
     hub: Arc<Hub>,
@@ -123,10 +170,17 @@ async fn serve_connection(
     }
 }
 
-/// A slot under `limits.max_connections`, shared by a connection's HTTP task and its
-/// WebSocket session.
+/// A connection's slots under `limits.max_connections` and `limits.max_connections_per_ip`,
+/// shared by its HTTP task and, after an upgrade, its WebSocket session: they are released
+/// when the last of the two ends.
 #[derive(Clone, Debug)]
-pub(crate) struct Permit(#[allow(dead_code)] Arc<tokio::sync::OwnedSemaphorePermit>);
+pub(crate) struct Permit(#[allow(dead_code)] Arc<Slots>);
+
+#[derive(Debug)]
+struct Slots {
+    _global: OwnedSemaphorePermit,
+    _ip: IpSlot,
+}
 
 async fn serve_http<S>(
     hub: Arc<Hub>,
@@ -147,17 +201,14 @@ async fn serve_http<S>(
         let mut router = router.clone();
         async move { tower::Service::call(&mut router, request).await }
     });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(hub.config.limits.handshake_timeout);
-    let connection = builder
+    let connection = http1(&hub)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(connection);
     tokio::select! {
         result = connection.as_mut() => {
             if let Err(e) = result {
+                count_connection_error(&hub, &e);
                 tracing::debug!(%peer, error = %e, "http connection ended");
             }
         }
@@ -165,5 +216,42 @@ async fn serve_http<S>(
             connection.as_mut().graceful_shutdown();
             let _ = tokio::time::timeout(Duration::from_secs(1), connection).await;
         }
+    }
+}
+
+/// hyper's HTTP/1.1 server with Herald's handshake limits (`HandshakeLimits`: 16 KiB head,
+/// 64 headers by default) instead of hyper's (about 400 KiB, 100 headers).
+///
+/// - `max_header_size`: a head (request line and headers) over the limit is answered 431 by
+///   hyper, which then closes the connection. A chunked body's trailers share the limit.
+/// - `max_headers`: more header lines is answered 431 as well (httparse's `TooManyHeaders`).
+/// - `max_buf_size`: the read buffer stays at the head limit (hyper's floor is 8 KiB) for bodies
+///   too, so a connection never buffers more than that, whatever a client sends.
+/// - `header_read_timeout`: a head that is not complete within `limits.handshake_timeout` of
+///   hyper starting to wait for it (at accept, or after the previous response on a kept-alive
+///   connection) closes the connection without an answer.
+fn http1(hub: &Hub) -> hyper::server::conn::http1::Builder {
+    let limits = &hub.ws.handshake_limits;
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(hub.config.limits.handshake_timeout)
+        .max_header_size(limits.max_head_size)
+        .max_headers(limits.max_headers)
+        .max_buf_size(limits.max_head_size.max(MIN_HYPER_BUF_SIZE));
+    builder
+}
+
+/// The smallest `max_buf_size` hyper accepts (it panics below it).
+const MIN_HYPER_BUF_SIZE: usize = 8192;
+
+/// Counts the bounds hyper enforced on its own: it answered 431 to an oversize head, or
+/// closed a connection whose head did not arrive in time.
+fn count_connection_error(hub: &Hub, e: &hyper::Error) {
+    if e.is_parse_too_large() {
+        hub.metrics.rejected(431);
+        hub.metrics.limit_hit("head_size");
+    } else if e.is_timeout() {
+        hub.metrics.limit_hit("handshake_timeout");
     }
 }

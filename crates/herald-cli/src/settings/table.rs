@@ -170,7 +170,8 @@ pub(crate) static SETTINGS: &[Setting] = &[
          descriptors."),
     setting("limits.max_connections_per_ip", "max-connections-per-ip", Kind::Count, "N", "10",
         |c| count(c.limits.max_connections_per_ip),
-        "WebSocket connections per client IP; more get 429. 0: no limit."),
+        "Open connections (HTTP and WebSocket) per client IP, IPv6 per /64; more get 429. 0: no \
+         limit."),
     setting("limits.max_message_size", "max-message-size", Kind::Count, "BYTES", "1048576",
         |c| count(c.limits.max_message_size),
         "Largest message a client may send; larger closes with 1009."),

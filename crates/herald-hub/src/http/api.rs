@@ -1,15 +1,21 @@
 //! The backend API (`X-API-Key`), health and metrics.
+//!
+//! An API request is checked from its head first (the key), and only then is its body read,
+//! bounded in size (`limits.max_message_size`, at least 64 KiB: 413) and in time
+//! (`limits.request_timeout`: 408).
 
 use crate::broker::{Health, Payload};
 use crate::hub::{Hub, valid_channel};
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
 use herald_hub_protocol::{ErrorBody, ErrorCode, StreamPosition};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::json;
 use serde_json::value::RawValue;
 use std::sync::Arc;
@@ -84,24 +90,112 @@ fn authorize(hub: &Hub, headers: &HeaderMap) -> Result<(), Response> {
 const PUBLISH_SHAPE: &str = "expected {\"channel\": ..., \"data\": ...}";
 const BROADCAST_SHAPE: &str = "expected {\"channels\": [...], \"data\": ...}";
 
-/// The API key check, then the JSON body (400 naming the `expected` shape).
-fn authorized_body<T>(
+/// The largest API request body, in bytes: `limits.max_message_size`, at least 64 KiB.
+pub(super) fn max_body_size(hub: &Hub) -> usize {
+    hub.config.limits.max_message_size.max(1 << 16)
+}
+
+/// The API key check from the headers alone (401/403 before a byte of the body is read, so
+/// a client without the key cannot hold the connection with a slow body), then the body
+/// under its bounds, then the JSON (400 naming the `expected` shape).
+async fn authorized_body<T: DeserializeOwned>(
     hub: &Hub,
     headers: &HeaderMap,
-    body: Result<Json<T>, JsonRejection>,
+    body: Body,
     expected: &str,
 ) -> Result<T, Response> {
     authorize(hub, headers)?;
-    body.map(|Json(body)| body)
-        .map_err(|_| error(StatusCode::BAD_REQUEST, expected))
+    if !is_json(headers) {
+        return Err(error(StatusCode::BAD_REQUEST, expected));
+    }
+    let bytes = read_body(hub, headers, body).await?;
+    serde_json::from_slice(&bytes).map_err(|_| error(StatusCode::BAD_REQUEST, expected))
+}
+
+/// `Content-Type: application/json` or `application/*+json`, parameters aside. A browser
+/// cannot send it cross-site without a preflight.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json") || subtype.to_ascii_lowercase().ends_with("+json"))
+}
+
+/// Reads the whole body within `limits.request_timeout` of the head's arrival and within
+/// [`max_body_size`] bytes.
+///
+/// - A declared `Content-Length` over the limit is refused before anything is read, a
+///   chunked body as soon as it passes the limit: 413.
+/// - A body that has not arrived by the deadline: 408 with `Connection: close` (RFC 9110
+///   §15.5.9), and hyper closes the connection since the body was not read to its end.
+async fn read_body(hub: &Hub, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+    let limit = max_body_size(hub);
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large(hub));
+    }
+    let timeout = hub.config.limits.request_timeout;
+    match tokio::time::timeout(timeout, collect(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(BodyError::TooLarge)) => Err(too_large(hub)),
+        Ok(Err(BodyError::Broken)) => Err(error(StatusCode::BAD_REQUEST, "unreadable body")),
+        Err(_) => {
+            hub.metrics.rejected(408);
+            hub.metrics.limit_hit("request_timeout");
+            tracing::debug!(?timeout, "api request body timed out");
+            let mut response = error(StatusCode::REQUEST_TIMEOUT, "request body timed out");
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            Err(response)
+        }
+    }
+}
+
+fn too_large(hub: &Hub) -> Response {
+    hub.metrics.rejected(413);
+    hub.metrics.limit_hit("api_body_size");
+    error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+}
+
+enum BodyError {
+    /// More than the limit.
+    TooLarge,
+    /// The client closed or sent a malformed chunk.
+    Broken,
+}
+
+/// The body's bytes, stopping as soon as they pass `limit` (nothing over it is kept).
+async fn collect(body: Body, limit: usize) -> Result<Bytes, BodyError> {
+    let mut stream = body.into_data_stream();
+    let mut out = BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| BodyError::Broken)?;
+        if out.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out.freeze())
 }
 
 pub(super) async fn publish(
     State(hub): State<Arc<Hub>>,
     headers: HeaderMap,
-    body: Result<Json<PublishBody>, JsonRejection>,
+    body: Body,
 ) -> Response {
-    let body = match authorized_body(&hub, &headers, body, PUBLISH_SHAPE) {
+    let body: PublishBody = match authorized_body(&hub, &headers, body, PUBLISH_SHAPE).await {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -115,9 +209,9 @@ pub(super) async fn publish(
 pub(super) async fn broadcast(
     State(hub): State<Arc<Hub>>,
     headers: HeaderMap,
-    body: Result<Json<BroadcastBody>, JsonRejection>,
+    body: Body,
 ) -> Response {
-    let body = match authorized_body(&hub, &headers, body, BROADCAST_SHAPE) {
+    let body: BroadcastBody = match authorized_body(&hub, &headers, body, BROADCAST_SHAPE).await {
         Ok(body) => body,
         Err(response) => return response,
     };

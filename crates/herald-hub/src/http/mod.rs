@@ -6,7 +6,6 @@ mod ws;
 
 use crate::hub::Hub;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use std::sync::Arc;
 
@@ -28,9 +27,8 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
             router = router.route(&route.path, get(ws::upgrade));
         }
     }
-    let limit = hub.config.limits.max_message_size.max(1 << 16);
-    router
-        .fallback(web::not_found)
-        .layer(DefaultBodyLimit::max(limit))
-        .with_state(hub)
+    // No route reads a body through axum's extractors: the API reads its own under a size
+    // and a time bound (`api::authorized_body`), every other handler ignores it (hyper then
+    // closes the connection rather than read it).
+    router.fallback(web::not_found).with_state(hub)
 }

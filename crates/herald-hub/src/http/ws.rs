@@ -1,5 +1,6 @@
 //! The WebSocket upgrade: handshake checks (herald-proto), then Origin (403), credentials
-//! (401), per-IP limit (429), room (400), in that order, all before the 101.
+//! (401), room (400), in that order, all before the 101. The per-IP limit (429) was applied
+//! at accept (`server.rs`); the connection's slots ride along in its `Permit`.
 
 use crate::auth::{AuthError, find_token, query_param};
 use crate::hub::{Hub, valid_channel};
@@ -30,7 +31,7 @@ pub(super) async fn upgrade(
             return response;
         }
     };
-    match check(&hub, &upgrade, peer) {
+    match check(&hub, &upgrade) {
         Ok(grant) => {
             let config = hub.ws.clone();
             let upgrade = match grant.mode {
@@ -62,11 +63,7 @@ pub(super) async fn upgrade(
     }
 }
 
-fn check(
-    hub: &Hub,
-    upgrade: &WebSocketUpgrade,
-    peer: SocketAddr,
-) -> Result<Grant, (StatusCode, &'static str)> {
+fn check(hub: &Hub, upgrade: &WebSocketUpgrade) -> Result<Grant, (StatusCode, &'static str)> {
     let request = upgrade.request();
     let host = request
         .headers()
@@ -90,14 +87,11 @@ fn check(
     } else {
         plain_room(hub, request.path(), request.query())?
     };
-    let ip_slot = Some(hub.per_ip.acquire(peer.ip()).ok_or((
-        StatusCode::TOO_MANY_REQUESTS,
-        "too many connections from this address",
-    ))?);
     Ok(Grant {
         identity,
         mode,
-        _ip_slot: ip_slot,
+        // The per-IP slot is in the connection's `Permit`, which the session holds.
+        _ip_slot: None,
     })
 }
 
