@@ -2,7 +2,7 @@
 //! the node's subscriber registry.
 
 use crate::auth::{Authenticator, JwtAuthenticator, KeyError};
-use crate::broker::{Broker, BrokerError, MemoryBroker, Payload, memory::Retention};
+use crate::broker::{Broker, BrokerError, MemoryBroker, Payload};
 use crate::config::HubConfig;
 use crate::limits::PerIp;
 use crate::metrics::Metrics;
@@ -61,10 +61,7 @@ impl Hub {
     /// [`HubError`] for an unusable key, TLS file or broker setting.
     pub fn new(config: HubConfig) -> Result<Arc<Self>, HubError> {
         let broker: Arc<dyn Broker> = match config.broker.as_str() {
-            "" | "memory" => Arc::new(MemoryBroker::new(Retention {
-                size: config.history.size,
-                ttl: config.history.ttl,
-            })),
+            "" | "memory" => Arc::new(MemoryBroker::new(&config.history)),
             other => return Err(HubError::Broker(other.to_owned())),
         };
         Self::with_broker(config, broker)
@@ -144,8 +141,16 @@ impl Hub {
         let result = self.broker.publish(channel, payload, publisher).await;
         self.metrics
             .broker_op("publish", start.elapsed().as_secs_f64());
-        if result.is_ok() {
-            self.metrics.publications.inc();
+        match &result {
+            Ok(_) => {
+                self.metrics.publications.inc();
+            }
+            Err(e) => {
+                self.metrics.broker_error("publish", e.kind());
+                if let BrokerError::Limit(limit) = e {
+                    self.metrics.limit_hit(limit);
+                }
+            }
         }
         result
     }

@@ -282,6 +282,10 @@ pub(crate) fn broker_error(e: crate::broker::BrokerError) -> ErrorBody {
     match e {
         crate::broker::BrokerError::Unavailable(_) => ErrorBody::new(ErrorCode::UNAVAILABLE),
         crate::broker::BrokerError::Internal(_) => ErrorBody::new(ErrorCode::INTERNAL),
+        crate::broker::BrokerError::Limit(_) => {
+            ErrorBody::with_message(ErrorCode::LIMIT_EXCEEDED, "history limit reached")
+        }
+        crate::broker::BrokerError::OutcomeUnknown(_) => ErrorBody::new(ErrorCode::OUTCOME_UNKNOWN),
     }
 }
 
