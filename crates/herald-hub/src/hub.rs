@@ -130,7 +130,8 @@ impl Hub {
     /// Publishes from the server side (what `POST /api/publish` does).
     ///
     /// # Errors
-    /// [`BrokerError`]; nothing was published then.
+    /// [`BrokerError`]; nothing was published then, except with
+    /// [`BrokerError::OutcomeUnknown`].
     pub async fn publish(
         &self,
         channel: &str,

@@ -21,8 +21,9 @@
 //! - **Subscribe before read.** [`Broker::subscribe`](herald_hub::broker::Broker::subscribe)
 //!   returns after Redis confirmed the SUBSCRIBE on the node's pub/sub connection; history is
 //!   read after that.
-//! - **Reads create nothing.** `history.lua` only reads; the presence list and removal create
-//!   no key; SUBSCRIBE is not a key. Only a publish (and a presence add) writes.
+//! - **Reads create nothing.** `history.lua` only reads; listing and removing presence
+//!   members create no key; SUBSCRIBE is not a key. Only a publish and a presence add create
+//!   keys.
 //! - **The vacant epoch.** A channel without a meta hash reads as offset 0 in the epoch
 //!   stored at `herald:vacant`, which `publish.lua` replaces with a fresh value (offered by
 //!   the node) whenever it creates a stream. When that key is missing (Redis restarted empty,
