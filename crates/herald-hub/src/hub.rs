@@ -2,7 +2,7 @@
 //! the node's subscriber registry.
 
 use crate::auth::{Authenticator, JwtAuthenticator, KeyError};
-use crate::broker::{Broker, MemoryBroker, memory::Retention};
+use crate::broker::{Broker, MemoryBroker};
 use crate::config::HubConfig;
 use crate::limits::PerIp;
 use crate::metrics::Metrics;
@@ -59,10 +59,7 @@ impl Hub {
     /// [`HubError`] for an unusable key, TLS file or broker setting.
     pub fn new(config: HubConfig) -> Result<Arc<Self>, HubError> {
         let broker: Arc<dyn Broker> = match config.broker.as_str() {
-            "" | "memory" => Arc::new(MemoryBroker::new(Retention {
-                size: config.history.size,
-                ttl: config.history.ttl,
-            })),
+            "" | "memory" => Arc::new(MemoryBroker::new(&config.history)),
             other => return Err(HubError::Broker(other.to_owned())),
         };
         Self::with_broker(config, broker)

@@ -233,6 +233,9 @@ impl Hub {
         result.map_err(|e| {
             let (kind, body) = broker_error(&e);
             self.metrics.broker_error(op, kind);
+            if let BrokerError::Limit(limit) = &e {
+                self.metrics.limit_hit(limit);
+            }
             tracing::warn!(op, error = %e, "broker operation failed");
             body
         })
@@ -253,10 +256,15 @@ pub(crate) fn checked_channel(name: &str) -> Outcome<&str> {
 
 /// A broker failure as the metric's kind and the error a client sees.
 pub(crate) fn broker_error(e: &BrokerError) -> (&'static str, ErrorBody) {
-    match e {
-        BrokerError::Unavailable(_) => ("unavailable", ErrorBody::new(ErrorCode::UNAVAILABLE)),
-        BrokerError::Internal(_) => ("internal", ErrorBody::new(ErrorCode::INTERNAL)),
-    }
+    let body = match e {
+        BrokerError::Unavailable(_) => ErrorBody::new(ErrorCode::UNAVAILABLE),
+        BrokerError::Limit(limit) => {
+            ErrorBody::with_message(ErrorCode::LIMIT_EXCEEDED, format!("{limit} reached"))
+        }
+        BrokerError::OutcomeUnknown(_) => ErrorBody::new(ErrorCode::OUTCOME_UNKNOWN),
+        _ => ErrorBody::new(ErrorCode::INTERNAL),
+    };
+    (e.kind(), body)
 }
 
 /// A publication as replies carry it.

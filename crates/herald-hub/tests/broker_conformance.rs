@@ -4,5 +4,5 @@ use herald_hub::broker::conformance;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_broker_keeps_every_broker_invariant() {
-    conformance::run_all(conformance::memory).await;
+    conformance::run_all(conformance::memory, conformance::memory_footprint).await;
 }

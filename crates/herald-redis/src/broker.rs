@@ -1,34 +1,42 @@
 //! [`RedisBroker`]: the [`Broker`] trait over Redis.
 
-use crate::error::{bounded, broker_error};
+use crate::error::{Failure, bounded};
 use crate::fanout::Fanout;
-use crate::presence::{self, MEMBER_LIFETIME, REFRESH_EVERY};
-use crate::wire::{self, Keys};
+use crate::options::RedisOptions;
+use crate::presence::{self, Held};
+use crate::wire::{self, Keys, VACANT};
 use futures_util::future::{AbortHandle, BoxFuture, FutureExt, abortable};
 use herald_hub::broker::{
     Broker, BrokerError, BrokerEvents, Health, History, HistoryQuery, Payload,
 };
 use herald_hub::config::HistoryConfig;
 use herald_hub_protocol::{ClientInfo, StreamPosition};
-use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{RedisError, Script};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tokio::time::MissedTickBehavior;
+
+const PRESENCE_CODE: &str = include_str!("lua/presence.lua");
 
 static PUBLISH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/publish.lua")));
 static HISTORY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/history.lua")));
-static PRESENCE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/presence.lua")));
+static PRESENCE: LazyLock<Script> = LazyLock::new(|| Script::new(PRESENCE_CODE));
 
-/// How often the node checks Redis (PING) and, every tenth time, refreshes its members.
-const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// Channels per presence refresh round trip (one pipeline), bounding a request's size.
+const REFRESH_BATCH: usize = 1000;
+
+/// Most publications one history read asks Redis for (`XRANGE COUNT` takes an `i64`).
+const MAX_READ: usize = u32::MAX as usize;
 
 struct Inner {
     conn: ConnectionManager,
     history: HistoryConfig,
+    options: RedisOptions,
     fanout: Arc<Fanout>,
     local: presence::Local,
-    /// Whether the last command reached Redis.
+    /// Whether the last command reached Redis (an error reply counts: Redis answered).
     commands_up: AtomicBool,
 }
 
@@ -44,6 +52,7 @@ impl std::fmt::Debug for RedisBroker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisBroker")
             .field("history", &self.inner.history)
+            .field("options", &self.inner.options)
             .finish_non_exhaustive()
     }
 }
@@ -58,23 +67,40 @@ impl Drop for RedisBroker {
 
 impl RedisBroker {
     /// Connects to Redis at `url` (`redis://HOST[:PORT][/DB]`, `rediss://…`), keeping
-    /// `history` per channel. Must run inside a tokio runtime: it spawns the node's pub/sub
-    /// reader and its upkeep.
+    /// `history` per channel, with the default [`RedisOptions`]. Must run inside a tokio
+    /// runtime: it spawns the node's pub/sub reader and its upkeep.
     ///
     /// # Errors
     /// [`BrokerError::Internal`] for an unusable URL, [`BrokerError::Unavailable`] when Redis
     /// cannot be reached now.
     pub async fn connect(url: &str, history: HistoryConfig) -> Result<Self, BrokerError> {
-        let client = redis::Client::open(url).map_err(|e| broker_error(&e))?;
+        Self::connect_with(url, history, RedisOptions::default()).await
+    }
+
+    /// [`connect`](Self::connect) with the given timings.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
+    pub async fn connect_with(
+        url: &str,
+        history: HistoryConfig,
+        options: RedisOptions,
+    ) -> Result<Self, BrokerError> {
+        let client =
+            redis::Client::open(url).map_err(|e| Failure::from_redis(&e).into_read_error())?;
         let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(3)))
-            .set_max_delay(Duration::from_secs(2));
-        let conn = bounded(client.get_connection_manager_with_config(config)).await?;
-        let (fanout, stream) = Fanout::connect(client).await?;
+            .set_connection_timeout(Some(options.connect_timeout))
+            .set_response_timeout(Some(options.op_timeout))
+            .set_max_delay(options.max_reconnect_delay);
+        let manager = client.get_connection_manager_with_config(config);
+        let conn = bounded(options.op_timeout, manager)
+            .await
+            .map_err(Failure::into_read_error)?;
+        let (fanout, stream) = Fanout::connect(client, options.op_timeout).await?;
         let inner = Arc::new(Inner {
             conn,
             history,
+            options,
             fanout: fanout.clone(),
             local: presence::Local::default(),
             commands_up: AtomicBool::new(true),
@@ -90,7 +116,8 @@ impl RedisBroker {
     }
 }
 
-/// A new epoch, offered to the scripts: used only when the channel has none in Redis.
+/// A new epoch, offered to the scripts: used only when Redis has none for the channel (or no
+/// vacant epoch).
 fn new_epoch() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
@@ -100,13 +127,13 @@ fn millis(d: Duration) -> u64 {
 }
 
 impl Inner {
-    /// Runs a command future, noting whether Redis answered.
+    /// Runs a command future under the operation timeout, noting whether Redis answered.
     async fn track<T>(
         &self,
-        op: impl Future<Output = Result<T, redis::RedisError>>,
-    ) -> Result<T, BrokerError> {
-        let result = bounded(op).await;
-        let up = !matches!(result, Err(BrokerError::Unavailable(_)));
+        op: impl Future<Output = Result<T, RedisError>>,
+    ) -> Result<T, Failure> {
+        let result = bounded(self.options.op_timeout, op).await;
+        let up = !result.as_ref().err().is_some_and(Failure::is_connection);
         self.commands_up.store(up, Ordering::Relaxed);
         result
     }
@@ -121,6 +148,8 @@ impl Inner {
         let (client, user) = publisher.map(|p| (p.client, p.user)).unwrap_or_default();
         let mut call = PUBLISH.key(&keys.meta);
         call.key(&keys.history)
+            .key(VACANT)
+            .arg(new_epoch())
             .arg(new_epoch())
             .arg(self.history.size)
             .arg(millis(self.history.ttl))
@@ -130,23 +159,32 @@ impl Inner {
             .arg(client)
             .arg(user);
         let mut conn = self.conn.clone();
-        let (offset, epoch): (u64, String) = self.track(call.invoke_async(&mut conn)).await?;
+        let (offset, epoch): (u64, String) = self
+            .track(call.invoke_async(&mut conn))
+            .await
+            .map_err(Failure::into_publish_error)?;
         Ok(StreamPosition { offset, epoch })
     }
 
     async fn history(&self, channel: &str, query: HistoryQuery) -> Result<History, BrokerError> {
         let keys = Keys::new(channel);
+        let limit = query.limit.min(self.history.size).min(MAX_READ);
         let mut call = HISTORY.key(&keys.meta);
         call.key(&keys.history)
-            .arg(new_epoch())
-            .arg(query.after)
-            .arg(query.limit)
-            .arg(millis(self.history.ttl));
+            .key(VACANT)
+            .arg(wire::first_id(query.after, limit).unwrap_or_default())
+            .arg(limit)
+            .arg(new_epoch());
         let mut conn = self.conn.clone();
-        let raw: Vec<Vec<u8>> = self.track(call.invoke_async(&mut conn)).await?;
+        let raw: Vec<Vec<u8>> = self
+            .track(call.invoke_async(&mut conn))
+            .await
+            .map_err(Failure::into_read_error)?;
         wire::parse_history(raw).ok_or_else(|| BrokerError::Internal("malformed history".into()))
     }
 
+    /// One presence script call. Presence changes count as reads for errors: a member whose
+    /// add or remove went unanswered is set right by the next refresh or by its expiry.
     async fn presence(
         &self,
         channel: &str,
@@ -158,12 +196,39 @@ impl Inner {
         call.key(&keys.users)
             .arg(op)
             .arg(&keys.topic)
-            .arg(millis(MEMBER_LIFETIME));
+            .arg(millis(self.options.member_lifetime));
         for (client, user) in members {
             call.arg(client).arg(user);
         }
         let mut conn = self.conn.clone();
-        self.track(call.invoke_async(&mut conn)).await
+        self.track(call.invoke_async(&mut conn))
+            .await
+            .map_err(Failure::into_read_error)
+    }
+
+    /// `op` for many channels' members in one round trip: a pipeline that loads the script
+    /// (so it is there even if Redis lost its script cache) and then calls it per channel.
+    async fn presence_batch(&self, op: &str, batch: &[Held]) -> Result<(), Failure> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("SCRIPT").arg("LOAD").arg(PRESENCE_CODE).ignore();
+        let lifetime = millis(self.options.member_lifetime);
+        for held in batch {
+            let keys = Keys::new(&held.channel);
+            pipe.cmd("EVALSHA")
+                .arg(PRESENCE.get_hash())
+                .arg(2)
+                .arg(&keys.members)
+                .arg(&keys.users)
+                .arg(op)
+                .arg(&keys.topic)
+                .arg(lifetime);
+            for (client, user) in &held.members {
+                pipe.arg(client).arg(user);
+            }
+            pipe.ignore();
+        }
+        let mut conn = self.conn.clone();
+        self.track(pipe.query_async::<()>(&mut conn)).await
     }
 
     async fn ping(&self) {
@@ -176,23 +241,39 @@ impl Inner {
         }
     }
 
+    /// Adds back every member this node holds, with a new expiry: members that expired or were
+    /// swept while Redis stalled or a cycle ran late come back (and are announced again).
     async fn refresh_members(&self) {
-        for (channel, members) in self.local.snapshot() {
-            if let Err(e) = self.presence(&channel, "refresh", &members).await {
-                tracing::warn!(channel, error = %e, "presence refresh failed");
+        let held = self.local.snapshot();
+        for batch in held.chunks(REFRESH_BATCH) {
+            if let Err(e) = self.presence_batch("add", batch).await {
+                tracing::warn!(channels = batch.len(), error = %e, "presence refresh failed");
+            }
+        }
+        // A member that left while its refresh was on the way may have been added back.
+        let left = self.local.missing(&held);
+        for batch in left.chunks(REFRESH_BATCH) {
+            if let Err(e) = self.presence_batch("remove", batch).await {
+                tracing::warn!(channels = batch.len(), error = %e, "presence cleanup failed");
             }
         }
     }
 }
 
-/// The node's upkeep: health checks, and refreshing its presence members before they expire.
+/// The node's upkeep: health checks, and refreshing its presence members before they
+/// expire, and at once when Redis answers again after failing.
 async fn upkeep(inner: Arc<Inner>) {
-    let mut tick = tokio::time::interval(CHECK_EVERY);
-    let refresh_ticks = (REFRESH_EVERY.as_secs() / CHECK_EVERY.as_secs()).max(1);
-    for n in 0u64.. {
+    let mut tick = tokio::time::interval(inner.options.check_every);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut refreshed: Option<Instant> = None;
+    loop {
         tick.tick().await;
+        let was_up = inner.commands_up.load(Ordering::Relaxed);
         inner.ping().await;
-        if n % refresh_ticks == 0 {
+        let back = !was_up && inner.commands_up.load(Ordering::Relaxed);
+        let due = refreshed.is_none_or(|at| at.elapsed() >= inner.options.refresh_every);
+        if back || due {
+            refreshed = Some(Instant::now());
             inner.refresh_members().await;
         }
     }
@@ -234,13 +315,11 @@ impl Broker for RedisBroker {
         info: ClientInfo,
     ) -> BoxFuture<'a, Result<(), BrokerError>> {
         async move {
+            // Held here even if Redis does not answer: the member is subscribed, and the next
+            // refresh adds it.
             self.inner.local.add(channel, &info.client, &info.user);
             let member = [(info.client, info.user)];
-            let added = self.inner.presence(channel, "add", &member).await;
-            if added.is_err() {
-                self.inner.local.remove(channel, &member[0].0);
-            }
-            added.map(drop)
+            self.inner.presence(channel, "add", &member).await.map(drop)
         }
         .boxed()
     }

@@ -1,6 +1,6 @@
 //! Fan-out: one pub/sub connection per node, its subscriptions, and reconnection.
 
-use crate::error::bounded;
+use crate::error::{Failure, bounded};
 use crate::wire::{self, Message, TOPIC_PREFIX};
 use futures_util::StreamExt;
 use herald_hub::broker::{BrokerError, BrokerEvents};
@@ -28,14 +28,20 @@ pub(crate) struct Fanout {
     state: tokio::sync::Mutex<State>,
     events: OnceLock<Arc<dyn BrokerEvents>>,
     up: AtomicBool,
+    /// How long one SUBSCRIBE, UNSUBSCRIBE or connection attempt may take.
+    op_timeout: Duration,
 }
 
 impl Fanout {
     /// Connects the pub/sub connection; the returned stream goes to [`Fanout::run`].
     pub(crate) async fn connect(
         client: redis::Client,
+        op_timeout: Duration,
     ) -> Result<(Arc<Self>, PubSubStream), BrokerError> {
-        let (sink, stream) = bounded(client.get_async_pubsub()).await?.split();
+        let (sink, stream) = bounded(op_timeout, client.get_async_pubsub())
+            .await
+            .map_err(Failure::into_read_error)?
+            .split();
         let fanout = Arc::new(Self {
             client,
             state: tokio::sync::Mutex::new(State {
@@ -44,6 +50,7 @@ impl Fanout {
             }),
             events: OnceLock::new(),
             up: AtomicBool::new(true),
+            op_timeout,
         });
         Ok((fanout, stream))
     }
@@ -66,7 +73,9 @@ impl Fanout {
             ));
         };
         if !state.channels.contains_key(channel) {
-            bounded(sink.subscribe(topic(channel))).await?;
+            bounded(self.op_timeout, sink.subscribe(topic(channel)))
+                .await
+                .map_err(Failure::into_read_error)?;
         }
         *state.channels.entry(channel.to_owned()).or_default() += 1;
         Ok(())
@@ -84,7 +93,9 @@ impl Fanout {
         }
         state.channels.remove(channel);
         match state.sink.as_mut() {
-            Some(sink) => bounded(sink.unsubscribe(topic(channel))).await,
+            Some(sink) => bounded(self.op_timeout, sink.unsubscribe(topic(channel)))
+                .await
+                .map_err(Failure::into_read_error),
             // The next connection will not subscribe it.
             None => Ok(()),
         }
@@ -125,13 +136,15 @@ impl Fanout {
         }
     }
 
-    async fn try_reconnect(&self) -> Result<PubSubStream, BrokerError> {
-        let (mut sink, stream) = bounded(self.client.get_async_pubsub()).await?.split();
+    async fn try_reconnect(&self) -> Result<PubSubStream, Failure> {
+        let (mut sink, stream) = bounded(self.op_timeout, self.client.get_async_pubsub())
+            .await?
+            .split();
         let mut state = self.state.lock().await;
         let topics: Vec<String> = state.channels.keys().map(|c| topic(c)).collect();
         if !topics.is_empty() {
             let resubscribe = sink.subscribe(&topics);
-            bounded(resubscribe).await?;
+            bounded(self.op_timeout, resubscribe).await?;
         }
         state.sink = Some(sink);
         self.up.store(true, Ordering::Relaxed);

@@ -1,7 +1,8 @@
 //! The Redis broker for the Herald hub: several `herald serve` nodes share channels, history,
 //! offsets and presence through one Redis, with no sticky sessions.
 //!
-//! Start with [`RedisBroker::connect`], then hand the broker to
+//! Start with [`RedisBroker::connect`] (or [`RedisBroker::connect_with`] and
+//! [`RedisOptions`] for other timings), then hand the broker to
 //! `herald_hub::Hub::with_broker`. This crate is not a Redis client (it uses the `redis`
 //! crate) and does not support Redis Cluster: a channel's keys are not hash-tagged into one
 //! slot. One Redis server (with replicas or Sentinel in front, if you like) serves all nodes.
@@ -13,12 +14,20 @@
 //!   `n`, and every node's pub/sub connection hears a channel in offset order.
 //! - **Offsets grow by one** from 1: `HINCRBY` on the channel's meta hash.
 //! - **The epoch changes when history is lost.** The epoch lives in the meta hash, which
-//!   expires with the history; when a script finds no epoch (expired, evicted, Redis restarted
-//!   empty), it stores a fresh random one (offered by the node, 64 bits) and deletes any
-//!   orphaned history stream, so old positions never match new history.
+//!   expires with the history; when `publish.lua` finds no epoch (expired, evicted, Redis
+//!   restarted empty, never published), it stores a fresh random one (offered by the node,
+//!   64 bits) and deletes any orphaned history stream, so old positions never match new
+//!   history.
 //! - **Subscribe before read.** [`Broker::subscribe`](herald_hub::broker::Broker::subscribe)
 //!   returns after Redis confirmed the SUBSCRIBE on the node's pub/sub connection; history is
 //!   read after that.
+//! - **Reads create nothing.** `history.lua` only reads; listing and removing presence
+//!   members create no key; SUBSCRIBE is not a key. Only a publish and a presence add create
+//!   keys.
+//! - **The vacant epoch.** A channel without a meta hash reads as offset 0 in the epoch
+//!   stored at `herald:vacant`, which `publish.lua` replaces with a fresh value (offered by
+//!   the node) whenever it creates a stream. When that key is missing (Redis restarted empty,
+//!   evicted) a read reports a fresh random epoch, which no later read repeats.
 //!
 //! # Redis keys
 //! For a channel `C` (the name is used as is):
@@ -27,40 +36,63 @@
 //! |---|---|---|---|
 //! | `herald:m:C` | hash | `top` (last offset), `epoch` | `history.ttl` after the last publish |
 //! | `herald:h:C` | stream | publications, entry id `OFFSET-0`, fields `k` (kind `j`/`t`/`b`), `c` (publisher client, empty for none), `u` (user), `d` (payload); `MAXLEN history.size` (exact) | with the meta hash |
-//! | `herald:p:C` | sorted set | present client ids, scored by expiry (Redis server time, ms) | 60 s after the last change |
+//! | `herald:p:C` | sorted set | present client ids, scored by expiry (Redis server time, ms) | twice the member lifetime after the last add |
 //! | `herald:u:C` | hash | client id → user id of present members | with the sorted set |
 //! | `herald:c:C` | pub/sub topic | `p OFFSET EPOCH KIND CLIENTLEN USERLEN\n` + client, user, payload; `j`/`l CLIENTLEN USERLEN\n` + client, user for join/leave | — |
+//!
+//! and one key for all channels: `herald:vacant` (string), the vacant epoch; it does not
+//! expire.
 //!
 //! The history TTL applies to a channel as a whole (refreshed by every publish), not to each
 //! publication: an active channel keeps its last `history.size` publications.
 //!
+//! # Positions from clients
+//! A client's `since` offset is any `u64`. The node builds the stream id to read from
+//! (`OFFSET+1-0`) itself and passes it as a string; an offset no stream can reach (2^53 and
+//! above: the scripts see numbers as doubles) reads only the position. Nothing a client sends
+//! becomes a Redis error.
+//!
 //! # Cost
 //! One publish is one round trip (`EVALSHA`; `EVAL` once after Redis lost its script cache)
-//! running 6 commands in Redis: `HGET`, `HINCRBY`, `XADD`, `PEXPIRE` ×2, `PUBLISH` (3 more,
-//! `DEL` + `HSET`, when it starts an epoch; 4 with `history.size = 0`). A history read or a
-//! subscribe is one round trip each.
+//! running 6 commands in Redis: `HGET`, `HINCRBY`, `XADD`, `PEXPIRE` ×2, `PUBLISH` (4 more,
+//! `DEL`, `HSET`, `SET` of the vacant epoch, when it starts an epoch; 4 with
+//! `history.size = 0`). A history read or a subscribe is one round trip each.
 //!
 //! # Presence
-//! Each node lists its members in the channel's sorted set with an expiry 30 s ahead and
-//! refreshes them every 10 s; every presence operation first removes expired members and
-//! announces their leave, so a crashed node's members disappear within about 30 s (on the next
-//! presence operation on the channel from any node).
+//! Each node lists its members in the channel's sorted set with an expiry one member lifetime
+//! ahead ([`RedisOptions::member_lifetime`], 30 s) and re-adds all of them every
+//! [`RedisOptions::refresh_every`] (10 s), and at once when Redis answers again after failing:
+//! one pipeline per 1,000 channels, so a slow cycle is one round trip, and a member that
+//! expired or was swept while Redis stalled comes back (announced by a join) rather than being
+//! lost for good. Every presence operation first removes expired members and announces their
+//! leave, so a crashed node's members disappear within about a lifetime (on the next presence
+//! operation on the channel from any node).
 //!
 //! # Faults
-//! When Redis cannot be reached, publish, history and presence fail with
-//! [`BrokerError::Unavailable`](herald_hub::broker::BrokerError::Unavailable) (nothing is
-//! dropped silently; an operation gives up after 3 s), and
-//! [`health`](herald_hub::broker::Broker::health) reports `Degraded`. Commands reconnect by
-//! themselves (the `redis` crate's connection manager). When the pub/sub connection ends, the
-//! node calls `BrokerEvents::lost` (the hub closes its subscribers with 4002, and they recover
-//! from history), reconnects with backoff (100 ms doubling to 5 s), re-subscribes every channel
-//! in use, and calls `lost` once more for anyone who subscribed during the outage. Redis also
-//! ends a pub/sub connection that falls behind (`client-output-buffer-limit pubsub`, 32 MB by
-//! default): that too is a lost connection, turned into recovery rather than silent loss.
+//! Only failing to talk to Redis makes it unavailable:
+//! - **Not reached** (connection refused, not connected): publish, history and presence fail
+//!   with [`BrokerError::Unavailable`](herald_hub::broker::BrokerError::Unavailable) and
+//!   [`health`](herald_hub::broker::Broker::health) reports `Degraded`.
+//! - **No answer in time** ([`RedisOptions::op_timeout`], 3 s) or a connection dropped with a
+//!   command on it: reads fail as unavailable, but a publish fails with
+//!   [`BrokerError::OutcomeUnknown`](herald_hub::broker::BrokerError::OutcomeUnknown): the
+//!   script may have run, so "nothing was published" would be a guess. Health is degraded
+//!   until Redis answers again.
+//! - **An error reply** (Redis refused the command): [`BrokerError::Internal`](herald_hub::broker::BrokerError::Internal);
+//!   Redis is up, and health stays `Ok`.
+//!
+//! Commands reconnect by themselves (the `redis` crate's connection manager). When the
+//! pub/sub connection ends, the node calls `BrokerEvents::lost` (the hub closes its
+//! subscribers with 4002, and they recover from history), reconnects with backoff (100 ms
+//! doubling to 5 s), re-subscribes every channel in use, and calls `lost` once more for anyone
+//! who subscribed during the outage. Redis also ends a pub/sub connection that falls behind
+//! (`client-output-buffer-limit pubsub`, 32 MB by default): that too is a lost connection,
+//! turned into recovery rather than silent loss.
 
 mod broker;
 mod error;
 mod fanout;
+mod options;
 mod presence;
 mod wire;
 
@@ -68,3 +100,4 @@ mod wire;
 pub mod testing;
 
 pub use broker::RedisBroker;
+pub use options::RedisOptions;

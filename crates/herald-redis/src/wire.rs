@@ -24,6 +24,20 @@ pub(crate) struct Keys {
 /// Prefix of every pub/sub topic; the channel name follows it.
 pub(crate) const TOPIC_PREFIX: &str = "herald:c:";
 
+/// The one key shared by all channels: the vacant epoch, which every new stream replaces.
+pub(crate) const VACANT: &str = "herald:vacant";
+
+/// Offsets above this cannot be in Redis: the scripts see numbers as doubles, exact up to
+/// 2^53, and offsets grow by one per publication.
+pub(crate) const MAX_OFFSET: u64 = 1 << 53;
+
+/// The stream id to read history from, for publications after `after`: built here, as a
+/// string, for any `u64` a client sends. `None` when nothing can follow `after` (or nothing
+/// is asked for), so only the position is read.
+pub(crate) fn first_id(after: u64, limit: usize) -> Option<String> {
+    (limit > 0 && after < MAX_OFFSET).then(|| format!("{}-0", after + 1))
+}
+
 impl Keys {
     pub(crate) fn new(channel: &str) -> Self {
         Self {
@@ -179,6 +193,18 @@ mod tests {
         assert_eq!((info.client.as_str(), info.user.as_str()), ("n1-17", "ann"));
         let anonymous = parse(b"p 1 e j 0 0\n{}");
         assert!(matches!(anonymous, Some(Message::Publication(_, p)) if p.publisher.is_none()));
+    }
+
+    #[test]
+    fn history_starts_after_any_u64_offset_or_reads_only_the_position() {
+        assert_eq!(first_id(0, 10).as_deref(), Some("1-0"));
+        assert_eq!(
+            first_id(100_000_000_000_000, 10).as_deref(),
+            Some("100000000000001-0")
+        );
+        assert_eq!(first_id(MAX_OFFSET, 10), None);
+        assert_eq!(first_id(u64::MAX, 10), None);
+        assert_eq!(first_id(5, 0), None);
     }
 
     #[test]

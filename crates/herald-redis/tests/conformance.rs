@@ -14,6 +14,13 @@ async fn broker(url: String, history: HistoryConfig) -> Arc<dyn Broker> {
     Arc::new(RedisBroker::connect(&url, history).await.unwrap())
 }
 
+/// Every key in the server: what reads must not add to.
+async fn key_count(url: String) -> u64 {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("DBSIZE").query_async(&mut conn).await.unwrap()
+}
+
 fn json(n: u64) -> Payload {
     Payload::Json(n.to_string().into())
 }
@@ -24,7 +31,12 @@ async fn redis_broker_keeps_every_broker_invariant() {
         return;
     };
     let url = redis.url();
-    conformance::run_all(move |history| broker(url.clone(), history)).await;
+    let keys = redis.url();
+    conformance::run_all(
+        move |history| broker(url.clone(), history),
+        move |_| key_count(keys.clone()),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,15 +4,19 @@
 //! Each case takes a factory that builds a fresh, started-nowhere broker for a given history
 //! retention, and panics (it is test code) when the broker breaks an invariant. Brokers that
 //! share state between instances (Redis) get distinct channel names per case, so cases can
-//! run against one server. [`run_all`] runs every case; `crates/herald-hub/tests/
+//! run against one server. [`run_all`] runs every case, given also a *footprint*: how much
+//! state the broker holds over all channels (the memory broker's [`memory_footprint`], the
+//! key count for Redis), to show that reads add none. `crates/herald-hub/tests/
 //! broker_conformance.rs` runs it for [`MemoryBroker`](super::MemoryBroker) and
 //! `crates/herald-redis/tests/` for the Redis broker.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 use super::{Broker, BrokerEvents, HistoryQuery, Payload, Publication};
 use crate::config::HistoryConfig;
+use crate::recovery::recover;
 use bytes::Bytes;
-use herald_hub_protocol::ClientInfo;
+use futures_util::StreamExt;
+use herald_hub_protocol::{ClientInfo, StreamPosition};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -106,10 +110,16 @@ impl BrokerEvents for Recorder {
 
 /// An in-memory broker keeping `history`: the factory for [`MemoryBroker`](super::MemoryBroker).
 pub async fn memory(history: HistoryConfig) -> Arc<dyn Broker> {
-    Arc::new(super::MemoryBroker::new(super::memory::Retention {
-        size: history.size,
-        ttl: history.ttl,
-    }))
+    Arc::new(super::MemoryBroker::new(&history))
+}
+
+/// The state a broker retains on this node (channels with a stream, plus retained bytes):
+/// the footprint for [`MemoryBroker`](super::MemoryBroker).
+pub async fn memory_footprint(broker: Arc<dyn Broker>) -> u64 {
+    let retained = broker
+        .retained()
+        .expect("the memory broker reports what it retains");
+    (retained.channels + retained.bytes) as u64
 }
 
 /// A started broker and the recorder of its events.
@@ -143,12 +153,16 @@ fn client(n: u32) -> ClientInfo {
     }
 }
 
-/// Runs every case.
-pub async fn run_all<F, Fut>(factory: F)
+/// Runs every case; `footprint` measures the state a broker holds over all channels.
+pub async fn run_all<F, Fut, P, PFut>(factory: F, footprint: P)
 where
     F: Fn(HistoryConfig) -> Fut,
     Fut: Future<Output = Arc<dyn Broker>>,
+    P: Fn(Arc<dyn Broker>) -> PFut,
+    PFut: Future<Output = u64>,
 {
+    reads_of_never_published_channels_create_nothing(&factory, &footprint).await;
+    a_position_read_before_the_first_publish_never_continues_into_a_later_stream(&factory).await;
     offsets_grow_by_one_from_one(&factory).await;
     history_honours_after_and_limit(&factory).await;
     fan_out_order_is_offset_order_with_concurrent_publishers(&factory).await;
@@ -156,6 +170,140 @@ where
     a_late_unsubscribe_keeps_a_newer_subscribe(&factory).await;
     epoch_is_stable_while_history_lives_and_changes_after_loss(&factory).await;
     presence_adds_removes_lists_and_announces(&factory).await;
+}
+
+/// How many never-published channels [`reads_of_never_published_channels_create_nothing`]
+/// reads.
+pub const UNIQUE_READS: usize = 10_000;
+
+/// History of [`UNIQUE_READS`] unique never-published channels (and presence, subscribe and
+/// unsubscribe, removing an absent member for every tenth) leaves the broker's footprint
+/// unchanged: each reads as offset 0 with no publications, and nothing is created.
+pub async fn reads_of_never_published_channels_create_nothing<F, Fut, P, PFut>(
+    factory: &F,
+    footprint: &P,
+) where
+    F: Fn(HistoryConfig) -> Fut,
+    Fut: Future<Output = Arc<dyn Broker>>,
+    P: Fn(Arc<dyn Broker>) -> PFut,
+    PFut: Future<Output = u64>,
+{
+    let (broker, _) = started(factory, HistoryConfig::default()).await;
+    let prefix = fresh_channel("unread");
+    let before = footprint(broker.clone()).await;
+    let read = |n: usize| {
+        let (broker, channel) = (broker.clone(), format!("{prefix}:{n}"));
+        async move {
+            let query = HistoryQuery {
+                after: 3,
+                limit: 10,
+            };
+            let history = broker.history(&channel, query).await.unwrap();
+            assert_eq!(history.position.offset, 0, "{channel} reads as offset 0");
+            assert!(history.publications.is_empty());
+            if n.is_multiple_of(10) {
+                assert!(broker.presence(&channel).await.unwrap().is_empty());
+                broker.presence_remove(&channel, client(1)).await.unwrap();
+                broker.subscribe(&channel).await.unwrap();
+                broker
+                    .history(&channel, HistoryQuery::default())
+                    .await
+                    .unwrap();
+                broker.unsubscribe(&channel).await.unwrap();
+            }
+        }
+    };
+    futures_util::stream::iter(0..UNIQUE_READS)
+        .for_each_concurrent(16, read)
+        .await;
+    let after = footprint(broker.clone()).await;
+    assert_eq!(
+        before, after,
+        "reading {UNIQUE_READS} never-published channels created state"
+    );
+}
+
+/// The vacant epoch: a channel without a stream reads as offset 0 in an epoch no stream has,
+/// the same for every such channel until a stream is created; a position read there never
+/// recovers into a stream created later, nor after that stream is lost.
+pub async fn a_position_read_before_the_first_publish_never_continues_into_a_later_stream<F, Fut>(
+    factory: &F,
+) where
+    F: Fn(HistoryConfig) -> Fut,
+    Fut: Future<Output = Arc<dyn Broker>>,
+{
+    let ttl = Duration::from_millis(600);
+    let history = HistoryConfig {
+        size: 10,
+        ttl,
+        ..HistoryConfig::default()
+    };
+    let (broker, _) = started(factory, history).await;
+    // Some stream exists, so the broker has a vacant epoch to keep.
+    let elsewhere = fresh_channel("elsewhere");
+    broker.publish(&elsewhere, json(0), None).await.unwrap();
+    let read = |channel: String| {
+        let broker = broker.clone();
+        async move {
+            let query = HistoryQuery {
+                after: 0,
+                limit: 10,
+            };
+            broker.history(&channel, query).await.unwrap()
+        }
+    };
+    let channel = fresh_channel("vacant");
+    let before = read(channel.clone()).await;
+    assert_eq!(before.position.offset, 0);
+    let vacant = before.position.epoch.clone();
+    assert!(
+        recover(&before.position, read(channel.clone()).await).recovered,
+        "with no stream created anywhere, a quiet channel's position stays valid"
+    );
+    assert_eq!(
+        read(fresh_channel("vacant-too")).await.position.epoch,
+        vacant,
+        "channels without a stream share the vacant epoch"
+    );
+    let first = broker.publish(&channel, json(1), None).await.unwrap();
+    assert_eq!(first.offset, 1);
+    assert_ne!(first.epoch, vacant, "a stream never has the vacant epoch");
+    let live = read(channel.clone()).await;
+    assert_eq!(live.position, first);
+    assert!(
+        !recover(&before.position, live).recovered,
+        "a position read before the first publish does not continue into its stream"
+    );
+    let replaced = read(fresh_channel("vacant-after")).await.position.epoch;
+    assert_ne!(
+        replaced, vacant,
+        "creating a stream replaces the vacant epoch"
+    );
+    assert_ne!(replaced, first.epoch);
+
+    tokio::time::sleep(ttl * 2).await;
+    broker.maintain();
+    let lost = read(channel.clone()).await;
+    assert_eq!(lost.position.offset, 0, "a lost stream reads as vacant");
+    assert!(lost.publications.is_empty());
+    assert_ne!(lost.position.epoch, first.epoch);
+    assert_ne!(lost.position.epoch, vacant);
+    assert!(!recover(&before.position, lost.clone()).recovered);
+    assert!(!recover(&first, lost.clone()).recovered);
+    let again = broker.publish(&channel, json(2), None).await.unwrap();
+    assert_eq!(again.offset, 1);
+    for old in [&vacant, &first.epoch, &lost.position.epoch] {
+        assert_ne!(&again.epoch, old, "a new stream has a new epoch");
+    }
+    let now = read(channel.clone()).await;
+    for position in [&before.position, &first, &lost.position] {
+        let old: StreamPosition = position.clone();
+        assert!(
+            !recover(&old, now.clone()).recovered,
+            "{old:?} must not recover into {:?}",
+            now.position
+        );
+    }
 }
 
 /// Offsets are 1, 2, 3, … in one epoch; the position is the last one.
@@ -183,9 +331,9 @@ where
         .unwrap();
     assert_eq!(history.position.offset, 5);
     assert_eq!(Some(&history.position.epoch), epoch.as_ref());
-    assert_eq!(
+    assert_ne!(
         empty.position.epoch, history.position.epoch,
-        "reading creates the epoch"
+        "a channel without a stream reads in the vacant epoch, never a stream's"
     );
     assert!(
         history.publications.is_empty(),

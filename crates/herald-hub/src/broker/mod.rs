@@ -16,10 +16,27 @@
 //! - **Subscribe before read.** When [`Broker::subscribe`] returns, every later publication
 //!   on the channel reaches [`BrokerEvents::publication`]; a node reads history only after
 //!   that, so the seam between history and live delivery has no gap.
+//! - **Reads create nothing.** [`Broker::history`], [`Broker::presence`],
+//!   [`Broker::subscribe`], [`Broker::unsubscribe`] and [`Broker::presence_remove`] leave no
+//!   state behind for a channel that was never published to: only a publish creates a
+//!   channel's stream, so unique channel names read by clients cost the broker nothing.
+//! - **A channel without a stream reads as offset 0 in the vacant epoch.** The broker keeps
+//!   one *vacant epoch* for every channel that has no stream (never published, or its stream
+//!   was lost). It is never the epoch of a stream, and it is replaced whenever the broker
+//!   creates a stream for any channel. So a position read before a channel's first
+//!   publication matches no position read once that channel had a stream: recovering from
+//!   it after a publication, or after a stream came and went, is never mistaken for
+//!   continuity, while a quiet channel's position stays valid as long as no stream was
+//!   created anywhere. A broker may also replace it at other times (the Redis broker when
+//!   Redis lost its copy); that only costs a `recovered: false`.
+//!
+//! # Bounds
+//! A broker may refuse a publication that would exceed a configured bound with
+//! [`BrokerError::Limit`]; the [`MemoryBroker`] documents its policy.
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
-pub(crate) mod memory;
+mod memory;
 
 pub use memory::MemoryBroker;
 
@@ -96,16 +113,51 @@ pub enum Health {
     Degraded,
 }
 
-/// A broker failure. Nothing was published when a publish fails.
+/// A broker failure. A failed publish published nothing, except with
+/// [`BrokerError::OutcomeUnknown`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BrokerError {
-    /// The broker cannot be reached now; retry later (reply 109, HTTP 503).
+    /// The broker cannot be reached now, and nothing was done; retry later (reply 109,
+    /// HTTP 503). Only this variant means the broker is down.
     #[error("broker unavailable: {0}")]
     Unavailable(String),
-    /// The broker answered something unexpected (reply 100, HTTP 500).
+    /// The broker answered something unexpected, or refused the command with an error reply
+    /// (reply 100, HTTP 500). It is reachable: this does not make its health degraded.
     #[error("broker failure: {0}")]
     Internal(String),
+    /// A publish would exceed a configured bound, named in the string (`history.max_channels`,
+    /// `history.max_bytes`); nothing was published. The client sees error 106 (HTTP 507);
+    /// retrying succeeds only once history expired or was trimmed.
+    #[error("broker limit reached: {0}")]
+    Limit(String),
+    /// The broker did not answer in time after the command may have taken effect: a publish
+    /// may or may not have been stored and fanned out (reply 111, HTTP 504). Read history
+    /// before retrying, or the publication may appear twice.
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
+}
+
+impl BrokerError {
+    /// The `kind` label of the `broker_errors` metric: `unavailable`, `internal`, `limit` or
+    /// `unknown`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal(_) => "internal",
+            Self::Limit(_) => "limit",
+            Self::OutcomeUnknown(_) => "unknown",
+        }
+    }
+}
+
+/// What a broker retains on this node, for the `history_channels` and `history_bytes` gauges.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Retained {
+    /// Channels with a stream (an offset and an epoch, maybe history).
+    pub channels: usize,
+    /// Payload bytes of the retained publications over all channels.
+    pub bytes: usize,
 }
 
 /// How a broker hands events to its node.
@@ -126,10 +178,12 @@ pub trait Broker: Send + Sync + 'static {
     /// Registers the node's event handler; called once, before anything else.
     fn start(&self, events: Arc<dyn BrokerEvents>);
 
-    /// Publishes: assigns the next offset, appends to history, fans out to every node.
+    /// Publishes: assigns the next offset, appends to history, fans out to every node. The
+    /// first publish to a channel without a stream creates it, in a new epoch.
     ///
     /// # Errors
-    /// [`BrokerError`]; then nothing was published.
+    /// [`BrokerError`]; then nothing was published, except with
+    /// [`BrokerError::OutcomeUnknown`].
     fn publish<'a>(
         &'a self,
         channel: &'a str,
@@ -137,7 +191,8 @@ pub trait Broker: Send + Sync + 'static {
         publisher: Option<ClientInfo>,
     ) -> BoxFuture<'a, Result<StreamPosition, BrokerError>>;
 
-    /// Reads history.
+    /// Reads history. A channel without a stream reads as offset 0 in the vacant epoch, with
+    /// no publications; the read creates nothing.
     ///
     /// # Errors
     /// [`BrokerError`].
@@ -194,4 +249,10 @@ pub trait Broker: Send + Sync + 'static {
 
     /// Periodic upkeep (the hub calls it every few seconds): drop expired state.
     fn maintain(&self) {}
+
+    /// What the broker retains on this node, when it keeps history here (the memory broker);
+    /// `None` when history lives elsewhere.
+    fn retained(&self) -> Option<Retained> {
+        None
+    }
 }

@@ -49,6 +49,8 @@ fn error(status: StatusCode, message: &str) -> Response {
 fn reply_error(e: &ErrorBody) -> Response {
     let status = match e.code {
         ErrorCode::UNAVAILABLE => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::LIMIT_EXCEEDED => StatusCode::INSUFFICIENT_STORAGE,
+        ErrorCode::OUTCOME_UNKNOWN => StatusCode::GATEWAY_TIMEOUT,
         ErrorCode::POSITION_UNAVAILABLE => StatusCode::CONFLICT,
         ErrorCode::BAD_REQUEST => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -290,6 +292,11 @@ pub(super) async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
     hub.metrics
         .broker_up
         .set(i64::from(hub.broker.health() == Health::Ok));
+    if let Some(retained) = hub.broker.retained() {
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        hub.metrics.history_channels.set(gauge(retained.channels));
+        hub.metrics.history_bytes.set(gauge(retained.bytes));
+    }
     (
         [(
             header::CONTENT_TYPE,

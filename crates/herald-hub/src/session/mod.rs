@@ -321,13 +321,18 @@ fn is_data(message: &Message) -> bool {
     matches!(message, Message::Text(_) | Message::Binary(_))
 }
 
-/// The instant a token with `exp` (seconds since the Unix epoch) expires; `None` when that
-/// is too far away to represent (it never comes, as far as this process is concerned).
+/// When a token expiring at `exp` (Unix seconds) ends the connection; `None` (no deadline)
+/// for one over 30 years away: `exp` is the token issuer's to choose, up to `u64::MAX`, and an
+/// `Instant` that far overflows (as does the timer's rounding near the end of its range).
 fn deadline_from_unix(exp: u64) -> Option<Instant> {
+    const HORIZON: Duration = Duration::from_secs(30 * 365 * 24 * 60 * 60);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    Instant::now().checked_add(Duration::from_secs(exp.saturating_sub(now)))
+    let left = Duration::from_secs(exp.saturating_sub(now));
+    (left <= HORIZON)
+        .then(|| Instant::now().checked_add(left))
+        .flatten()
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {

@@ -2,8 +2,10 @@
 -- client -> user. Expired members (their node stopped refreshing them) are removed and
 -- announced as leaves by whichever node sweeps first.
 -- KEYS[1] members zset   KEYS[2] users hash
--- ARGV: 1 op (add|remove|refresh|list), 2 pub/sub topic, 3 member lifetime ms,
---       then clients and users in pairs (add, remove, refresh)
+-- ARGV: 1 op (add|remove|list), 2 pub/sub topic, 3 member lifetime ms,
+--       then clients and users in pairs (add, remove)
+-- A node's refresh is `add` of every member it holds: a member that expired or was swept
+-- while Redis stalled is added back (and its join announced again), not lost for good.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local life = tonumber(ARGV[3])
@@ -20,19 +22,17 @@ local op = ARGV[1]
 for i = 4, #ARGV, 2 do
   local client, user = ARGV[i], ARGV[i + 1]
   if op == 'add' then
-    redis.call('ZADD', KEYS[1], now + life, client)
+    local added = redis.call('ZADD', KEYS[1], now + life, client)
     redis.call('HSET', KEYS[2], client, user)
-    announce('j', client, user)
+    if added == 1 then announce('j', client, user) end
   elseif op == 'remove' then
     if redis.call('ZREM', KEYS[1], client) == 1 then
       redis.call('HDEL', KEYS[2], client)
       announce('l', client, user)
     end
-  elseif op == 'refresh' then
-    redis.call('ZADD', KEYS[1], 'XX', now + life, client)
   end
 end
-if op ~= 'list' then
+if op == 'add' then
   redis.call('PEXPIRE', KEYS[1], life * 2)
   redis.call('PEXPIRE', KEYS[2], life * 2)
 end
