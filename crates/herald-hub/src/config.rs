@@ -259,7 +259,9 @@ pub struct LimitsConfig {
     /// Outgoing messages queued per connection; a connection whose queue overflows is closed
     /// with 4001 (reconnect and recover). Default 1024.
     pub queue_size: usize,
-    /// Time from TCP accept to a complete HTTP request head. Default 10 s.
+    /// Time from TCP accept to a complete first HTTP request head, TLS handshake included;
+    /// then, on a kept-alive connection, the time each later head may take, idle time
+    /// included. Past it the connection is closed without an answer. Default 10 s.
     #[serde(with = "humantime_serde")]
     pub handshake_timeout: Duration,
     /// A connection holding no subscription and sending no data message this long is closed
@@ -279,8 +281,9 @@ pub struct LimitsConfig {
     /// Largest reply to one command, in bytes: `history` returns fewer publications, a
     /// recovery that would not fit answers `recovered: false`. Default 1 MiB.
     pub max_reply_size: usize,
-    /// Time for a whole HTTP request (head and body) on the API. Bounds slow bodies.
-    /// Default 10 s.
+    /// Time an HTTP API request's body may take, from the end of its head (the head has
+    /// `handshake_timeout`); past it the answer is 408 and the connection is closed. Bounds
+    /// slow bodies. Default 10 s.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
 }

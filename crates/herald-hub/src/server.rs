@@ -1,7 +1,11 @@
-//! The accept loop (mini-redis' shape): a semaphore caps connections, each connection is
-//! served by hyper (HTTP/1.1 with upgrades), shutdown stops accepting, closes every
-//! WebSocket with 1001 and waits for them up to a deadline.
+//! The accept loop (mini-redis' shape). At accept a connection takes a slot for its address
+//! (`limits.max_connections_per_ip`, else 429) and one of a semaphore's
+//! (`limits.max_connections`, else 503), before any of its bytes is read. Once its first
+//! request head has arrived (`limits.handshake_timeout` from accept) it is served by hyper,
+//! HTTP/1.1 with upgrades, under Herald's handshake limits. Shutdown stops accepting, closes
+//! every WebSocket with 1001 and waits for them up to a deadline.
 
+use crate::http::head::{Prefixed, read_first_head};
 use crate::hub::Hub;
 use crate::limits::IpSlot;
 use axum::Router;
@@ -14,6 +18,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
 /// Serves `hub` on `listener` until `shutdown` completes; then closes every WebSocket with
@@ -156,17 +161,19 @@ async fn serve_connection(
     tracker: TaskTracker,
     permit: Permit,
 ) {
-    match hub.tls.clone() {
-        Some(tls) => {
-            let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-            let timeout = hub.config.limits.handshake_timeout;
-            match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => serve_http(hub, router, stream, peer, tracker, permit).await,
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "tls handshake failed"),
-                Err(_) => tracing::debug!(%peer, "tls handshake timed out"),
-            }
-        }
-        None => serve_http(hub, router, stream, peer, tracker, permit).await,
+    // `limits.handshake_timeout` runs from accept to the first complete head, TLS included.
+    let deadline = Instant::now() + hub.config.limits.handshake_timeout;
+    let serve = Serve {
+        hub,
+        router,
+        peer,
+        tracker,
+        permit,
+    };
+    match serve.hub.tls.clone() {
+        // rustls' state is large: in a box, so that the task of a plain connection is small.
+        Some(tls) => Box::pin(serve.tls(tls, stream, deadline)).await,
+        None => serve.first_head(stream, deadline).await,
     }
 }
 
@@ -182,39 +189,88 @@ struct Slots {
     _ip: IpSlot,
 }
 
-async fn serve_http<S>(
+/// What serving a connection needs besides the stream.
+struct Serve {
     hub: Arc<Hub>,
     router: Router,
-    stream: S,
     peer: SocketAddr,
     tracker: TaskTracker,
     permit: Permit,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-        request
-            .extensions_mut()
-            .insert(axum::extract::ConnectInfo(peer));
-        request.extensions_mut().insert(tracker.clone());
-        request.extensions_mut().insert(permit.clone());
-        let mut router = router.clone();
-        async move { tower::Service::call(&mut router, request).await }
-    });
-    let connection = http1(&hub)
-        .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades();
-    tokio::pin!(connection);
-    tokio::select! {
-        result = connection.as_mut() => {
-            if let Err(e) = result {
-                count_connection_error(&hub, &e);
-                tracing::debug!(%peer, error = %e, "http connection ended");
+}
+
+impl Serve {
+    async fn tls(self, tls: Arc<herald::tls::ServerConfig>, stream: TcpStream, deadline: Instant) {
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => self.first_head(stream, deadline).await,
+            Ok(Err(e)) => tracing::debug!(peer = %self.peer, error = %e, "tls handshake failed"),
+            Err(_) => {
+                self.hub.metrics.limit_hit("handshake_timeout");
+                tracing::debug!(peer = %self.peer, "tls handshake timed out");
             }
         }
-        () = hub.shutdown.cancelled() => {
-            connection.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(Duration::from_secs(1), connection).await;
+    }
+
+    /// Holds only the bytes that arrived until the first head is complete (see
+    /// `http::head`), then hands them with the stream to hyper, whose state is allocated
+    /// only then, in a box of its own, so that the waiting task stays small.
+    async fn first_head<S>(self, mut stream: S, deadline: Instant)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let max = self.hub.ws.handshake_limits.max_head_size;
+        let read = tokio::select! {
+            read = tokio::time::timeout_at(deadline, read_first_head(&mut stream, max)) => read,
+            () = self.hub.shutdown.cancelled() => return,
+        };
+        let peer = self.peer;
+        match read {
+            Ok(Ok(Some(head))) => Box::pin(self.http(Prefixed::new(head, stream))).await,
+            Ok(Ok(None)) => tracing::debug!(%peer, "closed before a request head"),
+            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "reading the request head failed"),
+            Err(_) => {
+                self.hub.metrics.limit_hit("handshake_timeout");
+                tracing::debug!(%peer, "request head timed out");
+            }
+        }
+    }
+
+    /// Serves HTTP/1.1 (with upgrades) on `stream` until it closes or the hub shuts down.
+    async fn http<S>(self, stream: S)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Self {
+            hub,
+            router,
+            peer,
+            tracker,
+            permit,
+        } = self;
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            request.extensions_mut().insert(tracker.clone());
+            request.extensions_mut().insert(permit.clone());
+            let mut router = router.clone();
+            async move { tower::Service::call(&mut router, request).await }
+        });
+        let connection = http1(&hub)
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        tokio::pin!(connection);
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    count_connection_error(&hub, &e);
+                    tracing::debug!(%peer, error = %e, "http connection ended");
+                }
+            }
+            () = hub.shutdown.cancelled() => {
+                connection.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(Duration::from_secs(1), connection).await;
+            }
         }
     }
 }
@@ -227,9 +283,10 @@ async fn serve_http<S>(
 /// - `max_headers`: more header lines is answered 431 as well (httparse's `TooManyHeaders`).
 /// - `max_buf_size`: the read buffer stays at the head limit (hyper's floor is 8 KiB) for bodies
 ///   too, so a connection never buffers more than that, whatever a client sends.
-/// - `header_read_timeout`: a head that is not complete within `limits.handshake_timeout` of
-///   hyper starting to wait for it (at accept, or after the previous response on a kept-alive
-///   connection) closes the connection without an answer.
+/// - `header_read_timeout`: `limits.handshake_timeout` for the heads after the first on a
+///   kept-alive connection, idle time included; hyper closes the connection without an
+///   answer when it passes. (The first head is read before hyper, under the deadline from
+///   accept: `Serve::first_head`.)
 fn http1(hub: &Hub) -> hyper::server::conn::http1::Builder {
     let limits = &hub.ws.handshake_limits;
     let mut builder = hyper::server::conn::http1::Builder::new();

@@ -246,6 +246,37 @@ mod heads {
     }
 }
 
+mod head_timeouts {
+    //! `limits.handshake_timeout`: from accept to the first head, then for each later head on
+    //! a kept-alive connection, idle time included.
+    use super::*;
+
+    #[tokio::test]
+    async fn a_kept_alive_connection_without_a_next_head_is_closed_at_the_handshake_timeout() {
+        let mut cfg = config();
+        let timeout = Duration::from_millis(500);
+        cfg.limits.handshake_timeout = timeout;
+        let mut server = Server::start(cfg).await;
+        let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+        tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut first = vec![0u8; 4096];
+        let n = tcp.read(&mut first).await.unwrap();
+        assert_eq!(status(&String::from_utf8_lossy(&first[..n])), 200);
+        let answered = Instant::now();
+        let (rest, closed) = read_until_closed(&mut tcp).await;
+        let elapsed = answered.elapsed();
+        assert!(closed && rest.is_empty(), "{rest}");
+        assert!(
+            elapsed >= timeout - Duration::from_millis(50) && elapsed < timeout * 4,
+            "closed after {elapsed:?}"
+        );
+        assert_eq!(limit_hits(&server, "handshake_timeout"), "1");
+        server.stop().await;
+    }
+}
+
 mod per_ip {
     //! `limits.max_connections_per_ip`, at accept, for every connection.
     use super::*;

@@ -190,7 +190,8 @@ pub(crate) static SETTINGS: &[Setting] = &[
          readers."),
     setting("limits.handshake_timeout", "handshake-timeout", Kind::Duration, "DURATION", "3s",
         |c| duration(c.limits.handshake_timeout),
-        "Time from TCP accept to a complete HTTP request head. Bounds slowloris."),
+        "Time from TCP accept to a complete first HTTP request head (TLS included), then for \
+         each later head on a kept-alive connection. Bounds slowloris."),
     setting("limits.idle_timeout", "idle-timeout", Kind::Duration, "DURATION", "5m",
         |c| duration(c.limits.idle_timeout),
         "A connection with no subscription sending no data this long is closed with 4502."),
@@ -209,7 +210,8 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "Largest reply to one command; history returns fewer publications past it."),
     setting("limits.request_timeout", "request-timeout", Kind::Duration, "DURATION", "3s",
         |c| duration(c.limits.request_timeout),
-        "Time for a whole HTTP API request, head and body. Bounds slow bodies."),
+        "Time for an HTTP API request's body, from the end of its head; then 408. Bounds slow \
+         bodies."),
     setting("heartbeat.interval", "ping-interval", Kind::Duration, "DURATION", "10s",
         |c| duration(c.heartbeat.interval), "Ping a connection that was silent this long."),
     setting("heartbeat.timeout", "pong-timeout", Kind::Duration, "DURATION", "5s",

@@ -93,7 +93,7 @@ const PUBLISH_SHAPE: &str = "expected {\"channel\": ..., \"data\": ...}";
 const BROADCAST_SHAPE: &str = "expected {\"channels\": [...], \"data\": ...}";
 
 /// The largest API request body, in bytes: `limits.max_message_size`, at least 64 KiB.
-pub(super) fn max_body_size(hub: &Hub) -> usize {
+fn max_body_size(hub: &Hub) -> usize {
     hub.config.limits.max_message_size.max(1 << 16)
 }
 

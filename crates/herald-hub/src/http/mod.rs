@@ -1,6 +1,7 @@
 //! The HTTP side: WebSocket upgrades, the backend API, health, metrics and the demo page.
 
 mod api;
+pub(crate) mod head;
 mod web;
 mod ws;
 
