@@ -125,7 +125,7 @@ export const cases = {
     await t.shot(b, "chat-phone");
     await b.context().close();
     await online(a, ["Ann"]);
-    await a.locator("#log .system", { hasText: "Bob left" }).waitFor({ timeout: 5000 });
+    await a.locator("#log .system", { hasText: "Bob (anonymous) left" }).waitFor({ timeout: 5000 });
   },
 
   async "a page in another room sees none of it"(t) {
