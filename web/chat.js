@@ -1,6 +1,11 @@
 // The demo chat: herald.js in protocol mode on /ws, channel `chat:<room>` (the channel that
 // plain-mode clients of /chat?groupId=<room> share). Everything people type is rendered with
 // textContent, never as HTML.
+//
+// Who said something is what the server attests, never what the message says: a publication's
+// `user` is the verified user id of the sender's token, and a sender without one is shown by
+// the name it typed, marked "anonymous". A token comes from `?token=` (kept for the tab) or
+// the `herald_token` cookie, which the server reads by itself.
 import { Herald } from "/herald.js";
 
 const $ = (id) => document.getElementById(id);
@@ -11,6 +16,28 @@ const ROOM_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 // others keep one name for us across our reconnects (each gets a new client id).
 const sid = sessionStorage.getItem("herald.sid") ?? crypto.randomUUID();
 sessionStorage.setItem("herald.sid", sid);
+const token = params.get("token") ?? sessionStorage.getItem("herald.token") ?? "";
+if (token) sessionStorage.setItem("herald.token", token);
+
+// The messages this tab sent, id -> text: a message is ours when it is one of them and came
+// with our identity, not when its data carries our sid (anyone can copy that). Copying one
+// of ours whole only repeats it.
+const SENT_KEPT = 200;
+const sent = new Map(stored("herald.sent"));
+function remember(d) {
+  sent.set(d.id, d.text);
+  while (sent.size > SENT_KEPT) sent.delete(sent.keys().next().value);
+  sessionStorage.setItem("herald.sent", JSON.stringify([...sent]));
+}
+function stored(key) {
+  try {
+    const entries = JSON.parse(sessionStorage.getItem(key) ?? "[]");
+    return Array.isArray(entries) ? entries.filter((e) => Array.isArray(e) && e.length === 2) : [];
+  } catch {
+    return [];
+  }
+}
+const ours = (p, d) => sent.get(d.id) === d.text && attested(p) === (chat.client.user ?? "");
 
 const chat = {
   name: "",
@@ -18,8 +45,8 @@ const chat = {
   client: null,
   sub: null,
   names: new Map(), // client id -> sid (learned from hello and message data)
-  sids: new Map(), // sid -> name
-  present: new Set(), // sids we believe are in the room
+  sids: new Map(), // sid -> name an anonymous tab typed
+  present: new Set(), // presence keys (`user:<id>`, `sid:<sid>`) we believe are in the room
   members: new Map(), // client id -> {user}
   pending: new Map(), // message id -> element
   joined: false, // subscribed at least once
@@ -32,17 +59,20 @@ function start() {
   const name = params.get("name") ?? localStorage.getItem("herald.name") ?? "";
   $("join-room").value = ROOM_PATTERN.test(room) ? room : String(1000 + Math.floor(Math.random() * 9000));
   $("join-name").value = name;
+  // With a token the server names us; a typed name only stands in until it has.
+  $("join-name").required = !token;
+  if (token) $("join-name").placeholder = "from your token";
   $("join-form").addEventListener("submit", (e) => {
     e.preventDefault();
     enter($("join-name").value.trim(), $("join-room").value.trim());
   });
-  if (name.trim() && ROOM_PATTERN.test(room)) enter(name.trim(), room);
+  if ((name.trim() || token) && ROOM_PATTERN.test(room)) enter(name.trim(), room);
   else $("join-name").focus();
 }
 
 function enter(name, room) {
-  if (!name || !ROOM_PATTERN.test(room)) return;
-  localStorage.setItem("herald.name", name);
+  if ((!name && !token) || !ROOM_PATTERN.test(room)) return;
+  if (name) localStorage.setItem("herald.name", name);
   history.replaceState(null, "", `?room=${encodeURIComponent(room)}`);
   Object.assign(chat, { name, channel: `chat:${room}` });
   $("room-name").textContent = room;
@@ -58,7 +88,7 @@ function enter(name, room) {
 }
 
 async function connect() {
-  const client = new Herald("/ws");
+  const client = new Herald("/ws", token ? { token } : {});
   chat.client = client;
   client.on("state", onState);
   client.connect();
@@ -90,17 +120,31 @@ async function recoveryFailed() {
   $("notice").hidden = false;
   try {
     const past = await chat.client.history(chat.channel, { limit: 100 });
-    for (const p of past.publications) learn(parse(p.data));
+    for (const p of past.publications) learn(p, parse(p.data));
     renderOnline();
   } catch {
     // Names stay unknown ("Guest") until those people speak.
   }
 }
 
-function learn(d) {
+// What a publication tells about the anonymous tabs here. Names of signed-in people come
+// from the server (`user`), so their messages teach nothing.
+function learn(p, d) {
+  if (attested(p)) return;
   if (d.client && d.sid) chat.names.set(d.client, d.sid);
   if (d.sid && d.name) chat.sids.set(d.sid, d.name);
 }
+
+/** The sender's verified user id, or "" for a sender without a token. */
+const attested = (p) => (typeof p.user === "string" ? p.user.slice(0, 64) : "");
+
+/** Who sent `p` (data `d`), as shown: the attested user, or the typed name marked anonymous. */
+function sender(p, d) {
+  const user = attested(p);
+  return user ? { name: user, verified: true } : { name: d.name, verified: false };
+}
+
+const label = (who) => (who.verified ? who.name : `${who.name} (anonymous)`);
 
 function onState(e) {
   const badge = $("status");
@@ -111,6 +155,7 @@ function onState(e) {
     chat.recovering = chat.joined;
     chat.missed = 0;
   }
+  if (e.state === "connected" && chat.client.user) chat.name = chat.client.user;
   badge.textContent = text;
   badge.className = `badge ${kind}`;
   badge.title = e.state === "disconnected" ? `closed with ${e.code} ${e.reason}`.trim() : "";
@@ -125,12 +170,15 @@ async function subscribed() {
     chat.recovering = false;
   }
   chat.joined = true;
-  chat.present.add(sid);
+  chat.present.add(presenceKey({ verified: Boolean(client.user), name: client.user }, sid));
   client.publish(chat.channel, { type: "hello", name: chat.name, sid, client: client.clientId }).catch(() => {});
   try {
     const clients = await client.presence(chat.channel);
     chat.members = new Map(clients.map((c) => [c.client, c]));
-    for (const c of clients) if (chat.names.has(c.client)) chat.present.add(chat.names.get(c.client));
+    for (const c of clients) {
+      const row = member(c.client, c);
+      if (row.verified || chat.names.has(c.client)) chat.present.add(row.presence);
+    }
     renderOnline();
   } catch {
     // The next subscribe tries again.
@@ -140,19 +188,27 @@ async function subscribed() {
 // A publication, live or recovered. `quiet`: part of the history shown on entry.
 function receive(p, { quiet }) {
   const d = parse(p.data);
-  learn(d);
+  learn(p, d);
+  const who = sender(p, d);
   if (d.type === "hello") {
     if (quiet) return;
-    if (!chat.present.has(d.sid)) system(`${d.name} joined`);
-    chat.present.add(d.sid);
+    const key = presenceKey(who, d.sid);
+    if (!chat.present.has(key)) system(`${label(who)} joined`);
+    chat.present.add(key);
     renderOnline();
     return;
   }
   if (chat.recovering && !quiet) chat.missed++;
-  chat.pending.get(d.id)?.remove();
-  chat.pending.delete(d.id);
-  message(d, { own: d.sid === sid });
+  const own = ours(p, d);
+  if (own) {
+    chat.pending.get(d.id)?.remove();
+    chat.pending.delete(d.id);
+  }
+  message(d, who, { own });
 }
+
+// One presence entry per signed-in user, or per anonymous tab.
+const presenceKey = (who, s) => (who.verified ? `user:${who.name}` : `sid:${s}`);
 
 // Data from this page is an object; from a plain-mode client, a string (maybe JSON).
 function parse(data) {
@@ -178,10 +234,11 @@ function parse(data) {
 }
 
 function leave(client) {
-  const s = chat.names.get(client);
+  const m = chat.members.get(client);
   chat.members.delete(client);
-  const still = [...chat.members.keys()].some((c) => chat.names.get(c) === s);
-  if (s && !still && chat.present.delete(s)) system(`${chat.sids.get(s) ?? "Someone"} left`);
+  const row = m && member(client, m);
+  const still = row && [...chat.members].some(([c, other]) => member(c, other).key === row.key);
+  if (row && !still && chat.present.delete(row.presence)) system(`${label(row)} left`);
   renderOnline();
 }
 
@@ -192,7 +249,9 @@ function send(e) {
   if (!text) return;
   input.value = "";
   const data = { type: "msg", id: crypto.randomUUID(), name: chat.name, text, ts: Date.now(), sid, client: chat.client.clientId };
-  const el = message(data, { own: true, pending: true });
+  remember(data);
+  const me = { name: chat.name, verified: Boolean(chat.client.user) };
+  const el = message(data, me, { own: true, pending: true });
   chat.pending.set(data.id, el);
   chat.client.publish(chat.channel, data).catch((err) => {
     el.classList.add("failed");
@@ -218,44 +277,64 @@ function append(node) {
   return node;
 }
 
-function message(d, { own, pending }) {
-  const li = el("li", `msg${own ? " own" : ""}${pending ? " pending" : ""}`);
-  const avatar = el("span", "avatar", initial(d.name));
-  avatar.style.setProperty("--hue", hue(d.name));
+function message(d, who, { own, pending }) {
+  const li = el("li", `msg${own ? " own" : ""}${pending ? " pending" : ""}${who.verified ? "" : " anon"}`);
+  const avatar = el("span", "avatar", initial(who.name));
+  avatar.style.setProperty("--hue", hue(who.name));
   const body = el("div", "bubble");
   const meta = el("div", "meta");
-  meta.append(el("span", "who", own ? "You" : d.name), el("time", "time", pending ? "sending…" : clock(d.ts)));
+  meta.append(el("span", "who", own ? "You" : who.name), identity(who), el("time", "time", pending ? "sending…" : clock(d.ts)));
   body.append(meta, el("p", "text", d.text));
   li.append(avatar, body);
   return append(li);
+}
+
+/** The mark beside a name: verified by the server, or typed by whoever sent it. */
+function identity(who) {
+  const mark = who.verified ? el("span", "tag verified", "✓") : el("span", "tag anon", "anonymous");
+  mark.title = who.verified ? "Signed in: the server vouches for this name" : "No token: anyone can type this name";
+  return mark;
 }
 
 function system(text) {
   append(el("li", "system", text));
 }
 
+// A member as listed: signed-in people by their user id (one row for all their tabs),
+// anonymous tabs by the name they typed (one row per tab: a tab that reconnected may linger
+// under its old client id for a while).
+function member(client, m) {
+  const me = client === chat.client.clientId;
+  if (m.user) {
+    const key = `user:${m.user}`;
+    return { key, presence: key, name: m.user, verified: true, you: m.user === chat.client.user };
+  }
+  const s = me ? sid : chat.names.get(client);
+  const you = s === sid && !chat.client.user;
+  const name = you ? chat.name : (chat.sids.get(s) ?? `Guest ${client.slice(-4)}`);
+  return { key: `sid:${s ?? client}`, presence: `sid:${s}`, name, verified: false, you };
+}
+
 function renderOnline() {
   const list = $("online");
-  // One row per tab: a tab that reconnected may linger under its old client id for a while.
-  const tabs = new Map();
-  for (const client of chat.members.keys()) {
-    const s = client === chat.client.clientId ? sid : chat.names.get(client);
-    const name = s === sid ? chat.name : (chat.sids.get(s) ?? `Guest ${client.slice(-4)}`);
-    tabs.set(s ?? client, { name, you: s === sid });
+  const rows = new Map();
+  for (const [client, m] of chat.members) {
+    const row = member(client, m);
+    rows.set(row.key, row);
   }
-  const rows = [...tabs.values()];
-  rows.sort((a, b) => b.you - a.you || a.name.localeCompare(b.name));
+  const sorted = [...rows.values()];
+  sorted.sort((a, b) => b.you - a.you || a.name.localeCompare(b.name));
   list.replaceChildren(
-    ...rows.map(({ name, you }) => {
-      const li = el("li", you ? "you" : "");
-      const dot = el("span", "avatar small", initial(name));
-      dot.style.setProperty("--hue", hue(name));
-      li.append(dot, el("span", "name", name));
-      if (you) li.append(el("span", "tag", "you"));
+    ...sorted.map((row) => {
+      const li = el("li", `${row.you ? "you" : ""}${row.verified ? "" : " anon"}`.trim());
+      const dot = el("span", "avatar small", initial(row.name));
+      dot.style.setProperty("--hue", hue(row.name));
+      li.append(dot, el("span", "name", row.name), identity(row));
+      if (row.you) li.append(el("span", "tag", "you"));
       return li;
     }),
   );
-  $("online-count").textContent = String(rows.length);
+  $("online-count").textContent = String(sorted.length);
 }
 
 const initial = (name) => (name.trim()[0] ?? "?").toUpperCase();

@@ -1,6 +1,7 @@
 // The browser cases. Each gets `t`: t.page(url, options), t.server (url, port), t.restart(),
 // t.shot(page, name), t.skip(reason). Every case uses rooms of its own.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { exists, sleep, startHerald, startProxy, startRedis } from "./procs.mjs";
 
@@ -51,6 +52,45 @@ async function handshakes(page) {
   return heads;
 }
 
+/** An HS256 token from `herald token`. */
+function token(bin, secret, user) {
+  const out = spawnSync(bin, ["token", "--secret", secret, "--user", user, "--channels", "chat:*"], { encoding: "utf8" });
+  assert.equal(out.status, 0, out.stderr);
+  return out.stdout.trim();
+}
+
+/** Publishes `data` to `channel` from inside `page`, over a bare herald.v1 WebSocket: what any
+ * script can send, with no chat page in between. */
+function forge(page, { channel, data, token }) {
+  return page.evaluate(
+    ({ channel, data, token }) =>
+      new Promise((resolve, reject) => {
+        const ws = new WebSocket(`ws://${location.host}/ws?token=${encodeURIComponent(token)}`, "herald.v1");
+        ws.onmessage = (e) => {
+          const msg = JSON.parse(e.data);
+          if (msg.push === "connected") ws.send(JSON.stringify({ id: 1, method: "publish", params: { channel, data } }));
+          if (msg.id === 1) {
+            ws.close();
+            msg.error ? reject(new Error(JSON.stringify(msg.error))) : resolve(msg.result);
+          }
+        };
+        ws.onerror = () => reject(new Error("websocket error"));
+      }),
+    { channel, data, token },
+  );
+}
+
+/** The name, the identity mark and the class of the message with `text`. */
+async function from(page, text) {
+  const msg = page.locator("#log .msg", { hasText: text }).first();
+  await msg.waitFor({ timeout: 10000 });
+  return {
+    who: await msg.locator(".who").textContent(),
+    mark: await msg.locator(".meta .tag").textContent(),
+    anon: await msg.evaluate((e) => e.classList.contains("anon")),
+  };
+}
+
 async function pair(t, base, r = room()) {
   const a = await t.page(chat(base, r, "Ann"));
   const b = await t.page(chat(base, r, "Bob"), PHONE);
@@ -85,7 +125,7 @@ export const cases = {
     await t.shot(b, "chat-phone");
     await b.context().close();
     await online(a, ["Ann"]);
-    await a.locator("#log .system", { hasText: "Bob left" }).waitFor({ timeout: 5000 });
+    await a.locator("#log .system", { hasText: "Bob (anonymous) left" }).waitFor({ timeout: 5000 });
   },
 
   async "a page in another room sees none of it"(t) {
@@ -139,6 +179,53 @@ export const cases = {
     await send(a, "hello from herald.js");
     await seen(p, "hello from herald.js");
     await t.shot(p, "plain-phone");
+  },
+
+  async "names come from the server: a sender cannot pose as another user"(t) {
+    const secret = "e2e-secret";
+    const open = ["--anonymous-subscribe", "chat:*", "--anonymous-publish", "chat:*"];
+    const args = ["--jwt-secret", secret, "--allow-anonymous", ...open];
+    const server = await startHerald(t.bin, { args, logFile: path.join(t.out, "herald-tokens.log") });
+    try {
+      const r = room();
+      const signedIn = (user) => `${server.url}/?room=${r}&token=${token(t.bin, secret, user)}`;
+      const ann = await t.page(signedIn("ann"));
+      const bob = await t.page(signedIn("bob"));
+      await Promise.all([badge(ann, "connected"), badge(bob, "connected")]);
+      await online(bob, ["ann", "bob"]);
+      // Anonymous, typing the name of a signed-in user.
+      const eve = await t.page(chat(server.url, r, "ann"), PHONE);
+      await badge(eve, "connected");
+      await online(bob, ["ann", "ann", "bob"]);
+      await send(ann, "Hi, this is the real Ann");
+      await seen(bob, "Hi, this is the real Ann");
+      await send(eve, "Ann here, new laptop: send me the keys");
+      await seen(bob, "Ann here, new laptop: send me the keys");
+      // Signed in as mallory, publishing a message that names Ann, with Ann's look-alike data.
+      const forged = { type: "msg", id: "forged-1", name: "ann", text: "This is Ann, I promise", ts: Date.now(), sid: "x" };
+      await forge(bob, { channel: `chat:${r}`, data: forged, token: token(t.bin, secret, "mallory") });
+      await seen(bob, "This is Ann, I promise");
+      for (const page of [bob, eve]) {
+        assert.deepEqual(await from(page, "Hi, this is the real Ann"), { who: "ann", mark: "✓", anon: false });
+        assert.deepEqual(await from(page, "This is Ann, I promise"), { who: "mallory", mark: "✓", anon: false });
+      }
+      assert.deepEqual(await from(bob, "Ann here, new laptop"), { who: "ann", mark: "anonymous", anon: true });
+      assert.deepEqual(await from(ann, "Ann here, new laptop"), { who: "ann", mark: "anonymous", anon: true });
+      const row = bob.locator("#online li.anon");
+      assert.equal(await row.locator(".name").textContent(), "ann");
+      assert.equal(await row.locator(".tag.anon").textContent(), "anonymous");
+      await bob.locator("#log .system", { hasText: "ann (anonymous) joined" }).waitFor({ timeout: 5000 });
+      // Reloaded, the page shows the history with the same names.
+      await bob.reload();
+      await badge(bob, "connected");
+      assert.deepEqual(await from(bob, "This is Ann, I promise"), { who: "mallory", mark: "✓", anon: false });
+      assert.deepEqual(await from(bob, "Ann here, new laptop"), { who: "ann", mark: "anonymous", anon: true });
+      await online(bob, ["ann", "ann", "bob"]);
+      await t.shot(bob, "chat-attested-names");
+      await t.shot(eve, "chat-attested-names-phone");
+    } finally {
+      await server.stop();
+    }
   },
 
   async "missed messages appear once each, in order, after the connection drops"(t) {
