@@ -199,7 +199,19 @@ async fn load(
     Ok((published, hostile))
 }
 
+/// The hostile patterns, by the names `--patterns` takes.
+const PATTERNS: [&str; 5] = ["flood", "non-reader", "unique", "slow-body", "churn"];
+
 async fn soak(args: Args) -> Result<bool, String> {
+    if let Some(p) = args
+        .patterns
+        .iter()
+        .find(|p| !PATTERNS.contains(&p.as_str()))
+    {
+        return Err(format!(
+            "unknown pattern {p:?}; the patterns are {PATTERNS:?}"
+        ));
+    }
     let target = Arc::new(target(&args)?);
     println!("{}", describe(&args, &target.config));
     let bound_kib = args.max_rss_mib * 1024;

@@ -82,7 +82,7 @@ async fn cycle(target: &Target, run: &Run, http: &mut Http) -> Cycle {
     }
     let start = Instant::now();
     // From here on it reads nothing until the server has let go of it.
-    while Instant::now() + Duration::from_millis(250) < run.deadline {
+    while Instant::now() + Duration::from_millis(250) < run.deadline && !run.aborted() {
         tokio::time::sleep(Duration::from_millis(250)).await;
         if present(http, &conn.client).await == Some(false) {
             c.cut_after = Some(start.elapsed().as_secs_f64());

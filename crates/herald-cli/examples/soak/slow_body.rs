@@ -100,7 +100,7 @@ async fn attempt(target: &Target, run: &Run, keyed: bool) -> Attempt {
                 }
                 next_byte += Duration::from_secs(1);
             }
-            () = tokio::time::sleep_until(run.deadline) => break,
+            None = run.until(std::future::pending::<()>()) => break,
         }
     }
     a.after = start.elapsed().as_secs_f64();
