@@ -237,6 +237,10 @@ async fn soak(args: Args) -> Result<bool, String> {
     let (published, hostile) = load(&args, &target, &run).await?;
     progress.abort();
     let load_to = target.origin.elapsed().as_secs_f64();
+    eprintln!(
+        "soak: load over after {:.1} s; reading the final offsets",
+        load_to - load_from
+    );
     if run.aborted() {
         println!("soak: the load was stopped early: the server's RSS passed twice the bound");
     }
@@ -245,6 +249,10 @@ async fn soak(args: Args) -> Result<bool, String> {
     let finals = delivery::finals(&mut http).await?;
     let shared: Vec<_> = subscribers.iter().map(|(s, _)| s.clone()).collect();
     let caught_up = delivery::catch_up(&shared, &finals, Duration::from_secs(15)).await;
+    eprintln!(
+        "soak: subscribers caught up: {caught_up}, at {:.1} s",
+        target.origin.elapsed().as_secs_f64()
+    );
     let metrics = server::Metrics::parse(&http.request("GET", "/metrics", "").await?.body);
     stop_tx.send_replace(true);
     let mut seen = Vec::new();
@@ -253,6 +261,10 @@ async fn soak(args: Args) -> Result<bool, String> {
         seen.push(std::mem::take(&mut *steady::lock(&shared)));
     }
     let rss = join(sampler, Instant::now()).await?;
+    eprintln!(
+        "soak: subscribers stopped at {:.1} s",
+        target.origin.elapsed().as_secs_f64()
+    );
 
     let mut sections = vec![delivery::judge(&seen, &finals, &published, caught_up)];
     judge_hostile(
