@@ -1,25 +1,13 @@
-//! Report sections and their checks. A check is enforced now (its failure fails the soak) or
-//! waits for behaviour still being built (`Later`): it is judged and printed either way, and
-//! `--strict` enforces every check. Tightening a pattern's check once its behaviour has
-//! landed is changing its `Later` to `Now` in that pattern's `judge`.
+//! Report sections and their checks: every check is judged and printed, and a failed one
+//! fails the soak.
 
 use std::fmt::Write as _;
-
-/// Whether a failed check fails the run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Enforce {
-    /// Must hold on today's server.
-    Now,
-    /// Depends on behaviour that has not landed yet; names it.
-    Later(&'static str),
-}
 
 #[derive(Debug)]
 pub(crate) struct Check {
     name: String,
     pass: bool,
     observed: String,
-    enforce: Enforce,
 }
 
 /// One part of the report: what was observed, then the checks.
@@ -47,7 +35,6 @@ impl Section {
     /// A check: `name` states the expectation, `observed` what was seen.
     pub(crate) fn check(
         &mut self,
-        enforce: Enforce,
         name: impl Into<String>,
         pass: bool,
         observed: impl Into<String>,
@@ -56,60 +43,30 @@ impl Section {
             name: name.into(),
             pass,
             observed: observed.into(),
-            enforce,
         });
     }
 }
 
-/// Whether a check's failure fails the run.
-fn enforced(check: &Check, strict: bool) -> bool {
-    strict || check.enforce == Enforce::Now
-}
-
-fn verdict(check: &Check, strict: bool) -> String {
-    match (check.pass, enforced(check, strict), check.enforce) {
-        (true, _, Enforce::Now) => "ok".into(),
-        (true, _, Enforce::Later(_)) => "ok (not enforced yet)".into(),
-        (false, true, _) => "FAIL".into(),
-        (false, false, Enforce::Later(what)) => format!("not yet (needs {what})"),
-        (false, false, Enforce::Now) => unreachable!("a Now check is always enforced"),
-    }
-}
-
-/// The whole report, and whether every enforced check passed.
-pub(crate) fn render(sections: &[Section], strict: bool) -> (String, bool) {
+/// The whole report, and whether every check passed.
+pub(crate) fn render(sections: &[Section]) -> (String, bool) {
     let mut out = String::new();
-    let (mut passed, mut failed, mut waiting) = (0, 0, 0);
+    let (mut passed, mut failed) = (0, 0);
     for section in sections {
         let _ = writeln!(out, "\n== {} ==", section.title);
         for line in &section.lines {
             let _ = writeln!(out, "  {line}");
         }
         for check in &section.checks {
-            let _ = writeln!(
-                out,
-                "  [{}] {}: {}",
-                verdict(check, strict),
-                check.name,
-                check.observed
-            );
-            match (check.pass, enforced(check, strict)) {
-                (true, _) => passed += 1,
-                (false, true) => failed += 1,
-                (false, false) => waiting += 1,
+            let verdict = if check.pass { "ok" } else { "FAIL" };
+            let _ = writeln!(out, "  [{verdict}] {}: {}", check.name, check.observed);
+            if check.pass {
+                passed += 1;
+            } else {
+                failed += 1;
             }
         }
     }
-    if waiting > 0 {
-        let _ = writeln!(
-            out,
-            "\n{waiting} checks failed that wait for behaviour not built yet (skipped; --strict enforces them)"
-        );
-    }
     // The closing line in the form test runners count.
-    let _ = writeln!(
-        out,
-        "soak: {passed} passed, {failed} failed, {waiting} skipped"
-    );
+    let _ = writeln!(out, "soak: {passed} passed, {failed} failed");
     (out, failed == 0)
 }

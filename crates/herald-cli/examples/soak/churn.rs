@@ -5,7 +5,7 @@
 //! for join/leave pushes get at most about that many per second, however fast the churn.
 
 use crate::Target;
-use crate::check::{Enforce, Section};
+use crate::check::Section;
 use crate::conn::{Conn, Gone, error_code};
 use crate::run::{Run, due};
 use crate::steady::{BUSY, Seen};
@@ -112,7 +112,6 @@ pub(crate) fn judge(
     ));
     let allowed = join_leave_rate + (join_leave_rate / 2).max(5);
     s.check(
-        Enforce::Later("presence.join_leave_rate"),
         format!("join/leave pushes limited to about join_leave_rate ({join_leave_rate}/s; at most {allowed} in a second)"),
         join_leave_rate == 0 || max <= allowed,
         format!("at most {max} in a second"),

@@ -119,13 +119,21 @@ impl Http {
     }
 
     /// Sends a request with the API key; a failure drops the connection (the next request
-    /// opens another).
+    /// opens another). A kept-alive connection the server closed while it was idle (it may,
+    /// after `limits.handshake_timeout`) is retried once on a new one, as HTTP clients do.
     pub(crate) async fn request(
         &mut self,
         method: &str,
         path: &str,
         body: &str,
     ) -> Result<Response, String> {
+        if self.conn.is_some() {
+            let reused = tokio::time::timeout(STEP, self.exchange(method, path, body)).await;
+            match reused {
+                Ok(Ok(response)) => return Ok(response),
+                _ => self.conn = None,
+            }
+        }
         let result = tokio::time::timeout(STEP, self.exchange(method, path, body)).await;
         match result {
             Ok(Ok(response)) => Ok(response),

@@ -7,7 +7,7 @@
 //! then it reads whatever reached it, reconnects and repeats.
 
 use crate::Target;
-use crate::check::{Enforce, Section};
+use crate::check::Section;
 use crate::conn::{Conn, Next};
 use crate::http::Http;
 use crate::run::Run;
@@ -150,14 +150,12 @@ pub(crate) fn judge(
         .filter(|c| c.cut_after.unwrap_or(c.held) > bound.as_secs_f64())
         .count();
     s.check(
-        Enforce::Now,
         format!("cut off within {:.0} s of subscribing", bound.as_secs_f64()),
         late == 0 && (!cut.is_empty() || run <= bound + Duration::from_secs(1)),
         format!("{} cut, {late} held longer", cut.len()),
     );
     let counted = metrics.disconnects(4001) + metrics.disconnects(4004);
     s.check(
-        Enforce::Now,
         "each cut counted as 4001 (slow consumer) or 4004 (write timeout)",
         counted >= cut.len() as f64,
         format!(

@@ -46,6 +46,12 @@ impl Track {
     }
 
     fn apply(&mut self, epoch: &str, offset: u64) {
+        // A channel nobody had published to answers offset 0 in a vacant epoch; its first
+        // stream starts at offset 1 in an epoch of its own (docs/protocol.md), as the hub's
+        // live filter accepts too.
+        if epoch != self.epoch && self.last == 0 && offset == 1 {
+            self.epoch = epoch.to_owned();
+        }
         if epoch != self.epoch || offset <= self.base {
             self.strays += 1;
             return;

@@ -9,7 +9,7 @@
 //! use up `history.max_channels`).
 
 use crate::Target;
-use crate::check::{Enforce, Section};
+use crate::check::Section;
 use crate::conn::{Conn, Gone, error_code};
 use crate::http::Http;
 use crate::run::{Run, due};
@@ -133,22 +133,18 @@ pub(crate) fn judge(
         channels.map_or("not exported".into(), |v| v.to_string())
     ));
     s.check(
-        Enforce::Now,
         "every command answered",
         out.timeouts == 0,
         format!("{} unanswered", out.timeouts),
     );
     s.check(
-        Enforce::Now,
         "publishes to fresh channels keep succeeding",
         out.canary_failed.is_empty(),
         format!("{} accepted, {:?} failed", out.canary_ok, out.canary_failed),
     );
     if out.rate > limits.command_rate && limits.command_rate > 0 {
-        const BUDGET: &str = "limits.command_rate and limits.command_burst";
         let refused = out.errors.get(&108).copied().unwrap_or(0);
         s.check(
-            Enforce::Later(BUDGET),
             format!(
                 "over the budget ({}/s > {}/s): error 108",
                 out.rate, limits.command_rate
@@ -156,21 +152,16 @@ pub(crate) fn judge(
             refused > 0,
             format!("{refused} refused with 108"),
         );
-        let closed = out.closes.get(&1008).copied().unwrap_or(0);
-        s.check(
-            Enforce::Later(BUDGET),
-            "a connection that keeps going is closed with 1008, and reconnects",
-            closed > 0,
-            format!("{closed} closed with 1008"),
-        );
+        // Paced at a steady rate above the budget, every other command is allowed, so the
+        // refusals never run a whole burst in a row: no 1008 is expected here (the unit tests
+        // and tests/hostile.rs cover the escalation).
     }
     let v = channels.unwrap_or(0.0);
     s.check(
-        Enforce::Later("reads that create no channel state, and the history gauges"),
         format!(
-            "herald_history_channels counts only channels published to (1..={published_channels})"
+            "herald_history_channels counts only channels published to (at most {published_channels}; they expire after history.ttl)"
         ),
-        v >= 1.0 && v <= published_channels as f64,
+        v <= published_channels as f64,
         format!("{v}"),
     );
     s
