@@ -1,8 +1,9 @@
 //! The WebSocket upgrade: handshake checks (herald-proto), then Origin (403), credentials
 //! (401), per-IP limit (429), room (400), in that order, all before the 101.
 
-use crate::auth::{AuthError, find_token, query_param};
-use crate::hub::{Hub, valid_channel};
+use crate::auth::{AuthError, find_token};
+use crate::hub::Hub;
+use crate::names::{self, RoomError};
 use crate::server::Permit;
 use crate::session::{self, Grant, Mode};
 use axum::Extension;
@@ -84,7 +85,9 @@ fn check(
     let mode = if protocol {
         Mode::Protocol
     } else {
-        plain_room(hub, request.path(), request.query())?
+        let routes = &hub.config.plain.routes;
+        let room = names::plain_room(routes, request.path(), request.query()).map_err(refusal)?;
+        Mode::Plain { room }
     };
     let ip_slot = Some(hub.per_ip.acquire(peer.ip()).ok_or((
         StatusCode::TOO_MANY_REQUESTS,
@@ -97,31 +100,13 @@ fn check(
     })
 }
 
-/// The room of a plain-mode request: the path without its slash, then each configured query
-/// parameter, joined with `:` (`/chat?groupId=1234` → `chat:1234`).
-fn plain_room(
-    hub: &Hub,
-    path: &str,
-    query: Option<&str>,
-) -> Result<Mode, (StatusCode, &'static str)> {
-    let route = hub
-        .config
-        .plain
-        .routes
-        .iter()
-        .find(|r| r.path == path)
-        .ok_or((StatusCode::BAD_REQUEST, "subprotocol herald.v1 required"))?;
-    let mut room = route.path.trim_start_matches('/').to_owned();
-    for param in &route.params {
-        let value = query
-            .and_then(|q| query_param(q, param))
-            .filter(|v| !v.is_empty())
-            .ok_or((StatusCode::BAD_REQUEST, "missing room query parameter"))?;
-        room.push(':');
-        room.push_str(&value);
-    }
-    if !valid_channel(&room) {
-        return Err((StatusCode::BAD_REQUEST, "invalid room name"));
-    }
-    Ok(Mode::Plain { room })
+/// The 400 for a plain-mode request that names no room.
+fn refusal(e: RoomError) -> (StatusCode, &'static str) {
+    let reason = match e {
+        RoomError::NoRoute => "subprotocol herald.v1 required",
+        RoomError::MissingParam(_) => "missing room query parameter",
+        RoomError::SeparatorInParam(_) => "room query parameter contains ':'",
+        RoomError::InvalidName => "invalid room name",
+    };
+    (StatusCode::BAD_REQUEST, reason)
 }
