@@ -100,8 +100,9 @@ pub enum RoomError {
 /// Parameters are percent-decoded; the first occurrence of each counts.
 ///
 /// # Errors
-/// [`RoomError`]: no route for `path`, a parameter missing, empty or containing `:`, or a
-/// resulting name that [`valid_channel`] refuses.
+/// [`RoomError`], the first that applies: no route for `path`; then, parameter by parameter
+/// in the route's order, one missing, empty or containing `:`; then a resulting name that
+/// [`valid_channel`] refuses.
 pub fn plain_room(
     routes: &[PlainRoute],
     path: &str,
@@ -119,10 +120,6 @@ pub fn plain_room(
             .ok_or_else(|| RoomError::MissingParam(param.clone()))?;
         if value.contains(SEPARATOR) {
             return Err(RoomError::SeparatorInParam(param.clone()));
-        }
-        // Bounded: a value longer than a name can be is refused before it is copied.
-        if room.len() + 1 + value.len() > MAX_CHANNEL_LEN {
-            return Err(RoomError::InvalidName);
         }
         room.push(SEPARATOR);
         room.push_str(&value);
@@ -325,6 +322,23 @@ mod tests {
             assert_eq!(plain_room(&r, "/game", Some("table=1:2&seat=3")), table);
             let seat = Err(RoomError::SeparatorInParam("seat".into()));
             assert_eq!(plain_room(&r, "/game", Some("table=1&seat=2:3")), seat);
+        }
+
+        #[test]
+        fn the_first_failing_parameter_decides_and_the_name_comes_last() {
+            let r = routes();
+            let long = "a".repeat(300);
+            let q = format!("table={long}&seat=1:2");
+            let seat = Err(RoomError::SeparatorInParam("seat".into()));
+            assert_eq!(plain_room(&r, "/game", Some(&q)), seat);
+            let q = format!("table={long}");
+            let seat = Err(RoomError::MissingParam("seat".into()));
+            assert_eq!(plain_room(&r, "/game", Some(&q)), seat);
+            let q = format!("table=a b&seat={long}");
+            assert_eq!(
+                plain_room(&r, "/game", Some(&q)),
+                Err(RoomError::InvalidName)
+            );
         }
 
         #[test]
