@@ -6,6 +6,7 @@ use crate::broker::{Broker, MemoryBroker};
 use crate::config::HubConfig;
 use crate::limits::PerIp;
 use crate::metrics::Metrics;
+pub(crate) use crate::names::valid_channel;
 use crate::node::Node;
 use crate::origin::OriginPolicy;
 use herald_proto::DeflateConfig;
@@ -140,9 +141,4 @@ impl Hub {
     pub fn shutdown(&self) {
         self.shutdown.cancel();
     }
-}
-
-/// Whether a channel name is acceptable: 1 to 255 bytes, no control characters.
-pub(crate) fn valid_channel(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 255 && !name.chars().any(char::is_control)
 }

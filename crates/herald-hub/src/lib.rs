@@ -40,6 +40,7 @@ mod http;
 mod hub;
 pub mod limits;
 pub mod metrics;
+pub mod names;
 pub mod node;
 pub mod origin;
 pub mod recovery;

@@ -2,8 +2,9 @@
 //! (401), room (400), in that order, all before the 101. The per-IP limit (429) was applied
 //! at accept (`server.rs`); the connection's slots ride along in its `Permit`.
 
-use crate::auth::{AuthError, find_token, query_param};
-use crate::hub::{Hub, valid_channel};
+use crate::auth::{AuthError, find_token};
+use crate::hub::Hub;
+use crate::names::{self, RoomError};
 use crate::server::Permit;
 use crate::session::{self, Grant, Mode};
 use axum::Extension;
@@ -85,7 +86,9 @@ fn check(hub: &Hub, upgrade: &WebSocketUpgrade) -> Result<Grant, (StatusCode, &'
     let mode = if protocol {
         Mode::Protocol
     } else {
-        plain_room(hub, request.path(), request.query())?
+        let routes = &hub.config.plain.routes;
+        let room = names::plain_room(routes, request.path(), request.query()).map_err(refusal)?;
+        Mode::Plain { room }
     };
     Ok(Grant {
         identity,
@@ -95,31 +98,13 @@ fn check(hub: &Hub, upgrade: &WebSocketUpgrade) -> Result<Grant, (StatusCode, &'
     })
 }
 
-/// The room of a plain-mode request: the path without its slash, then each configured query
-/// parameter, joined with `:` (`/chat?groupId=1234` → `chat:1234`).
-fn plain_room(
-    hub: &Hub,
-    path: &str,
-    query: Option<&str>,
-) -> Result<Mode, (StatusCode, &'static str)> {
-    let route = hub
-        .config
-        .plain
-        .routes
-        .iter()
-        .find(|r| r.path == path)
-        .ok_or((StatusCode::BAD_REQUEST, "subprotocol herald.v1 required"))?;
-    let mut room = route.path.trim_start_matches('/').to_owned();
-    for param in &route.params {
-        let value = query
-            .and_then(|q| query_param(q, param))
-            .filter(|v| !v.is_empty())
-            .ok_or((StatusCode::BAD_REQUEST, "missing room query parameter"))?;
-        room.push(':');
-        room.push_str(&value);
-    }
-    if !valid_channel(&room) {
-        return Err((StatusCode::BAD_REQUEST, "invalid room name"));
-    }
-    Ok(Mode::Plain { room })
+/// The 400 for a plain-mode request that names no room.
+fn refusal(e: RoomError) -> (StatusCode, &'static str) {
+    let reason = match e {
+        RoomError::NoRoute => "subprotocol herald.v1 required",
+        RoomError::MissingParam(_) => "missing room query parameter",
+        RoomError::SeparatorInParam(_) => "room query parameter contains ':'",
+        RoomError::InvalidName => "invalid room name",
+    };
+    (StatusCode::BAD_REQUEST, reason)
 }
