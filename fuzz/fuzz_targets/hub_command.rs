@@ -35,13 +35,14 @@ fn check_round_trip(command: &Command) {
 /// An error that is answered carries the command's own id.
 fn check_id(text: &str, id: u64) {
     // serde_json::Value stops at 128 levels of nesting, the parser's ignored fields do not.
-    // Only objects are checked: serde's derived structs also read a JSON array as the fields
-    // in order (`[7]` has id 7), and `Command::parse` takes that too.
-    if let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(text) {
-        assert_eq!(
+    // A command that is not an object is Malformed (never answered), so an answered one is.
+    match serde_json::from_str(text) {
+        Ok(serde_json::Value::Object(fields)) => assert_eq!(
             fields.get("id").and_then(|v| v.as_u64()),
             Some(id),
             "{text}"
-        );
+        ),
+        Ok(other) => panic!("{other} is answered with id {id}"),
+        Err(_) => {}
     }
 }

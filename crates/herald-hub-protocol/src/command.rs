@@ -110,12 +110,23 @@ pub enum CommandError {
     },
 }
 
+/// Whether JSON text is an object (its first non-blank character is `{`).
+fn is_object(json: &str) -> bool {
+    json.trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{')
+}
+
 impl Command {
     /// Parses a command, keeping `publish` data as the exact JSON text received.
     ///
     /// # Errors
     /// [`CommandError`], which says how the server answers.
     pub fn parse(text: &str) -> Result<Self, CommandError> {
+        // serde reads a struct from a JSON array too (its fields in order): a command is an
+        // object, and so are its params.
+        if !is_object(text) {
+            return Err(CommandError::Malformed);
+        }
         let envelope: Envelope<'_> = serde_json::from_str(text).map_err(|_| {
             match serde_json::from_str::<IdOnly>(text).ok().and_then(|i| i.id) {
                 Some(id) => CommandError::BadParams {
@@ -127,6 +138,12 @@ impl Command {
         })?;
         let id = envelope.id;
         let params = envelope.params.map_or("{}", RawValue::get);
+        if !is_object(params) {
+            return Err(CommandError::BadParams {
+                id,
+                detail: "params must be an object".into(),
+            });
+        }
         let bad = |e: serde_json::Error| CommandError::BadParams {
             id,
             detail: e.to_string(),

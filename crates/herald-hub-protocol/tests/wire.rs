@@ -122,3 +122,32 @@ fn reply_with_publications_parses_on_the_client_side() {
     let result = reply.result.unwrap();
     assert_eq!(result.publications[0].data.get(), "[1,2]");
 }
+
+#[test]
+fn a_command_in_array_form_is_malformed() {
+    // serde would read `[id, method, params]` as the envelope's fields in order.
+    for text in [
+        r#"[1,"ping"]"#,
+        r#"[1,"subscribe",{"channel":"chat:1"}]"#,
+        "[188888888]",
+        " \n[1]",
+    ] {
+        assert_eq!(
+            Command::parse(text).unwrap_err(),
+            CommandError::Malformed,
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn params_in_array_form_are_bad_params() {
+    let parsed = Command::parse(r#"{"id": 4, "method": "subscribe", "params": ["chat:1"]}"#);
+    assert_eq!(
+        parsed.unwrap_err(),
+        CommandError::BadParams {
+            id: 4,
+            detail: "params must be an object".into()
+        }
+    );
+}
