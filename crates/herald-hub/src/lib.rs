@@ -47,6 +47,6 @@ mod server;
 mod service;
 mod session;
 
-pub use config::HubConfig;
+pub use config::{BrokerConfig, ConfigError, HubConfig};
 pub use hub::{Hub, HubError};
 pub use server::run;

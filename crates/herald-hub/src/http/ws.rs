@@ -41,9 +41,11 @@ pub(super) async fn upgrade(
             // Graceful shutdown waits for this session through the tracker token.
             let token = tracker.token();
             upgrade.config(config).on_upgrade(move |ws| async move {
+                // herald's close timeout bounds the closing handshake; the wire holds to it
+                // even against a client that keeps sending after our Close.
                 let wire = session::WsWire {
                     ws,
-                    close_wait: std::time::Duration::from_secs(2),
+                    close_wait: hub.ws.close_timeout,
                 };
                 session::run(hub, wire, grant).await;
                 drop((token, permit));

@@ -83,7 +83,8 @@ pub(crate) struct Session {
 
 /// Runs a connection to its end.
 pub(crate) async fn run<W: Wire>(hub: Arc<Hub>, mut wire: W, grant: Grant) {
-    let (queue, mut rx) = mpsc::channel(hub.config.limits.queue_size.max(1));
+    // `HubConfig::validate` (in `Hub::new`) refused 0, which `mpsc::channel` panics on.
+    let (queue, mut rx) = mpsc::channel(hub.config.limits.queue_size);
     let signal = Arc::new(Signal::default());
     let mode_name = match grant.mode {
         Mode::Plain { .. } => "plain",
