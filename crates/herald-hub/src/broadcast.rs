@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 
 /// One item in a connection's outgoing queue.
 #[derive(Clone, Debug)]
-pub enum Delivery {
+pub(crate) enum Delivery {
     /// A publication on a subscribed channel.
     Publication(Arc<Broadcast>),
     /// A join or leave on a subscribed channel (protocol mode only).
@@ -18,13 +18,13 @@ pub enum Delivery {
 
 /// A publication on its way to every local subscriber of its channel.
 #[derive(Debug)]
-pub struct Broadcast {
+pub(crate) struct Broadcast {
     /// The channel.
-    pub channel: Arc<str>,
+    pub(crate) channel: Arc<str>,
     /// The channel's epoch.
-    pub epoch: Arc<str>,
+    pub(crate) epoch: Arc<str>,
     /// The publication.
-    pub publication: Arc<Publication>,
+    pub(crate) publication: Arc<Publication>,
     deflate: Option<Arc<DeflateConfig>>,
     plain: OnceLock<PreparedMessage>,
     protocol: OnceLock<PreparedMessage>,
@@ -32,7 +32,7 @@ pub struct Broadcast {
 
 impl Broadcast {
     /// A broadcast; frames are built on first use.
-    pub fn new(
+    pub(crate) fn new(
         channel: Arc<str>,
         epoch: Arc<str>,
         publication: Arc<Publication>,
@@ -49,7 +49,7 @@ impl Broadcast {
     }
 
     /// The message for plain-mode connections: the payload itself, text or binary.
-    pub fn plain(&self) -> &PreparedMessage {
+    pub(crate) fn plain(&self) -> &PreparedMessage {
         self.plain.get_or_init(|| {
             let message = match &self.publication.payload {
                 Payload::Json(b) | Payload::Text(b) => match Utf8Bytes::try_from_bytes(b.clone()) {
@@ -63,7 +63,7 @@ impl Broadcast {
     }
 
     /// The message for protocol-mode connections: a `pub` push.
-    pub fn protocol(&self) -> &PreparedMessage {
+    pub(crate) fn protocol(&self) -> &PreparedMessage {
         self.protocol.get_or_init(|| {
             let json = publication_json(&self.channel, &self.epoch, &self.publication);
             PreparedMessage::new(Message::Text(json.into()), self.deflate.as_deref())
@@ -72,7 +72,7 @@ impl Broadcast {
 }
 
 /// The `pub` push for a publication.
-pub fn publication_json(channel: &str, epoch: &str, publication: &Publication) -> String {
+pub(crate) fn publication_json(channel: &str, epoch: &str, publication: &Publication) -> String {
     let (data, encoding) = data_json(&publication.payload);
     let user = publication
         .publisher
@@ -85,7 +85,7 @@ pub fn publication_json(channel: &str, epoch: &str, publication: &Publication) -
 }
 
 /// A payload as a JSON value, and its `encoding` when it is not JSON itself.
-pub fn data_json(payload: &Payload) -> (std::borrow::Cow<'_, [u8]>, Option<&'static str>) {
+pub(crate) fn data_json(payload: &Payload) -> (std::borrow::Cow<'_, [u8]>, Option<&'static str>) {
     match payload {
         Payload::Json(b) => (std::borrow::Cow::Borrowed(&b[..]), None),
         Payload::Text(b) => {
@@ -103,17 +103,17 @@ pub fn data_json(payload: &Payload) -> (std::borrow::Cow<'_, [u8]>, Option<&'sta
 
 /// A join or leave, encoded once.
 #[derive(Debug)]
-pub struct PresenceEvent {
+pub(crate) struct PresenceEvent {
     /// The channel.
-    pub channel: Arc<str>,
+    pub(crate) channel: Arc<str>,
     /// The connection that joined or left.
-    pub client: String,
+    pub(crate) client: String,
     message: PreparedMessage,
 }
 
 impl PresenceEvent {
     /// A `join` (or, with `joined == false`, a `leave`) push.
-    pub fn new(channel: Arc<str>, info: &ClientInfo, joined: bool) -> Self {
+    pub(crate) fn new(channel: Arc<str>, info: &ClientInfo, joined: bool) -> Self {
         let membership = Membership {
             channel: channel.to_string(),
             client: info.client.clone(),
@@ -132,7 +132,7 @@ impl PresenceEvent {
     }
 
     /// The push.
-    pub fn message(&self) -> &PreparedMessage {
+    pub(crate) fn message(&self) -> &PreparedMessage {
         &self.message
     }
 }

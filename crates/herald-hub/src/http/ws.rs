@@ -89,12 +89,8 @@ fn check(hub: &Hub, upgrade: &WebSocketUpgrade) -> Result<Grant, (StatusCode, &'
     } else {
         plain_room(hub, request.path(), request.query())?
     };
-    Ok(Grant {
-        identity,
-        mode,
-        // The per-IP slot is in the connection's `Permit`, which the session holds.
-        _ip_slot: None,
-    })
+    // The per-IP slot is in the connection's `Permit`, which the session holds.
+    Ok(Grant { identity, mode })
 }
 
 /// The room of a plain-mode request: the path without its slash, then each configured query
