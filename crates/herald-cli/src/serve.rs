@@ -4,8 +4,8 @@
 use crate::logging;
 use crate::settings::{self, ConfigFile, HubFlags};
 use anyhow::Context as _;
-use herald_hub::{Hub, HubConfig};
-use herald_redis::RedisBroker;
+use herald_hub::{BrokerConfig, Hub, HubConfig};
+use herald_redis::{RedisBroker, RedisOptions};
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,7 +64,8 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
 async fn serve(config: HubConfig) -> anyhow::Result<()> {
     let tls = config.tls.cert.is_some() && config.tls.key.is_some();
     let listen = config.listen;
-    tracing::info!(%listen, broker = %redact(&config.broker), tls, "starting the hub");
+    let broker = redact(&config.broker.to_string());
+    tracing::info!(%listen, %broker, tls, "starting the hub");
     warn_if_exposed(&config);
     let hub = hub(config).await?;
     let listener = TcpListener::bind(listen)
@@ -120,12 +121,13 @@ fn warn_if_exposed(config: &HubConfig) {
 /// The hub on the configured broker: in memory, or Redis for `redis://` and `rediss://` URLs
 /// (several nodes on one Redis share channels, history and presence).
 async fn hub(config: HubConfig) -> anyhow::Result<Arc<Hub>> {
-    if !config.broker.starts_with("redis://") && !config.broker.starts_with("rediss://") {
+    let BrokerConfig::Redis { url } = &config.broker else {
         return Hub::new(config).context("starting the hub");
-    }
-    let broker = RedisBroker::connect(&config.broker, config.history)
+    };
+    let options = RedisOptions::from(&config.redis);
+    let broker = RedisBroker::connect_with(url, config.history, options)
         .await
-        .with_context(|| format!("connecting to {}", redact(&config.broker)))?;
+        .with_context(|| format!("connecting to {}", redact(url)))?;
     Hub::with_broker(config, Arc::new(broker)).context("starting the hub")
 }
 

@@ -1,7 +1,11 @@
-//! Error codes (in replies) and disconnect codes (WebSocket close codes), defined once.
+//! Error codes (in replies) and disconnect codes (WebSocket close codes).
 //!
-//! The same table is in `codes.json` at the root of this crate; a test checks that the two
-//! agree, and herald.js reads the file, so the browser client cannot drift from the server.
+//! The shared table is `codes.json` at the root of this crate. The constants below are written
+//! by hand from it, and `tests/codes.rs` checks them against it entry for entry: names, codes,
+//! `temporary` and messages, reasons and `reconnect`, and the reconnect ranges. herald.js keeps
+//! its own hand-written copy (`CODES` in `web/herald.js`), which `web/test/codes.test.js` checks
+//! against the same file. A change starts in `codes.json`; both tests fail until both copies
+//! follow it.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,4 @@
-//! The codes in Rust and in `codes.json` (read by herald.js) are the same table.
+//! The codes in Rust are the table in `codes.json`, which herald.js's copy is checked against too.
 
 use herald_hub_protocol::{Disconnect, ErrorCode};
 use serde_json::Value;
@@ -38,6 +38,21 @@ fn disconnect_codes_match_the_shared_fixture() {
             "{name}"
         );
     }
+}
+
+#[test]
+fn the_reconnect_ranges_match_the_shared_fixture() {
+    let fixture = fixture();
+    let ranges = &fixture["reconnect_ranges"];
+    let range = |name: &str| -> std::ops::RangeInclusive<u16> {
+        let bound = |i: usize| {
+            let n = ranges[name][i].as_u64().expect("a range bound");
+            u16::try_from(n).expect("a close code")
+        };
+        bound(0)..=bound(1)
+    };
+    assert!(range("reconnect").all(Disconnect::should_reconnect));
+    assert!(!range("terminal").any(Disconnect::should_reconnect));
 }
 
 #[test]

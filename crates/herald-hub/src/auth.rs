@@ -6,6 +6,11 @@
 //! `iss` and `aud` are required and checked when `auth.issuer` / `auth.audience` are set.
 //! Claims are only read, never used in arithmetic that could overflow: an `exp` of
 //! `u64::MAX` is a token that does not expire.
+//!
+//! Public here: the [`Claims`] a token carries and [`issue_hs256`] to sign one (`herald token`,
+//! tests), [`KeyError`] (in [`HubError`](crate::HubError)), and [`query_param`], the query
+//! string reading that the token and plain-mode room lookups share. Verification itself is the
+//! hub's, configured by [`AuthConfig`].
 
 use crate::config::AuthConfig;
 use jsonwebtoken::errors::ErrorKind;
@@ -19,25 +24,25 @@ const LEEWAY: u64 = 0;
 
 /// Who a connection is and what it may do.
 #[derive(Clone, Debug)]
-pub struct Identity {
+pub(crate) struct Identity {
     /// The user id (`sub`), empty for anonymous connections.
-    pub user: String,
+    pub(crate) user: String,
     /// Channel patterns it may subscribe to (`*` any run of characters, `?` one).
-    pub subscribe: Vec<WildMatch>,
+    pub(crate) subscribe: Vec<WildMatch>,
     /// Channel patterns it may publish to.
-    pub publish: Vec<WildMatch>,
+    pub(crate) publish: Vec<WildMatch>,
     /// When the token expires (seconds since the epoch); the connection is closed then.
-    pub expires: Option<u64>,
+    pub(crate) expires: Option<u64>,
 }
 
 impl Identity {
     /// Whether it may subscribe to `channel`.
-    pub fn can_subscribe(&self, channel: &str) -> bool {
+    pub(crate) fn can_subscribe(&self, channel: &str) -> bool {
         self.subscribe.iter().any(|p| p.matches(channel))
     }
 
     /// Whether it may publish to `channel`.
-    pub fn can_publish(&self, channel: &str) -> bool {
+    pub(crate) fn can_publish(&self, channel: &str) -> bool {
         self.publish.iter().any(|p| p.matches(channel))
     }
 }
@@ -64,7 +69,7 @@ pub struct Claims {
 /// Why a handshake was refused with 401.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum AuthError {
+pub(crate) enum AuthError {
     /// No token, and anonymous access is off.
     #[error("missing token")]
     Missing,
@@ -86,7 +91,7 @@ pub enum AuthError {
 }
 
 /// Decides who a connection is from its credentials.
-pub trait Authenticator: Send + Sync + 'static {
+pub(crate) trait Authenticator: Send + Sync + 'static {
     /// Verifies `token` (or its absence).
     ///
     /// # Errors
@@ -95,7 +100,7 @@ pub trait Authenticator: Send + Sync + 'static {
 }
 
 /// JWT verification with the configured keys and anonymous policy.
-pub struct JwtAuthenticator {
+pub(crate) struct JwtAuthenticator {
     keys: Vec<(DecodingKey, Validation)>,
     issuer: Option<String>,
     anonymous: Option<Identity>,
@@ -125,7 +130,7 @@ impl JwtAuthenticator {
     ///
     /// # Errors
     /// [`KeyError`] when a key file cannot be read or parsed.
-    pub fn new(config: &AuthConfig) -> Result<Self, KeyError> {
+    pub(crate) fn new(config: &AuthConfig) -> Result<Self, KeyError> {
         let mut keys = Vec::new();
         if let Some(secret) = &config.hs256_secret {
             keys.push((
@@ -301,7 +306,7 @@ pub fn issue_hs256(secret: &str, claims: &Claims) -> Result<String, jsonwebtoken
 
 /// Finds the token in a handshake: `Authorization: Bearer`, then the cookie, then the query
 /// parameter.
-pub fn find_token<'a>(
+pub(crate) fn find_token<'a>(
     headers: &'a http::HeaderMap,
     query: Option<&'a str>,
     config: &AuthConfig,

@@ -5,11 +5,12 @@ use crate::broker::{Payload, Publication};
 use base64::Engine as _;
 use herald_hub_protocol::{ClientInfo, Membership, Push, encode_publication};
 use herald_proto::{DeflateConfig, Message, PreparedMessage, Utf8Bytes};
+use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
 /// One item in a connection's outgoing queue.
 #[derive(Clone, Debug)]
-pub enum Delivery {
+pub(crate) enum Delivery {
     /// A publication on a subscribed channel.
     Publication(Arc<Broadcast>),
     /// A join or leave on a subscribed channel (protocol mode only).
@@ -18,13 +19,13 @@ pub enum Delivery {
 
 /// A publication on its way to every local subscriber of its channel.
 #[derive(Debug)]
-pub struct Broadcast {
+pub(crate) struct Broadcast {
     /// The channel.
-    pub channel: Arc<str>,
+    pub(crate) channel: Arc<str>,
     /// The channel's epoch.
-    pub epoch: Arc<str>,
+    pub(crate) epoch: Arc<str>,
     /// The publication.
-    pub publication: Arc<Publication>,
+    pub(crate) publication: Arc<Publication>,
     deflate: Option<Arc<DeflateConfig>>,
     plain: OnceLock<PreparedMessage>,
     protocol: OnceLock<PreparedMessage>,
@@ -32,7 +33,7 @@ pub struct Broadcast {
 
 impl Broadcast {
     /// A broadcast; frames are built on first use.
-    pub fn new(
+    pub(crate) fn new(
         channel: Arc<str>,
         epoch: Arc<str>,
         publication: Arc<Publication>,
@@ -49,7 +50,7 @@ impl Broadcast {
     }
 
     /// The message for plain-mode connections: the payload itself, text or binary.
-    pub fn plain(&self) -> &PreparedMessage {
+    pub(crate) fn plain(&self) -> &PreparedMessage {
         self.plain.get_or_init(|| {
             let message = match &self.publication.payload {
                 Payload::Json(b) | Payload::Text(b) => match Utf8Bytes::try_from_bytes(b.clone()) {
@@ -63,7 +64,7 @@ impl Broadcast {
     }
 
     /// The message for protocol-mode connections: a `pub` push.
-    pub fn protocol(&self) -> &PreparedMessage {
+    pub(crate) fn protocol(&self) -> &PreparedMessage {
         self.protocol.get_or_init(|| {
             let json = publication_json(&self.channel, &self.epoch, &self.publication);
             PreparedMessage::new(Message::Text(json.into()), self.deflate.as_deref())
@@ -72,48 +73,55 @@ impl Broadcast {
 }
 
 /// The `pub` push for a publication.
-pub fn publication_json(channel: &str, epoch: &str, publication: &Publication) -> String {
+pub(crate) fn publication_json(channel: &str, epoch: &str, publication: &Publication) -> String {
     let (data, encoding) = data_json(&publication.payload);
     let user = publication
         .publisher
         .as_ref()
         .map(|p| p.user.as_str())
         .filter(|u| !u.is_empty());
-    let bytes = encode_publication(channel, publication.offset, epoch, &data, encoding, user);
-    // encode_publication writes JSON text from UTF-8 pieces.
-    String::from_utf8(bytes).unwrap_or_default()
+    let data = data.as_bytes();
+    let bytes = encode_publication(channel, publication.offset, epoch, data, encoding, user);
+    // encode_publication joins ASCII punctuation, JSON strings of `str`s and `data`, a `str`.
+    String::from_utf8(bytes).expect("a push built from UTF-8 pieces is UTF-8")
 }
 
-/// A payload as a JSON value, and its `encoding` when it is not JSON itself.
-pub fn data_json(payload: &Payload) -> (std::borrow::Cow<'_, [u8]>, Option<&'static str>) {
+/// A payload as JSON text, and its `encoding` when it is not JSON itself.
+pub(crate) fn data_json(payload: &Payload) -> (Cow<'_, str>, Option<&'static str>) {
     match payload {
-        Payload::Json(b) => (std::borrow::Cow::Borrowed(&b[..]), None),
-        Payload::Text(b) => {
-            let text = String::from_utf8_lossy(b);
-            let json = serde_json::to_vec(&text).unwrap_or_default();
-            (json.into(), None)
-        }
-        Payload::Binary(b) => {
-            let encoded = base64::engine::general_purpose::STANDARD.encode(b);
-            let json = serde_json::to_vec(&encoded).unwrap_or_default();
-            (json.into(), Some("base64"))
-        }
+        Payload::Json(b) => match std::str::from_utf8(b) {
+            Ok(json) => (Cow::Borrowed(json), None),
+            // The hub stores only JSON it parsed; bytes that are not even UTF-8 came from a
+            // broker that broke that, and still reach clients whole, as bytes.
+            Err(_) => (base64_json(b), Some("base64")),
+        },
+        Payload::Text(b) => (json_string(&String::from_utf8_lossy(b)), None),
+        Payload::Binary(b) => (base64_json(b), Some("base64")),
     }
+}
+
+fn base64_json(bytes: &[u8]) -> Cow<'static, str> {
+    json_string(&base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+fn json_string(s: &str) -> Cow<'static, str> {
+    // serde_json fails only on maps with non-string keys and on writers that fail.
+    Cow::Owned(serde_json::to_string(s).expect("a str serialises to JSON"))
 }
 
 /// A join or leave, encoded once.
 #[derive(Debug)]
-pub struct PresenceEvent {
+pub(crate) struct PresenceEvent {
     /// The channel.
-    pub channel: Arc<str>,
+    pub(crate) channel: Arc<str>,
     /// The connection that joined or left.
-    pub client: String,
+    pub(crate) client: String,
     message: PreparedMessage,
 }
 
 impl PresenceEvent {
     /// A `join` (or, with `joined == false`, a `leave`) push.
-    pub fn new(channel: Arc<str>, info: &ClientInfo, joined: bool) -> Self {
+    pub(crate) fn new(channel: Arc<str>, info: &ClientInfo, joined: bool) -> Self {
         let membership = Membership {
             channel: channel.to_string(),
             client: info.client.clone(),
@@ -132,7 +140,44 @@ impl PresenceEvent {
     }
 
     /// The push.
-    pub fn message(&self) -> &PreparedMessage {
+    pub(crate) fn message(&self) -> &PreparedMessage {
         &self.message
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn publication(payload: Payload) -> Publication {
+        Publication {
+            offset: 7,
+            payload,
+            publisher: None,
+        }
+    }
+
+    #[test]
+    fn the_pub_push_carries_json_as_is_text_as_a_string_and_bytes_as_base64() {
+        let json = publication(Payload::Json(Bytes::from_static(br#"{"a":1}"#)));
+        assert_eq!(
+            publication_json("c", "e", &json),
+            r#"{"push":"pub","channel":"c","offset":7,"epoch":"e","data":{"a":1}}"#
+        );
+        let text = publication(Payload::Text(Bytes::from_static(b"hi \"you\"")));
+        assert!(publication_json("c", "e", &text).contains(r#""data":"hi \"you\"""#));
+        let binary = publication(Payload::Binary(Bytes::from_static(&[0xff, 0])));
+        assert!(
+            publication_json("c", "e", &binary).contains(r#""data":"/wA=","encoding":"base64""#)
+        );
+    }
+
+    #[test]
+    fn json_from_a_broker_that_is_not_utf8_still_makes_a_text_push_as_base64() {
+        let broken = publication(Payload::Json(Bytes::from_static(&[0xff, 0])));
+        assert!(
+            publication_json("c", "e", &broken).contains(r#""data":"/wA=","encoding":"base64""#)
+        );
     }
 }

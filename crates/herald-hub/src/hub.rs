@@ -3,7 +3,7 @@
 
 use crate::auth::{Authenticator, JwtAuthenticator, KeyError};
 use crate::broker::{Broker, MemoryBroker};
-use crate::config::HubConfig;
+use crate::config::{BrokerConfig, ConfigError, HubConfig};
 use crate::limits::PerIp;
 use crate::metrics::Metrics;
 pub(crate) use crate::names::valid_channel;
@@ -18,12 +18,18 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HubError {
+    /// The configuration breaks a rule of [`HubConfig::validate`]: fix the key it names.
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
     /// A JWT key file could not be used.
     #[error("auth key: {0}")]
     Key(#[from] KeyError),
-    /// The broker setting names nothing this build supports.
-    #[error("unsupported broker {0:?}: use \"memory\"")]
-    Broker(String),
+    /// [`Hub::new`] was given a broker it does not build: the Redis broker is in the
+    /// herald-redis crate. Connect it and use [`Hub::with_broker`].
+    #[error(
+        "Hub::new builds the memory broker only: connect herald_redis::RedisBroker and use Hub::with_broker"
+    )]
+    Broker,
     /// The TLS certificate or key could not be loaded.
     #[error("tls: {0}")]
     Tls(String),
@@ -54,14 +60,17 @@ impl std::fmt::Debug for Hub {
 }
 
 impl Hub {
-    /// A hub with the broker named in `config` (`memory`).
+    /// A hub with the broker named in `config` ([`BrokerConfig::Memory`]).
     ///
     /// # Errors
-    /// [`HubError`] for an unusable key, TLS file or broker setting.
+    /// [`HubError::Config`] for a configuration [`HubConfig::validate`] refuses,
+    /// [`HubError::Broker`] for a broker it cannot build, and as
+    /// [`with_broker`](Self::with_broker).
     pub fn new(config: HubConfig) -> Result<Arc<Self>, HubError> {
-        let broker: Arc<dyn Broker> = match config.broker.as_str() {
-            "" | "memory" => Arc::new(MemoryBroker::new(&config.history)),
-            other => return Err(HubError::Broker(other.to_owned())),
+        config.validate()?;
+        let broker: Arc<dyn Broker> = match &config.broker {
+            BrokerConfig::Memory => Arc::new(MemoryBroker::new(&config.history)),
+            _ => return Err(HubError::Broker),
         };
         Self::with_broker(config, broker)
     }
@@ -69,16 +78,18 @@ impl Hub {
     /// A hub on a given broker (the Redis broker, or a test's).
     ///
     /// # Errors
-    /// [`HubError`] for an unusable key or TLS file.
+    /// [`HubError::Config`] for a configuration [`HubConfig::validate`] refuses,
+    /// [`HubError::Key`] and [`HubError::Tls`] for an unusable key or TLS file.
     pub fn with_broker(config: HubConfig, broker: Arc<dyn Broker>) -> Result<Arc<Self>, HubError> {
+        config.validate()?;
         let auth = Arc::new(JwtAuthenticator::new(&config.auth)?);
+        // `validate` refused half a pair: both files are set, or neither.
         let tls = match (&config.tls.cert, &config.tls.key) {
             (Some(cert), Some(key)) => Some(
                 herald::tls::server_config_from_pem_files(cert, key)
                     .map_err(|e| HubError::Tls(e.to_string()))?,
             ),
-            (None, None) => None,
-            _ => return Err(HubError::Tls("set both tls.cert and tls.key".into())),
+            _ => None,
         };
         let deflate = config.deflate.then(|| {
             let mut deflate = DeflateConfig::default();
@@ -99,6 +110,7 @@ impl Hub {
             .keepalive(Some(config.heartbeat.interval), config.heartbeat.timeout)
             .deflate(deflate.as_deref().cloned())
             .handshake_timeout(config.limits.handshake_timeout)
+            .close_timeout(config.limits.close_timeout)
             .write_timeout(Some(config.limits.write_timeout).filter(|t| !t.is_zero()));
         Ok(Arc::new(Self {
             origins: OriginPolicy::new(&config.origins),

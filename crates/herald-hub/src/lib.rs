@@ -16,6 +16,16 @@
 //! [`broker::MemoryBroker`] is the single-node default. `herald serve` (crate herald-cli)
 //! is this crate behind a command line.
 //!
+//! The public items are what code that embeds the hub needs, and they are the stable part:
+//! [`Hub`] and [`HubError`]; [`HubConfig`], its sections in [`config`], the rules
+//! [`HubConfig::validate`] checks ([`ConfigError`]) and [`BrokerConfig`]; [`run`]; the
+//! [`broker`] module: the [`Broker`](broker::Broker) and [`BrokerEvents`](broker::BrokerEvents)
+//! traits a broker crate implements and calls, [`MemoryBroker`](broker::MemoryBroker), the
+//! payload, publication and history types, and (feature `conformance`) the shared conformance
+//! suite; [`metrics`], read through [`Hub::metrics`]; and from [`auth`] the token
+//! [`Claims`](auth::Claims) with [`issue_hs256`](auth::issue_hs256). Fan-out, sessions, rate
+//! limits, the Origin policy, recovery and the HTTP routes are internal.
+//!
 //! ```no_run
 //! use herald_hub::{Hub, HubConfig, run};
 //!
@@ -33,21 +43,21 @@
 //! ```
 
 pub mod auth;
-pub mod broadcast;
+mod broadcast;
 pub mod broker;
 pub mod config;
 mod http;
 mod hub;
-pub mod limits;
+mod limits;
 pub mod metrics;
 pub mod names;
-pub mod node;
-pub mod origin;
-pub mod recovery;
+mod node;
+mod origin;
+mod recovery;
 mod server;
 mod service;
 mod session;
 
-pub use config::HubConfig;
+pub use config::{BrokerConfig, ConfigError, HubConfig};
 pub use hub::{Hub, HubError};
 pub use server::run;

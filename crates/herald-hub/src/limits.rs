@@ -14,7 +14,7 @@ use std::time::Instant;
 /// 2^64 "different" ones. An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, from a dual-stack
 /// listener) counts as its IPv4 address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct IpKey(IpAddr);
+pub(crate) struct IpKey(IpAddr);
 
 impl From<IpAddr> for IpKey {
     fn from(ip: IpAddr) -> Self {
@@ -42,21 +42,21 @@ impl fmt::Display for IpKey {
 /// Counts live only while connections do: the map holds at most one entry per open
 /// connection, so it is bounded by `limits.max_connections`.
 #[derive(Debug, Default)]
-pub struct PerIp {
+pub(crate) struct PerIp {
     limit: usize,
     counts: Mutex<HashMap<IpKey, usize>>,
 }
 
 /// A slot held by one connection; released on drop.
 #[derive(Debug)]
-pub struct IpSlot {
+pub(crate) struct IpSlot {
     owner: Arc<PerIp>,
     key: IpKey,
 }
 
 impl PerIp {
     /// At most `limit` connections per address (0: no limit).
-    pub fn new(limit: usize) -> Arc<Self> {
+    pub(crate) fn new(limit: usize) -> Arc<Self> {
         Arc::new(Self {
             limit,
             counts: Mutex::new(HashMap::new()),
@@ -64,7 +64,7 @@ impl PerIp {
     }
 
     /// Takes a slot for `ip`'s [`IpKey`], or `None` when that key is at its limit.
-    pub fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
+    pub(crate) fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
         let key = IpKey::from(ip);
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         let count = counts.entry(key).or_insert(0);
@@ -79,16 +79,10 @@ impl PerIp {
     }
 
     /// Open connections counted under `ip`'s key.
-    pub fn count(&self, ip: IpAddr) -> usize {
+    #[cfg(test)]
+    pub(crate) fn count(&self, ip: IpAddr) -> usize {
         let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         counts.get(&IpKey::from(ip)).copied().unwrap_or(0)
-    }
-}
-
-impl IpSlot {
-    /// The key this slot counts under.
-    pub fn key(&self) -> IpKey {
-        self.key
     }
 }
 
@@ -106,7 +100,7 @@ impl Drop for IpSlot {
 
 /// What the rate limiter says about one publish.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Rate {
+pub(crate) enum Rate {
     /// Within the rate.
     Allowed,
     /// Over it: refuse this publish.
@@ -117,7 +111,7 @@ pub enum Rate {
 
 /// A token bucket: `rate` per second sustained, `burst` at once.
 #[derive(Debug)]
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     rate: f64,
     burst: f64,
     tokens: f64,
@@ -127,7 +121,7 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     /// A full bucket. `rate == 0` allows everything.
-    pub fn new(rate: u32, burst: u32) -> Self {
+    pub(crate) fn new(rate: u32, burst: u32) -> Self {
         Self {
             rate: f64::from(rate),
             burst: f64::from(burst.max(1)),
@@ -138,19 +132,19 @@ impl RateLimiter {
     }
 
     /// Whether the refusals since the last allowed publish exceed a whole burst.
-    pub fn refused_too_often(&self) -> bool {
+    pub(crate) fn refused_too_often(&self) -> bool {
         f64::from(self.refused) > self.burst
     }
 
     /// Accounts one publish at `now`.
-    pub fn check(&mut self, now: Instant) -> Rate {
+    pub(crate) fn check(&mut self, now: Instant) -> Rate {
         self.spend(now, 1.0)
     }
 
     /// Accounts an operation costing `cost` units at `now`: allowed while the bucket holds
     /// at least one unit, even if `cost` takes it below zero (a debt the rate pays back before
     /// the next operation is allowed).
-    pub fn spend(&mut self, now: Instant, cost: f64) -> Rate {
+    pub(crate) fn spend(&mut self, now: Instant, cost: f64) -> Rate {
         if self.rate == 0.0 {
             return Rate::Allowed;
         }
@@ -172,7 +166,7 @@ impl RateLimiter {
 
     /// Adds `cost` units to what the last allowed operation cost (e.g. the size of its reply,
     /// known only afterwards). The debt is capped at one burst.
-    pub fn charge(&mut self, cost: f64) {
+    pub(crate) fn charge(&mut self, cost: f64) {
         if self.rate != 0.0 {
             self.tokens = (self.tokens - cost).max(-self.burst);
         }

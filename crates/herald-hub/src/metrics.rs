@@ -52,15 +52,9 @@ pub struct Metrics {
     pub history_bytes: Gauge,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Metrics {
     /// A fresh registry with every metric at zero.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut registry = Registry::with_prefix("herald");
         let connections = Family::<Labels, Gauge>::default();
         let subscriptions = Gauge::default();
@@ -185,35 +179,35 @@ impl Metrics {
     }
 
     /// Counts a refused handshake.
-    pub fn rejected(&self, status: u16) {
+    pub(crate) fn rejected(&self, status: u16) {
         self.handshake_rejections
             .get_or_create(&vec![("status".into(), status.to_string())])
             .inc();
     }
 
     /// Counts a closed connection.
-    pub fn disconnected(&self, code: u16) {
+    pub(crate) fn disconnected(&self, code: u16) {
         self.disconnects
             .get_or_create(&vec![("code".into(), code.to_string())])
             .inc();
     }
 
     /// The connection gauge for a mode (`plain` or `protocol`).
-    pub fn connections(&self, mode: &str) -> Gauge {
+    pub(crate) fn connections(&self, mode: &str) -> Gauge {
         self.connections
             .get_or_create(&vec![("mode".into(), mode.into())])
             .clone()
     }
 
     /// Counts one hit of a configured bound (`write_timeout`, `command_rate`, ...).
-    pub fn limit_hit(&self, limit: &str) {
+    pub(crate) fn limit_hit(&self, limit: &str) {
         self.limit_hits
             .get_or_create(&vec![("limit".into(), limit.into())])
             .inc();
     }
 
     /// Counts a failed broker operation.
-    pub fn broker_error(&self, op: &str, kind: &str) {
+    pub(crate) fn broker_error(&self, op: &str, kind: &str) {
         self.broker_errors
             .get_or_create(&vec![
                 ("op".into(), op.into()),
@@ -223,7 +217,7 @@ impl Metrics {
     }
 
     /// Records a broker operation's latency.
-    pub fn broker_op(&self, op: &str, seconds: f64) {
+    pub(crate) fn broker_op(&self, op: &str, seconds: f64) {
         self.broker_latency
             .get_or_create(&vec![("op".into(), op.into())])
             .observe(seconds);

@@ -12,18 +12,18 @@ use tokio::sync::{Notify, OnceCell, mpsc};
 
 /// How the node reaches one connection.
 #[derive(Clone, Debug)]
-pub struct Subscriber {
+pub(crate) struct Subscriber {
     /// The connection's outgoing queue.
-    pub queue: mpsc::Sender<Delivery>,
+    pub(crate) queue: mpsc::Sender<Delivery>,
     /// Asks the connection to close.
-    pub signal: Arc<Signal>,
+    pub(crate) signal: Arc<Signal>,
     /// Whether it wants join/leave pushes.
-    pub presence_events: bool,
+    pub(crate) presence_events: bool,
 }
 
 /// A request to close a connection, from outside its task.
 #[derive(Debug, Default)]
-pub struct Signal {
+pub(crate) struct Signal {
     notify: Notify,
     reason: Mutex<Option<Disconnect>>,
 }
@@ -31,7 +31,7 @@ pub struct Signal {
 impl Signal {
     /// Asks for a close with `reason`; the first reason wins. Returns whether this call
     /// was the first.
-    pub fn kill(&self, reason: Disconnect) -> bool {
+    pub(crate) fn kill(&self, reason: Disconnect) -> bool {
         let mut slot = self.reason.lock().unwrap_or_else(|e| e.into_inner());
         if slot.is_some() {
             return false;
@@ -42,7 +42,7 @@ impl Signal {
     }
 
     /// Waits for a kill and returns its reason.
-    pub async fn killed(&self) -> Disconnect {
+    pub(crate) async fn killed(&self) -> Disconnect {
         loop {
             if let Some(reason) = *self.reason.lock().unwrap_or_else(|e| e.into_inner()) {
                 return reason;
@@ -75,7 +75,7 @@ impl Channel {
 }
 
 /// Local subscribers, by channel.
-pub struct Node {
+pub(crate) struct Node {
     channels: RwLock<HashMap<Arc<str>, Channel>>,
     metrics: Arc<Metrics>,
     deflate: Option<Arc<DeflateConfig>>,
@@ -91,7 +91,7 @@ impl std::fmt::Debug for Node {
 impl Node {
     /// A node with no subscribers; broadcasts are compressed once with `deflate`; each
     /// channel passes at most `join_leave_rate` join/leave pushes per second (0: no limit).
-    pub fn new(
+    pub(crate) fn new(
         metrics: Arc<Metrics>,
         deflate: Option<Arc<DeflateConfig>>,
         join_leave_rate: u32,
@@ -110,7 +110,7 @@ impl Node {
     ///
     /// # Errors
     /// When the broker cannot subscribe; the registration is undone.
-    pub async fn add(
+    pub(crate) async fn add(
         &self,
         broker: &dyn Broker,
         channel: &str,
@@ -142,7 +142,7 @@ impl Node {
 
     /// Unregisters connection `id` from `channel`; the last one out unsubscribes the node
     /// (if the node's broker subscription was made).
-    pub async fn remove(&self, broker: &dyn Broker, channel: &str, id: u64) {
+    pub(crate) async fn remove(&self, broker: &dyn Broker, channel: &str, id: u64) {
         // Unsubscribe the node only if the broker subscription was made: after a failed
         // subscribe there is nothing to undo, and undoing it anyway could cut a newer one.
         let unsubscribe = {
@@ -165,13 +165,6 @@ impl Node {
         if unsubscribe && let Err(e) = broker.unsubscribe(channel).await {
             tracing::warn!(channel, error = %e, "broker unsubscribe failed");
         }
-    }
-
-    /// How many local subscribers `channel` has.
-    pub fn subscriber_count(&self, channel: &str) -> usize {
-        read(&self.channels)
-            .get(channel)
-            .map_or(0, |c| c.subscribers.len())
     }
 
     /// Queues a delivery, made once from the channel's name, to every subscriber of

@@ -12,7 +12,7 @@ use wildmatch::WildMatch;
 
 /// Which origins may connect.
 #[derive(Debug)]
-pub struct OriginPolicy {
+pub(crate) struct OriginPolicy {
     exact: Vec<String>,
     patterns: Vec<WildMatch>,
     host_patterns: Vec<WildMatch>,
@@ -45,7 +45,7 @@ impl PublicHost {
 
 impl OriginPolicy {
     /// The policy `config` describes.
-    pub fn new(config: &OriginConfig) -> Self {
+    pub(crate) fn new(config: &OriginConfig) -> Self {
         let mut exact = Vec::new();
         let mut patterns = Vec::new();
         let mut host_patterns = Vec::new();
@@ -72,7 +72,7 @@ impl OriginPolicy {
     }
 
     /// Whether a request with this Origin (and Host) may connect.
-    pub fn allows(&self, origin: Option<&str>, host: Option<&str>) -> bool {
+    pub(crate) fn allows(&self, origin: Option<&str>, host: Option<&str>) -> bool {
         let Some(origin) = origin else {
             return self.allow_missing;
         };

@@ -12,20 +12,20 @@ use std::sync::Arc;
 
 /// What a subscribe with recovery answers.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Recovery {
+pub(crate) struct Recovery {
     /// Whether `publications` holds every publication after the client's position.
-    pub recovered: bool,
+    pub(crate) recovered: bool,
     /// The missed publications (empty when not recovered: never a partial replay).
-    pub publications: Vec<Arc<Publication>>,
+    pub(crate) publications: Vec<Arc<Publication>>,
     /// Where live delivery continues from.
-    pub position: StreamPosition,
+    pub(crate) position: StreamPosition,
 }
 
 /// Whether `history`, read with `HistoryQuery { after: since.offset, .. }`, continues the
 /// stream right after `since`: the same epoch, not ahead of the stream, and its first
 /// publication (if any) is `since.offset + 1`, so nothing between the two was trimmed. The one
 /// reachability rule: `history` replies and recovery both use it.
-pub fn continues_from(since: &StreamPosition, history: &History) -> bool {
+pub(crate) fn continues_from(since: &StreamPosition, history: &History) -> bool {
     let top = history.position.offset;
     since.epoch == history.position.epoch
         && since.offset <= top
@@ -38,7 +38,7 @@ pub fn continues_from(since: &StreamPosition, history: &History) -> bool {
 /// Recovery from `since`, given history read after the live subscription was registered.
 /// `history` must hold the publications after `since.offset` (as many as retained).
 /// Recovered means [`continues_from`] holds and no publication up to the top is missing.
-pub fn recover(since: &StreamPosition, history: History) -> Recovery {
+pub(crate) fn recover(since: &StreamPosition, history: History) -> Recovery {
     let missed = history.position.offset.saturating_sub(since.offset);
     let complete = continues_from(since, &history)
         && history.publications.len() as u64 == missed
@@ -60,7 +60,7 @@ pub fn recover(since: &StreamPosition, history: History) -> Recovery {
 
 /// What to do with a live publication.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Live {
+pub(crate) enum Live {
     /// Send it.
     Deliver,
     /// The client already has it (it came with history): drop it.
@@ -72,23 +72,24 @@ pub enum Live {
 
 /// Per-subscription position tracking for live delivery.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LiveFilter {
+pub(crate) struct LiveFilter {
     position: StreamPosition,
 }
 
 impl LiveFilter {
     /// Live delivery continues after `position`.
-    pub fn new(position: StreamPosition) -> Self {
+    pub(crate) fn new(position: StreamPosition) -> Self {
         Self { position }
     }
 
     /// The last position delivered.
-    pub fn position(&self) -> &StreamPosition {
+    #[cfg(test)]
+    pub(crate) fn position(&self) -> &StreamPosition {
         &self.position
     }
 
     /// Classifies a live publication with `offset` in `epoch`, and advances on delivery.
-    pub fn accept(&mut self, epoch: &str, offset: u64) -> Live {
+    pub(crate) fn accept(&mut self, epoch: &str, offset: u64) -> Live {
         if epoch != self.position.epoch {
             // The stream was lost and started again: only its very beginning continues
             // without a gap from the client's point of view.

@@ -33,7 +33,8 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let router = crate::http::router(hub.clone());
     let tracker = TaskTracker::new();
-    let limit = Arc::new(Semaphore::new(hub.config.limits.max_connections.max(1)));
+    // `HubConfig::validate` (in `Hub::new`) refused 0.
+    let limit = Arc::new(Semaphore::new(hub.config.limits.max_connections));
     let maintenance = tokio::spawn(maintain(hub.clone()));
     let stop = hub.shutdown.clone();
     tokio::spawn(async move {
@@ -58,7 +59,7 @@ pub async fn run(
         let permit = match admit(&hub, &limit, peer) {
             Ok(permit) => permit,
             Err(refusal) => {
-                tracker.spawn(refuse(stream, refusal));
+                tracker.spawn(refuse(stream, refusal, hub.config.limits.refusal_timeout));
                 continue;
             }
         };
@@ -140,18 +141,15 @@ fn admit(hub: &Hub, limit: &Arc<Semaphore>, peer: SocketAddr) -> Result<Permit, 
     })))
 }
 
-/// Writes a short refusal and closes. The write has a deadline, so a client that does not
-/// read cannot keep the refused socket (and this task) alive.
-async fn refuse(mut stream: TcpStream, refusal: Refusal) {
+/// Writes a short refusal and closes. The write has a deadline (`limits.refusal_timeout`),
+/// so a client that does not read cannot keep the refused socket (and this task) alive.
+async fn refuse(mut stream: TcpStream, refusal: Refusal, deadline: Duration) {
     let write = async {
         stream.write_all(refusal.response()).await?;
         stream.shutdown().await
     };
-    let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, write).await;
+    let _ = tokio::time::timeout(deadline, write).await;
 }
-
-/// How long a refusal at accept may take to write.
-const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
 async fn serve_connection(
     hub: Arc<Hub>,
@@ -268,8 +266,10 @@ impl Serve {
                 }
             }
             () = hub.shutdown.cancelled() => {
+                // The request in progress may finish within `shutdown_http_timeout`.
                 connection.as_mut().graceful_shutdown();
-                let _ = tokio::time::timeout(Duration::from_secs(1), connection).await;
+                let deadline = hub.config.shutdown_http_timeout;
+                let _ = tokio::time::timeout(deadline, connection).await;
             }
         }
     }

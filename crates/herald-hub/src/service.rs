@@ -8,11 +8,11 @@
 //! API checks its key.
 
 use crate::broadcast::data_json;
-use crate::broker::{BrokerError, HistoryQuery, Payload, Publication};
+use crate::broker::{BrokerError, History, HistoryQuery, Payload, Publication};
 use crate::hub::Hub;
 use crate::hub::valid_channel;
 use crate::node::Subscriber;
-use crate::recovery::{Recovery, continues_from, recover};
+use crate::recovery::{continues_from, recover};
 use herald_hub_protocol::{
     ClientInfo, ErrorBody, ErrorCode, HistoryResult, PresenceResult, PublicationBody,
     StreamPosition,
@@ -45,8 +45,10 @@ pub(crate) struct Joined {
     pub(crate) name: Arc<str>,
     /// Where live delivery continues from.
     pub(crate) position: StreamPosition,
-    /// With a `since`: the recovery (complete, or `recovered: false` and nothing).
-    pub(crate) recovery: Option<Recovery>,
+    /// With a `since`: whether the recovery is complete (`false`: nothing was recovered).
+    pub(crate) recovered: Option<bool>,
+    /// The recovered publications, as the reply carries them.
+    pub(crate) publications: Vec<PublicationBody>,
 }
 
 impl Hub {
@@ -99,13 +101,12 @@ impl Hub {
         if fit < history.publications.len() {
             self.metrics.limit_hit("max_reply_size");
         }
+        let publications =
+            bodies(&history.publications[..fit]).map_err(|e| self.failed("history", &e))?;
         Ok(HistoryResult {
             offset: history.position.offset,
             epoch: history.position.epoch,
-            publications: history.publications[..fit]
-                .iter()
-                .map(|p| body(p))
-                .collect(),
+            publications,
         })
     }
 
@@ -157,17 +158,13 @@ impl Hub {
                 0
             },
         };
-        let history = match self
+        let history = self
             .timed("history", self.broker.history(channel, query))
-            .await
-        {
-            Ok(history) => history,
-            Err(e) => {
-                self.node.remove(self.broker.as_ref(), channel, id).await;
-                return Err(e);
-            }
-        };
-        if self.config.presence.enabled {
+            .await;
+        let joined = history.and_then(|history| self.joined(name, since, history));
+        if joined.is_err() {
+            self.node.remove(self.broker.as_ref(), channel, id).await;
+        } else if self.config.presence.enabled {
             // Presence is best effort: the subscription stands without it.
             let _ = self
                 .timed(
@@ -176,22 +173,38 @@ impl Hub {
                 )
                 .await;
         }
-        let (position, recovery) = match since {
-            Some(since) => {
-                let mut r = recover(since, history);
-                if r.recovered && self.fitting(&r.publications) < r.publications.len() {
-                    self.metrics.limit_hit("max_reply_size");
-                    r.recovered = false;
-                    r.publications.clear();
-                }
-                (r.position.clone(), Some(r))
-            }
-            None => (history.position, None),
+        joined
+    }
+
+    /// The subscription made once history was read: where live delivery continues, and with
+    /// `since` the recovery (all of it, or `recovered: false` when it is not reachable or
+    /// would not fit in one reply).
+    fn joined(
+        &self,
+        name: Arc<str>,
+        since: Option<&StreamPosition>,
+        history: History,
+    ) -> Outcome<Joined> {
+        let Some(since) = since else {
+            return Ok(Joined {
+                name,
+                position: history.position,
+                recovered: None,
+                publications: Vec::new(),
+            });
         };
+        let mut r = recover(since, history);
+        if r.recovered && self.fitting(&r.publications) < r.publications.len() {
+            self.metrics.limit_hit("max_reply_size");
+            r.recovered = false;
+            r.publications.clear();
+        }
+        let publications = bodies(&r.publications).map_err(|e| self.failed("history", &e))?;
         Ok(Joined {
             name,
-            position,
-            recovery,
+            position: r.position,
+            recovered: Some(r.recovered),
+            publications,
         })
     }
 
@@ -230,15 +243,18 @@ impl Hub {
         let start = Instant::now();
         let result = call.await;
         self.metrics.broker_op(op, start.elapsed().as_secs_f64());
-        result.map_err(|e| {
-            let (kind, body) = broker_error(&e);
-            self.metrics.broker_error(op, kind);
-            if let BrokerError::Limit(limit) = &e {
-                self.metrics.limit_hit(limit);
-            }
-            tracing::warn!(op, error = %e, "broker operation failed");
-            body
-        })
+        result.map_err(|e| self.failed(op, &e))
+    }
+
+    /// A failed broker operation: counted and logged once, mapped to the error a client sees.
+    fn failed(&self, op: &'static str, e: &BrokerError) -> ErrorBody {
+        let (kind, body) = broker_error(e);
+        self.metrics.broker_error(op, kind);
+        if let BrokerError::Limit(limit) = e {
+            self.metrics.limit_hit(limit);
+        }
+        tracing::warn!(op, error = %e, "broker operation failed");
+        body
     }
 }
 
@@ -267,15 +283,21 @@ pub(crate) fn broker_error(e: &BrokerError) -> (&'static str, ErrorBody) {
     (e.kind(), body)
 }
 
+/// Publications as replies carry them.
+///
+/// # Errors
+/// [`BrokerError::Internal`] when a broker handed back [`Payload::Json`] data that is not JSON:
+/// the hub stores only JSON it parsed, so the broker answered something unexpected.
+fn bodies(publications: &[Arc<Publication>]) -> Result<Vec<PublicationBody>, BrokerError> {
+    publications.iter().map(|p| body(p)).collect()
+}
+
 /// A publication as replies carry it.
-pub(crate) fn body(p: &Publication) -> PublicationBody {
+fn body(p: &Publication) -> Result<PublicationBody, BrokerError> {
     let (data, encoding) = data_json(&p.payload);
-    let data = String::from_utf8(data.into_owned())
-        .ok()
-        .and_then(|s| RawValue::from_string(s).ok())
-        // Stored JSON was validated on the way in; `null` is never expected here.
-        .unwrap_or_default();
-    PublicationBody {
+    let data = RawValue::from_string(data.into_owned())
+        .map_err(|_| BrokerError::Internal("stored publication data is not JSON".into()))?;
+    Ok(PublicationBody {
         offset: p.offset,
         data,
         encoding: encoding.map(str::to_owned),
@@ -284,5 +306,29 @@ pub(crate) fn body(p: &Publication) -> PublicationBody {
             .as_ref()
             .map(|i| i.user.clone())
             .filter(|u| !u.is_empty()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn a_stored_json_payload_that_is_not_json_is_an_internal_broker_error() {
+        let p = Publication {
+            offset: 1,
+            payload: Payload::Json(Bytes::from_static(b"{not json")),
+            publisher: None,
+        };
+        assert!(matches!(body(&p), Err(BrokerError::Internal(_))));
+        let ok = Publication {
+            payload: Payload::Json(Bytes::from_static(b"[1,2]")),
+            ..p
+        };
+        assert_eq!(
+            body(&ok).map(|b| b.data.get().to_owned()).ok().as_deref(),
+            Some("[1,2]")
+        );
     }
 }

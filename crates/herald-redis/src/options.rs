@@ -1,9 +1,12 @@
 //! The Redis broker's timings.
 
+use herald_hub::config::RedisConfig;
 use std::time::Duration;
 
 /// How long the Redis broker waits, and how often it checks and refreshes. Every field has a
-/// default ([`RedisOptions::default`]); change fields on a default value.
+/// default ([`RedisOptions::default`], the defaults of the hub's `[redis]` section,
+/// [`RedisConfig`]); change fields on a default value, or convert a configuration's section
+/// with `RedisOptions::from(&config.redis)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RedisOptions {
@@ -28,13 +31,33 @@ pub struct RedisOptions {
 
 impl Default for RedisOptions {
     fn default() -> Self {
+        Self::from(&RedisConfig::default())
+    }
+}
+
+impl From<&RedisConfig> for RedisOptions {
+    /// The `[redis]` section of a hub configuration, field by field.
+    fn from(config: &RedisConfig) -> Self {
         Self {
-            op_timeout: Duration::from_secs(3),
-            connect_timeout: Duration::from_secs(2),
-            max_reconnect_delay: Duration::from_secs(2),
-            check_every: Duration::from_secs(1),
-            member_lifetime: Duration::from_secs(30),
-            refresh_every: Duration::from_secs(10),
+            op_timeout: config.op_timeout,
+            connect_timeout: config.connect_timeout,
+            max_reconnect_delay: config.max_reconnect_delay,
+            check_every: config.check_every,
+            member_lifetime: config.member_lifetime,
+            refresh_every: config.refresh_every,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_hub_sections_defaults() {
+        let options = RedisOptions::default();
+        assert_eq!(options.op_timeout, Duration::from_secs(3));
+        assert_eq!(options.member_lifetime, Duration::from_secs(30));
+        assert_eq!(options.refresh_every, Duration::from_secs(10));
     }
 }

@@ -38,8 +38,8 @@ impl ConfigFile {
         Ok(file)
     }
 
-    /// Applies the rules serde cannot express (`tls.cert` without `tls.key`, the broker URL…)
-    /// to the file alone.
+    /// Applies the rules serde cannot express (`HubConfig::validate`: `tls.cert` without
+    /// `tls.key`, the broker URL…) to the file alone.
     pub(crate) fn check(&self) -> Result<(), ConfigError> {
         check::check(&self.config)
             .map_err(|p| ConfigError(format!("{}: {}", self.locate(p.key), p.message)))

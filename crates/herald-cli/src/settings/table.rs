@@ -61,6 +61,7 @@ pub(crate) fn section_title(section: &str) -> &'static str {
         "heartbeat" => "Heartbeat",
         "plain" => "Plain mode",
         "presence" => "Presence",
+        "redis" => "Redis broker",
         _ => "Server",
     }
 }
@@ -91,13 +92,17 @@ const fn setting(
 pub(crate) static SETTINGS: &[Setting] = &[
     setting("listen", "listen", Kind::Addr, "ADDR", "0.0.0.0:8080", |c| text(&c.listen.to_string()),
         "Address to listen on; port 0 picks a free port."),
-    setting("broker", "broker", Kind::Text, "URL", "redis://127.0.0.1:6379", |c| text(&c.broker),
+    setting("broker", "broker", Kind::Text, "URL", "redis://127.0.0.1:6379", |c| text(&c.broker.to_string()),
         "`memory` (one node) or a redis:// / rediss:// URL shared by every node."),
     setting("deflate", "deflate", Kind::Bool, "BOOL", "false", |c| boolean(c.deflate),
         "Offer permessage-deflate (RFC 7692) to clients."),
     setting("shutdown_timeout", "shutdown-timeout", Kind::Duration, "DURATION", "30s",
         |c| duration(c.shutdown_timeout),
         "On SIGTERM or SIGINT, how long to wait for connections to close after sending 1001."),
+    setting("shutdown_http_timeout", "shutdown-http-timeout", Kind::Duration, "DURATION", "5s",
+        |c| duration(c.shutdown_http_timeout),
+        "On shutdown, how long an HTTP connection may take to finish the request it is serving \
+         before it is closed."),
     setting("tls.cert", "tls-cert", Kind::Path, "FILE", "/etc/herald/cert.pem",
         |c| path(&c.tls.cert),
         "Certificate chain (PEM). With tls.key set too, the server speaks https:// and wss:// \
@@ -194,10 +199,12 @@ pub(crate) static SETTINGS: &[Setting] = &[
          each later head on a kept-alive connection. Bounds slowloris."),
     setting("limits.idle_timeout", "idle-timeout", Kind::Duration, "DURATION", "5m",
         |c| duration(c.limits.idle_timeout),
-        "A connection with no subscription sending no data this long is closed with 4502."),
+        "A connection with no subscription sending no data this long is closed with 4502. 0: \
+         never."),
     setting("limits.write_timeout", "write-timeout", Kind::Duration, "DURATION", "30s",
         |c| duration(c.limits.write_timeout),
-        "A connection whose writes make no progress this long is dropped with 4004."),
+        "A connection whose writes make no progress this long is dropped with 4004. 0: no \
+         limit."),
     setting("limits.command_rate", "command-rate", Kind::Count32, "N", "50",
         |c| count(c.limits.command_rate),
         "Command cost units per second per connection (a ping costs 1, a reply 1 more per \
@@ -212,6 +219,13 @@ pub(crate) static SETTINGS: &[Setting] = &[
         |c| duration(c.limits.request_timeout),
         "Time for an HTTP API request's body, from the end of its head; then 408. Bounds slow \
          bodies."),
+    setting("limits.close_timeout", "close-timeout", Kind::Duration, "DURATION", "5s",
+        |c| duration(c.limits.close_timeout),
+        "How long a client has to complete the closing handshake once a Close was sent or \
+         answered; then the connection is dropped (1006)."),
+    setting("limits.refusal_timeout", "refusal-timeout", Kind::Duration, "DURATION", "3s",
+        |c| duration(c.limits.refusal_timeout),
+        "How long writing a 503 or 429 refusal at accept may take before the socket is closed."),
     setting("heartbeat.interval", "ping-interval", Kind::Duration, "DURATION", "10s",
         |c| duration(c.heartbeat.interval), "Ping a connection that was silent this long."),
     setting("heartbeat.timeout", "pong-timeout", Kind::Duration, "DURATION", "5s",
@@ -233,6 +247,25 @@ pub(crate) static SETTINGS: &[Setting] = &[
     setting("presence.join_leave_rate", "join-leave-rate", Kind::Count32, "N", "10",
         |c| count(c.presence.join_leave_rate),
         "Join and leave pushes per second per channel on one node; more are dropped. 0: no limit."),
+    setting("redis.op_timeout", "redis-op-timeout", Kind::Duration, "DURATION", "1s",
+        |c| duration(c.redis.op_timeout),
+        "How long one Redis operation may take; then a read fails with 109, a publish with 111 \
+         (outcome unknown), and health turns degraded."),
+    setting("redis.connect_timeout", "redis-connect-timeout", Kind::Duration, "DURATION", "5s",
+        |c| duration(c.redis.connect_timeout), "How long opening a Redis connection may take."),
+    setting("redis.max_reconnect_delay", "redis-max-reconnect-delay", Kind::Duration, "DURATION",
+        "10s", |c| duration(c.redis.max_reconnect_delay),
+        "The longest wait between attempts to reconnect the Redis command connection."),
+    setting("redis.check_every", "redis-check-every", Kind::Duration, "DURATION", "5s",
+        |c| duration(c.redis.check_every), "How often the node PINGs Redis to know its health."),
+    setting("redis.member_lifetime", "redis-member-lifetime", Kind::Duration, "DURATION", "1m",
+        |c| duration(c.redis.member_lifetime),
+        "How long a presence member stays listed without a refresh from its node (a crashed \
+         node's members disappear after it)."),
+    setting("redis.refresh_every", "redis-refresh-every", Kind::Duration, "DURATION", "5s",
+        |c| duration(c.redis.refresh_every),
+        "How often a node refreshes the presence members it holds; shorter than \
+         redis.member_lifetime."),
 ];
 
 fn text(s: &str) -> Option<Value> {

@@ -5,7 +5,7 @@ use super::*;
 use clap::{Args as _, CommandFactory as _, FromArgMatches as _};
 use herald_hub::config::{
     ApiConfig, AuthConfig, HeartbeatConfig, HistoryConfig, LimitsConfig, OriginConfig, PlainConfig,
-    PresenceConfig, TlsConfig,
+    PresenceConfig, RedisConfig, TlsConfig,
 };
 use std::collections::HashMap;
 use std::path::Path;
@@ -289,6 +289,8 @@ fn the_table_has_one_row_per_config_field() {
                 command_burst: _,
                 max_reply_size: _,
                 request_timeout: _,
+                close_timeout: _,
+                refusal_timeout: _,
             },
         heartbeat: HeartbeatConfig {
             interval: _,
@@ -301,10 +303,20 @@ fn the_table_has_one_row_per_config_field() {
                 join_leave: _,
                 join_leave_rate: _,
             },
+        redis:
+            RedisConfig {
+                op_timeout: _,
+                connect_timeout: _,
+                max_reconnect_delay: _,
+                check_every: _,
+                member_lifetime: _,
+                refresh_every: _,
+            },
         deflate: _,
         shutdown_timeout: _,
+        shutdown_http_timeout: _,
     } = HubConfig::default();
-    const FIELDS: usize = 46;
+    const FIELDS: usize = 55;
     assert_eq!(SETTINGS.len(), FIELDS);
     let keys: std::collections::HashSet<_> = SETTINGS.iter().map(|s| s.key).collect();
     let flags: std::collections::HashSet<_> = SETTINGS.iter().map(|s| s.flag).collect();

@@ -48,7 +48,9 @@ use std::sync::Arc;
 /// What a publication carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Payload {
-    /// JSON text (protocol mode, HTTP API): pushed as is.
+    /// JSON text (protocol mode, HTTP API), as the hub parsed it: pushed as is. A broker
+    /// hands it back byte for byte; a history reply or recovery whose data is not JSON
+    /// fails as [`BrokerError::Internal`] (error 100).
     Json(Bytes),
     /// UTF-8 text from a plain-mode client: a JSON string in protocol mode.
     Text(Bytes),

@@ -42,9 +42,11 @@ pub(super) async fn upgrade(
             // Graceful shutdown waits for this session through the tracker token.
             let token = tracker.token();
             upgrade.config(config).on_upgrade(move |ws| async move {
+                // herald's close timeout bounds the closing handshake; the wire holds to it
+                // even against a client that keeps sending after our Close.
                 let wire = session::WsWire {
                     ws,
-                    close_wait: std::time::Duration::from_secs(2),
+                    close_wait: hub.ws.close_timeout,
                 };
                 session::run(hub, wire, grant).await;
                 drop((token, permit));
@@ -90,12 +92,8 @@ fn check(hub: &Hub, upgrade: &WebSocketUpgrade) -> Result<Grant, (StatusCode, &'
         let room = names::plain_room(routes, request.path(), request.query()).map_err(refusal)?;
         Mode::Plain { room }
     };
-    Ok(Grant {
-        identity,
-        mode,
-        // The per-IP slot is in the connection's `Permit`, which the session holds.
-        _ip_slot: None,
-    })
+    // The per-IP slot is in the connection's `Permit`, which the session holds.
+    Ok(Grant { identity, mode })
 }
 
 /// The 400 for a plain-mode request that names no room.

@@ -18,7 +18,7 @@ pub(crate) use wire::{Gone, Wire, WsWire};
 use crate::auth::Identity;
 use crate::broadcast::Delivery;
 use crate::hub::Hub;
-use crate::limits::{IpSlot, Rate, RateLimiter};
+use crate::limits::{Rate, RateLimiter};
 use crate::node::{Signal, Subscriber};
 use crate::recovery::{Live, LiveFilter};
 use herald::Message;
@@ -56,11 +56,10 @@ impl From<Gone> for End {
     }
 }
 
-/// What the session must hold on to while it runs.
+/// What the handshake granted the session: who it is and how it talks.
 pub(crate) struct Grant {
     pub(crate) identity: Identity,
     pub(crate) mode: Mode,
-    pub(crate) _ip_slot: Option<IpSlot>,
 }
 
 /// Command cost units per 4 KiB of payload or reply.
@@ -83,7 +82,8 @@ pub(crate) struct Session {
 
 /// Runs a connection to its end.
 pub(crate) async fn run<W: Wire>(hub: Arc<Hub>, mut wire: W, grant: Grant) {
-    let (queue, mut rx) = mpsc::channel(hub.config.limits.queue_size.max(1));
+    // `HubConfig::validate` (in `Hub::new`) refused 0, which `mpsc::channel` panics on.
+    let (queue, mut rx) = mpsc::channel(hub.config.limits.queue_size);
     let signal = Arc::new(Signal::default());
     let mode_name = match grant.mode {
         Mode::Plain { .. } => "plain",

@@ -4,7 +4,7 @@ use super::{BYTES_PER_UNIT, End, Session, Wire};
 use crate::broker::Payload;
 use crate::limits::Rate;
 use crate::recovery::LiveFilter;
-use crate::service::{Member, Outcome, body, checked_channel};
+use crate::service::{Member, Outcome, checked_channel};
 use bytes::Bytes;
 use herald_hub_protocol::{
     Call, ChannelParams, Command, CommandError, Connected, Disconnect, Empty, ErrorBody, ErrorCode,
@@ -114,8 +114,9 @@ impl Session {
             Ok(result) => Reply::ok(id, result),
             Err(error) => Reply::error(id, error),
         };
-        // Serialising a reply cannot fail: every map key is a string.
-        let text = serde_json::to_string(&reply).unwrap_or_default();
+        // serde_json fails only on maps with non-string keys and on writers that fail; a
+        // reply has neither.
+        let text = serde_json::to_string(&reply).expect("a reply serialises to JSON");
         self.commands.charge((text.len() / BYTES_PER_UNIT) as f64);
         self.send_text(text, wire)
     }
@@ -155,15 +156,11 @@ impl Session {
             .await?;
         self.subscriptions
             .insert(joined.name, LiveFilter::new(joined.position.clone()));
-        let (recovered, publications) = match joined.recovery {
-            Some(r) => (Some(r.recovered), r.publications),
-            None => (None, Vec::new()),
-        };
         Ok(SubscribeResult {
             offset: joined.position.offset,
             epoch: joined.position.epoch,
-            recovered,
-            publications: publications.iter().map(|p| body(p)).collect(),
+            recovered: joined.recovered,
+            publications: joined.publications,
         })
     }
 

@@ -470,7 +470,6 @@ mod driver {
         let grant = Grant {
             identity: identity(expires),
             mode: Mode::Protocol,
-            _ip_slot: None,
         };
         let task = tokio::spawn(run(hub.clone(), wire.clone(), grant));
         (hub, wire, tx, task)

@@ -1,19 +1,26 @@
 //! The hub's configuration: every field has a default, a meaning and the failure it bounds.
 //! `herald serve` reads it from TOML, `HERALD_*` variables and flags (docs/operations.md).
+//! The rules between fields are [`HubConfig::validate`]'s.
+
+mod broker;
+mod validate;
+
+pub use broker::BrokerConfig;
+pub use validate::{ConfigError, RouteProblem};
 
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Everything `run` needs.
+/// Everything `run` needs. [`HubConfig::validate`] checks what the types cannot.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HubConfig {
     /// Where to listen. Default `127.0.0.1:8080`.
     pub listen: SocketAddr,
-    /// `memory` (default) or a broker URL.
-    pub broker: String,
+    /// `memory` (default) or a Redis URL.
+    pub broker: BrokerConfig,
     /// TLS: with both files set the server speaks `https://` and `wss://` only.
     pub tls: TlsConfig,
     /// Browser Origin policy, checked before the upgrade (403).
@@ -32,19 +39,26 @@ pub struct HubConfig {
     pub plain: PlainConfig,
     /// Presence and join/leave events.
     pub presence: PresenceConfig,
+    /// The Redis broker's timings (with a `redis://` broker).
+    pub redis: RedisConfig,
     /// Offer permessage-deflate (RFC 7692) to clients. Default true.
     pub deflate: bool,
     /// How long graceful shutdown waits for connections to close after sending 1001.
     /// Default 5 s.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// How long, at shutdown, an HTTP connection (not a WebSocket) may take to finish the
+    /// request it is serving before it is closed; an idle one closes at once. Bounds a slow
+    /// API client holding up shutdown. Default 1 s.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_http_timeout: Duration,
 }
 
 impl Default for HubConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            broker: "memory".into(),
+            broker: BrokerConfig::Memory,
             tls: TlsConfig::default(),
             origins: OriginConfig::default(),
             auth: AuthConfig::default(),
@@ -54,8 +68,10 @@ impl Default for HubConfig {
             heartbeat: HeartbeatConfig::default(),
             plain: PlainConfig::default(),
             presence: PresenceConfig::default(),
+            redis: RedisConfig::default(),
             deflate: true,
             shutdown_timeout: Duration::from_secs(5),
+            shutdown_http_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -265,11 +281,11 @@ pub struct LimitsConfig {
     #[serde(with = "humantime_serde")]
     pub handshake_timeout: Duration,
     /// A connection holding no subscription and sending no data message this long is closed
-    /// with 4502 (Pings do not count). Default 60 s.
+    /// with 4502 (Pings do not count). 0: never. Default 60 s.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
     /// A connection whose queued writes make no progress this long (its client stopped
-    /// reading) is dropped with 4004 and its slots freed. Default 10 s.
+    /// reading) is dropped with 4004 and its slots freed. 0: no limit. Default 10 s.
     #[serde(with = "humantime_serde")]
     pub write_timeout: Duration,
     /// Command cost units per second per connection, sustained, over every command (a ping
@@ -286,6 +302,16 @@ pub struct LimitsConfig {
     /// slow bodies. Default 10 s.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// After the server sends a Close (shutdown, a limit, an expired token) or answers one,
+    /// how long the client has to complete the closing handshake (RFC 6455 §7.1.1) before the
+    /// connection is dropped (counted as 1006). herald's `close_timeout`. Bounds a client that
+    /// never answers. Default 2 s.
+    #[serde(with = "humantime_serde")]
+    pub close_timeout: Duration,
+    /// How long writing the 503 or 429 to a connection refused at accept may take before the
+    /// socket is closed: a client that does not read cannot keep it. Default 1 s.
+    #[serde(with = "humantime_serde")]
+    pub refusal_timeout: Duration,
 }
 
 impl Default for LimitsConfig {
@@ -305,6 +331,8 @@ impl Default for LimitsConfig {
             command_burst: 400,
             max_reply_size: 1 << 20,
             request_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(2),
+            refusal_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -385,6 +413,49 @@ impl Default for PresenceConfig {
             enabled: true,
             join_leave: true,
             join_leave_rate: 50,
+        }
+    }
+}
+
+/// The Redis broker's timings (herald-redis's `RedisOptions`, with these defaults). The memory
+/// broker reads none of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// How long one operation (publish, history, presence, SUBSCRIBE, a health check) may
+    /// take. Past it a read fails as unavailable (reply 109), a publish as outcome unknown
+    /// (reply 111: it may have been stored), and health turns degraded until Redis answers
+    /// again. Bounds how long a stalled Redis holds a client's command. Default 3 s.
+    #[serde(with = "humantime_serde")]
+    pub op_timeout: Duration,
+    /// How long opening a connection may take. Default 2 s.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// The longest wait between attempts to reconnect the command connection. Default 2 s.
+    #[serde(with = "humantime_serde")]
+    pub max_reconnect_delay: Duration,
+    /// How often the node PINGs Redis to know its health. Default 1 s.
+    #[serde(with = "humantime_serde")]
+    pub check_every: Duration,
+    /// How long a member stays listed without a refresh from its node: a crashed node's
+    /// members disappear after it. Default 30 s.
+    #[serde(with = "humantime_serde")]
+    pub member_lifetime: Duration,
+    /// How often a node refreshes (and re-adds, if Redis lost them) the members it holds;
+    /// shorter than `member_lifetime`, and well under it. Default 10 s.
+    #[serde(with = "humantime_serde")]
+    pub refresh_every: Duration,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            op_timeout: Duration::from_secs(3),
+            connect_timeout: Duration::from_secs(2),
+            max_reconnect_delay: Duration::from_secs(2),
+            check_every: Duration::from_secs(1),
+            member_lifetime: Duration::from_secs(30),
+            refresh_every: Duration::from_secs(10),
         }
     }
 }

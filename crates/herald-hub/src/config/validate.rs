@@ -1,0 +1,357 @@
+//! The rules a configuration must follow that its types cannot express. [`Hub::new`] and
+//! [`Hub::with_broker`] refuse a configuration that breaks one, and `herald config check`
+//! reports it at the line that set the key; nothing in the hub clamps a value instead.
+//!
+//! [`Hub::new`]: crate::Hub::new
+//! [`Hub::with_broker`]: crate::Hub::with_broker
+
+use super::HubConfig;
+use std::collections::HashSet;
+use std::fmt;
+use std::time::Duration;
+
+/// A broken configuration rule. Each names the dotted key ([`key`](Self::key)) to fix, so a
+/// caller can point at the line, flag or variable that set it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `broker` is neither `memory` nor a Redis URL of the documented shape: fix the value.
+    #[error("broker `{0}` is neither `memory` nor a redis://HOST[:PORT][/DB] or rediss:// URL")]
+    Broker(String),
+    /// One of `tls.cert` and `tls.key` is set without the other: set both, or neither.
+    #[error("{set} is set without {missing}: set both for https, or neither")]
+    HalfTlsPair {
+        /// The key that is set.
+        set: &'static str,
+        /// The key that is missing.
+        missing: &'static str,
+    },
+    /// A size or count that nothing could pass through is 0 (`limits.max_connections`,
+    /// `limits.max_message_size`, `limits.queue_size`, a burst whose rate is set): raise it.
+    #[error("{key} must be at least 1")]
+    Zero {
+        /// The key.
+        key: &'static str,
+    },
+    /// A count is beyond what the structure that holds it can count (tokio's semaphores, which
+    /// back the connection limit and the per-connection queues): lower it.
+    #[error("{key} must be at most {max}")]
+    TooLarge {
+        /// The key.
+        key: &'static str,
+        /// The largest value it takes.
+        max: usize,
+    },
+    /// A timeout or period is 0: a timer that fires at once (or an interval, which tokio
+    /// refuses) would stop the server or every request. Make it longer.
+    #[error("{key} must be longer than 0s")]
+    ZeroDuration {
+        /// The key.
+        key: &'static str,
+    },
+    /// A duration is not shorter than the one it must stay under (the Redis presence
+    /// refresh against the member lifetime): shorten it, or lengthen the other.
+    #[error("{key} must be shorter than {limit}")]
+    NotShorter {
+        /// The key.
+        key: &'static str,
+        /// The key it must stay under.
+        limit: &'static str,
+    },
+    /// A plain-mode route cannot be served: fix its path or parameters.
+    #[error("plain.routes: path `{path}` {problem}")]
+    Route {
+        /// The route's path, as configured.
+        path: String,
+        /// What is wrong with it.
+        problem: RouteProblem,
+    },
+}
+
+/// What is wrong with a plain-mode route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RouteProblem {
+    /// The path does not start with `/`, or carries a query or fragment.
+    NotAPath,
+    /// Another route has the same path.
+    Duplicate,
+    /// A parameter name is empty.
+    EmptyParam,
+}
+
+impl fmt::Display for RouteProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NotAPath => "must start with / and have no query",
+            Self::Duplicate => "is listed twice",
+            Self::EmptyParam => "has an empty parameter name",
+        })
+    }
+}
+
+impl ConfigError {
+    /// The dotted key the rule is about: `broker`, `tls.key`, `limits.queue_size`.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Self::Broker(_) => "broker",
+            Self::HalfTlsPair { set, .. } => set,
+            Self::Zero { key }
+            | Self::TooLarge { key, .. }
+            | Self::ZeroDuration { key }
+            | Self::NotShorter { key, .. } => key,
+            Self::Route { .. } => "plain.routes",
+        }
+    }
+}
+
+impl HubConfig {
+    /// Checks every rule between and within fields that the types cannot express: the broker
+    /// string, both halves of the TLS pair, sizes and periods that must not be 0, bursts for
+    /// the rates that are set, plain-mode routes, and the Redis timings.
+    ///
+    /// # Errors
+    /// The first broken rule, in the order a configuration file lists the keys.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.broker.validate()?;
+        positive("shutdown_http_timeout", self.shutdown_http_timeout)?;
+        self.tls_pair()?;
+        positive("history.ttl", self.history.ttl)?;
+        self.limits()?;
+        positive("heartbeat.interval", self.heartbeat.interval)?;
+        positive("heartbeat.timeout", self.heartbeat.timeout)?;
+        self.routes()?;
+        self.redis_timings()
+    }
+
+    fn tls_pair(&self) -> Result<(), ConfigError> {
+        let (set, missing) = match (&self.tls.cert, &self.tls.key) {
+            (Some(_), None) => ("tls.cert", "tls.key"),
+            (None, Some(_)) => ("tls.key", "tls.cert"),
+            _ => return Ok(()),
+        };
+        Err(ConfigError::HalfTlsPair { set, missing })
+    }
+
+    fn limits(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        // The connection semaphore, the frame limit and the queue hold nothing at 0.
+        at_least_one("limits.max_connections", l.max_connections)?;
+        countable("limits.max_connections", l.max_connections)?;
+        at_least_one("limits.max_message_size", l.max_message_size)?;
+        burst("limits.publish_burst", l.publish_rate, l.publish_burst)?;
+        at_least_one("limits.queue_size", l.queue_size)?;
+        countable("limits.queue_size", l.queue_size)?;
+        positive("limits.handshake_timeout", l.handshake_timeout)?;
+        burst("limits.command_burst", l.command_rate, l.command_burst)?;
+        positive("limits.request_timeout", l.request_timeout)?;
+        positive("limits.close_timeout", l.close_timeout)?;
+        positive("limits.refusal_timeout", l.refusal_timeout)
+    }
+
+    fn routes(&self) -> Result<(), ConfigError> {
+        let mut seen = HashSet::new();
+        for route in &self.plain.routes {
+            let path = &route.path;
+            let problem = if !path.starts_with('/') || path.contains(['?', '#']) {
+                RouteProblem::NotAPath
+            } else if !seen.insert(path.as_str()) {
+                RouteProblem::Duplicate
+            } else if route.params.iter().any(String::is_empty) {
+                RouteProblem::EmptyParam
+            } else {
+                continue;
+            };
+            return Err(ConfigError::Route {
+                path: path.clone(),
+                problem,
+            });
+        }
+        Ok(())
+    }
+
+    fn redis_timings(&self) -> Result<(), ConfigError> {
+        let r = &self.redis;
+        positive("redis.op_timeout", r.op_timeout)?;
+        positive("redis.connect_timeout", r.connect_timeout)?;
+        // 0 would retry a lost connection in a busy loop.
+        positive("redis.max_reconnect_delay", r.max_reconnect_delay)?;
+        positive("redis.check_every", r.check_every)?;
+        positive("redis.member_lifetime", r.member_lifetime)?;
+        positive("redis.refresh_every", r.refresh_every)?;
+        // A member must be refreshed before it expires, or presence flickers.
+        if r.refresh_every >= r.member_lifetime {
+            return Err(ConfigError::NotShorter {
+                key: "redis.refresh_every",
+                limit: "redis.member_lifetime",
+            });
+        }
+        Ok(())
+    }
+}
+
+fn at_least_one(key: &'static str, value: usize) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::Zero { key });
+    }
+    Ok(())
+}
+
+/// At most what a tokio semaphore counts (`Semaphore::new` and `mpsc::channel` panic past it).
+fn countable(key: &'static str, value: usize) -> Result<(), ConfigError> {
+    let max = tokio::sync::Semaphore::MAX_PERMITS;
+    if value > max {
+        return Err(ConfigError::TooLarge { key, max });
+    }
+    Ok(())
+}
+
+/// A token bucket holding 0 refuses everything; a rate of 0 turns the bucket off.
+fn burst(key: &'static str, rate: u32, burst: u32) -> Result<(), ConfigError> {
+    if rate > 0 && burst == 0 {
+        return Err(ConfigError::Zero { key });
+    }
+    Ok(())
+}
+
+fn positive(key: &'static str, value: Duration) -> Result<(), ConfigError> {
+    if value.is_zero() {
+        return Err(ConfigError::ZeroDuration { key });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{BrokerConfig, PlainRoute};
+
+    fn key(config: &HubConfig) -> &'static str {
+        config.validate().unwrap_err().key()
+    }
+
+    #[test]
+    fn default_config_passes() {
+        assert_eq!(HubConfig::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn an_unsupported_broker_names_the_broker_key_and_the_value() {
+        let c = HubConfig {
+            broker: BrokerConfig::parse("mongodb://db"),
+            ..HubConfig::default()
+        };
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.key(), "broker");
+        assert!(e.to_string().starts_with("broker `mongodb://db` "), "{e}");
+    }
+
+    #[test]
+    fn half_a_tls_pair_points_at_the_half_that_is_set() {
+        let mut c = HubConfig::default();
+        c.tls.key = Some("key.pem".into());
+        assert_eq!(key(&c), "tls.key");
+        c.tls.cert = Some("cert.pem".into());
+        assert!(c.validate().is_ok());
+        c.tls.key = None;
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "tls.cert is set without tls.key: set both for https, or neither"
+        );
+    }
+
+    #[test]
+    fn zero_limits_and_periods_that_would_stop_the_server_are_refused() {
+        type BreakIt = fn(&mut HubConfig);
+        let cases: [(&str, BreakIt); 9] = [
+            ("heartbeat.interval", |c| {
+                c.heartbeat.interval = Duration::ZERO
+            }),
+            ("limits.queue_size", |c| c.limits.queue_size = 0),
+            ("limits.max_connections", |c| c.limits.max_connections = 0),
+            ("limits.publish_burst", |c| c.limits.publish_burst = 0),
+            ("limits.request_timeout", |c| {
+                c.limits.request_timeout = Duration::ZERO;
+            }),
+            ("limits.close_timeout", |c| {
+                c.limits.close_timeout = Duration::ZERO
+            }),
+            ("history.ttl", |c| c.history.ttl = Duration::ZERO),
+            ("redis.check_every", |c| {
+                c.redis.check_every = Duration::ZERO
+            }),
+            ("shutdown_http_timeout", |c| {
+                c.shutdown_http_timeout = Duration::ZERO;
+            }),
+        ];
+        for (expected, break_it) in cases {
+            let mut c = HubConfig::default();
+            break_it(&mut c);
+            assert_eq!(key(&c), expected);
+        }
+    }
+
+    #[test]
+    fn counts_past_what_a_semaphore_holds_are_refused() {
+        let mut c = HubConfig::default();
+        c.limits.queue_size = usize::MAX;
+        assert_eq!(key(&c), "limits.queue_size");
+        c.limits.queue_size = tokio::sync::Semaphore::MAX_PERMITS;
+        assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_zero_burst_is_fine_when_its_rate_is_off() {
+        let mut c = HubConfig::default();
+        c.limits.publish_rate = 0;
+        c.limits.publish_burst = 0;
+        c.limits.command_rate = 0;
+        c.limits.command_burst = 0;
+        assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn presence_members_are_refreshed_before_they_expire() {
+        let mut c = HubConfig::default();
+        c.redis.refresh_every = c.redis.member_lifetime;
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.key(), "redis.refresh_every");
+        assert_eq!(
+            e.to_string(),
+            "redis.refresh_every must be shorter than redis.member_lifetime"
+        );
+    }
+
+    #[test]
+    fn routes_need_a_path_once_and_named_parameters() {
+        let route = |path: &str, params: &[&str]| PlainRoute {
+            path: path.into(),
+            params: params.iter().map(|p| (*p).to_owned()).collect(),
+        };
+        let cases = [
+            (
+                vec![route("chat", &[])],
+                "path `chat` must start with / and have no query",
+            ),
+            (
+                vec![route("/a?b", &[])],
+                "path `/a?b` must start with / and have no query",
+            ),
+            (
+                vec![route("/a", &[]), route("/a", &[])],
+                "path `/a` is listed twice",
+            ),
+            (
+                vec![route("/a", &[""])],
+                "path `/a` has an empty parameter name",
+            ),
+        ];
+        for (routes, message) in cases {
+            let mut c = HubConfig::default();
+            c.plain.routes = routes;
+            let e = c.validate().unwrap_err();
+            assert_eq!(e.key(), "plain.routes");
+            assert_eq!(e.to_string(), format!("plain.routes: {message}"));
+        }
+    }
+}
