@@ -66,5 +66,7 @@ pub use http;
 
 /// The opening handshake's types: requests, acceptances, refusals.
 pub mod handshake {
-    pub use herald_proto::handshake::{Accept, Accepted, ExtensionOffer, Request, Response};
+    pub use herald_proto::handshake::{
+        Accept, AcceptResponse, Accepted, ExtensionOffer, Request, Response,
+    };
 }

@@ -4,7 +4,6 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::socket::WebSocket;
 use herald_proto::Role;
-use herald_proto::deflate::negotiate_server;
 use herald_proto::handshake::{Accept, Request, RequestReader, Response};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -82,28 +81,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Incoming<S> {
         &self.request
     }
 
-    /// Completes the handshake with a 101. With [`Config::deflate`] set and no `extensions`
-    /// answer in `accept`, permessage-deflate is negotiated from the client's offers.
+    /// Completes the handshake with a 101. With [`Config::deflate`] set, permessage-deflate
+    /// is negotiated from the client's offers (by the engine, as for every driver).
     ///
     /// # Errors
-    /// [`Error::Misuse`] for a subprotocol that was not offered; [`Error::Io`].
-    pub async fn accept(mut self, mut accept: Accept) -> Result<WebSocket<S>> {
-        let deflate = match (&self.config.deflate, &accept.extensions) {
-            (Some(settings), None) => negotiate_server(self.request.extensions(), settings),
-            _ => None,
-        };
-        if let Some(params) = &deflate {
-            accept.extensions = Some(params.to_header());
-        }
-        let response = self.request.accept(accept)?;
-        self.io.write_all(&response).await?;
+    /// [`Error::Misuse`] for a subprotocol that was not offered or an extra header that the
+    /// handshake sets itself (nothing is written then, and the transport is dropped);
+    /// [`Error::Io`].
+    pub async fn accept(mut self, accept: Accept) -> Result<WebSocket<S>> {
+        let response = self.request.accept(accept, self.config.deflate.as_ref())?;
+        self.io.write_all(&response.encode()).await?;
         let buffered = self.reader.into_remaining();
         Ok(WebSocket::with_extensions(
             self.io,
             Role::Server,
             &self.config,
             buffered,
-            deflate,
+            response.deflate(),
         ))
     }
 

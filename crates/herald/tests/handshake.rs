@@ -159,3 +159,55 @@ async fn wrong_version_is_answered_426_with_supported_version() {
             .contains("sec-websocket-version: 13\r\n")
     );
 }
+
+const REQUEST: &[u8] =
+    b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+    Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+    Sec-WebSocket-Protocol: chat\r\n\r\n";
+
+#[tokio::test]
+async fn accepting_with_a_subprotocol_the_client_did_not_offer_is_misuse_and_writes_nothing() {
+    let (server, mut client) = tokio::io::duplex(4096);
+    client.write_all(REQUEST).await.unwrap();
+    let incoming = herald::read_request(server, &Config::default())
+        .await
+        .unwrap();
+    let accept = Accept {
+        subprotocol: Some("mqtt".into()),
+        ..Accept::default()
+    };
+    let err = incoming.accept(accept).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            herald::Error::Misuse(herald::proto::MisuseError::SubprotocolNotOffered)
+        ),
+        "{err}"
+    );
+    let mut written = Vec::new();
+    client.read_to_end(&mut written).await.unwrap();
+    assert!(written.is_empty(), "{written:?}");
+}
+
+#[tokio::test]
+async fn accepting_with_an_extension_header_of_its_own_is_misuse() {
+    let (server, mut client) = tokio::io::duplex(4096);
+    client.write_all(REQUEST).await.unwrap();
+    let mut accept = Accept::default();
+    accept.headers.insert(
+        header::SEC_WEBSOCKET_EXTENSIONS,
+        "permessage-deflate".parse().unwrap(),
+    );
+    let err = herald::accept_with(server, &Config::default(), |_| Ok(accept))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            herald::Error::Misuse(herald::proto::MisuseError::HandshakeHeader(ref name))
+                if name == header::SEC_WEBSOCKET_EXTENSIONS
+        ),
+        "{err}"
+    );
+}
+
