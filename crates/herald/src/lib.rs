@@ -52,7 +52,7 @@ pub use client::{ClientBuilder, connect};
 pub use config::Config;
 pub use error::{Error, Result};
 pub use message::Message;
-pub use server::{Incoming, accept, accept_with, read_request};
+pub use server::{PendingHandshake, accept, accept_with, read_request};
 pub use socket::WebSocket;
 pub use split::{Reader, Writer};
 pub use stream::MaybeTlsStream;

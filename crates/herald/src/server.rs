@@ -7,10 +7,10 @@ use herald_proto::Role;
 use herald_proto::handshake::{Accept, Request, RequestReader, Response};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-/// A request that passed RFC 6455 §4.2.1's checks, waiting to be accepted or rejected, e.g.
-/// after an asynchronous authentication.
+/// A request that passed RFC 6455 §4.2.1's checks, with its transport, waiting to be accepted
+/// or rejected, e.g. after an asynchronous authentication.
 #[derive(Debug)]
-pub struct Incoming<S> {
+pub struct PendingHandshake<S> {
     io: S,
     request: Request,
     reader: RequestReader,
@@ -22,7 +22,7 @@ pub struct Incoming<S> {
 ///
 /// # Errors
 /// [`Error::Refused`], [`Error::HandshakeTimeout`], [`Error::Io`].
-pub async fn read_request<S>(mut io: S, config: &Config) -> Result<Incoming<S>>
+pub async fn read_request<S>(mut io: S, config: &Config) -> Result<PendingHandshake<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -51,7 +51,7 @@ where
         .await
         .map_err(|_| Error::HandshakeTimeout)?;
     match outcome {
-        Ok((request, reader)) => Ok(Incoming {
+        Ok((request, reader)) => Ok(PendingHandshake {
             io,
             request,
             reader,
@@ -75,7 +75,7 @@ async fn write_refusal<S: AsyncWrite + Unpin>(io: &mut S, refusal: &Response) ->
     Error::Refused(refusal.status)
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Incoming<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> PendingHandshake<S> {
     /// The request: path, query, headers, Origin, cookies, offered subprotocols and extensions.
     pub fn request(&self) -> &Request {
         &self.request
@@ -152,9 +152,9 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&Request) -> std::result::Result<Accept, Response>,
 {
-    let incoming = read_request(io, config).await?;
-    match decide(incoming.request()) {
-        Ok(accept) => incoming.accept(accept).await,
-        Err(refusal) => Err(incoming.refuse(&refusal).await),
+    let pending = read_request(io, config).await?;
+    match decide(pending.request()) {
+        Ok(accept) => pending.accept(accept).await,
+        Err(refusal) => Err(pending.refuse(&refusal).await),
     }
 }
