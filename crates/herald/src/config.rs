@@ -23,8 +23,23 @@ pub struct Config {
     pub protocol: herald_proto::Config,
     /// Handshake limits: head size (16 KiB), header count (64).
     pub handshake_limits: herald_proto::handshake::HandshakeLimits,
-    /// The longest the opening handshake may take, from the first byte to the 101. Default
-    /// 10 s. Stops a peer from holding a connection open without ever completing the handshake.
+    /// The longest the opening handshake's HTTP exchange may take. Default 10 s. Stops a peer
+    /// from holding a connection open without ever completing the handshake; past it, the
+    /// result is [`Error::HandshakeTimeout`](crate::Error::HandshakeTimeout) and the transport
+    /// is dropped unanswered.
+    ///
+    /// - Server ([`read_request`](crate::read_request), [`accept`](crate::accept),
+    ///   [`accept_with`](crate::accept_with)): from the call until the request head has been
+    ///   read and checked. It does not cover a TLS handshake: herald does not terminate TLS on
+    ///   a server, the caller runs `tls::TlsAcceptor` on the stream before handing it over and
+    ///   bounds that itself (e.g. with `tokio::time::timeout`). Nor does it cover what comes
+    ///   after the head: the application's decision, and writing the 101 or the refusal.
+    /// - Client ([`ClientBuilder::connect`](crate::ClientBuilder::connect) and `connect_on`):
+    ///   from writing the request until the response head has been read and checked. The TCP
+    ///   connection and the TLS handshake come first, each bounded on its own by
+    ///   [`ClientBuilder::connect_timeout`](crate::ClientBuilder::connect_timeout).
+    /// - Not used by `upgrade::WebSocketUpgrade` (feature `axum`): hyper read the request
+    ///   there, under the HTTP server's own timeouts.
     pub handshake_timeout: Duration,
     /// The largest routine read, in bytes. Reads start at 512 bytes (an idle connection holds
     /// little) and double, up to this, while each read fills its room. Default 4 KiB. A frame
