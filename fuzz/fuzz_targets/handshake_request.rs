@@ -2,8 +2,8 @@
 //! can be answered; a refusal has a documented status; an unfinished head stays under the limit.
 #![no_main]
 
-use herald_proto::MisuseError;
 use herald_proto::handshake::{Accept, HandshakeLimits, Request, RequestReader};
+use herald_proto::{DeflateConfig, MisuseError};
 use herald_proto_fuzz::Input;
 use libfuzzer_sys::fuzz_target;
 
@@ -50,18 +50,20 @@ fn check_request(request: &Request) {
     let _ = request.cookies().count();
     assert!(request.subprotocols().iter().all(|p| !p.is_empty()));
     assert!(request.extensions().iter().all(|e| !e.name.is_empty()));
+    let deflate = DeflateConfig::default();
     let response = request
-        .accept(Accept::default())
+        .accept(Accept::default(), Some(&deflate))
         .expect("a valid request can be accepted");
-    assert!(response.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
-    assert!(response.ends_with(b"\r\n\r\n"));
+    let bytes = response.encode();
+    assert!(bytes.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+    assert!(bytes.ends_with(b"\r\n\r\n"));
     if let Some(first) = request.subprotocols().first() {
         let accept = Accept {
             subprotocol: Some(first.clone()),
             ..Accept::default()
         };
         request
-            .accept(accept)
+            .accept(accept, None)
             .expect("an offered subprotocol can be chosen");
     }
     let unoffered = Accept {
@@ -69,7 +71,7 @@ fn check_request(request: &Request) {
         ..Accept::default()
     };
     assert_eq!(
-        request.accept(unoffered),
+        request.accept(unoffered, None),
         Err(MisuseError::SubprotocolNotOffered)
     );
 }

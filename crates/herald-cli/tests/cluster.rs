@@ -78,7 +78,9 @@ struct Conn {
 
 impl Conn {
     async fn connect(addr: SocketAddr) -> Option<Self> {
-        let config = herald::Config::default().max_message_size(LIMIT, LIMIT);
+        let config = herald::Config::default()
+            .max_frame_size(LIMIT)
+            .max_message_size(LIMIT);
         let builder = herald::ClientBuilder::new(&format!("ws://{addr}/ws"))
             .ok()?
             .subprotocol(SUBPROTOCOL)

@@ -106,8 +106,10 @@ impl Hub {
         broker.start(node.clone());
         let limit = config.limits.max_message_size;
         let ws = herald::Config::default()
-            .max_message_size(limit, limit)
-            .keepalive(Some(config.heartbeat.interval), config.heartbeat.timeout)
+            .max_frame_size(limit)
+            .max_message_size(limit)
+            .keepalive_interval(Some(config.heartbeat.interval))
+            .keepalive_timeout(config.heartbeat.timeout)
             .deflate(deflate.as_deref().cloned())
             .handshake_timeout(config.limits.handshake_timeout)
             .close_timeout(config.limits.close_timeout)

@@ -97,6 +97,11 @@ pub enum MisuseError {
     /// A header value that cannot appear in an HTTP/1.1 message.
     #[error("invalid header")]
     InvalidHeader,
+    /// An extra header of an acceptance that the handshake sets itself (`Upgrade`,
+    /// `Connection`, `Sec-WebSocket-*`, `Content-Length`, `Transfer-Encoding`); drop it: the
+    /// engine writes the accept key and the extensions it negotiated.
+    #[error("header {0} is set by the handshake")]
+    HandshakeHeader(http::HeaderName),
 }
 
 /// The client's opening handshake failed.

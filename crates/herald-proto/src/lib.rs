@@ -22,8 +22,9 @@
 //! let (mut client_hs, request_bytes) = ClientHandshake::new(&request, &mut entropy);
 //! let mut reader = RequestReader::default();
 //! reader.receive(&request_bytes);
-//! let response = reader.poll_request().unwrap().unwrap().accept(Accept::default()).unwrap();
-//! client_hs.receive(&response);
+//! let request = reader.poll_request().unwrap().unwrap();
+//! let response = request.accept(Accept::default(), None).unwrap();
+//! client_hs.receive(&response.encode());
 //! client_hs.poll_response().unwrap().unwrap();
 //!
 //! // Messages, then the closing handshake.

@@ -1,8 +1,8 @@
 //! Payload masking (RFC 6455 §5.3).
 //!
 //! The fast kernel XORs eight bytes per step with the key spread over a `u64`; the reference is
-//! the RFC's byte loop. A test checks that both agree for every length 0..=1024 at every
-//! alignment.
+//! the RFC's byte loop. A test checks that both agree for every length 0..=1024, at every
+//! start address modulo 8 and every key phase.
 
 /// XORs `buf` in place with `key`, as if `buf` started at byte `offset` of the payload.
 ///
@@ -70,18 +70,52 @@ mod tests {
     //! RFC 6455 §5.3: client-to-server masking.
     use super::*;
 
+    /// The widest step of the fast kernel: every start address modulo this is tried.
+    const WORD: usize = 8;
+    const MAX_LEN: usize = 1024;
+
+    /// Storage whose start is aligned to a word, so that `&buf[align..]` starts exactly
+    /// `align` bytes past a word boundary (a fresh `Vec` would realign every slice).
+    #[repr(C, align(64))]
+    struct Aligned([u8; MAX_LEN + 2 * WORD]);
+
+    impl Aligned {
+        fn filled(seed: u8) -> Box<Self> {
+            let mut buf = Box::new(Self([0; MAX_LEN + 2 * WORD]));
+            for (i, b) in buf.0.iter_mut().enumerate() {
+                *b = (i as u8).wrapping_mul(7).wrapping_add(seed);
+            }
+            buf
+        }
+
+        /// `len` bytes starting `align` bytes past a word boundary.
+        fn at(&mut self, align: usize, len: usize) -> &mut [u8] {
+            let slice = &mut self.0[align..align + len];
+            assert_eq!(
+                slice.as_ptr() as usize % WORD,
+                align,
+                "misaligned test buffer"
+            );
+            slice
+        }
+    }
+
     #[test]
     fn fast_kernel_matches_bytewise_reference_for_every_length_and_alignment() {
-        let key = [0x37, 0xfa, 0x21, 0x3d];
-        let source: Vec<u8> = (0..1024 + 16).map(|i| (i * 7 + 3) as u8).collect();
-        for align in 0..8 {
-            for len in 0..=1024 {
-                for offset in 0..4 {
-                    let mut fast = source[align..align + len].to_vec();
-                    let mut slow = fast.clone();
-                    apply_mask(&mut fast, key, offset);
-                    apply_mask_bytewise(&mut slow, key, offset);
-                    assert_eq!(fast, slow, "len {len} align {align} offset {offset}");
+        for key in [[0x37, 0xfa, 0x21, 0x3d], [0x00, 0xff, 0x80, 0x01]] {
+            for align in 0..WORD {
+                for len in 0..=MAX_LEN {
+                    for phase in 0..4 {
+                        let mut fast = Aligned::filled(3);
+                        let mut slow = Aligned::filled(3);
+                        apply_mask(fast.at(align, len), key, phase);
+                        apply_mask_bytewise(slow.at(align, len), key, phase);
+                        // Around the slice too: the kernel writes nothing outside it.
+                        assert!(
+                            fast.0 == slow.0,
+                            "len {len} align {align} phase {phase} key {key:02x?}"
+                        );
+                    }
                 }
             }
         }
@@ -90,15 +124,22 @@ mod tests {
     #[test]
     fn masking_while_copying_matches_the_reference_for_every_length_and_alignment() {
         let key = [0x9a, 0x01, 0xfe, 0x42];
-        let source: Vec<u8> = (0..1024 + 16).map(|i| (i * 13 + 5) as u8).collect();
-        for align in 0..8 {
-            for len in 0..=1024 {
-                let src = &source[align..align + len];
-                let mut fast = vec![0u8; len + align];
-                mask_into(&mut fast[align..], src, key);
-                let mut slow = src.to_vec();
-                apply_mask_bytewise(&mut slow, key, 0);
-                assert_eq!(&fast[align..], &slow[..], "len {len} align {align}");
+        let mut source = Aligned::filled(5);
+        for src_align in 0..WORD {
+            for dst_align in 0..WORD {
+                for len in 0..=MAX_LEN {
+                    let mut fast = Aligned::filled(0);
+                    let mut slow = Aligned::filled(0);
+                    let src = source.at(src_align, len);
+                    mask_into(fast.at(dst_align, len), src, key);
+                    let dst = slow.at(dst_align, len);
+                    dst.copy_from_slice(src);
+                    apply_mask_bytewise(dst, key, 0);
+                    assert!(
+                        fast.0 == slow.0,
+                        "len {len} src align {src_align} dst align {dst_align}"
+                    );
+                }
             }
         }
     }

@@ -3,9 +3,10 @@
 #![allow(clippy::unwrap_used)]
 
 use herald_proto::handshake::{
-    Accept, ClientHandshake, ClientRequest, ExtensionOffer, Request, RequestReader, Response,
+    Accept, AcceptResponse, ClientHandshake, ClientRequest, ExtensionOffer, Request, RequestReader,
+    Response,
 };
-use herald_proto::{MisuseError, SeededEntropy};
+use herald_proto::{DeflateConfig, MisuseError, SeededEntropy};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 /// The example handshake of RFC 6455 §1.3, with the optional headers of §4.1.
@@ -118,9 +119,9 @@ mod accepting {
 
     #[test]
     fn accepting_the_rfc_request_writes_the_rfc_response() {
-        let response = rfc_request().accept(Accept::default()).unwrap();
+        let response = rfc_request().accept(Accept::default(), None).unwrap();
         assert_eq!(
-            std::str::from_utf8(&response).unwrap(),
+            std::str::from_utf8(&response.encode()).unwrap(),
             "HTTP/1.1 101 Switching Protocols\r\n\
              Upgrade: websocket\r\n\
              Connection: Upgrade\r\n\
@@ -135,8 +136,9 @@ mod accepting {
             subprotocol: Some("chat".into()),
             ..Accept::default()
         };
-        let response = rfc_request().accept(accept).unwrap();
-        let text = std::str::from_utf8(&response).unwrap();
+        let response = rfc_request().accept(accept, None).unwrap();
+        assert_eq!(response.subprotocol(), Some("chat"));
+        let text = std::str::from_utf8(&response.encode()).unwrap().to_owned();
         assert!(
             text.ends_with("\r\nSec-WebSocket-Protocol: chat\r\n\r\n"),
             "{text}"
@@ -150,13 +152,13 @@ mod accepting {
             ..Accept::default()
         };
         assert_eq!(
-            rfc_request().accept(accept).unwrap_err(),
+            rfc_request().accept(accept, None).unwrap_err(),
             MisuseError::SubprotocolNotOffered
         );
     }
 
     #[test]
-    fn accepting_with_extensions_and_extra_headers_writes_them() {
+    fn accepting_with_extra_headers_writes_them_after_the_handshake_headers() {
         let mut headers = HeaderMap::new();
         headers.append(
             header::SET_COOKIE,
@@ -164,29 +166,41 @@ mod accepting {
         );
         headers.append("x-served-by", HeaderValue::from_static("herald"));
         let accept = Accept {
-            extensions: Some("x-custom".into()),
             headers,
             ..Accept::default()
         };
-        let response = rfc_request().accept(accept).unwrap();
-        let text = std::str::from_utf8(&response).unwrap();
+        let response = rfc_request().accept(accept, None).unwrap();
+        let text = std::str::from_utf8(&response.encode()).unwrap().to_owned();
         assert!(text.ends_with(
-            "Sec-WebSocket-Extensions: x-custom\r\n\
+            "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
              set-cookie: id=42; HttpOnly\r\n\
              x-served-by: herald\r\n\r\n"
         ));
     }
 
     #[test]
-    fn accepting_with_a_header_value_that_breaks_http_is_misuse() {
-        let accept = Accept {
-            extensions: Some("x\r\nInjected: 1".into()),
-            ..Accept::default()
-        };
-        assert_eq!(
-            rfc_request().accept(accept).unwrap_err(),
-            MisuseError::InvalidHeader
-        );
+    fn accepting_with_a_header_the_handshake_sets_is_misuse() {
+        // An application cannot claim an extension the engine would not run, nor rewrite the
+        // upgrade: the peer would fail the connection on its first compressed frame.
+        for name in [
+            header::SEC_WEBSOCKET_EXTENSIONS,
+            header::SEC_WEBSOCKET_ACCEPT,
+            header::SEC_WEBSOCKET_PROTOCOL,
+            header::UPGRADE,
+            header::CONNECTION,
+            header::CONTENT_LENGTH,
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert(name.clone(), HeaderValue::from_static("x-custom"));
+            let accept = Accept {
+                headers,
+                ..Accept::default()
+            };
+            assert_eq!(
+                rfc_request().accept(accept, None).unwrap_err(),
+                MisuseError::HandshakeHeader(name)
+            );
+        }
     }
 
     #[test]
@@ -221,8 +235,118 @@ mod accepting {
             subprotocol: Some("v1".into()),
             ..Accept::default()
         };
-        client.receive(&server_side.accept(accept).unwrap());
+        client.receive(&server_side.accept(accept, None).unwrap().encode());
         let accepted = client.poll_response().unwrap().unwrap();
         assert_eq!(accepted.subprotocol.as_deref(), Some("v1"));
+    }
+}
+
+mod negotiating {
+    //! RFC 7692 §5.1 and §7.1: the engine answers a permessage-deflate offer from the server's
+    //! configuration; the application has no say in it.
+    use super::*;
+
+    fn request_offering(extensions: Option<&str>) -> Request {
+        let offer = extensions.map_or(String::new(), |e| {
+            format!("Sec-WebSocket-Extensions: {e}\r\n")
+        });
+        let mut reader = RequestReader::default();
+        reader.receive(
+            format!(
+                "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+                 Sec-WebSocket-Protocol: chat\r\n{offer}\r\n"
+            )
+            .as_bytes(),
+        );
+        reader.poll_request().unwrap().unwrap()
+    }
+
+    fn extensions(response: &AcceptResponse) -> Option<&str> {
+        response
+            .headers()
+            .get(header::SEC_WEBSOCKET_EXTENSIONS)
+            .map(|v| v.to_str().unwrap())
+    }
+
+    #[test]
+    fn server_with_deflate_answers_the_first_offer_it_can_honour() {
+        let request = request_offering(Some(
+            "permessage-deflate; mystery, permessage-deflate; client_max_window_bits=10",
+        ));
+        let response = request
+            .accept(Accept::default(), Some(&DeflateConfig::default()))
+            .unwrap();
+        let params = response.deflate().unwrap();
+        assert_eq!(params.client_max_window_bits, 10);
+        assert_eq!(
+            extensions(&response),
+            Some("permessage-deflate; client_max_window_bits=10")
+        );
+        assert!(std::str::from_utf8(&response.encode()).unwrap().ends_with(
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=10\r\n\r\n"
+        ));
+    }
+
+    #[test]
+    fn server_without_deflate_answers_no_extension() {
+        let request = request_offering(Some("permessage-deflate"));
+        let response = request.accept(Accept::default(), None).unwrap();
+        assert_eq!((response.deflate(), extensions(&response)), (None, None));
+    }
+
+    #[test]
+    fn server_with_deflate_and_no_offer_answers_no_extension() {
+        let request = request_offering(None);
+        let response = request
+            .accept(Accept::default(), Some(&DeflateConfig::default()))
+            .unwrap();
+        assert_eq!((response.deflate(), extensions(&response)), (None, None));
+    }
+
+    #[test]
+    fn server_declines_an_extension_it_does_not_run() {
+        let request = request_offering(Some("x-webkit-deflate-frame"));
+        let response = request
+            .accept(Accept::default(), Some(&DeflateConfig::default()))
+            .unwrap();
+        assert_eq!((response.deflate(), extensions(&response)), (None, None));
+    }
+
+    #[test]
+    fn encoded_bytes_and_the_http_response_carry_the_same_headers() {
+        let with_cookie = || {
+            let mut headers = HeaderMap::new();
+            headers.append(header::SET_COOKIE, HeaderValue::from_static("a=1"));
+            headers.append(header::SET_COOKIE, HeaderValue::from_static("b=2"));
+            Accept {
+                subprotocol: Some("chat".into()),
+                headers,
+            }
+        };
+        for offer in [None, Some("permessage-deflate; client_max_window_bits")] {
+            for deflate in [None, Some(DeflateConfig::default())] {
+                let response = request_offering(offer)
+                    .accept(with_cookie(), deflate.as_ref())
+                    .unwrap();
+                let bytes = response.encode();
+                let http = response.into_http(());
+                let mut storage = [httparse::EMPTY_HEADER; 16];
+                let mut parsed = httparse::Response::new(&mut storage);
+                assert!(parsed.parse(&bytes).unwrap().is_complete());
+                assert_eq!(parsed.code, Some(http.status().as_u16()));
+                let raw: Vec<(String, &[u8])> = parsed
+                    .headers
+                    .iter()
+                    .map(|h| (h.name.to_ascii_lowercase(), h.value))
+                    .collect();
+                let converted: Vec<(String, &[u8])> = http
+                    .headers()
+                    .iter()
+                    .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes()))
+                    .collect();
+                assert_eq!(raw, converted, "offer {offer:?}, deflate {deflate:?}");
+            }
+        }
     }
 }

@@ -41,8 +41,10 @@ async fn case_count(base: &str) -> herald::Result<u32> {
 
 async fn echo(url: &str) -> herald::Result<()> {
     let config = Config::default()
-        .max_message_size(64 << 20, 64 << 20)
-        .keepalive(None, std::time::Duration::from_secs(20))
+        .max_frame_size(64 << 20)
+        .max_message_size(64 << 20)
+        .keepalive_interval(None)
+        .keepalive_timeout(std::time::Duration::from_secs(20))
         .deflate(Some(herald::proto::DeflateConfig::default()));
     let (mut ws, _) = ClientBuilder::new(url)?.config(config).connect().await?;
     while let Some(message) = ws.recv().await {

@@ -18,8 +18,10 @@ async fn main() -> std::io::Result<()> {
     println!("listening on {}", listener.local_addr()?);
     std::io::stdout().flush()?;
     let config = Config::default()
-        .max_message_size(64 << 20, 64 << 20)
-        .keepalive(None, std::time::Duration::from_secs(20))
+        .max_frame_size(64 << 20)
+        .max_message_size(64 << 20)
+        .keepalive_interval(None)
+        .keepalive_timeout(std::time::Duration::from_secs(20))
         .deflate(Some(herald::proto::DeflateConfig::default()));
     loop {
         let (tcp, _) = listener.accept().await?;

@@ -81,7 +81,9 @@ impl ClientBuilder {
         self
     }
 
-    /// The longest the TCP (and TLS) connection may take. Default 10 s.
+    /// The longest the TCP connection may take, and then, on its own, the longest the TLS
+    /// handshake of a `wss://` URL may take. Default 10 s. The WebSocket handshake after them
+    /// is bounded by [`Config::handshake_timeout`].
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self

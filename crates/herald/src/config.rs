@@ -5,6 +5,16 @@ use std::time::Duration;
 /// Settings for a client or server connection.
 ///
 /// Every limit names the attack or failure it bounds; the defaults suit a public server.
+/// Each field has a setter of the same name that sets only it (the protocol limits' setters
+/// reach into [`protocol`](Self::protocol)):
+///
+/// ```
+/// let config = herald::Config::default()
+///     .max_frame_size(1 << 20)
+///     .max_message_size(4 << 20)
+///     .keepalive_interval(None);
+/// assert_eq!(config.protocol.max_message_size, 4 << 20);
+/// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Config {
@@ -13,8 +23,23 @@ pub struct Config {
     pub protocol: herald_proto::Config,
     /// Handshake limits: head size (16 KiB), header count (64).
     pub handshake_limits: herald_proto::handshake::HandshakeLimits,
-    /// The longest the opening handshake may take, from the first byte to the 101. Default
-    /// 10 s. Stops a peer from holding a connection open without ever completing the handshake.
+    /// The longest the opening handshake's HTTP exchange may take. Default 10 s. Stops a peer
+    /// from holding a connection open without ever completing the handshake; past it, the
+    /// result is [`Error::HandshakeTimeout`](crate::Error::HandshakeTimeout) and the transport
+    /// is dropped unanswered.
+    ///
+    /// - Server ([`read_request`](crate::read_request), [`accept`](crate::accept),
+    ///   [`accept_with`](crate::accept_with)): from the call until the request head has been
+    ///   read and checked. It does not cover a TLS handshake: herald does not terminate TLS on
+    ///   a server, the caller runs `tls::TlsAcceptor` on the stream before handing it over and
+    ///   bounds that itself (e.g. with `tokio::time::timeout`). Nor does it cover what comes
+    ///   after the head: the application's decision, and writing the 101 or the refusal.
+    /// - Client ([`ClientBuilder::connect`](crate::ClientBuilder::connect) and `connect_on`):
+    ///   from writing the request until the response head has been read and checked. The TCP
+    ///   connection and the TLS handshake come first, each bounded on its own by
+    ///   [`ClientBuilder::connect_timeout`](crate::ClientBuilder::connect_timeout).
+    /// - Not used by `upgrade::WebSocketUpgrade` (feature `axum`): hyper read the request
+    ///   there, under the HTTP server's own timeouts.
     pub handshake_timeout: Duration,
     /// The largest routine read, in bytes. Reads start at 512 bytes (an idle connection holds
     /// little) and double, up to this, while each read fills its room. Default 4 KiB. A frame
@@ -71,48 +96,80 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Sets the maximum frame and message sizes.
-    pub fn max_message_size(mut self, frame: usize, message: usize) -> Self {
-        self.protocol = self
-            .protocol
-            .with_max_frame_size(frame)
-            .with_max_message_size(message);
+    /// Sets the largest frame payload accepted ([`herald_proto::Config::max_frame_size`]).
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.protocol = self.protocol.with_max_frame_size(bytes);
         self
     }
 
-    /// Sets the keepalive interval (`None`: off) and timeout.
-    pub fn keepalive(mut self, interval: Option<Duration>, timeout: Duration) -> Self {
-        self.keepalive_interval = interval;
-        self.keepalive_timeout = timeout;
+    /// Sets the largest message accepted ([`herald_proto::Config::max_message_size`]).
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.protocol = self.protocol.with_max_message_size(bytes);
         self
     }
 
-    /// Sets the write buffer's flush threshold and back-pressure cap.
-    pub fn write_buffer(mut self, flush_at: usize, cap: usize) -> Self {
-        self.write_buffer_size = flush_at;
-        self.max_write_buffer_size = cap;
+    /// Sets the queue size past which Pongs are coalesced
+    /// ([`herald_proto::Config::pong_coalesce_threshold`]).
+    pub fn pong_coalesce_threshold(mut self, bytes: usize) -> Self {
+        self.protocol = self.protocol.with_pong_coalesce_threshold(bytes);
         self
     }
 
-    /// Sets the handshake timeout.
+    /// Sets [`handshake_limits`](Self::handshake_limits).
+    pub fn handshake_limits(mut self, limits: herald_proto::handshake::HandshakeLimits) -> Self {
+        self.handshake_limits = limits;
+        self
+    }
+
+    /// Sets [`handshake_timeout`](Self::handshake_timeout).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
         self
     }
 
-    /// Turns permessage-deflate on with `deflate`, or off with `None`.
+    /// Sets [`read_buffer_size`](Self::read_buffer_size).
+    pub fn read_buffer_size(mut self, bytes: usize) -> Self {
+        self.read_buffer_size = bytes;
+        self
+    }
+
+    /// Sets [`write_buffer_size`](Self::write_buffer_size), the flush threshold.
+    pub fn write_buffer_size(mut self, bytes: usize) -> Self {
+        self.write_buffer_size = bytes;
+        self
+    }
+
+    /// Sets [`max_write_buffer_size`](Self::max_write_buffer_size), the back-pressure cap.
+    pub fn max_write_buffer_size(mut self, bytes: usize) -> Self {
+        self.max_write_buffer_size = bytes;
+        self
+    }
+
+    /// Sets [`keepalive_interval`](Self::keepalive_interval) (`None`: keepalive off).
+    pub fn keepalive_interval(mut self, interval: Option<Duration>) -> Self {
+        self.keepalive_interval = interval;
+        self
+    }
+
+    /// Sets [`keepalive_timeout`](Self::keepalive_timeout).
+    pub fn keepalive_timeout(mut self, timeout: Duration) -> Self {
+        self.keepalive_timeout = timeout;
+        self
+    }
+
+    /// Sets [`deflate`](Self::deflate): permessage-deflate on with settings, or off with `None`.
     pub fn deflate(mut self, deflate: Option<herald_proto::DeflateConfig>) -> Self {
         self.deflate = deflate;
         self
     }
 
-    /// Sets the close timeout.
+    /// Sets [`close_timeout`](Self::close_timeout).
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.close_timeout = timeout;
         self
     }
 
-    /// Sets the write timeout (`None`: writes wait forever).
+    /// Sets [`write_timeout`](Self::write_timeout) (`None`: writes wait forever).
     pub fn write_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.write_timeout = timeout;
         self

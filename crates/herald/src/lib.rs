@@ -52,7 +52,7 @@ pub use client::{ClientBuilder, connect};
 pub use config::Config;
 pub use error::{Error, Result};
 pub use message::Message;
-pub use server::{Incoming, accept, accept_with, read_request};
+pub use server::{PendingHandshake, accept, accept_with, read_request};
 pub use socket::WebSocket;
 pub use split::{Reader, Writer};
 pub use stream::MaybeTlsStream;
@@ -66,5 +66,7 @@ pub use http;
 
 /// The opening handshake's types: requests, acceptances, refusals.
 pub mod handshake {
-    pub use herald_proto::handshake::{Accept, Accepted, ExtensionOffer, Request, Response};
+    pub use herald_proto::handshake::{
+        Accept, AcceptResponse, Accepted, ExtensionOffer, Request, Response,
+    };
 }

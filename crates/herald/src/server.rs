@@ -4,14 +4,13 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::socket::WebSocket;
 use herald_proto::Role;
-use herald_proto::deflate::negotiate_server;
 use herald_proto::handshake::{Accept, Request, RequestReader, Response};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-/// A request that passed RFC 6455 §4.2.1's checks, waiting to be accepted or rejected, e.g.
-/// after an asynchronous authentication.
+/// A request that passed RFC 6455 §4.2.1's checks, with its transport, waiting to be accepted
+/// or rejected, e.g. after an asynchronous authentication.
 #[derive(Debug)]
-pub struct Incoming<S> {
+pub struct PendingHandshake<S> {
     io: S,
     request: Request,
     reader: RequestReader,
@@ -23,7 +22,7 @@ pub struct Incoming<S> {
 ///
 /// # Errors
 /// [`Error::Refused`], [`Error::HandshakeTimeout`], [`Error::Io`].
-pub async fn read_request<S>(mut io: S, config: &Config) -> Result<Incoming<S>>
+pub async fn read_request<S>(mut io: S, config: &Config) -> Result<PendingHandshake<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -52,7 +51,7 @@ where
         .await
         .map_err(|_| Error::HandshakeTimeout)?;
     match outcome {
-        Ok((request, reader)) => Ok(Incoming {
+        Ok((request, reader)) => Ok(PendingHandshake {
             io,
             request,
             reader,
@@ -76,34 +75,29 @@ async fn write_refusal<S: AsyncWrite + Unpin>(io: &mut S, refusal: &Response) ->
     Error::Refused(refusal.status)
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Incoming<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> PendingHandshake<S> {
     /// The request: path, query, headers, Origin, cookies, offered subprotocols and extensions.
     pub fn request(&self) -> &Request {
         &self.request
     }
 
-    /// Completes the handshake with a 101. With [`Config::deflate`] set and no `extensions`
-    /// answer in `accept`, permessage-deflate is negotiated from the client's offers.
+    /// Completes the handshake with a 101. With [`Config::deflate`] set, permessage-deflate
+    /// is negotiated from the client's offers (by the engine, as for every driver).
     ///
     /// # Errors
-    /// [`Error::Misuse`] for a subprotocol that was not offered; [`Error::Io`].
-    pub async fn accept(mut self, mut accept: Accept) -> Result<WebSocket<S>> {
-        let deflate = match (&self.config.deflate, &accept.extensions) {
-            (Some(settings), None) => negotiate_server(self.request.extensions(), settings),
-            _ => None,
-        };
-        if let Some(params) = &deflate {
-            accept.extensions = Some(params.to_header());
-        }
-        let response = self.request.accept(accept)?;
-        self.io.write_all(&response).await?;
+    /// [`Error::Misuse`] for a subprotocol that was not offered or an extra header that the
+    /// handshake sets itself (nothing is written then, and the transport is dropped);
+    /// [`Error::Io`].
+    pub async fn accept(mut self, accept: Accept) -> Result<WebSocket<S>> {
+        let response = self.request.accept(accept, self.config.deflate.as_ref())?;
+        self.io.write_all(&response.encode()).await?;
         let buffered = self.reader.into_remaining();
         Ok(WebSocket::with_extensions(
             self.io,
             Role::Server,
             &self.config,
             buffered,
-            deflate,
+            response.deflate(),
         ))
     }
 
@@ -158,9 +152,9 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&Request) -> std::result::Result<Accept, Response>,
 {
-    let incoming = read_request(io, config).await?;
-    match decide(incoming.request()) {
-        Ok(accept) => incoming.accept(accept).await,
-        Err(refusal) => Err(incoming.refuse(&refusal).await),
+    let pending = read_request(io, config).await?;
+    match decide(pending.request()) {
+        Ok(accept) => pending.accept(accept).await,
+        Err(refusal) => Err(pending.refuse(&refusal).await),
     }
 }

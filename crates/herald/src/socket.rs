@@ -93,7 +93,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     /// As [`from_upgraded`](Self::from_upgraded), with the permessage-deflate parameters the
-    /// handshake agreed on (they take `config.deflate`'s level and threshold).
+    /// handshake agreed on (they take `config.deflate`'s level and threshold, or the defaults'
+    /// when `config.deflate` is `None`).
     pub fn with_extensions(
         io: S,
         role: Role,
@@ -273,9 +274,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         &self.conn
     }
 
-    /// The transport.
+    /// The transport, e.g. to read its peer address or TLS session.
+    ///
+    /// Reading from or writing to it directly (through interior mutability) breaks the
+    /// framing, as with [`get_mut`](Self::get_mut).
     pub fn get_ref(&self) -> &S {
         &self.io
+    }
+
+    /// The transport, mutably, e.g. to set a socket option.
+    ///
+    /// Reading from or writing to it directly breaks the framing: bytes written go to the peer
+    /// between (or inside) frames and it fails the connection with 1002; bytes read are lost to
+    /// the engine, which then misparses what follows.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.io
+    }
+
+    /// The transport, giving up the connection: what is queued and not yet written, and what
+    /// was read and not yet parsed, is dropped, and no Close is sent. Close first (and let
+    /// [`recv`](Self::recv) return `None`) to end the connection cleanly.
+    pub fn into_inner(self) -> S {
+        self.io
     }
 
     /// Splits into a reader and a writer that two tasks can use at once.

@@ -28,8 +28,8 @@ use axum::body::Body;
 use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
 use herald_proto::Role;
-use herald_proto::handshake::{Request, accept_key};
-use http::{HeaderValue, StatusCode, header, request::Parts};
+use herald_proto::handshake::{Accept, Request};
+use http::{StatusCode, request::Parts};
 use hyper_util::rt::TokioIo;
 use std::future::Future;
 
@@ -110,38 +110,27 @@ impl WebSocketUpgrade {
     }
 
     /// Answers 101 and runs `callback` with the WebSocket once hyper hands over the connection.
+    ///
+    /// The response is the engine's ([`Request::accept`]), with permessage-deflate negotiated
+    /// from [`Config::deflate`]: the same headers, in the same order, as the one
+    /// [`accept_with`](crate::accept_with) writes on a raw transport (hyper adds `Date` and
+    /// writes names in lower case).
     pub fn on_upgrade<F, Fut>(self, callback: F) -> Response
     where
         F: FnOnce(WebSocket<UpgradedIo>) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let key = self
-            .request
-            .headers()
-            .get(header::SEC_WEBSOCKET_KEY)
-            .map(|k| accept_key(k.as_bytes()))
-            .unwrap_or_default();
-        let mut response = Response::new(Body::empty());
-        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-        let headers = response.headers_mut();
-        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-        if let Ok(accept) = HeaderValue::from_str(&key) {
-            headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
-        }
-        if let Some(protocol) = self
-            .protocol
-            .as_deref()
-            .and_then(|p| HeaderValue::from_str(p).ok())
-        {
-            headers.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
-        }
-        let deflate = self.config.deflate.as_ref().and_then(|settings| {
-            herald_proto::deflate::negotiate_server(self.request.extensions(), settings)
-        });
-        if let Some(answer) = deflate.and_then(|p| HeaderValue::from_str(&p.to_header()).ok()) {
-            headers.insert(header::SEC_WEBSOCKET_EXTENSIONS, answer);
-        }
+        let accept = Accept {
+            subprotocol: self.protocol,
+            ..Accept::default()
+        };
+        let accepted = match self.request.accept(accept, self.config.deflate.as_ref()) {
+            Ok(accepted) => accepted,
+            // `protocols` picks only offered subprotocols and no extra header is set, so the
+            // engine has nothing to refuse; should that change, fail closed without details.
+            Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        };
+        let deflate = accepted.deflate();
         let config = self.config;
         let on_upgrade = self.on_upgrade;
         tokio::spawn(async move {
@@ -157,6 +146,6 @@ impl WebSocketUpgrade {
                 callback(ws).await;
             }
         });
-        response
+        accepted.into_http(Body::empty())
     }
 }

@@ -13,7 +13,9 @@ async fn send_waits_when_the_peer_stops_reading_and_the_queue_stays_bounded() {
     const MESSAGE: usize = 64 << 10;
     let (tx, rx) = oneshot::channel();
     let tx = std::sync::Mutex::new(Some(tx));
-    let config = Config::default().write_buffer(32 << 10, CAP);
+    let config = Config::default()
+        .write_buffer_size(32 << 10)
+        .max_write_buffer_size(CAP);
     let addr = common::serve(config, move |mut ws| {
         let tx = tx.lock().unwrap().take().unwrap();
         async move {
@@ -49,7 +51,9 @@ async fn queue_neither_waits_nor_writes_and_buffered_reports_what_is_queued() {
     const CAP: usize = 64 << 10;
     let (tx, rx) = oneshot::channel();
     let tx = std::sync::Mutex::new(Some(tx));
-    let config = Config::default().write_buffer(16 << 10, CAP);
+    let config = Config::default()
+        .write_buffer_size(16 << 10)
+        .max_write_buffer_size(CAP);
     let addr = common::serve(config, move |mut ws| {
         let tx = tx.lock().unwrap().take().unwrap();
         async move {
@@ -96,7 +100,9 @@ async fn split_reader_stops_reading_while_the_queue_is_full_and_resumes_once_it_
     const MESSAGE: usize = 16 << 10;
     let (tx, rx) = oneshot::channel();
     let tx = std::sync::Mutex::new(Some(tx));
-    let config = Config::default().write_buffer(16 << 10, CAP);
+    let config = Config::default()
+        .write_buffer_size(16 << 10)
+        .max_write_buffer_size(CAP);
     let addr = common::serve(config, move |ws| {
         let tx = tx.lock().unwrap().take().unwrap();
         async move {

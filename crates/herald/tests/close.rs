@@ -92,7 +92,9 @@ async fn peer_that_never_answers_close_is_dropped_after_the_close_timeout() {
 
 #[tokio::test(start_paused = true)]
 async fn silent_peer_fails_keepalive_after_interval_plus_timeout() {
-    let config = Config::default().keepalive(Some(Duration::from_secs(5)), Duration::from_secs(5));
+    let config = Config::default()
+        .keepalive_interval(Some(Duration::from_secs(5)))
+        .keepalive_timeout(Duration::from_secs(5));
     let (mut ws, _silent_peer) = common::duplex_pair(config, 64 << 10).await;
     let started = tokio::time::Instant::now();
     let err = ws.recv().await.unwrap().unwrap_err();
@@ -103,7 +105,9 @@ async fn silent_peer_fails_keepalive_after_interval_plus_timeout() {
 
 #[tokio::test(start_paused = true)]
 async fn keepalive_pings_a_quiet_peer_that_stays_alive() {
-    let config = Config::default().keepalive(Some(Duration::from_secs(5)), Duration::from_secs(5));
+    let config = Config::default()
+        .keepalive_interval(Some(Duration::from_secs(5)))
+        .keepalive_timeout(Duration::from_secs(5));
     let (a, b) = tokio::io::duplex(64 << 10);
     let server = tokio::spawn(async move {
         let mut ws = herald::accept_with(a, &config, |_| Ok(Default::default()))
@@ -117,7 +121,9 @@ async fn keepalive_pings_a_quiet_peer_that_stays_alive() {
         }
         pongs
     });
-    let quiet = Config::default().keepalive(None, Duration::from_secs(1));
+    let quiet = Config::default()
+        .keepalive_interval(None)
+        .keepalive_timeout(Duration::from_secs(1));
     let (mut client, _) = herald::ClientBuilder::new("ws://x/")
         .unwrap()
         .config(quiet)

@@ -159,3 +159,100 @@ async fn wrong_version_is_answered_426_with_supported_version() {
             .contains("sec-websocket-version: 13\r\n")
     );
 }
+
+const REQUEST: &[u8] =
+    b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+    Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+    Sec-WebSocket-Protocol: chat\r\n\r\n";
+
+#[tokio::test]
+async fn accepting_with_a_subprotocol_the_client_did_not_offer_is_misuse_and_writes_nothing() {
+    let (server, mut client) = tokio::io::duplex(4096);
+    client.write_all(REQUEST).await.unwrap();
+    let pending = herald::read_request(server, &Config::default())
+        .await
+        .unwrap();
+    let accept = Accept {
+        subprotocol: Some("mqtt".into()),
+        ..Accept::default()
+    };
+    let err = pending.accept(accept).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            herald::Error::Misuse(herald::proto::MisuseError::SubprotocolNotOffered)
+        ),
+        "{err}"
+    );
+    let mut written = Vec::new();
+    client.read_to_end(&mut written).await.unwrap();
+    assert!(written.is_empty(), "{written:?}");
+}
+
+#[tokio::test]
+async fn accepting_with_an_extension_header_of_its_own_is_misuse() {
+    let (server, mut client) = tokio::io::duplex(4096);
+    client.write_all(REQUEST).await.unwrap();
+    let mut accept = Accept::default();
+    accept.headers.insert(
+        header::SEC_WEBSOCKET_EXTENSIONS,
+        "permessage-deflate".parse().unwrap(),
+    );
+    let err = herald::accept_with(server, &Config::default(), |_| Ok(accept))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            herald::Error::Misuse(herald::proto::MisuseError::HandshakeHeader(ref name))
+                if name == header::SEC_WEBSOCKET_EXTENSIONS
+        ),
+        "{err}"
+    );
+}
+
+mod handshake_timeout {
+    //! What `Config::handshake_timeout` bounds: the request head on a server, from the call on;
+    //! the request and response on a client.
+    use super::*;
+    use std::time::Duration;
+
+    fn config() -> Config {
+        Config::default().handshake_timeout(Duration::from_secs(3))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn server_gives_up_on_a_request_head_that_does_not_arrive_in_time() {
+        let (server, mut client) = tokio::io::duplex(4096);
+        client.write_all(&REQUEST[..20]).await.unwrap();
+        let started = tokio::time::Instant::now();
+        let err = herald::read_request(server, &config()).await.unwrap_err();
+        assert!(matches!(err, herald::Error::HandshakeTimeout), "{err}");
+        assert_eq!(started.elapsed(), Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn server_counts_from_the_call_not_from_the_connection() {
+        // Time spent before `read_request` (a TLS handshake, a queue) is not counted.
+        let (server, mut client) = tokio::io::duplex(4096);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let reading = tokio::spawn(async move { herald::read_request(server, &config()).await });
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        client.write_all(REQUEST).await.unwrap();
+        assert!(reading.await.unwrap().is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn client_gives_up_on_a_response_that_does_not_arrive_in_time() {
+        let (io, _silent_server) = tokio::io::duplex(4096);
+        let started = tokio::time::Instant::now();
+        let err = herald::ClientBuilder::new("ws://h/")
+            .unwrap()
+            .config(config())
+            .connect_on(io)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, herald::Error::HandshakeTimeout), "{err}");
+        assert_eq!(started.elapsed(), Duration::from_secs(3));
+    }
+}

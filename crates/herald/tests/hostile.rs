@@ -62,9 +62,11 @@ const HEAP_BOUND: isize = 1 << 20;
 
 fn config() -> Config {
     Config::default()
-        .write_buffer(16 << 10, CAP)
+        .write_buffer_size(16 << 10)
+        .max_write_buffer_size(CAP)
         .write_timeout(Some(WRITE_TIMEOUT))
-        .keepalive(None, Duration::from_secs(1))
+        .keepalive_interval(None)
+        .keepalive_timeout(Duration::from_secs(1))
 }
 
 /// What the server saw of its attacker.

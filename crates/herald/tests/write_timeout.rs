@@ -13,8 +13,10 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 
 fn config() -> Config {
     Config::default()
-        .keepalive(None, Duration::from_secs(1))
-        .write_buffer(16 << 10, 64 << 10)
+        .keepalive_interval(None)
+        .keepalive_timeout(Duration::from_secs(1))
+        .write_buffer_size(16 << 10)
+        .max_write_buffer_size(64 << 10)
         .write_timeout(Some(TIMEOUT))
 }
 

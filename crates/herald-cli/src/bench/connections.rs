@@ -194,7 +194,8 @@ async fn hold(
 ) {
     let started = Instant::now();
     let config = Config::default()
-        .keepalive(None, timeout)
+        .keepalive_interval(None)
+        .keepalive_timeout(timeout)
         .handshake_timeout(timeout)
         .close_timeout(timeout);
     let connecting = async {

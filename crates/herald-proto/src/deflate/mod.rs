@@ -3,16 +3,32 @@
 //! The codec allocates its deflate and inflate state on first use, so an idle connection that
 //! negotiated compression costs nothing extra until it sends or receives a compressed message.
 //!
+//! The server negotiates in [`Request::accept`](crate::handshake::Request::accept), from the
+//! client's offers and its own [`DeflateConfig`]; the client offers with [`client_offer`] and
+//! checks the answer with [`negotiate_client`].
+//!
 //! ```
-//! use herald_proto::deflate::{client_offer, negotiate_client, negotiate_server};
-//! use herald_proto::handshake::ExtensionOffer;
+//! use herald_proto::deflate::{client_offer, negotiate_client};
+//! use herald_proto::handshake::{Accept, ExtensionOffer, RequestReader};
 //! use herald_proto::{Config, Connection, DeflateConfig, Event, Message, SeededEntropy};
 //!
 //! let settings = DeflateConfig::default();
 //! // The client offers, the server picks, the client checks the answer.
-//! let offer = ExtensionOffer::parse(&client_offer(&settings)).unwrap();
-//! let params = negotiate_server(&[offer], &settings).unwrap();
-//! let answer = ExtensionOffer::parse(&params.to_header()).unwrap();
+//! let mut reader = RequestReader::default();
+//! reader.receive(
+//!     format!(
+//!         "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+//!          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+//!          Sec-WebSocket-Extensions: {}\r\n\r\n",
+//!         client_offer(&settings)
+//!     )
+//!     .as_bytes(),
+//! );
+//! let request = reader.poll_request().unwrap().unwrap();
+//! let response = request.accept(Accept::default(), Some(&settings)).unwrap();
+//! let params = response.deflate().unwrap();
+//! let answer = response.headers()["sec-websocket-extensions"].to_str().unwrap();
+//! let answer = ExtensionOffer::parse(answer).unwrap();
 //! assert_eq!(negotiate_client(&answer, &settings), Ok(params));
 //!
 //! let mut server = Connection::server(Config::default()).with_deflate(params, &settings);
@@ -31,7 +47,8 @@ mod codec;
 mod negotiate;
 
 pub(crate) use codec::Codec;
-pub use negotiate::{client_offer, negotiate_client, negotiate_server};
+pub(crate) use negotiate::negotiate_server;
+pub use negotiate::{client_offer, negotiate_client};
 
 /// The extension token.
 pub const EXTENSION: &str = "permessage-deflate";
@@ -106,5 +123,12 @@ impl DeflateParams {
             ));
         }
         out
+    }
+
+    /// [`to_header`](Self::to_header) as a header value.
+    pub(crate) fn to_header_value(self) -> http::HeaderValue {
+        // The extension token, parameter names, `;`, `=`, spaces and digits: all valid in a value.
+        http::HeaderValue::try_from(self.to_header())
+            .expect("permessage-deflate parameters are a valid header value")
     }
 }

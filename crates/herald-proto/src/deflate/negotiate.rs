@@ -70,7 +70,7 @@ fn parse(ext: &ExtensionOffer) -> Option<Parsed> {
 
 /// The server's choice: the first permessage-deflate offer it can honour (RFC 7692 §5.1), as
 /// parameters. Offers with unknown, repeated or malformed parameters are declined, never fatal.
-pub fn negotiate_server(
+pub(crate) fn negotiate_server(
     offers: &[ExtensionOffer],
     config: &DeflateConfig,
 ) -> Option<DeflateParams> {

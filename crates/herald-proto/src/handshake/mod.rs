@@ -1,13 +1,15 @@
 //! The opening handshake (RFC 6455 §4): the server's request parser and response writer, the
 //! client's request writer and response checker.
 
+mod accept;
 mod client;
 mod extensions;
 mod server;
 
+pub use accept::{Accept, AcceptResponse};
 pub use client::{Accepted, ClientHandshake, ClientRequest};
 pub use extensions::ExtensionOffer;
-pub use server::{Accept, Request, RequestReader};
+pub use server::{Request, RequestReader};
 
 use base64::Engine as _;
 use bytes::{BufMut, Bytes, BytesMut};

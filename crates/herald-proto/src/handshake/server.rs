@@ -1,9 +1,12 @@
 //! The server's side of the opening handshake (RFC 6455 §4.2).
 
-use super::{ExtensionOffer, HandshakeLimits, Response, accept_key, has_token, list_items};
+use super::{
+    Accept, AcceptResponse, ExtensionOffer, HandshakeLimits, Response, has_token, list_items,
+};
+use crate::deflate::DeflateConfig;
 use crate::error::MisuseError;
 use base64::Engine as _;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 
 /// Reads a handshake request from bytes that arrive in any split.
@@ -18,8 +21,8 @@ use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 ///     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
 /// let request = reader.poll_request().unwrap().unwrap();
 /// assert_eq!(request.query(), Some("groupId=1234"));
-/// let response = request.accept(Accept::default()).unwrap();
-/// assert!(response.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+/// let response = request.accept(Accept::default(), None).unwrap();
+/// assert!(response.encode().starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
 /// ```
 #[derive(Debug, Default)]
 pub struct RequestReader {
@@ -219,28 +222,26 @@ impl Request {
         &self.extensions
     }
 
-    /// The 101 response that completes the handshake.
+    /// Accepts the request: the 101 response, with permessage-deflate negotiated from the
+    /// client's offers when the server has a `deflate` configuration (RFC 7692 §5.1), and the
+    /// parameters to build the connection with.
     ///
     /// # Errors
     /// [`MisuseError::SubprotocolNotOffered`] when `accept.subprotocol` was not offered
-    /// (RFC 6455 §4.2.2 item 5.4).
-    pub fn accept(&self, accept: Accept) -> Result<Bytes, MisuseError> {
-        let mut out = BytesMut::with_capacity(160);
-        out.put_slice(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
-        out.put_slice(accept_key(self.key.as_bytes()).as_bytes());
-        out.put_slice(b"\r\n");
-        if let Some(protocol) = &accept.subprotocol {
-            if !self.subprotocols.iter().any(|p| p == protocol) {
-                return Err(MisuseError::SubprotocolNotOffered);
-            }
-            put_header(&mut out, "Sec-WebSocket-Protocol", protocol)?;
-        }
-        if let Some(extensions) = &accept.extensions {
-            put_header(&mut out, "Sec-WebSocket-Extensions", extensions)?;
-        }
-        super::write_headers(&mut out, &accept.headers);
-        out.put_slice(b"\r\n");
-        Ok(out.freeze())
+    /// (RFC 6455 §4.2.2 item 5.4); [`MisuseError::HandshakeHeader`] when `accept.headers` holds
+    /// a header the handshake sets itself.
+    pub fn accept(
+        &self,
+        accept: Accept,
+        deflate: Option<&DeflateConfig>,
+    ) -> Result<AcceptResponse, MisuseError> {
+        AcceptResponse::new(
+            &self.key,
+            &self.subprotocols,
+            &self.extensions,
+            accept,
+            deflate,
+        )
     }
 
     /// A refusal with any status, headers and body (401, 403, ...), as bytes to write.
@@ -265,24 +266,4 @@ fn decodes_to_16_bytes(key: &[u8]) -> bool {
         base64::engine::general_purpose::STANDARD.decode_slice(key, &mut out),
         Ok(16)
     )
-}
-
-fn put_header(out: &mut BytesMut, name: &str, value: &str) -> Result<(), MisuseError> {
-    HeaderValue::from_str(value).map_err(|_| MisuseError::InvalidHeader)?;
-    out.put_slice(name.as_bytes());
-    out.put_slice(b": ");
-    out.put_slice(value.as_bytes());
-    out.put_slice(b"\r\n");
-    Ok(())
-}
-
-/// How the application accepts a request.
-#[derive(Clone, Debug, Default)]
-pub struct Accept {
-    /// The subprotocol chosen among the offered ones (`Sec-WebSocket-Protocol`).
-    pub subprotocol: Option<String>,
-    /// The `Sec-WebSocket-Extensions` answer, for negotiated extensions.
-    pub extensions: Option<String>,
-    /// Extra headers, such as `Set-Cookie`.
-    pub headers: HeaderMap,
 }

@@ -43,7 +43,9 @@ pub async fn echo_server() -> SocketAddr {
 }
 
 pub fn big_config() -> Config {
-    Config::default().max_message_size(32 << 20, 32 << 20)
+    Config::default()
+        .max_frame_size(32 << 20)
+        .max_message_size(32 << 20)
 }
 
 pub async fn client(addr: SocketAddr) -> WebSocket<herald::MaybeTlsStream> {

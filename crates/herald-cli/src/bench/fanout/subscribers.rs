@@ -157,7 +157,9 @@ struct Subscriber {
 
 impl Subscriber {
     async fn run(mut self) -> anyhow::Result<()> {
-        let config = Config::default().keepalive(None, Duration::from_secs(60));
+        let config = Config::default()
+            .keepalive_interval(None)
+            .keepalive_timeout(Duration::from_secs(60));
         let permit = self.handshakes.acquire().await?;
         let builder = ClientBuilder::new(&self.url)?
             .subprotocol("herald.v1")
