@@ -21,13 +21,14 @@
 //! - **Subscribe before read.** [`Broker::subscribe`](herald_hub::broker::Broker::subscribe)
 //!   returns after Redis confirmed the SUBSCRIBE on the node's pub/sub connection; history is
 //!   read after that.
-//! - **Reads create nothing.** `history.lua` only reads; listing and removing presence
-//!   members create no key; SUBSCRIBE is not a key. Only a publish and a presence add create
-//!   keys.
+//! - **Reads create nothing.** `history.lua` creates no key for a channel; listing and
+//!   removing presence members create no key; SUBSCRIBE is not a key. Only a publish and a
+//!   presence add create a channel's keys.
 //! - **The vacant epoch.** A channel without a meta hash reads as offset 0 in the epoch
 //!   stored at `herald:vacant`, which `publish.lua` replaces with a fresh value (offered by
-//!   the node) whenever it creates a stream. When that key is missing (Redis restarted empty,
-//!   evicted) a read reports a fresh random epoch, which no later read repeats.
+//!   the node) whenever it creates a stream. When that key is missing (a new or restarted
+//!   Redis, or evicted) the first read sets it, so reads of empty channels agree with each
+//!   other (a `history` then a `subscribe` that recovers from it) until a stream is created.
 //!
 //! # Redis keys
 //! For a channel `C` (the name is used as is):

@@ -435,3 +435,27 @@ async fn listed(other: &RedisBroker, id: &str) -> bool {
     let members = other.presence("room").await.unwrap_or_default();
     members.iter().any(|m| m.client == id)
 }
+
+/// On a Redis that has never seen a publish, a `history` of an empty channel and a recovery
+/// from it agree on the vacant epoch (what the chat does on load), and reading set no key
+/// for the channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_new_redis_reads_of_an_empty_channel_agree_on_the_vacant_epoch() {
+    let Some(redis) = RedisServer::start("reads_of_an_empty_channel_agree") else {
+        return;
+    };
+    let broker = RedisBroker::connect_with(&redis.url(), config().history, quick())
+        .await
+        .unwrap();
+    let query = || herald_hub::broker::HistoryQuery {
+        after: 0,
+        limit: 10,
+    };
+    let first = broker.history("empty", query()).await.unwrap();
+    let second = broker.history("empty", query()).await.unwrap();
+    let other = broker.history("empty-too", query()).await.unwrap();
+    assert_eq!(first.position.offset, 0);
+    assert_eq!(first.position.epoch, second.position.epoch);
+    assert_eq!(first.position.epoch, other.position.epoch);
+    assert_eq!(dbsize(&redis).await, 1, "only the shared vacant-epoch key");
+}

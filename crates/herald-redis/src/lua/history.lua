@@ -1,5 +1,7 @@
 -- Read a channel's position and the publications from a stream id on, in one consistent step.
--- It writes nothing: reading a channel that has no stream leaves Redis as it was.
+-- It creates nothing for the channel: reading a channel that has no stream leaves its keys as
+-- they were. The one shared vacant-epoch key is set when it is missing, so that two reads of
+-- empty channels agree until a stream is created.
 -- KEYS[1] meta hash (top, epoch)   KEYS[2] history stream   KEYS[3] vacant epoch (string)
 -- ARGV: 1 first stream id to read, built by the node ('' reads only the position),
 --       2 count, 3 the vacant epoch to report when Redis holds none
@@ -7,7 +9,12 @@
 local meta = redis.call('HMGET', KEYS[1], 'top', 'epoch')
 if not meta[2] then
   -- No stream: offset 0 in the vacant epoch, which every new stream replaces.
-  return {'0', redis.call('GET', KEYS[3]) or ARGV[3]}
+  local vacant = redis.call('GET', KEYS[3])
+  if not vacant then
+    redis.call('SET', KEYS[3], ARGV[3], 'NX')
+    vacant = ARGV[3]
+  end
+  return {'0', vacant}
 end
 local out = {meta[1], meta[2]}
 if ARGV[1] ~= '' then
