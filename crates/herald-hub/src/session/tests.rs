@@ -395,19 +395,21 @@ mod delivery {
         );
     }
 
-    #[tokio::test]
-    async fn plain_mode_does_not_echo_a_clients_own_message() {
-        let mut f = fixture(
-            HubConfig::default(),
-            Mode::Plain {
-                room: "chat:1".into(),
-            },
-        );
+    /// A plain-mode session in room `chat:1` that has sent one message, "mine".
+    async fn plain_sender(config: HubConfig) -> Fixture {
+        let room = "chat:1".into();
+        let mut f = fixture(config, Mode::Plain { room });
         f.session.start(&mut f.wire).await.unwrap();
         f.session
             .on_message(Message::text("mine"), &mut f.wire)
             .await
             .unwrap();
+        f
+    }
+
+    #[tokio::test]
+    async fn plain_mode_does_not_echo_a_clients_own_message() {
+        let mut f = plain_sender(HubConfig::default()).await;
         f.hub
             .publish("chat:1", Payload::Text("theirs".into()), None)
             .await
@@ -428,17 +430,7 @@ mod delivery {
     async fn plain_mode_echoes_when_configured() {
         let mut config = HubConfig::default();
         config.plain.echo = true;
-        let mut f = fixture(
-            config,
-            Mode::Plain {
-                room: "chat:1".into(),
-            },
-        );
-        f.session.start(&mut f.wire).await.unwrap();
-        f.session
-            .on_message(Message::text("mine"), &mut f.wire)
-            .await
-            .unwrap();
+        let mut f = plain_sender(config).await;
         f.deliver_queued().unwrap();
         assert_eq!(f.wire.take().len(), 1);
     }
