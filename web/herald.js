@@ -18,6 +18,7 @@ export const CODES = {
     unavailable: { code: 109, temporary: true, message: "temporarily unavailable" },
     position_unavailable: { code: 110, temporary: false, message: "position unavailable" },
     outcome_unknown: { code: 111, temporary: true, message: "outcome unknown" },
+    unknown_namespace: { code: 112, temporary: false, message: "unknown namespace" },
   },
   disconnects: {
     normal: { code: 1000, reconnect: false, reason: "" },
@@ -32,6 +33,8 @@ export const CODES = {
     bad_request: { code: 4500, reconnect: false, reason: "bad request" },
     unauthorized: { code: 4501, reconnect: false, reason: "unauthorized" },
     idle: { code: 4502, reconnect: false, reason: "idle timeout" },
+    connection_limit: { code: 4503, reconnect: false, reason: "too many connections" },
+    terminated: { code: 4504, reconnect: false, reason: "disconnected by the server" },
   },
   reconnect_ranges: { reconnect: [4000, 4499], terminal: [4500, 4999] },
 };

@@ -40,9 +40,11 @@ impl ErrorCode {
     /// The broker did not answer in time after the command may have taken effect (a publish
     /// may or may not have been stored). Check with `history` before retrying a publish.
     pub const OUTCOME_UNKNOWN: Self = Self(111);
+    /// The channel's namespace (the part before its first `:`) is not configured.
+    pub const UNKNOWN_NAMESPACE: Self = Self(112);
 
     /// Every code, with its name in `codes.json`.
-    pub const ALL: [(&'static str, Self); 12] = [
+    pub const ALL: [(&'static str, Self); 13] = [
         ("internal", Self::INTERNAL),
         ("unauthorized", Self::UNAUTHORIZED),
         ("unknown_method", Self::UNKNOWN_METHOD),
@@ -55,6 +57,7 @@ impl ErrorCode {
         ("unavailable", Self::UNAVAILABLE),
         ("position_unavailable", Self::POSITION_UNAVAILABLE),
         ("outcome_unknown", Self::OUTCOME_UNKNOWN),
+        ("unknown_namespace", Self::UNKNOWN_NAMESPACE),
     ];
 
     /// Whether the same command may succeed if retried later.
@@ -80,6 +83,7 @@ impl ErrorCode {
             109 => "temporarily unavailable",
             110 => "position unavailable",
             111 => "outcome unknown",
+            112 => "unknown namespace",
             _ => "error",
         }
     }
@@ -123,9 +127,15 @@ impl Disconnect {
     pub const UNAUTHORIZED: Self = Self::new(4501, "unauthorized");
     /// The connection held no subscription for the idle timeout: do not reconnect.
     pub const IDLE: Self = Self::new(4502, "idle timeout");
+    /// The user already holds `limits.max_connections_per_user` connections (over every
+    /// node): do not reconnect until one of them closes.
+    pub const CONNECTION_LIMIT: Self = Self::new(4503, "too many connections");
+    /// The application's backend disconnected the user through the server API: do not
+    /// reconnect. The API may name another code and reason for the same close.
+    pub const TERMINATED: Self = Self::new(4504, "disconnected by the server");
 
     /// Every disconnect, with its name in `codes.json`.
-    pub const ALL: [(&'static str, Self); 12] = [
+    pub const ALL: [(&'static str, Self); 14] = [
         ("normal", Self::NORMAL),
         ("shutdown", Self::SHUTDOWN),
         ("policy", Self::POLICY),
@@ -138,9 +148,12 @@ impl Disconnect {
         ("bad_request", Self::BAD_REQUEST),
         ("unauthorized", Self::UNAUTHORIZED),
         ("idle", Self::IDLE),
+        ("connection_limit", Self::CONNECTION_LIMIT),
+        ("terminated", Self::TERMINATED),
     ];
 
-    const fn new(code: u16, reason: &'static str) -> Self {
+    /// A disconnect with a code and reason of its own (the server API's `disconnect`).
+    pub const fn new(code: u16, reason: &'static str) -> Self {
         Self { code, reason }
     }
 

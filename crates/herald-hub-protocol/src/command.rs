@@ -31,6 +31,9 @@ pub enum Call {
     Presence(ChannelParams),
     /// A round trip, answered with an empty result.
     Ping,
+    /// Replace the connection's token before it expires: the connection goes on with the new
+    /// token's claims and expiry.
+    Refresh(RefreshParams),
 }
 
 /// `subscribe` parameters.
@@ -45,6 +48,10 @@ pub struct SubscribeParams {
     /// Off by default: in a channel of n members they cost n² messages as it fills.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub join_leave: bool,
+    /// Without `recover`: also return up to this many of the channel's newest publications
+    /// (oldest first), capped by the namespace's `latest`. Unset: the namespace's `latest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest: Option<usize>,
 }
 
 /// Parameters naming just a channel.
@@ -71,9 +78,20 @@ pub struct HistoryParams {
     /// Only publications after this position (its epoch must be current).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<StreamPosition>,
-    /// At most this many publications (the oldest first); the server caps it.
+    /// At most this many publications; the server caps it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
+    /// Newest first: with `limit`, the newest `limit` publications, without reading the
+    /// whole stream.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reverse: bool,
+}
+
+/// `refresh` parameters.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RefreshParams {
+    /// The new token (a JWT, verified like the handshake's). It must name the same user.
+    pub token: String,
 }
 
 #[derive(Deserialize)]
@@ -155,6 +173,7 @@ impl Command {
             "history" => Call::History(serde_json::from_str(params).map_err(bad)?),
             "presence" => Call::Presence(serde_json::from_str(params).map_err(bad)?),
             "ping" => Call::Ping,
+            "refresh" => Call::Refresh(serde_json::from_str(params).map_err(bad)?),
             _ => return Err(CommandError::UnknownMethod { id }),
         };
         Ok(Self { id, call })

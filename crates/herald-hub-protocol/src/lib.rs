@@ -33,12 +33,16 @@ mod reply;
 
 pub use codes::{Disconnect, ErrorCode};
 pub use command::{
-    Call, ChannelParams, Command, CommandError, HistoryParams, PublishParams, SubscribeParams,
+    Call, ChannelParams, Command, CommandError, HistoryParams, PublishParams, RefreshParams,
+    SubscribeParams,
 };
-pub use push::{Connected, Membership, Publication, Push, encode_publication};
+pub use push::{
+    Connected, Membership, Publication, Push, RefreshDue, Subscribed, Unsubscribed,
+    encode_publication,
+};
 pub use reply::{
     ClientInfo, Empty, ErrorBody, HistoryResult, PresenceResult, PublicationBody, PublishResult,
-    Reply, SubscribeResult,
+    RefreshResult, Reply, SubscribeResult,
 };
 
 use serde::{Deserialize, Serialize};

@@ -14,6 +14,14 @@ pub enum Push {
     Join(Membership),
     /// A connection left a channel this connection holds.
     Leave(Membership),
+    /// The server subscribed this connection to a channel (its personal channel, a `subs`
+    /// claim, the server API): publications on it follow as `pub` pushes.
+    Subscribed(Subscribed),
+    /// The server ended one of this connection's subscriptions (the server API, or a
+    /// `refresh` whose claims no longer allow the channel).
+    Unsubscribed(Unsubscribed),
+    /// The connection's token expires soon: send `refresh` with a new one before `expires`.
+    Refresh(RefreshDue),
 }
 
 /// The `connected` push.
@@ -26,6 +34,39 @@ pub struct Connected {
     /// Seconds between the server's pings: a client that hears nothing for about twice this
     /// long should consider the connection dead.
     pub ping_interval: u64,
+    /// When the token expires, seconds since the Unix epoch; absent when it does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<u64>,
+}
+
+/// The `subscribed` push: where live delivery on the channel starts.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Subscribed {
+    /// The channel.
+    pub channel: String,
+    /// The channel's offset when live delivery started: every later publication arrives as a
+    /// `pub` push. A client that held an earlier position reads what it missed with
+    /// `history` `since` that position.
+    pub offset: u64,
+    /// The channel's epoch.
+    pub epoch: String,
+}
+
+/// The `unsubscribed` push.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Unsubscribed {
+    /// The channel.
+    pub channel: String,
+    /// Why, in a few words.
+    pub reason: String,
+}
+
+/// The `refresh` push.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RefreshDue {
+    /// When the current token expires, seconds since the Unix epoch; the connection closes
+    /// with 4501 then unless a `refresh` replaced it.
+    pub expires: u64,
 }
 
 /// The `pub` push.
@@ -83,10 +124,21 @@ impl Push {
             "pub" => Self::Pub(serde_json::from_str(text)?),
             "join" => Self::Join(serde_json::from_str(text)?),
             "leave" => Self::Leave(serde_json::from_str(text)?),
+            "subscribed" => Self::Subscribed(serde_json::from_str(text)?),
+            "unsubscribed" => Self::Unsubscribed(serde_json::from_str(text)?),
+            "refresh" => Self::Refresh(serde_json::from_str(text)?),
             other => {
                 return Err(serde::de::Error::unknown_variant(
                     other,
-                    &["connected", "pub", "join", "leave"],
+                    &[
+                        "connected",
+                        "pub",
+                        "join",
+                        "leave",
+                        "subscribed",
+                        "unsubscribed",
+                        "refresh",
+                    ],
                 ));
             }
         })
@@ -109,6 +161,18 @@ impl Push {
             }),
             Self::Leave(b) => serde_json::to_string(&Tagged {
                 push: "leave",
+                body: b,
+            }),
+            Self::Subscribed(b) => serde_json::to_string(&Tagged {
+                push: "subscribed",
+                body: b,
+            }),
+            Self::Unsubscribed(b) => serde_json::to_string(&Tagged {
+                push: "unsubscribed",
+                body: b,
+            }),
+            Self::Refresh(b) => serde_json::to_string(&Tagged {
+                push: "refresh",
                 body: b,
             }),
         };

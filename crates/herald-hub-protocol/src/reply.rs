@@ -133,6 +133,14 @@ pub struct PresenceResult {
     pub clients: Vec<ClientInfo>,
 }
 
+/// The result of `refresh`.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RefreshResult {
+    /// When the new token expires, seconds since the Unix epoch; absent when it does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<u64>,
+}
+
 /// An empty result (`unsubscribe`, `ping`).
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Empty {}

@@ -151,3 +151,62 @@ fn params_in_array_form_are_bad_params() {
         }
     );
 }
+
+#[test]
+fn refresh_carries_a_token() {
+    let c = Command::parse(r#"{"id":5,"method":"refresh","params":{"token":"a.b.c"}}"#).unwrap();
+    let Call::Refresh(p) = c.call else { panic!() };
+    assert_eq!(p.token, "a.b.c");
+    assert!(Command::parse(r#"{"id":5,"method":"refresh","params":{}}"#).is_err());
+}
+
+#[test]
+fn history_reads_newest_first_and_subscribe_asks_for_the_latest() {
+    let c = Command::parse(
+        r#"{"id":6,"method":"history","params":{"channel":"a","limit":1,"reverse":true}}"#,
+    )
+    .unwrap();
+    let Call::History(p) = c.call else { panic!() };
+    assert!(p.reverse);
+    assert_eq!(p.limit, Some(1));
+    let c = Command::parse(r#"{"id":7,"method":"subscribe","params":{"channel":"a","latest":3}}"#)
+        .unwrap();
+    let Call::Subscribe(p) = c.call else { panic!() };
+    assert_eq!(p.latest, Some(3));
+}
+
+#[test]
+fn server_side_subscription_pushes_round_trip() {
+    let text = r##"{"push":"subscribed","channel":"#ann","offset":4,"epoch":"e1"}"##;
+    let Push::Subscribed(s) = Push::parse(text).unwrap() else {
+        panic!()
+    };
+    assert_eq!((s.channel.as_str(), s.offset), ("#ann", 4));
+    assert_eq!(Push::Subscribed(s).to_json(), text);
+    let text = r#"{"push":"unsubscribed","channel":"room:1","reason":"permission denied"}"#;
+    let Push::Unsubscribed(u) = Push::parse(text).unwrap() else {
+        panic!()
+    };
+    assert_eq!(Push::Unsubscribed(u).to_json(), text);
+    let text = r#"{"push":"refresh","expires":1700000000}"#;
+    let Push::Refresh(r) = Push::parse(text).unwrap() else {
+        panic!()
+    };
+    assert_eq!(r.expires, 1_700_000_000);
+    assert_eq!(Push::Refresh(r).to_json(), text);
+}
+
+#[test]
+fn connected_names_the_expiry_only_when_there_is_one() {
+    let connected = |expires| {
+        Push::Connected(Connected {
+            client: "n-1".into(),
+            user: "ann".into(),
+            ping_interval: 25,
+            expires,
+        })
+        .to_json()
+    };
+    assert!(!connected(None).contains("expires"));
+    assert!(connected(Some(10)).ends_with(r#""expires":10}"#));
+}

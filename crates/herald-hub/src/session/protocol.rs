@@ -28,6 +28,7 @@ impl Session {
             client: self.info.client.clone(),
             user: self.info.user.clone(),
             ping_interval: self.hub.config.heartbeat.interval.as_secs(),
+            expires: self.identity.expires.filter(|&e| e != u64::MAX),
         });
         self.send_text(push.to_json(), wire)
     }
@@ -84,6 +85,10 @@ impl Session {
                 self.reply(id, outcome, wire)
             }
             Call::Ping => self.reply(id, Ok(Empty {}), wire),
+            // Token refresh is not offered by this server yet: the method is unknown to it.
+            Call::Refresh(_) => {
+                self.reply::<Empty>(id, Err(ErrorBody::new(ErrorCode::UNKNOWN_METHOD)), wire)
+            }
         }
     }
 
