@@ -67,6 +67,7 @@ async fn rs256_and_es256_tokens_are_verified_with_their_public_keys() {
             channels: vec!["*".into()],
             subscribe: vec![],
             publish: vec![],
+            subs: vec![],
         },
     )
     .unwrap();

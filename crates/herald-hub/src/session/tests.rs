@@ -109,6 +109,7 @@ fn identity(expires: Option<u64>) -> Identity {
         user: "u1".into(),
         subscribe: vec![WildMatch::new("*")],
         publish: vec![WildMatch::new("*")],
+        subs: Vec::new(),
         expires,
     }
 }
