@@ -6,7 +6,7 @@
 use herald_hub_protocol::Disconnect;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 /// Longest user id or channel name a control message may carry.
 pub(crate) const MAX_NAME: usize = 1024;
@@ -144,33 +144,42 @@ pub(crate) fn custom_disconnect_ok(code: u16, reason: &str) -> bool {
         && reason.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
 }
 
-/// The close for a checked custom code and reason. A close reason is `&'static str`
-/// ([`Disconnect`]): a node keeps each distinct custom reason once, at most
-/// [`MAX_REASONS`] of them (a few KiB); past that, new reasons close with the default
-/// reason of [`Disconnect::TERMINATED`] and the given code.
-pub(crate) fn disconnect(code: u16, reason: &str) -> Disconnect {
-    if reason == Disconnect::TERMINATED.reason {
-        return Disconnect::new(code, Disconnect::TERMINATED.reason);
-    }
-    Disconnect::new(code, intern(reason).unwrap_or(Disconnect::TERMINATED.reason))
+/// Custom close reasons, each kept once. A close reason is `&'static str` ([`Disconnect`]):
+/// a node keeps each distinct custom reason once, at most [`MAX_REASONS`] of them (a few
+/// KiB); past that, new reasons close with the default reason of [`Disconnect::TERMINATED`]
+/// and the given code.
+#[derive(Debug, Default)]
+pub(crate) struct Reasons {
+    known: Mutex<HashSet<&'static str>>,
 }
 
-fn intern(reason: &str) -> Option<&'static str> {
-    static REASONS: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
-    let mut reasons = REASONS
-        .get_or_init(Mutex::default)
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(known) = reasons.get(reason) {
-        return Some(known);
+impl Reasons {
+    /// The close for a checked custom code and reason.
+    pub(crate) fn disconnect(&self, code: u16, reason: &str) -> Disconnect {
+        let default = Disconnect::TERMINATED.reason;
+        if reason == default {
+            return Disconnect::new(code, default);
+        }
+        Disconnect::new(code, self.intern(reason).unwrap_or(default))
     }
-    if reasons.len() >= MAX_REASONS {
-        return None;
+
+    fn intern(&self, reason: &str) -> Option<&'static str> {
+        let mut known = self
+            .known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(kept) = known.get(reason) {
+            return Some(kept);
+        }
+        if known.len() >= MAX_REASONS {
+            return None;
+        }
+        // Leaked on purpose, and bounded: at most MAX_REASONS strings of MAX_REASON bytes
+        // per node.
+        let leaked: &'static str = Box::leak(reason.to_owned().into_boxed_str());
+        known.insert(leaked);
+        Some(leaked)
     }
-    // Leaked on purpose and bounded: at most MAX_REASONS strings of MAX_REASON bytes.
-    let leaked: &'static str = Box::leak(reason.to_owned().into_boxed_str());
-    reasons.insert(leaked);
-    Some(leaked)
 }
 
 #[cfg(test)]
@@ -210,13 +219,15 @@ mod tests {
 
     #[test]
     fn custom_reasons_are_kept_once_and_bounded() {
-        let first = disconnect(4100, "banned");
-        let again = disconnect(4100, "banned");
+        let reasons = Reasons::default();
+        let first = reasons.disconnect(4100, "banned");
+        let again = reasons.disconnect(4100, "banned");
         assert!(std::ptr::eq(first.reason, again.reason));
         for n in 0..MAX_REASONS * 2 {
-            let d = disconnect(4100, &format!("r{n}"));
+            let d = reasons.disconnect(4100, &format!("r{n}"));
             assert!(d.reason == format!("r{n}") || d.reason == Disconnect::TERMINATED.reason);
         }
-        assert_eq!(disconnect(4100, "one too many").code, 4100);
+        let past = reasons.disconnect(4100, "one too many");
+        assert_eq!((past.code, past.reason), (4100, Disconnect::TERMINATED.reason));
     }
 }

@@ -112,6 +112,7 @@ impl Hub {
             users: users.clone(),
             metrics: metrics.clone(),
             node_id: node_id.clone(),
+            reasons: crate::control::Reasons::default(),
         }));
         let limit = config.limits.max_message_size;
         let ws = herald::Config::default()

@@ -76,6 +76,7 @@ pub(crate) struct HubEvents {
     pub(crate) users: Arc<Users>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) node_id: String,
+    pub(crate) reasons: control::Reasons,
 }
 
 impl HubEvents {
@@ -93,7 +94,7 @@ impl HubEvents {
                 reason,
                 except,
             } => {
-                let close = control::disconnect(code, &reason);
+                let close = self.reasons.disconnect(code, &reason);
                 for handle in self.users.handles(&user) {
                     if except.as_deref() != Some(handle.client.as_str()) {
                         handle.signal.kill(close);
