@@ -35,6 +35,7 @@ fn signed(algorithm: Algorithm, private: &str) -> String {
         channels: vec!["chat:*".into()],
         subscribe: vec![],
         publish: vec![],
+        subs: vec![],
     };
     jsonwebtoken::encode(&Header::new(algorithm), &claims, &key).unwrap()
 }
