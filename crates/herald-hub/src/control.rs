@@ -203,7 +203,12 @@ mod tests {
             br#"{"op":"disconnect","user":"a","code":4100,"reason":"\u0007"}"#,
             br#"{"op":"subscribe","user":"a","channel":"c","extra":1}"#,
         ] {
-            assert_eq!(Control::parse(bad), None, "{}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                Control::parse(bad),
+                None,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
@@ -228,6 +233,9 @@ mod tests {
             assert!(d.reason == format!("r{n}") || d.reason == Disconnect::TERMINATED.reason);
         }
         let past = reasons.disconnect(4100, "one too many");
-        assert_eq!((past.code, past.reason), (4100, Disconnect::TERMINATED.reason));
+        assert_eq!(
+            (past.code, past.reason),
+            (4100, Disconnect::TERMINATED.reason)
+        );
     }
 }

@@ -169,7 +169,11 @@ impl Node {
 
     /// The channels with local subscribers that `matches` accepts, with how many, at most
     /// `max` of them (sorted by name); and whether more matched.
-    pub(crate) fn counts(&self, matches: impl Fn(&str) -> bool, max: usize) -> (Vec<(String, u64)>, bool) {
+    pub(crate) fn counts(
+        &self,
+        matches: impl Fn(&str) -> bool,
+        max: usize,
+    ) -> (Vec<(String, u64)>, bool) {
         let channels = read(&self.channels);
         let mut listed: Vec<(String, u64)> = channels
             .iter()

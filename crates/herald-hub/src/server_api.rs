@@ -174,7 +174,10 @@ impl Hub {
     /// As [`Hub::presence`].
     pub(crate) async fn presence_counts(&self, channel: &str) -> Outcome<PresenceCounts> {
         let PresenceResult { clients } = self.presence(channel).await?;
-        let users: HashSet<&str> = clients.iter().map(|c: &ClientInfo| c.user.as_str()).collect();
+        let users: HashSet<&str> = clients
+            .iter()
+            .map(|c: &ClientInfo| c.user.as_str())
+            .collect();
         Ok(PresenceCounts {
             clients: clients.len(),
             users: users.len(),

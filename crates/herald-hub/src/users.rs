@@ -161,13 +161,19 @@ impl BrokerEvents for HubEvents {
         }
     }
 
+    fn control_malformed(&self) {
+        self.metrics.control_message("malformed");
+    }
+
     fn survey(&self, question: &[u8]) -> Option<Bytes> {
         let Some(question) = Question::parse(question) else {
             self.metrics.control_message("malformed");
             return None;
         };
         self.metrics.control_message("surveyed");
-        serde_json::to_vec(&self.report(&question)).ok().map(Bytes::from)
+        serde_json::to_vec(&self.report(&question))
+            .ok()
+            .map(Bytes::from)
     }
 }
 

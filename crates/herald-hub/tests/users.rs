@@ -59,16 +59,28 @@ async fn a_publish_to_a_user_reaches_every_connection_of_that_user_only() {
     let mut phone = connect(&server, "ann", &[]).await;
     let mut laptop = connect(&server, "ann", &[]).await;
     let mut bob = connect(&server, "bob", &[]).await;
-    for (client, channel) in [(&mut phone, "#ann"), (&mut laptop, "#ann"), (&mut bob, "#bob")] {
+    for (client, channel) in [
+        (&mut phone, "#ann"),
+        (&mut laptop, "#ann"),
+        (&mut bob, "#bob"),
+    ] {
         let push = client.next_push().await;
         assert_eq!(push["push"], "subscribed", "{push}");
         assert_eq!(push["channel"], channel);
     }
-    let (status, body) = api(&server, "/api/publish", json!({"user": "ann", "data": "hi"})).await;
+    let (status, body) = api(
+        &server,
+        "/api/publish",
+        json!({"user": "ann", "data": "hi"}),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     for client in [&mut phone, &mut laptop] {
         let push = client.next_pub().await;
-        assert_eq!((push["channel"].clone(), push["data"].clone()), (json!("#ann"), json!("hi")));
+        assert_eq!(
+            (push["channel"].clone(), push["data"].clone()),
+            (json!("#ann"), json!("hi"))
+        );
     }
     let denied = bob.call("subscribe", json!({"channel": "#ann"})).await;
     assert_eq!(denied["error"]["code"], 103, "{denied}");
@@ -83,12 +95,26 @@ async fn subs_claims_subscribe_at_connect_and_history_since_recovers_the_gap() {
     let mut first = connect(&server, "ann", &["alerts"]).await;
     let pushes = [first.next_push().await, first.next_push().await];
     assert_eq!(pushes[1]["channel"], "alerts", "{pushes:?}");
-    let (_, published) = api(&server, "/api/publish", json!({"channel": "alerts", "data": 1})).await;
+    let (_, published) = api(
+        &server,
+        "/api/publish",
+        json!({"channel": "alerts", "data": 1}),
+    )
+    .await;
     let seen = first.next_pub().await;
     assert_eq!(seen["offset"], 1);
-    first.ws.close(herald::CloseCode::NORMAL, "bye").await.unwrap();
+    first
+        .ws
+        .close(herald::CloseCode::NORMAL, "bye")
+        .await
+        .unwrap();
     for n in 2..=3 {
-        api(&server, "/api/publish", json!({"channel": "alerts", "data": n})).await;
+        api(
+            &server,
+            "/api/publish",
+            json!({"channel": "alerts", "data": n}),
+        )
+        .await;
     }
     let mut again = connect(&server, "ann", &["alerts"]).await;
     let subscribed = loop {
@@ -119,11 +145,24 @@ async fn the_server_api_subscribes_unsubscribes_and_disconnects_a_user() {
     let mut kept = connect(&server, "ann", &[]).await;
     ann.next_push().await;
     kept.next_push().await;
-    let (status, _) = api(&server, "/api/subscribe", json!({"user": "ann", "channel": "room"})).await;
+    let (status, _) = api(
+        &server,
+        "/api/subscribe",
+        json!({"user": "ann", "channel": "room"}),
+    )
+    .await;
     assert_eq!(status, 200);
     let push = ann.next_push().await;
-    assert_eq!((push["push"].clone(), push["channel"].clone()), (json!("subscribed"), json!("room")));
-    api(&server, "/api/publish", json!({"channel": "room", "data": 7})).await;
+    assert_eq!(
+        (push["push"].clone(), push["channel"].clone()),
+        (json!("subscribed"), json!("room"))
+    );
+    api(
+        &server,
+        "/api/publish",
+        json!({"channel": "room", "data": 7}),
+    )
+    .await;
     assert_eq!(ann.next_pub().await["data"], 7);
 
     let channels = api_get(&server, "/api/channels?pattern=roo*").await;
@@ -134,11 +173,24 @@ async fn the_server_api_subscribes_unsubscribes_and_disconnects_a_user() {
     let presence = api_get(&server, "/api/presence_counts/room").await;
     assert_eq!(presence, json!({"clients": 2, "users": 1}));
 
-    api(&server, "/api/unsubscribe", json!({"user": "ann", "channel": "room"})).await;
+    api(
+        &server,
+        "/api/unsubscribe",
+        json!({"user": "ann", "channel": "room"}),
+    )
+    .await;
     let push = ann.next_push().await;
-    assert_eq!((push["push"].clone(), push["channel"].clone()), (json!("unsubscribed"), json!("room")));
+    assert_eq!(
+        (push["push"].clone(), push["channel"].clone()),
+        (json!("unsubscribed"), json!("room"))
+    );
 
-    let (status, body) = api(&server, "/api/disconnect", json!({"user": "ann", "code": 1000})).await;
+    let (status, body) = api(
+        &server,
+        "/api/disconnect",
+        json!({"user": "ann", "code": 1000}),
+    )
+    .await;
     assert_eq!((status, body["code"].clone()), (400, json!(107)), "{body}");
     let except = kept.client_id.clone();
     let body = json!({"user": "ann", "code": 4100, "reason": "moved", "except": except});
@@ -163,7 +215,11 @@ async fn a_connection_over_the_per_user_limit_closes_with_4503_after_the_upgrade
     let (mut refused, _) = builder.connect().await.expect("the upgrade succeeds");
     assert_eq!(closed_with(&mut refused).await, 4503);
     let _other_user = connect(&server, "bob", &[]).await;
-    first.ws.close(herald::CloseCode::NORMAL, "bye").await.unwrap();
+    first
+        .ws
+        .close(herald::CloseCode::NORMAL, "bye")
+        .await
+        .unwrap();
     assert_eq!(first.closed_with().await, 1000);
     wait_for(|| {
         server

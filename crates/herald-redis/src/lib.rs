@@ -91,10 +91,12 @@
 //! turned into recovery rather than silent loss.
 
 mod broker;
+mod control;
 mod error;
 mod fanout;
 mod options;
 mod presence;
+mod users;
 mod wire;
 
 #[cfg(feature = "testing")]

@@ -198,6 +198,9 @@ pub trait BrokerEvents: Send + Sync + 'static {
     fn control(&self, message: &[u8]) {
         let _ = message;
     }
+    /// A control frame arrived that the broker itself could not read (or that was over
+    /// [`MAX_CONTROL_SIZE`]): dropped, to be counted.
+    fn control_malformed(&self) {}
     /// A question from [`Broker::survey`] on some node (this one included): this node's
     /// answer, or `None` to give none (a malformed question).
     fn survey(&self, question: &[u8]) -> Option<Bytes> {

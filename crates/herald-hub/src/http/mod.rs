@@ -20,7 +20,10 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
         .route("/api/broadcast", post(api::broadcast))
         .route("/api/history/{channel}", get(api::history))
         .route("/api/presence/{channel}", get(api::presence))
-        .route("/api/presence_counts/{channel}", get(users_api::presence_counts))
+        .route(
+            "/api/presence_counts/{channel}",
+            get(users_api::presence_counts),
+        )
         .route("/api/subscribe", post(users_api::subscribe))
         .route("/api/unsubscribe", post(users_api::unsubscribe))
         .route("/api/disconnect", post(users_api::disconnect))

@@ -73,8 +73,7 @@ pub(super) async fn disconnect(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let b = match authorized_body::<DisconnectBody>(&hub, &headers, body, DISCONNECT_SHAPE).await
-    {
+    let b = match authorized_body::<DisconnectBody>(&hub, &headers, body, DISCONNECT_SHAPE).await {
         Ok(b) => b,
         Err(response) => return response,
     };

@@ -117,7 +117,10 @@ pub(crate) async fn run<W: Wire>(hub: Arc<Hub>, mut wire: W, grant: Grant) {
             ops,
             signal: signal.clone(),
         };
-        session.hub.users.add(&session.info.user, session.id, handle);
+        session
+            .hub
+            .users
+            .add(&session.info.user, session.id, handle);
     }
     let end = match session.start(&mut wire).await {
         Ok(()) => {
@@ -177,13 +180,11 @@ impl Session {
         }
     }
 
-    async fn drive<W: Wire>(
-        &mut self,
-        wire: &mut W,
-        queues: Queues<'_>,
-        signal: &Signal,
-    ) -> End {
-        let Queues { deliveries: rx, ops } = queues;
+    async fn drive<W: Wire>(&mut self, wire: &mut W, queues: Queues<'_>, signal: &Signal) -> End {
+        let Queues {
+            deliveries: rx,
+            ops,
+        } = queues;
         // Every waiting future is made once and polled in place: a loop turn costs no
         // registration with the shutdown token, the kill signal or the timer wheel.
         let shutdown = self.hub.shutdown.clone();

@@ -158,10 +158,8 @@ impl Session {
             offset: joined.position.offset,
             epoch: joined.position.epoch.clone(),
         });
-        self.subscriptions.insert(
-            Arc::clone(&joined.name),
-            LiveFilter::new(joined.position),
-        );
+        self.subscriptions
+            .insert(Arc::clone(&joined.name), LiveFilter::new(joined.position));
         self.send_text(push.to_json(), wire)?;
         Ok(Joined::Done)
     }

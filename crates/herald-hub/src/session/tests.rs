@@ -610,7 +610,9 @@ mod server_side {
     fn publications(sent: &[Sent]) -> Vec<(String, u64)> {
         sent.iter()
             .filter_map(|s| match s {
-                Sent::Publication { channel, offset, .. } => Some((channel.clone(), *offset)),
+                Sent::Publication {
+                    channel, offset, ..
+                } => Some((channel.clone(), *offset)),
                 _ => None,
             })
             .collect()
@@ -730,7 +732,11 @@ mod server_side {
             .iter()
             .map(|p| p["offset"].as_u64().unwrap())
             .collect();
-        assert_eq!(missed, [2, 3, 4], "history reaches past the subscribed offset");
+        assert_eq!(
+            missed,
+            [2, 3, 4],
+            "history reaches past the subscribed offset"
+        );
         f.deliver_queued().unwrap();
         assert_eq!(
             publications(&f.wire.take()),
@@ -788,7 +794,12 @@ mod server_side {
     #[tokio::test]
     async fn a_plain_mode_connection_ignores_server_subscriptions() {
         let hub = Hub::new(HubConfig::default()).unwrap();
-        let mut f = fixture(HubConfig::default(), Mode::Plain { room: "chat:1".into() });
+        let mut f = fixture(
+            HubConfig::default(),
+            Mode::Plain {
+                room: "chat:1".into(),
+            },
+        );
         f.session.start(&mut f.wire).await.unwrap();
         f.session
             .on_server_op(ServerOp::Subscribe("room".into()), &mut f.wire)
@@ -884,6 +895,9 @@ mod connection_limit {
         assert!(!tasks[0].is_finished(), "the excepted connection stays");
         hub.disconnect_user("u1", None, None).await.unwrap();
         tasks.remove(0).await.unwrap();
-        assert_eq!(*wires[2].0.closed.lock().unwrap(), Some(Disconnect::TERMINATED));
+        assert_eq!(
+            *wires[2].0.closed.lock().unwrap(),
+            Some(Disconnect::TERMINATED)
+        );
     }
 }

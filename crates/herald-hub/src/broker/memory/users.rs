@@ -79,7 +79,10 @@ mod tests {
         let c = Connections::default();
         assert!(c.add("u", "a", 2));
         assert!(c.add("u", "b", 2));
-        assert!(c.add("u", "a", 2), "a connection counted already stays counted");
+        assert!(
+            c.add("u", "a", 2),
+            "a connection counted already stays counted"
+        );
         assert!(!c.add("u", "c", 2));
         assert!(c.add("v", "c", 2), "the limit is per user");
         c.remove("u", "a");
