@@ -111,16 +111,15 @@ pub(crate) async fn run<W: Wire>(hub: Arc<Hub>, mut wire: W, grant: Grant) {
     let mut session = Session::new(hub, grant.identity, grant.mode, subscriber);
     tracing::debug!(client = %session.info.client, user = %session.info.user, mode = mode_name, "connected");
     let (ops, mut ops_rx) = mpsc::channel(OPS_QUEUE);
+    // Held to the end: with no sender the queue would read as closed on every turn.
+    let handle = Handle {
+        client: session.info.client.clone(),
+        ops,
+        signal: signal.clone(),
+    };
     if !session.info.user.is_empty() {
-        let handle = Handle {
-            client: session.info.client.clone(),
-            ops,
-            signal: signal.clone(),
-        };
-        session
-            .hub
-            .users
-            .add(&session.info.user, session.id, handle);
+        let user = session.info.user.clone();
+        session.hub.users.add(&user, session.id, handle.clone());
     }
     let end = match session.start(&mut wire).await {
         Ok(()) => {
@@ -140,6 +139,7 @@ pub(crate) async fn run<W: Wire>(hub: Arc<Hub>, mut wire: W, grant: Grant) {
         End::Gone(code) => code,
     };
     session.finish().await;
+    drop(handle);
     let hub = &session.hub;
     hub.metrics.disconnected(code);
     gauge.dec();

@@ -660,7 +660,7 @@ mod server_side {
     #[tokio::test]
     async fn an_anonymous_connection_has_no_personal_channel() {
         let hub = Hub::new(HubConfig::default()).unwrap();
-        let mut f = started(&hub, user("", &[])).await;
+        let f = started(&hub, user("", &[])).await;
         assert!(pushes(&f.wire.take(), "subscribed").is_empty());
     }
 
@@ -783,7 +783,7 @@ mod server_side {
         let mut config = HubConfig::default();
         config.limits.max_subscriptions = 1;
         let hub = Hub::new(config).unwrap();
-        let mut f = started(&hub, user("ann", &["news"])).await;
+        let f = started(&hub, user("ann", &["news"])).await;
         let channels: Vec<Value> = pushes(&f.wire.take(), "subscribed")
             .iter()
             .map(|p| p["channel"].clone())
