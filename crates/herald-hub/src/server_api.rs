@@ -94,8 +94,8 @@ impl Hub {
     /// `code` and `reason` (default 4504 `terminated`'s).
     ///
     /// # Errors
-    /// 107 for an empty user, a code outside 4000–4999 or a reason over 32 bytes or not
-    /// printable ASCII; 109 when the broker is unreachable.
+    /// 107 for an empty user, a code outside 4000–4999, a reason over 32 bytes or not
+    /// printable ASCII, or an empty `except`; 109 when the broker is unreachable.
     pub(crate) async fn disconnect_user(
         &self,
         user: &str,
@@ -109,6 +109,12 @@ impl Hub {
         });
         if !control::custom_disconnect_ok(code, &reason) {
             return Err(bad("code must be 4000-4999 with a short ASCII reason"));
+        }
+        if except
+            .as_deref()
+            .is_some_and(|e| e.is_empty() || e.len() > control::MAX_NAME)
+        {
+            return Err(bad("invalid except"));
         }
         self.send(Control::Disconnect {
             user: user.into(),

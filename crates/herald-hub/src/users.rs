@@ -181,3 +181,46 @@ impl BrokerEvents for HubEvents {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use crate::{Hub, HubConfig};
+
+    #[tokio::test]
+    async fn a_malformed_control_message_or_survey_is_dropped_and_counted() {
+        let hub = Hub::new(HubConfig::default()).unwrap();
+        hub.broker
+            .control(b"{not json".to_vec().into())
+            .await
+            .unwrap();
+        let unknown = br#"{"op":"explode","user":"ann"}"#.to_vec();
+        hub.broker.control(unknown.into()).await.unwrap();
+        let answers = hub.broker.survey(
+            br#"{"channels":"yes"}"#.to_vec().into(),
+            std::time::Duration::ZERO,
+        );
+        assert!(
+            answers.await.unwrap().is_empty(),
+            "a malformed survey gets no answer"
+        );
+        let text = hub.metrics.render();
+        assert!(
+            text.contains(r#"herald_control_messages_total{outcome="malformed"} 3"#),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_survey_reports_this_nodes_channels_by_pattern_and_its_version() {
+        let hub = Hub::new(HubConfig::default()).unwrap();
+        let all = hub.channels(None).await.unwrap();
+        assert_eq!((all.nodes, all.channels.len()), (1, 0));
+        let nodes = hub.nodes().await.unwrap();
+        assert_eq!(nodes[0].version, env!("CARGO_PKG_VERSION"));
+        assert!(
+            hub.channels(Some("")).await.is_err(),
+            "an empty pattern is refused"
+        );
+    }
+}
