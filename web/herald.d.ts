@@ -128,6 +128,20 @@ export declare class Herald {
   connect(): void;
   close(): void;
   on(event: "state", listener: (event: StateEvent) => void): () => void;
+  /** The server subscribed this client to a channel (its personal channel, a token `subs`
+   * entry, the server API), at connect and again after each reconnect. `recovered` is absent
+   * the first time; then `true` when every publication missed meanwhile was delivered (read
+   * with `history`), `false` when the server no longer had them: reload the state. */
+  on(
+    event: "subscribed",
+    listener: (event: StreamPosition & { channel: string; recovered?: boolean }) => void,
+  ): () => void;
+  /** The server ended a subscription (the server API); it is not renewed after a reconnect. */
+  on(event: "unsubscribed", listener: (event: { channel: string; reason: string }) => void): () => void;
+  /** A publication on a server-side subscription, once each and in order. */
+  on(event: "publication", listener: (publication: Publication) => void): () => void;
+  /** The channels the server subscribed this client to, with the last applied position. */
+  readonly serverSubscriptions: { channel: string; position: StreamPosition | null }[];
   subscribe(channel: string, options?: SubscribeOptions): Subscription;
   publish(channel: string, data: unknown): Promise<StreamPosition>;
   history(

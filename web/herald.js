@@ -1,6 +1,7 @@
 // herald.js: the browser client of the Herald hub's `herald.v1` protocol (docs/protocol.md).
 // One dependency-free ES module: commands with replies, subscriptions that recover after a
-// reconnect, exponential backoff with full jitter, and dead-connection detection.
+// reconnect, server-side subscriptions (the personal channel, token `subs`, the server API)
+// that recover too, exponential backoff with full jitter, and dead-connection detection.
 
 /** The error and disconnect codes, mirrored from crates/herald-hub-protocol/codes.json
  * (web/test/codes.test.js fails when the two differ). */
@@ -116,6 +117,7 @@ export class Herald {
     this._random = options.random ?? Math.random;
     this._listeners = new Map();
     this._subs = new Map();
+    this._server = new Map(); // channel -> ServerSubscription: subscribed by the server
     this._pending = new Map(); // id -> {resolve, reject, timer}
     this._queue = []; // commands waiting for the connection
     this._nextId = 1;
@@ -128,7 +130,8 @@ export class Herald {
     this._pingInterval = 25;
   }
 
-  /** Listens to `state` events; returns a function that stops listening. */
+  /** Listens to `state`, `subscribed`, `unsubscribed` and `publication` (publications on
+   * server-side subscriptions) events; returns a function that stops listening. */
   on(event, fn) {
     if (!this._listeners.has(event)) this._listeners.set(event, new Set());
     this._listeners.get(event).add(fn);
@@ -218,6 +221,7 @@ export class Herald {
     }
     this._pending.clear();
     for (const sub of this._subs.values()) sub._reset();
+    for (const sub of this._server.values()) sub._reset();
     const willReconnect = reconnect && this._wanted;
     if (!willReconnect) {
       this._wanted = false;
@@ -243,7 +247,11 @@ export class Herald {
       case "connected":
         return this._onConnected(msg);
       case "pub":
-        return this._subs.get(msg.channel)?._onPub(msg);
+        return (this._subs.get(msg.channel) ?? this._server.get(msg.channel))?._onPub(msg);
+      case "subscribed":
+        return this._onServerSubscribed(msg);
+      case "unsubscribed":
+        return this._onServerUnsubscribed(msg);
       case "join":
       case "leave":
         return this._subs.get(msg.channel)?._onPresence(msg.push, msg);
@@ -259,6 +267,36 @@ export class Herald {
     this._setState("connected", { client: msg.client, user: msg.user });
     for (const sub of this._subs.values()) sub._subscribe();
     for (const q of this._queue.splice(0)) q.send();
+  }
+
+  _onServerSubscribed(msg) {
+    if (this._subs.has(msg.channel)) return;
+    let sub = this._server.get(msg.channel);
+    if (!sub) {
+      sub = new ServerSubscription(this, msg.channel);
+      this._server.set(msg.channel, sub);
+    }
+    sub._onSubscribed(msg);
+  }
+
+  _onServerUnsubscribed(msg) {
+    const sub = this._server.get(msg.channel);
+    if (sub) {
+      this._server.delete(msg.channel);
+      sub._reset();
+    }
+    // A subscription the application made ends too: it is not renewed after a reconnect.
+    const own = this._subs.get(msg.channel);
+    if (own) {
+      this._subs.delete(msg.channel);
+      own._reset();
+    }
+    this._emit("unsubscribed", { channel: msg.channel, reason: msg.reason });
+  }
+
+  /** The channels the server subscribed this client to, with the last applied position. */
+  get serverSubscriptions() {
+    return [...this._server.values()].map((s) => ({ channel: s.channel, position: s.position }));
   }
 
   _onReply(msg) {
@@ -465,5 +503,92 @@ export class Subscription {
     if (!this.subscribed) return;
     const info = { client: m.client, user: m.user };
     callSafely(kind === "join" ? this.handlers.onJoin : this.handlers.onLeave, info);
+  }
+}
+
+/** Pages of history one server-side recovery reads at most before giving up on the gap. */
+const MAX_RECOVERY_PAGES = 100;
+
+/** A channel the server subscribed the client to (docs/protocol.md, Server-side
+ * subscriptions). Its `subscribed` push says where live delivery starts; when the client held
+ * an earlier position in the same epoch, `history` since it fills the gap, live publications
+ * waiting until it did, and each publication is applied once, in order. */
+class ServerSubscription {
+  constructor(client, channel) {
+    this.client = client;
+    this.channel = channel;
+    this.position = null;
+    this.subscribed = false;
+    this._buffer = null;
+    this._generation = 0;
+  }
+
+  get active() {
+    return this.client._server.get(this.channel) === this;
+  }
+
+  _reset() {
+    this.subscribed = false;
+    this._buffer = null;
+    this._generation++;
+  }
+
+  async _onSubscribed({ offset, epoch }) {
+    const generation = ++this._generation;
+    const previous = this.position;
+    this.subscribed = true;
+    let recovered;
+    if (previous && previous.epoch === epoch && previous.offset < offset) {
+      this._buffer = [];
+      recovered = await this._recover(offset, generation);
+      if (generation !== this._generation) return;
+    } else if (previous) {
+      recovered = previous.epoch === epoch;
+    }
+    const buffered = this._buffer ?? [];
+    this._buffer = null;
+    const at = this.position;
+    if (!at || at.epoch !== epoch || at.offset < offset) this.position = { offset, epoch };
+    this.client._emit("subscribed", { channel: this.channel, offset, epoch, recovered });
+    for (const p of buffered) this._apply(p);
+  }
+
+  // History since the last applied position up to `target`, page by page; false when the
+  // server no longer has it (the application reloads its state).
+  async _recover(target, generation) {
+    for (let page = 0; page < MAX_RECOVERY_PAGES; page++) {
+      const since = this.position;
+      let result;
+      try {
+        result = await this.client.history(this.channel, { since });
+      } catch {
+        return false;
+      }
+      if (generation !== this._generation) return false;
+      const publications = result.publications ?? [];
+      for (const p of publications) this._apply({ ...p, epoch: since.epoch, channel: this.channel });
+      if (this.position.offset >= target) return true;
+      if (publications.length === 0) return false;
+    }
+    return false;
+  }
+
+  _onPub(p) {
+    if (this._buffer) this._buffer.push(p);
+    else if (this.subscribed) this._apply(p);
+  }
+
+  _apply(p) {
+    const at = this.position;
+    if (at && p.epoch === at.epoch && p.offset <= at.offset) return;
+    this.position = { offset: p.offset, epoch: p.epoch };
+    this.client._emit("publication", {
+      channel: this.channel,
+      offset: p.offset,
+      epoch: p.epoch,
+      data: p.data,
+      user: p.user,
+      encoding: p.encoding,
+    });
   }
 }

@@ -1,5 +1,5 @@
 //! `herald token`: signs an HS256 token for tests and development, with the claims the hub
-//! reads (`sub`, `exp`, `channels`, `subscribe`, `publish`).
+//! reads (`sub`, `exp`, `channels`, `subscribe`, `publish`, `subs`).
 
 use anyhow::{Context as _, bail};
 use herald_hub::auth::{Claims, issue_hs256};
@@ -30,6 +30,10 @@ pub(crate) struct Args {
     /// Channel patterns for publish only; repeatable or comma-separated.
     #[arg(long, value_name = "PATTERN", value_delimiter = ',')]
     publish: Vec<String>,
+    /// Channels the server subscribes the connection to at connect (the `subs` claim):
+    /// names, not patterns; repeatable or comma-separated.
+    #[arg(long, value_name = "CHANNEL", value_delimiter = ',')]
+    subs: Vec<String>,
     /// Lifetime: `exp` is now plus this (30s, 15m, 1h, 7d).
     #[arg(
         long,
@@ -71,6 +75,7 @@ fn sign(args: Args, now: SystemTime) -> anyhow::Result<String> {
         channels: patterns(args.channels),
         subscribe: patterns(args.subscribe),
         publish: patterns(args.publish),
+        subs: patterns(args.subs),
     };
     issue_hs256(&args.secret, &claims).context("signing the token")
 }

@@ -1,5 +1,5 @@
 //! `herald token` prints an HS256 token whose claims the hub reads: `sub`, `exp` (now + ttl),
-//! `channels`, `subscribe`, `publish`.
+//! `channels`, `subscribe`, `publish`, `subs`.
 
 use herald_hub::auth::Claims;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -97,6 +97,23 @@ fn subscribe_and_publish_patterns_repeat_and_split_on_commas() {
     assert_eq!(claims.subscribe, ["news", "alerts:*"]);
     assert_eq!(claims.publish, ["chat:1"]);
     assert!(claims.exp.abs_diff(now() + 90 * 60) <= 5);
+    assert!(claims.subs.is_empty(), "no subs unless asked");
+}
+
+#[test]
+fn subs_name_the_server_side_subscriptions_repeated_or_comma_separated() {
+    let token = token(&mut herald(&[
+        "--secret",
+        "k",
+        "--user",
+        "cy",
+        "--subs",
+        "alerts,news",
+        "--subs",
+        "feed",
+    ]));
+    let claims = decode(&token, "k").expect("verifies");
+    assert_eq!(claims.subs, ["alerts", "news", "feed"]);
 }
 
 #[test]

@@ -33,6 +33,8 @@ pub(crate) struct Identity {
     pub(crate) publish: Vec<WildMatch>,
     /// When the token expires (seconds since the epoch); the connection is closed then.
     pub(crate) expires: Option<u64>,
+    /// Channels the server subscribes the connection to at connect (the `subs` claim).
+    pub(crate) subs: Vec<String>,
 }
 
 impl Identity {
@@ -64,6 +66,10 @@ pub struct Claims {
     /// Channel patterns for publish only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub publish: Vec<String>,
+    /// Channels (names, not patterns) the server subscribes a protocol-mode connection to at
+    /// connect, each announced with a `subscribed` push; they need no subscribe permission.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subs: Vec<String>,
 }
 
 /// Why a handshake was refused with 401.
@@ -151,6 +157,7 @@ impl JwtAuthenticator {
             subscribe: patterns(&config.anonymous_subscribe_patterns()),
             publish: patterns(&config.anonymous_publish_patterns()),
             expires: None,
+            subs: Vec::new(),
         });
         Ok(Self {
             keys,
@@ -276,6 +283,7 @@ impl JwtAuthenticator {
             subscribe,
             publish,
             expires: Some(c.exp),
+            subs: c.subs,
         })
     }
 }
@@ -364,6 +372,7 @@ mod tests {
             channels: vec!["chat:*".into()],
             subscribe: vec!["news".into()],
             publish: vec![],
+            subs: vec![],
         }
     }
 

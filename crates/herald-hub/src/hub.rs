@@ -9,6 +9,7 @@ use crate::metrics::Metrics;
 pub(crate) use crate::names::valid_channel;
 use crate::node::Node;
 use crate::origin::OriginPolicy;
+use crate::users::{HubEvents, Users};
 use herald_proto::DeflateConfig;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,6 +44,7 @@ pub struct Hub {
     pub(crate) origins: OriginPolicy,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) node: Arc<Node>,
+    pub(crate) users: Arc<Users>,
     pub(crate) per_ip: Arc<PerIp>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) ws: herald::Config,
@@ -103,7 +105,15 @@ impl Hub {
             deflate.clone(),
             config.presence.join_leave_rate,
         ));
-        broker.start(node.clone());
+        let users = Arc::new(Users::default());
+        let node_id = format!("{:08x}", rand::random::<u32>());
+        broker.start(Arc::new(HubEvents {
+            node: node.clone(),
+            users: users.clone(),
+            metrics: metrics.clone(),
+            node_id: node_id.clone(),
+            reasons: crate::control::Reasons::default(),
+        }));
         let limit = config.limits.max_message_size;
         let ws = herald::Config::default()
             .max_frame_size(limit)
@@ -121,10 +131,11 @@ impl Hub {
             broker,
             metrics,
             node,
+            users,
             shutdown: CancellationToken::new(),
             ws,
             tls,
-            node_id: format!("{:08x}", rand::random::<u32>()),
+            node_id,
             next_client: AtomicU64::new(1),
             config,
         }))

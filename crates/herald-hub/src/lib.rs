@@ -46,6 +46,7 @@ pub mod auth;
 mod broadcast;
 pub mod broker;
 pub mod config;
+mod control;
 mod http;
 mod hub;
 mod limits;
@@ -55,8 +56,10 @@ mod node;
 mod origin;
 mod recovery;
 mod server;
+mod server_api;
 mod service;
 mod session;
+mod users;
 
 pub use config::{BrokerConfig, ConfigError, HubConfig};
 pub use hub::{Hub, HubError};

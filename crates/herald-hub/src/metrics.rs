@@ -50,6 +50,9 @@ pub struct Metrics {
     pub history_channels: Gauge,
     /// Payload bytes retained in history (memory broker).
     pub history_bytes: Gauge,
+    /// Control messages and surveys from the broker's control bus, by outcome (`handled`,
+    /// `surveyed`, `malformed`).
+    pub control_messages: Family<Labels, Counter>,
 }
 
 impl Metrics {
@@ -77,6 +80,7 @@ impl Metrics {
         let broker_errors = Family::<Labels, Counter>::default();
         let history_channels = Gauge::default();
         let history_bytes = Gauge::default();
+        let control_messages = Family::<Labels, Counter>::default();
         registry.register(
             "connections",
             "Open WebSocket connections",
@@ -157,8 +161,14 @@ impl Metrics {
             "Payload bytes retained in history (memory broker)",
             history_bytes.clone(),
         );
+        registry.register(
+            "control_messages",
+            "Control messages and surveys between nodes, by outcome",
+            control_messages.clone(),
+        );
         Self {
             registry,
+            control_messages,
             limit_hits,
             broker_errors,
             history_channels,
@@ -183,6 +193,21 @@ impl Metrics {
         self.handshake_rejections
             .get_or_create(&vec![("status".into(), status.to_string())])
             .inc();
+    }
+
+    /// Counts a control message or survey by outcome.
+    pub(crate) fn control_message(&self, outcome: &str) {
+        self.control_messages
+            .get_or_create(&vec![("outcome".into(), outcome.into())])
+            .inc();
+    }
+
+    /// Open WebSocket connections, both modes.
+    pub(crate) fn open_connections(&self) -> u64 {
+        ["plain", "protocol"]
+            .iter()
+            .map(|mode| u64::try_from(self.connections(mode).get()).unwrap_or(0))
+            .sum()
     }
 
     /// Counts a closed connection.

@@ -167,6 +167,26 @@ impl Node {
         }
     }
 
+    /// The channels with local subscribers that `matches` accepts, with how many, at most
+    /// `max` of them (sorted by name); and whether more matched.
+    pub(crate) fn counts(
+        &self,
+        matches: impl Fn(&str) -> bool,
+        max: usize,
+    ) -> (Vec<(String, u64)>, bool) {
+        let channels = read(&self.channels);
+        let mut listed: Vec<(String, u64)> = channels
+            .iter()
+            .filter(|(name, _)| matches(name))
+            .take(max.saturating_add(1))
+            .map(|(name, entry)| (name.to_string(), entry.subscribers.len() as u64))
+            .collect();
+        let truncated = listed.len() > max;
+        listed.truncate(max);
+        listed.sort_unstable();
+        (listed, truncated)
+    }
+
     /// Queues a delivery, made once from the channel's name, to every subscriber of
     /// `channel`; returns how many got it.
     fn fan_out(

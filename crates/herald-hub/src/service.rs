@@ -235,7 +235,7 @@ impl Hub {
     }
 
     /// Runs a broker operation: timed, and on failure counted, logged and mapped once.
-    async fn timed<T>(
+    pub(crate) async fn timed<T>(
         &self,
         op: &'static str,
         call: impl Future<Output = Result<T, BrokerError>>,

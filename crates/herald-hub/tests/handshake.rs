@@ -23,6 +23,7 @@ fn token(secret: &str, channels: &[&str], exp: u64) -> String {
         channels: channels.iter().map(|c| c.to_string()).collect(),
         subscribe: vec![],
         publish: vec![],
+        subs: vec![],
     };
     issue_hs256(secret, &claims).unwrap()
 }

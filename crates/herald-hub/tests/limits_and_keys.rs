@@ -35,6 +35,7 @@ fn signed(algorithm: Algorithm, private: &str) -> String {
         channels: vec!["chat:*".into()],
         subscribe: vec![],
         publish: vec![],
+        subs: vec![],
     };
     jsonwebtoken::encode(&Header::new(algorithm), &claims, &key).unwrap()
 }
@@ -67,6 +68,7 @@ async fn rs256_and_es256_tokens_are_verified_with_their_public_keys() {
             channels: vec!["*".into()],
             subscribe: vec![],
             publish: vec![],
+            subs: vec![],
         },
     )
     .unwrap();

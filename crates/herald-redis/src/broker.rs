@@ -1,9 +1,11 @@
 //! [`RedisBroker`]: the [`Broker`] trait over Redis.
 
+use crate::control::Control;
 use crate::error::{Failure, bounded};
 use crate::fanout::Fanout;
 use crate::options::RedisOptions;
 use crate::presence::{self, Held};
+use crate::users;
 use crate::wire::{self, Keys, VACANT};
 use futures_util::future::{AbortHandle, BoxFuture, FutureExt, abortable};
 use herald_hub::broker::{
@@ -36,6 +38,10 @@ struct Inner {
     options: RedisOptions,
     fanout: Arc<Fanout>,
     local: presence::Local,
+    /// The connections this node counted per user.
+    connections: users::Held,
+    /// The control bus.
+    control: Arc<Control>,
     /// Whether the last command reached Redis (an error reply counts: Redis answered).
     commands_up: AtomicBool,
 }
@@ -96,13 +102,16 @@ impl RedisBroker {
         let conn = bounded(options.op_timeout, manager)
             .await
             .map_err(Failure::into_read_error)?;
-        let (fanout, stream) = Fanout::connect(client, options.op_timeout).await?;
+        let control = Arc::new(Control::new(conn.clone(), options.op_timeout));
+        let (fanout, stream) = Fanout::connect(client, options.op_timeout, control.clone()).await?;
         let inner = Arc::new(Inner {
             conn,
             history,
             options,
             fanout: fanout.clone(),
             local: presence::Local::default(),
+            connections: users::Held::default(),
+            control,
             commands_up: AtomicBool::new(true),
         });
         let (reader, reader_handle) = abortable(fanout.run(stream));
@@ -231,6 +240,69 @@ impl Inner {
         self.track(pipe.query_async::<()>(&mut conn)).await
     }
 
+    /// PUBLISHes a control frame to every node; returns how many nodes got it.
+    async fn broadcast(&self, frame: Vec<u8>) -> Result<usize, BrokerError> {
+        let mut conn = self.conn.clone();
+        let mut publish = redis::cmd("PUBLISH");
+        publish.arg(crate::control::ALL).arg(frame);
+        self.track(publish.query_async::<usize>(&mut conn))
+            .await
+            .map_err(Failure::into_read_error)
+    }
+
+    async fn survey(
+        &self,
+        question: &[u8],
+        timeout: Duration,
+    ) -> Result<Vec<bytes::Bytes>, BrokerError> {
+        let (frame, waiter) = self.control.begin(question)?;
+        let nodes = self.broadcast(frame).await?;
+        Ok(waiter.wait(nodes, timeout).await)
+    }
+
+    async fn connection_add(
+        &self,
+        user: &str,
+        client: &str,
+        limit: usize,
+    ) -> Result<bool, BrokerError> {
+        let lifetime = millis(self.options.member_lifetime);
+        let mut conn = self.conn.clone();
+        let call = users::add(user, client, limit, lifetime);
+        let added: u8 = self
+            .track(call.invoke_async(&mut conn))
+            .await
+            .map_err(Failure::into_read_error)?;
+        if added == 1 {
+            self.connections.add(user, client);
+        }
+        Ok(added == 1)
+    }
+
+    async fn connection_remove(&self, user: &str, client: &str) -> Result<(), BrokerError> {
+        self.connections.remove(user, client);
+        let lifetime = millis(self.options.member_lifetime);
+        let mut conn = self.conn.clone();
+        let call = users::remove(user, client, lifetime);
+        self.track(call.invoke_async::<u8>(&mut conn))
+            .await
+            .map(drop)
+            .map_err(Failure::into_read_error)
+    }
+
+    /// Refreshes the expiry of every connection this node counted.
+    async fn refresh_connections(&self) {
+        let held = self.connections.snapshot();
+        let lifetime = millis(self.options.member_lifetime);
+        for batch in held.chunks(REFRESH_BATCH) {
+            let mut conn = self.conn.clone();
+            let pipe = users::refresh(batch, lifetime);
+            if let Err(e) = self.track(pipe.query_async::<()>(&mut conn)).await {
+                tracing::warn!(users = batch.len(), error = %e, "connection count refresh failed");
+            }
+        }
+    }
+
     async fn ping(&self) {
         let mut conn = self.conn.clone();
         let pinged = self
@@ -275,6 +347,7 @@ async fn upkeep(inner: Arc<Inner>) {
         if back || due {
             refreshed = Some(Instant::now());
             inner.refresh_members().await;
+            inner.refresh_connections().await;
         }
     }
 }
@@ -350,6 +423,39 @@ impl Broker for RedisBroker {
             ))
         }
         .boxed()
+    }
+
+    fn control<'a>(&'a self, message: bytes::Bytes) -> BoxFuture<'a, Result<(), BrokerError>> {
+        async move {
+            let frame = Control::control_frame(&message)?;
+            self.inner.broadcast(frame).await.map(drop)
+        }
+        .boxed()
+    }
+
+    fn survey<'a>(
+        &'a self,
+        question: bytes::Bytes,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Vec<bytes::Bytes>, BrokerError>> {
+        async move { self.inner.survey(&question, timeout).await }.boxed()
+    }
+
+    fn connection_add<'a>(
+        &'a self,
+        user: &'a str,
+        client: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<bool, BrokerError>> {
+        self.inner.connection_add(user, client, limit).boxed()
+    }
+
+    fn connection_remove<'a>(
+        &'a self,
+        user: &'a str,
+        client: &'a str,
+    ) -> BoxFuture<'a, Result<(), BrokerError>> {
+        self.inner.connection_remove(user, client).boxed()
     }
 
     fn health(&self) -> Health {

@@ -1,5 +1,6 @@
 //! Fan-out: one pub/sub connection per node, its subscriptions, and reconnection.
 
+use crate::control::{self, Control};
 use crate::error::{Failure, bounded};
 use crate::wire::{self, Message, TOPIC_PREFIX};
 use futures_util::StreamExt;
@@ -30,6 +31,8 @@ pub(crate) struct Fanout {
     up: AtomicBool,
     /// How long one SUBSCRIBE, UNSUBSCRIBE or connection attempt may take.
     op_timeout: Duration,
+    /// The control bus, whose two topics every connection subscribes first.
+    control: Arc<Control>,
 }
 
 impl Fanout {
@@ -37,11 +40,15 @@ impl Fanout {
     pub(crate) async fn connect(
         client: redis::Client,
         op_timeout: Duration,
+        control: Arc<Control>,
     ) -> Result<(Arc<Self>, PubSubStream), BrokerError> {
-        let (sink, stream) = bounded(op_timeout, client.get_async_pubsub())
+        let (mut sink, stream) = bounded(op_timeout, client.get_async_pubsub())
             .await
             .map_err(Failure::into_read_error)?
             .split();
+        bounded(op_timeout, sink.subscribe(control_topics(&control)))
+            .await
+            .map_err(Failure::into_read_error)?;
         let fanout = Arc::new(Self {
             client,
             state: tokio::sync::Mutex::new(State {
@@ -51,6 +58,7 @@ impl Fanout {
             events: OnceLock::new(),
             up: AtomicBool::new(true),
             op_timeout,
+            control,
         });
         Ok((fanout, stream))
     }
@@ -141,11 +149,9 @@ impl Fanout {
             .await?
             .split();
         let mut state = self.state.lock().await;
-        let topics: Vec<String> = state.channels.keys().map(|c| topic(c)).collect();
-        if !topics.is_empty() {
-            let resubscribe = sink.subscribe(&topics);
-            bounded(self.op_timeout, resubscribe).await?;
-        }
+        let mut topics: Vec<String> = state.channels.keys().map(|c| topic(c)).collect();
+        topics.extend(control_topics(&self.control));
+        bounded(self.op_timeout, sink.subscribe(&topics)).await?;
         state.sink = Some(sink);
         self.up.store(true, Ordering::Relaxed);
         Ok(stream)
@@ -155,7 +161,10 @@ impl Fanout {
         let Some(events) = self.events.get() else {
             return;
         };
-        let Some(channel) = message.get_channel_name().strip_prefix(TOPIC_PREFIX) else {
+        let name = message.get_channel_name();
+        let Some(channel) = name.strip_prefix(TOPIC_PREFIX) else {
+            self.control
+                .deliver(name, message.get_payload_bytes(), events);
             return;
         };
         match wire::parse(message.get_payload_bytes()) {
@@ -167,6 +176,11 @@ impl Fanout {
             None => tracing::warn!(channel, "malformed redis pub/sub message dropped"),
         }
     }
+}
+
+/// The control bus's topics: to every node, and to this one.
+fn control_topics(control: &Control) -> Vec<String> {
+    vec![control::ALL.to_owned(), control.topic()]
 }
 
 fn topic(channel: &str) -> String {

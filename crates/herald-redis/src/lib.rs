@@ -42,7 +42,16 @@
 //! | `herald:c:C` | pub/sub topic | `p OFFSET EPOCH KIND CLIENTLEN USERLEN\n` + client, user, payload; `j`/`l CLIENTLEN USERLEN\n` + client, user for join/leave | — |
 //!
 //! and one key for all channels: `herald:vacant` (string), the vacant epoch; it does not
-//! expire.
+//! expire. For a user `U` with `limits.max_connections_per_user` set: `herald:n:U`, a sorted
+//! set of its connections' client ids scored by expiry (Redis server time, ms), refreshed by
+//! their nodes with the presence members and expiring twice the member lifetime after the
+//! last change; `connections.lua` checks the limit and adds in one step.
+//!
+//! # The control bus
+//! Every node's pub/sub connection also subscribes `herald:ctl` (control messages and
+//! surveys to every node) and `herald:ctl:NODE` (answers to this node's surveys; NODE is a
+//! random id per broker). A survey waits for as many answers as PUBLISH reported receivers
+//! of the question, up to its timeout. See `control.rs` for the frames and their bounds.
 //!
 //! The history TTL applies to a channel as a whole (refreshed by every publish), not to each
 //! publication: an active channel keeps its last `history.size` publications.
@@ -91,10 +100,12 @@
 //! turned into recovery rather than silent loss.
 
 mod broker;
+mod control;
 mod error;
 mod fanout;
 mod options;
 mod presence;
+mod users;
 mod wire;
 
 #[cfg(feature = "testing")]

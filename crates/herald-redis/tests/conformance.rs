@@ -146,3 +146,95 @@ async fn retry_publish(node: &dyn Broker, channel: &str) -> herald_hub_protocol:
     }
     panic!("publish never succeeded after the restart");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_messages_and_surveys_reach_every_node() {
+    let Some(redis) = RedisServer::start("control_messages_and_surveys_reach_every_node") else {
+        return;
+    };
+    let factory = |history| broker(redis.url(), history);
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(conformance::started(&factory, HistoryConfig::default()).await);
+    }
+    nodes[0].0.control(b"to all".to_vec().into()).await.unwrap();
+    for (_, recorder) in &nodes {
+        let heard = Event::Control(b"to all".to_vec());
+        recorder
+            .wait_until("the control message", |e| e.contains(&heard))
+            .await;
+    }
+    let answers = nodes[1]
+        .0
+        .survey(b"who".to_vec().into(), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        answers,
+        vec![conformance::answer_to(b"who"); 3],
+        "one per node"
+    );
+    // A frame that is not ours, on the bus: dropped; the nodes keep answering.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    for junk in [&b"zzz"[..], b"s nothex 1\nq", b"s abc\n", b""] {
+        let _: u64 = redis::cmd("PUBLISH")
+            .arg("herald:ctl")
+            .arg(junk)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    for (_, recorder) in &nodes {
+        let dropped =
+            |e: &[Event]| e.iter().filter(|e| **e == Event::ControlMalformed).count() == 4;
+        recorder.wait_until("four frames dropped", dropped).await;
+    }
+    let again = nodes[2]
+        .0
+        .survey(b"still".to_vec().into(), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_connections_are_counted_over_every_node() {
+    let Some(redis) = RedisServer::start("a_users_connections_are_counted_over_every_node") else {
+        return;
+    };
+    let factory = |history| broker(redis.url(), history);
+    let (one, _) = conformance::started(&factory, HistoryConfig::default()).await;
+    let (two, _) = conformance::started(&factory, HistoryConfig::default()).await;
+    assert!(one.connection_add("ann", "n1-1", 2).await.unwrap());
+    assert!(two.connection_add("ann", "n2-1", 2).await.unwrap());
+    assert!(!two.connection_add("ann", "n2-2", 2).await.unwrap());
+    one.connection_remove("ann", "n1-1").await.unwrap();
+    assert!(two.connection_add("ann", "n2-2", 2).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_nodes_connections_expire_after_a_member_lifetime() {
+    let Some(redis) = RedisServer::start("a_stopped_nodes_connections_expire") else {
+        return;
+    };
+    let mut options = herald_redis::RedisOptions::default();
+    options.member_lifetime = Duration::from_millis(600);
+    options.refresh_every = Duration::from_millis(100);
+    options.check_every = Duration::from_millis(100);
+    let url = redis.url();
+    let history = HistoryConfig::default();
+    let alive = RedisBroker::connect_with(&url, history, options)
+        .await
+        .unwrap();
+    let crashed = RedisBroker::connect_with(&url, history, options)
+        .await
+        .unwrap();
+    assert!(alive.connection_add("ann", "alive-1", 2).await.unwrap());
+    assert!(crashed.connection_add("ann", "crashed-1", 2).await.unwrap());
+    drop(crashed);
+    // The live node refreshes its own; the stopped node's entry runs out.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(alive.connection_add("ann", "alive-2", 2).await.unwrap());
+    assert!(!alive.connection_add("ann", "alive-3", 2).await.unwrap());
+}

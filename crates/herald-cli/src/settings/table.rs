@@ -62,6 +62,7 @@ pub(crate) fn section_title(section: &str) -> &'static str {
         "plain" => "Plain mode",
         "presence" => "Presence",
         "redis" => "Redis broker",
+        "users" => "Users",
         _ => "Server",
     }
 }
@@ -177,6 +178,10 @@ pub(crate) static SETTINGS: &[Setting] = &[
         |c| count(c.limits.max_connections_per_ip),
         "Open connections (HTTP and WebSocket) per client IP, IPv6 per /64; more get 429. 0: no \
          limit."),
+    setting("limits.max_connections_per_user", "max-connections-per-user", Kind::Count, "N", "5",
+        |c| count(c.limits.max_connections_per_user),
+        "Open connections per user id over every node; one more is closed with 4503. 0: no \
+         limit."),
     setting("limits.max_message_size", "max-message-size", Kind::Count, "BYTES", "1048576",
         |c| count(c.limits.max_message_size),
         "Largest message a client may send; larger closes with 1009."),
@@ -266,6 +271,10 @@ pub(crate) static SETTINGS: &[Setting] = &[
         |c| duration(c.redis.refresh_every),
         "How often a node refreshes the presence members it holds; shorter than \
          redis.member_lifetime."),
+    setting("users.personal_prefix", "personal-prefix", Kind::Text, "PREFIX", "user:",
+        |c| text(&c.users.personal_prefix),
+        "Each user's personal channel is this prefix and the user id; the server subscribes a \
+         user's connections to it. Empty: no personal channels."),
 ];
 
 fn text(s: &str) -> Option<Value> {

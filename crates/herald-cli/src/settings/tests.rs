@@ -5,7 +5,7 @@ use super::*;
 use clap::{Args as _, CommandFactory as _, FromArgMatches as _};
 use herald_hub::config::{
     ApiConfig, AuthConfig, HeartbeatConfig, HistoryConfig, LimitsConfig, OriginConfig, PlainConfig,
-    PresenceConfig, RedisConfig, TlsConfig,
+    PresenceConfig, RedisConfig, TlsConfig, UsersConfig,
 };
 use std::collections::HashMap;
 use std::path::Path;
@@ -277,6 +277,7 @@ fn the_table_has_one_row_per_config_field() {
             LimitsConfig {
                 max_connections: _,
                 max_connections_per_ip: _,
+                max_connections_per_user: _,
                 max_message_size: _,
                 max_subscriptions: _,
                 publish_rate: _,
@@ -312,11 +313,12 @@ fn the_table_has_one_row_per_config_field() {
                 member_lifetime: _,
                 refresh_every: _,
             },
+        users: UsersConfig { personal_prefix: _ },
         deflate: _,
         shutdown_timeout: _,
         shutdown_http_timeout: _,
     } = HubConfig::default();
-    const FIELDS: usize = 55;
+    const FIELDS: usize = 57;
     assert_eq!(SETTINGS.len(), FIELDS);
     let keys: std::collections::HashSet<_> = SETTINGS.iter().map(|s| s.key).collect();
     let flags: std::collections::HashSet<_> = SETTINGS.iter().map(|s| s.flag).collect();

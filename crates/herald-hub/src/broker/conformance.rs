@@ -11,7 +11,9 @@
 //! `crates/herald-redis/tests/` for the Redis broker.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
-use super::{Broker, BrokerEvents, HistoryQuery, Payload, Publication};
+use super::{
+    Broker, BrokerError, BrokerEvents, HistoryQuery, MAX_CONTROL_SIZE, Payload, Publication,
+};
 use crate::config::HistoryConfig;
 use crate::recovery::recover;
 use bytes::Bytes;
@@ -36,6 +38,17 @@ pub enum Event {
     Leave(String, String),
     /// Fan-out may have missed publications.
     Lost,
+    /// A control message, as sent.
+    Control(Vec<u8>),
+    /// A survey question, as asked (answered with [`answer_to`]).
+    Survey(Vec<u8>),
+    /// A control frame the broker could not read, dropped.
+    ControlMalformed,
+}
+
+/// What a [`Recorder`] answers a survey: `answer:` and the question.
+pub fn answer_to(question: &[u8]) -> Bytes {
+    [b"answer:".as_slice(), question].concat().into()
 }
 
 /// Records every event a broker hands to its node.
@@ -106,6 +119,16 @@ impl BrokerEvents for Recorder {
     fn lost(&self) {
         self.push(Event::Lost);
     }
+    fn control(&self, message: &[u8]) {
+        self.push(Event::Control(message.to_vec()));
+    }
+    fn control_malformed(&self) {
+        self.push(Event::ControlMalformed);
+    }
+    fn survey(&self, question: &[u8]) -> Option<Bytes> {
+        self.push(Event::Survey(question.to_vec()));
+        Some(answer_to(question))
+    }
 }
 
 /// An in-memory broker keeping `history`: the factory for [`MemoryBroker`](super::MemoryBroker).
@@ -170,6 +193,8 @@ where
     a_late_unsubscribe_keeps_a_newer_subscribe(&factory).await;
     epoch_is_stable_while_history_lives_and_changes_after_loss(&factory).await;
     presence_adds_removes_lists_and_announces(&factory).await;
+    control_messages_and_surveys_reach_the_node(&factory).await;
+    connection_counts_refuse_past_the_limit_until_one_is_removed(&factory).await;
 }
 
 /// How many never-published channels [`reads_of_never_published_channels_create_nothing`]
@@ -600,4 +625,56 @@ where
         .await;
     let leaves = recorder.events().iter().filter(|e| **e == leave).count();
     assert_eq!(leaves, 1, "removing an absent member announces nothing");
+}
+
+/// A control message reaches the node's events as sent; a survey gathers the node's answer;
+/// both refuse more than [`MAX_CONTROL_SIZE`] bytes.
+pub async fn control_messages_and_surveys_reach_the_node<F, Fut>(factory: &F)
+where
+    F: Fn(HistoryConfig) -> Fut,
+    Fut: Future<Output = Arc<dyn Broker>>,
+{
+    let (broker, recorder) = started(factory, HistoryConfig::default()).await;
+    let message = fresh_channel("control").into_bytes();
+    broker.control(message.clone().into()).await.unwrap();
+    let sent = Event::Control(message);
+    recorder
+        .wait_until("the control message", |e| e.contains(&sent))
+        .await;
+    let question = fresh_channel("survey").into_bytes();
+    let answers = broker.survey(question.clone().into(), WAIT).await.unwrap();
+    assert_eq!(answers, [answer_to(&question)]);
+    let huge = Bytes::from(vec![b'x'; MAX_CONTROL_SIZE + 1]);
+    let refused = broker.control(huge.clone()).await;
+    assert!(matches!(refused, Err(BrokerError::Limit(_))), "{refused:?}");
+    let refused = broker.survey(huge, WAIT).await;
+    assert!(matches!(refused, Err(BrokerError::Limit(_))), "{refused:?}");
+}
+
+/// A user's connections are counted up to the limit: one more is refused, one counted
+/// already is counted once, and a removed one frees its place.
+pub async fn connection_counts_refuse_past_the_limit_until_one_is_removed<F, Fut>(factory: &F)
+where
+    F: Fn(HistoryConfig) -> Fut,
+    Fut: Future<Output = Arc<dyn Broker>>,
+{
+    let (broker, _) = started(factory, HistoryConfig::default()).await;
+    let user = fresh_channel("user");
+    assert!(broker.connection_add(&user, "a", 2).await.unwrap());
+    assert!(broker.connection_add(&user, "b", 2).await.unwrap());
+    assert!(
+        broker.connection_add(&user, "a", 2).await.unwrap(),
+        "counted once"
+    );
+    assert!(!broker.connection_add(&user, "c", 2).await.unwrap());
+    let other = fresh_channel("user");
+    assert!(
+        broker.connection_add(&other, "c", 2).await.unwrap(),
+        "per user"
+    );
+    broker.connection_remove(&user, "a").await.unwrap();
+    assert!(broker.connection_add(&user, "c", 2).await.unwrap());
+    for (u, c) in [(&user, "b"), (&user, "c"), (&other, "c")] {
+        broker.connection_remove(u, c).await.unwrap();
+    }
 }

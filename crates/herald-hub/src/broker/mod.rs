@@ -30,6 +30,20 @@
 //!   created anywhere. A broker may also replace it at other times (the Redis broker when
 //!   Redis lost its copy); that only costs a `recovered: false`.
 //!
+//! # The control bus
+//! Besides channels, a broker carries the hub's own messages between nodes (the server API):
+//! [`Broker::control`] hands an opaque message to [`BrokerEvents::control`] on every node,
+//! this one included; [`Broker::survey`] asks every node a question
+//! ([`BrokerEvents::survey`]) and gathers the answers, waiting for every node it knows of up
+//! to a timeout. The hub encodes and checks the bytes; a broker only bounds them
+//! ([`MAX_CONTROL_SIZE`]) and drops what does not fit.
+//!
+//! # Connections per user
+//! [`Broker::connection_add`] counts a user's connections over every node and refuses one past
+//! a limit, atomically; [`Broker::connection_remove`] releases it. A node that stops without
+//! releasing its connections loses them after a while (the Redis broker expires them unless
+//! their node refreshes them).
+//!
 //! # Bounds
 //! A broker may refuse a publication that would exceed a configured bound with
 //! [`BrokerError::Limit`]; the [`MemoryBroker`] documents its policy.
@@ -44,6 +58,11 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use herald_hub_protocol::{ClientInfo, StreamPosition};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// The largest control message, survey or survey answer a broker carries, in bytes; larger
+/// ones are refused when sent and dropped when received.
+pub const MAX_CONTROL_SIZE: usize = 1 << 20;
 
 /// What a publication carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -173,6 +192,21 @@ pub trait BrokerEvents: Send + Sync + 'static {
     /// Fan-out may have missed publications (lost broker connection): every live
     /// subscriber should recover from history.
     fn lost(&self);
+    /// A control message from [`Broker::control`] on some node (this one included): the
+    /// bytes as sent, at most [`MAX_CONTROL_SIZE`]. The hub parses them; malformed ones are
+    /// its to count and drop.
+    fn control(&self, message: &[u8]) {
+        let _ = message;
+    }
+    /// A control frame arrived that the broker itself could not read (or that was over
+    /// [`MAX_CONTROL_SIZE`]): dropped, to be counted.
+    fn control_malformed(&self) {}
+    /// A question from [`Broker::survey`] on some node (this one included): this node's
+    /// answer, or `None` to give none (a malformed question).
+    fn survey(&self, question: &[u8]) -> Option<Bytes> {
+        let _ = question;
+        None
+    }
 }
 
 /// A broker. See the module docs for the invariants.
@@ -245,6 +279,49 @@ pub trait Broker: Send + Sync + 'static {
         &'a self,
         channel: &'a str,
     ) -> BoxFuture<'a, Result<Vec<ClientInfo>, BrokerError>>;
+
+    /// Hands `message` (at most [`MAX_CONTROL_SIZE`] bytes) to [`BrokerEvents::control`] on
+    /// every node, this one included. Delivery is at most once, to the nodes reachable now.
+    ///
+    /// # Errors
+    /// [`BrokerError::Limit`] for a message over the size bound, [`BrokerError::Unavailable`]
+    /// when it could not be sent.
+    fn control<'a>(&'a self, message: Bytes) -> BoxFuture<'a, Result<(), BrokerError>>;
+
+    /// Asks every node [`BrokerEvents::survey`] with `question` and returns the answers that
+    /// arrived: one per node once every node it knows of answered, or those that arrived
+    /// within `timeout`.
+    ///
+    /// # Errors
+    /// [`BrokerError::Limit`] for a question over [`MAX_CONTROL_SIZE`] or too many surveys in
+    /// flight, [`BrokerError::Unavailable`] when it could not be sent.
+    fn survey<'a>(
+        &'a self,
+        question: Bytes,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Vec<Bytes>, BrokerError>>;
+
+    /// Counts connection `client` of `user` over every node, unless the user holds `limit`
+    /// already (a `client` counted before is counted once). Returns whether it was counted.
+    ///
+    /// # Errors
+    /// [`BrokerError`]; then nothing was counted.
+    fn connection_add<'a>(
+        &'a self,
+        user: &'a str,
+        client: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<bool, BrokerError>>;
+
+    /// Stops counting connection `client` of `user`.
+    ///
+    /// # Errors
+    /// [`BrokerError`]; a broker that expires counts forgets it later all the same.
+    fn connection_remove<'a>(
+        &'a self,
+        user: &'a str,
+        client: &'a str,
+    ) -> BoxFuture<'a, Result<(), BrokerError>>;
 
     /// Whether the broker is reachable.
     fn health(&self) -> Health;

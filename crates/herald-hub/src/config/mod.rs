@@ -3,9 +3,11 @@
 //! The rules between fields are [`HubConfig::validate`]'s.
 
 mod broker;
+mod users;
 mod validate;
 
 pub use broker::BrokerConfig;
+pub use users::UsersConfig;
 pub use validate::{ConfigError, RouteProblem};
 
 use serde::Deserialize;
@@ -41,6 +43,8 @@ pub struct HubConfig {
     pub presence: PresenceConfig,
     /// The Redis broker's timings (with a `redis://` broker).
     pub redis: RedisConfig,
+    /// Personal channels.
+    pub users: UsersConfig,
     /// Offer permessage-deflate (RFC 7692) to clients. Default true.
     pub deflate: bool,
     /// How long graceful shutdown waits for connections to close after sending 1001.
@@ -69,6 +73,7 @@ impl Default for HubConfig {
             plain: PlainConfig::default(),
             presence: PresenceConfig::default(),
             redis: RedisConfig::default(),
+            users: UsersConfig::default(),
             deflate: true,
             shutdown_timeout: Duration::from_secs(5),
             shutdown_http_timeout: Duration::from_secs(1),
@@ -262,6 +267,10 @@ pub struct LimitsConfig {
     /// IPv4). One more gets a short 429 with `Connection: close` before anything of it is
     /// read. Behind a proxy every client shares the proxy's address. 0: no limit. Default 0.
     pub max_connections_per_ip: usize,
+    /// Open connections per user id over every node (the broker counts them); one more is
+    /// closed with 4503 right after the upgrade. Anonymous connections are not counted (the
+    /// per-IP limit bounds them). 0: no limit. Default 0.
+    pub max_connections_per_user: usize,
     /// Largest message a client may send, in bytes; larger closes with 1009. Default 64 KiB.
     pub max_message_size: usize,
     /// Subscriptions per connection; more get error 106. Default 128.
@@ -319,6 +328,7 @@ impl Default for LimitsConfig {
         Self {
             max_connections: 20_000,
             max_connections_per_ip: 0,
+            max_connections_per_user: 0,
             max_message_size: 64 << 10,
             max_subscriptions: 128,
             publish_rate: 50,

@@ -66,6 +66,10 @@ pub enum ConfigError {
         /// What is wrong with it.
         problem: RouteProblem,
     },
+    /// `users.personal_prefix` holds a character no channel name may hold (or is too long),
+    /// so no personal channel would be valid: use only channel-name characters.
+    #[error("users.personal_prefix `{0}` cannot start a channel name")]
+    PersonalPrefix(String),
 }
 
 /// What is wrong with a plain-mode route.
@@ -101,6 +105,7 @@ impl ConfigError {
             | Self::ZeroDuration { key }
             | Self::NotShorter { key, .. } => key,
             Self::Route { .. } => "plain.routes",
+            Self::PersonalPrefix(_) => "users.personal_prefix",
         }
     }
 }
@@ -108,7 +113,8 @@ impl ConfigError {
 impl HubConfig {
     /// Checks every rule between and within fields that the types cannot express: the broker
     /// string, both halves of the TLS pair, sizes and periods that must not be 0, bursts for
-    /// the rates that are set, plain-mode routes, and the Redis timings.
+    /// the rates that are set, plain-mode routes, the Redis timings and the personal channel
+    /// prefix.
     ///
     /// # Errors
     /// The first broken rule, in the order a configuration file lists the keys.
@@ -121,7 +127,17 @@ impl HubConfig {
         positive("heartbeat.interval", self.heartbeat.interval)?;
         positive("heartbeat.timeout", self.heartbeat.timeout)?;
         self.routes()?;
-        self.redis_timings()
+        self.redis_timings()?;
+        self.personal_prefix()
+    }
+
+    fn personal_prefix(&self) -> Result<(), ConfigError> {
+        let prefix = &self.users.personal_prefix;
+        if prefix.is_empty() || crate::names::valid_channel(&format!("{prefix}u")) {
+            Ok(())
+        } else {
+            Err(ConfigError::PersonalPrefix(prefix.clone()))
+        }
     }
 
     fn tls_pair(&self) -> Result<(), ConfigError> {
@@ -352,6 +368,18 @@ mod tests {
             let e = c.validate().unwrap_err();
             assert_eq!(e.key(), "plain.routes");
             assert_eq!(e.to_string(), format!("plain.routes: {message}"));
+        }
+    }
+
+    #[test]
+    fn a_personal_prefix_no_channel_name_may_start_with_is_refused() {
+        let mut c = HubConfig::default();
+        c.users.personal_prefix = "user ".into();
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.key(), "users.personal_prefix");
+        for fine in ["", "#", "user:"] {
+            c.users.personal_prefix = fine.into();
+            assert!(c.validate().is_ok(), "{fine:?}");
         }
     }
 }

@@ -25,7 +25,10 @@ const MAX_BROADCAST_CHANNELS: usize = 1000;
 
 #[derive(Deserialize)]
 pub(super) struct PublishBody {
-    channel: String,
+    /// The channel, or
+    channel: Option<String>,
+    /// the user whose personal channel it is.
+    user: Option<String>,
     data: Box<RawValue>,
 }
 
@@ -42,11 +45,11 @@ pub(super) struct HistoryQuery {
     limit: Option<usize>,
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
+pub(super) fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
-fn reply_error(e: &ErrorBody) -> Response {
+pub(super) fn reply_error(e: &ErrorBody) -> Response {
     let status = match e.code {
         ErrorCode::UNAVAILABLE => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::LIMIT_EXCEEDED => StatusCode::INSUFFICIENT_STORAGE,
@@ -59,7 +62,7 @@ fn reply_error(e: &ErrorBody) -> Response {
 }
 
 /// Checks the API key in constant time; `Err` is the response to send.
-fn authorize(hub: &Hub, headers: &HeaderMap) -> Result<(), Response> {
+pub(super) fn authorize(hub: &Hub, headers: &HeaderMap) -> Result<(), Response> {
     let Some(expected) = hub.config.api.key.as_deref() else {
         return Err(error(
             StatusCode::FORBIDDEN,
@@ -89,7 +92,8 @@ fn authorize(hub: &Hub, headers: &HeaderMap) -> Result<(), Response> {
     }
 }
 
-const PUBLISH_SHAPE: &str = "expected {\"channel\": ..., \"data\": ...}";
+const PUBLISH_SHAPE: &str =
+    "expected {\"channel\": ..., \"data\": ...} or {\"user\": ..., \"data\": ...}";
 const BROADCAST_SHAPE: &str = "expected {\"channels\": [...], \"data\": ...}";
 
 /// The largest API request body, in bytes: `limits.max_message_size`, at least 64 KiB.
@@ -100,7 +104,7 @@ fn max_body_size(hub: &Hub) -> usize {
 /// The API key check from the headers alone (401/403 before a byte of the body is read, so
 /// a client without the key cannot hold the connection with a slow body), then the body
 /// under its bounds, then the JSON (400 naming the `expected` shape).
-async fn authorized_body<T: DeserializeOwned>(
+pub(super) async fn authorized_body<T: DeserializeOwned>(
     hub: &Hub,
     headers: &HeaderMap,
     body: Body,
@@ -202,7 +206,12 @@ pub(super) async fn publish(
         Err(response) => return response,
     };
     let payload = Payload::Json(Bytes::copy_from_slice(body.data.get().as_bytes()));
-    match hub.publish(&body.channel, payload, None).await {
+    let published = match (&body.channel, &body.user) {
+        (Some(channel), None) => hub.publish(channel, payload, None).await,
+        (None, Some(user)) => hub.publish_to_user(user, payload).await,
+        _ => return error(StatusCode::BAD_REQUEST, PUBLISH_SHAPE),
+    };
+    match published {
         Ok(p) => Json(json!({ "offset": p.offset, "epoch": p.epoch })).into_response(),
         Err(e) => reply_error(&e),
     }

@@ -2,6 +2,7 @@
 
 mod api;
 pub(crate) mod head;
+mod users_api;
 mod web;
 mod ws;
 
@@ -19,6 +20,15 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
         .route("/api/broadcast", post(api::broadcast))
         .route("/api/history/{channel}", get(api::history))
         .route("/api/presence/{channel}", get(api::presence))
+        .route(
+            "/api/presence_counts/{channel}",
+            get(users_api::presence_counts),
+        )
+        .route("/api/subscribe", post(users_api::subscribe))
+        .route("/api/unsubscribe", post(users_api::unsubscribe))
+        .route("/api/disconnect", post(users_api::disconnect))
+        .route("/api/channels", get(users_api::channels))
+        .route("/api/info", get(users_api::info))
         .route("/ws", get(ws::upgrade));
     for asset in web::ASSETS {
         router = router.route(asset.path, get(move || async move { web::serve(asset) }));

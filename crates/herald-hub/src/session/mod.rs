@@ -9,6 +9,7 @@
 
 mod plain;
 mod protocol;
+mod server;
 #[cfg(test)]
 mod tests;
 mod wire;
@@ -21,6 +22,7 @@ use crate::hub::Hub;
 use crate::limits::{Rate, RateLimiter};
 use crate::node::{Signal, Subscriber};
 use crate::recovery::{Live, LiveFilter};
+use crate::users::{Handle, OPS_QUEUE, ServerOp};
 use herald::Message;
 use herald_hub_protocol::{ClientInfo, Disconnect};
 use std::collections::HashMap;
@@ -62,6 +64,14 @@ pub(crate) struct Grant {
     pub(crate) mode: Mode,
 }
 
+/// What a session pulls from besides its wire.
+struct Queues<'a> {
+    /// Fan-out's deliveries.
+    deliveries: &'a mut mpsc::Receiver<Delivery>,
+    /// The server API's operations.
+    ops: &'a mut mpsc::Receiver<ServerOp>,
+}
+
 /// Command cost units per 4 KiB of payload or reply.
 const BYTES_PER_UNIT: usize = 4096;
 
@@ -78,6 +88,8 @@ pub(crate) struct Session {
     publish_rate: RateLimiter,
     /// Every other command, Pings and reply bytes (`limits.command_rate`).
     commands: RateLimiter,
+    /// Whether the broker counts this connection for `limits.max_connections_per_user`.
+    counted: bool,
 }
 
 /// Runs a connection to its end.
@@ -98,8 +110,25 @@ pub(crate) async fn run<W: Wire>(hub: Arc<Hub>, mut wire: W, grant: Grant) {
     };
     let mut session = Session::new(hub, grant.identity, grant.mode, subscriber);
     tracing::debug!(client = %session.info.client, user = %session.info.user, mode = mode_name, "connected");
+    let (ops, mut ops_rx) = mpsc::channel(OPS_QUEUE);
+    // Held to the end: with no sender the queue would read as closed on every turn.
+    let handle = Handle {
+        client: session.info.client.clone(),
+        ops,
+        signal: signal.clone(),
+    };
+    if !session.info.user.is_empty() {
+        let user = session.info.user.clone();
+        session.hub.users.add(&user, session.id, handle.clone());
+    }
     let end = match session.start(&mut wire).await {
-        Ok(()) => session.drive(&mut wire, &mut rx, &signal).await,
+        Ok(()) => {
+            let queues = Queues {
+                deliveries: &mut rx,
+                ops: &mut ops_rx,
+            };
+            session.drive(&mut wire, queues, &signal).await
+        }
         Err(end) => end,
     };
     let code = match end {
@@ -110,6 +139,7 @@ pub(crate) async fn run<W: Wire>(hub: Arc<Hub>, mut wire: W, grant: Grant) {
         End::Gone(code) => code,
     };
     session.finish().await;
+    drop(handle);
     let hub = &session.hub;
     hub.metrics.disconnected(code);
     gauge.dec();
@@ -137,23 +167,24 @@ impl Session {
             subscriptions: HashMap::new(),
             publish_rate: RateLimiter::new(limits.publish_rate, limits.publish_burst),
             commands: RateLimiter::new(limits.command_rate, limits.command_burst),
+            counted: false,
             hub,
         }
     }
 
     async fn start(&mut self, wire: &mut impl Wire) -> Result<(), End> {
+        self.admit().await?;
         match self.mode.clone() {
             Mode::Plain { room } => self.start_plain(&room).await,
-            Mode::Protocol => self.start_protocol(wire),
+            Mode::Protocol => self.start_protocol(wire).await,
         }
     }
 
-    async fn drive<W: Wire>(
-        &mut self,
-        wire: &mut W,
-        rx: &mut mpsc::Receiver<Delivery>,
-        signal: &Signal,
-    ) -> End {
+    async fn drive<W: Wire>(&mut self, wire: &mut W, queues: Queues<'_>, signal: &Signal) -> End {
+        let Queues {
+            deliveries: rx,
+            ops,
+        } = queues;
         // Every waiting future is made once and polled in place: a loop turn costs no
         // registration with the shutdown token, the kill signal or the timer wheel.
         let shutdown = self.hub.shutdown.clone();
@@ -214,6 +245,18 @@ impl Session {
                 n = rx.recv_many(&mut batch, 64), if room => {
                     if n == 0 {
                         return End::Close(Disconnect::INTERNAL);
+                    }
+                }
+                Some(op) = ops.recv(), if !wire.is_full() => {
+                    let handled = tokio::select! {
+                        biased;
+                        reason = &mut killed => Err(End::Close(reason)),
+                        () = &mut cancelled => Err(End::Close(Disconnect::SHUTDOWN)),
+                        () = &mut expiry => Err(End::Close(Disconnect::UNAUTHORIZED)),
+                        handled = self.on_server_op(op, wire) => handled,
+                    };
+                    if let Err(end) = handled {
+                        return end;
                     }
                 }
             }
@@ -308,8 +351,12 @@ impl Session {
         Ok(())
     }
 
-    /// Leaves every channel.
+    /// Leaves every channel, and the user's registry and connection count.
     async fn finish(&mut self) {
+        if !self.info.user.is_empty() {
+            self.hub.users.remove(&self.info.user, self.id);
+        }
+        self.release().await;
         let channels: Vec<Arc<str>> = self.subscriptions.drain().map(|(c, _)| c).collect();
         for channel in channels {
             self.hub.unsubscribe(&channel, self.id, &self.info).await;

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 impl Session {
     pub(super) async fn start_plain(&mut self, room: &str) -> Result<(), End> {
-        if !self.identity.can_subscribe(room) {
+        if !self.may_read(room) {
             return Err(End::Close(Disconnect::POLICY));
         }
         let member = Member {
@@ -36,7 +36,7 @@ impl Session {
             Message::Binary(data) => Payload::Binary(data),
             _ => return Ok(()),
         };
-        if !self.identity.can_publish(room) {
+        if !self.may_publish(room) {
             return Err(End::Close(Disconnect::POLICY));
         }
         // Plain mode has no error replies: over the rate is a policy violation.

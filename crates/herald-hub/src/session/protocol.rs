@@ -23,14 +23,15 @@ fn base_cost(call: &Call) -> f64 {
 }
 
 impl Session {
-    pub(super) fn start_protocol(&mut self, wire: &mut impl Wire) -> Result<(), End> {
+    pub(super) async fn start_protocol(&mut self, wire: &mut impl Wire) -> Result<(), End> {
         let push = Push::Connected(Connected {
             client: self.info.client.clone(),
             user: self.info.user.clone(),
             ping_interval: self.hub.config.heartbeat.interval.as_secs(),
             expires: self.identity.expires.filter(|&e| e != u64::MAX),
         });
-        self.send_text(push.to_json(), wire)
+        self.send_text(push.to_json(), wire)?;
+        self.server_subscriptions(wire).await
     }
 
     pub(super) async fn on_command(&mut self, text: &str, wire: &mut impl Wire) -> Result<(), End> {
@@ -135,7 +136,7 @@ impl Session {
 
     async fn subscribe(&mut self, p: SubscribeParams) -> Outcome<SubscribeResult> {
         let channel = checked_channel(&p.channel)?;
-        if !self.identity.can_subscribe(channel) {
+        if !self.may_read(channel) {
             return Err(ErrorBody::new(ErrorCode::PERMISSION_DENIED));
         }
         if self.subscriptions.contains_key(channel) {
@@ -179,7 +180,7 @@ impl Session {
 
     async fn publish(&mut self, p: PublishParams) -> Outcome<PublishResult> {
         checked_channel(&p.channel)?;
-        if !self.identity.can_publish(&p.channel) {
+        if !self.may_publish(&p.channel) {
             return Err(ErrorBody::new(ErrorCode::PERMISSION_DENIED));
         }
         if self.publish_rate.check(Instant::now()) != Rate::Allowed {
@@ -199,7 +200,7 @@ impl Session {
 
     async fn history(&mut self, p: HistoryParams) -> Outcome<HistoryResult> {
         checked_channel(&p.channel)?;
-        if !self.identity.can_subscribe(&p.channel) {
+        if !self.may_read(&p.channel) {
             return Err(ErrorBody::new(ErrorCode::PERMISSION_DENIED));
         }
         self.hub
@@ -209,7 +210,7 @@ impl Session {
 
     async fn presence(&mut self, p: ChannelParams) -> Outcome<PresenceResult> {
         checked_channel(&p.channel)?;
-        if !self.identity.can_subscribe(&p.channel) {
+        if !self.may_read(&p.channel) {
             return Err(ErrorBody::new(ErrorCode::PERMISSION_DENIED));
         }
         self.hub.presence(&p.channel).await

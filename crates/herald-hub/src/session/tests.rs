@@ -109,6 +109,7 @@ fn identity(expires: Option<u64>) -> Identity {
         user: "u1".into(),
         subscribe: vec![WildMatch::new("*")],
         publish: vec![WildMatch::new("*")],
+        subs: Vec::new(),
         expires,
     }
 }
@@ -518,6 +519,8 @@ mod driver {
     async fn pings_alone_do_not_keep_an_idle_connection_open() {
         let mut config = HubConfig::default();
         config.limits.idle_timeout = Duration::from_secs(60);
+        // A personal channel is a subscription: without one the connection holds none.
+        config.users.personal_prefix = String::new();
         let (_hub, wire, tx, task) = start(config, None).await;
         let pinger = tokio::spawn(async move {
             for _ in 0..40 {
@@ -559,5 +562,340 @@ mod driver {
             .filter(|s| matches!(s, Sent::Publication { .. }))
             .count();
         assert_eq!(delivered, 0, "nothing is queued on a full wire");
+    }
+}
+
+mod server_side {
+    //! Server-side subscriptions: the personal channel and the `subs` claim at connect, each
+    //! announced with a `subscribed` push whose position `history` continues from; the server
+    //! API's subscribe and unsubscribe; personal channels stay personal.
+    use super::*;
+    use crate::users::ServerOp;
+
+    fn user(name: &str, subs: &[&str]) -> Identity {
+        Identity {
+            user: name.into(),
+            subs: subs.iter().map(|s| (*s).to_owned()).collect(),
+            ..identity(None)
+        }
+    }
+
+    /// A protocol-mode session for `identity`, started (connected, server subscriptions).
+    async fn started(hub: &Arc<Hub>, identity: Identity) -> Fixture {
+        let (queue, rx) = mpsc::channel(hub.config.limits.queue_size);
+        let subscriber = Subscriber {
+            queue,
+            signal: Arc::default(),
+            presence_events: false,
+        };
+        let mut f = Fixture {
+            session: Session::new(hub.clone(), identity, Mode::Protocol, subscriber),
+            hub: hub.clone(),
+            wire: Recorder::new().0,
+            rx,
+        };
+        f.session.start(&mut f.wire).await.unwrap();
+        f
+    }
+
+    fn pushes(sent: &[Sent], kind: &str) -> Vec<Value> {
+        sent.iter()
+            .filter_map(|s| match s {
+                Sent::Text(v) if v["push"] == kind => Some(v.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn publications(sent: &[Sent]) -> Vec<(String, u64)> {
+        sent.iter()
+            .filter_map(|s| match s {
+                Sent::Publication {
+                    channel, offset, ..
+                } => Some((channel.clone(), *offset)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_user_is_subscribed_to_its_personal_channel_right_after_connected() {
+        let hub = Hub::new(HubConfig::default()).unwrap();
+        let mut f = started(&hub, user("ann", &[])).await;
+        let sent = f.wire.take();
+        let Sent::Text(first) = &sent[0] else {
+            panic!("{sent:?}")
+        };
+        assert_eq!(first["push"], "connected");
+        let subscribed = pushes(&sent, "subscribed");
+        assert_eq!(subscribed.len(), 1, "{sent:?}");
+        assert_eq!(subscribed[0]["channel"], "#ann");
+        assert_eq!(subscribed[0]["offset"], 0);
+        hub.publish_to_user("ann", json_payload(json!("hi")))
+            .await
+            .unwrap();
+        f.deliver_queued().unwrap();
+        assert_eq!(publications(&f.wire.take()), [("#ann".to_owned(), 1)]);
+    }
+
+    #[tokio::test]
+    async fn subs_are_subscribed_at_connect_but_never_another_users_personal_channel() {
+        let hub = Hub::new(HubConfig::default()).unwrap();
+        let mut f = started(&hub, user("ann", &["news", "#bob", "bad name!"])).await;
+        let channels: Vec<Value> = pushes(&f.wire.take(), "subscribed")
+            .iter()
+            .map(|p| p["channel"].clone())
+            .collect();
+        assert_eq!(channels, [json!("#ann"), json!("news")]);
+        hub.publish("#bob", json_payload(json!(1)), None)
+            .await
+            .unwrap();
+        hub.publish("news", json_payload(json!(1)), None)
+            .await
+            .unwrap();
+        f.deliver_queued().unwrap();
+        assert_eq!(publications(&f.wire.take()), [("news".to_owned(), 1)]);
+    }
+
+    #[tokio::test]
+    async fn an_anonymous_connection_has_no_personal_channel() {
+        let hub = Hub::new(HubConfig::default()).unwrap();
+        let f = started(&hub, user("", &[])).await;
+        assert!(pushes(&f.wire.take(), "subscribed").is_empty());
+    }
+
+    #[tokio::test]
+    async fn another_users_personal_channel_answers_103_for_subscribe_history_presence_and_publish()
+    {
+        let hub = Hub::new(HubConfig::default()).unwrap();
+        let mut f = started(&hub, user("ann", &[])).await;
+        f.wire.take();
+        for (method, params) in [
+            ("subscribe", json!({"channel": "#bob"})),
+            ("history", json!({"channel": "#bob"})),
+            ("presence", json!({"channel": "#bob"})),
+            ("publish", json!({"channel": "#bob", "data": 1})),
+        ] {
+            let reply = f.call(method, params).await;
+            assert_eq!(reply["error"]["code"], 103, "{method}: {reply}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_user_may_read_its_own_personal_channel_and_publish_there_when_its_token_allows() {
+        let hub = Hub::new(HubConfig::default()).unwrap();
+        let mut narrow = user("ann", &[]);
+        narrow.subscribe = vec![WildMatch::new("news")];
+        narrow.publish = vec![];
+        let mut f = started(&hub, narrow).await;
+        f.wire.take();
+        let history = f.call("history", json!({"channel": "#ann"})).await;
+        assert!(history.get("result").is_some(), "{history}");
+        let again = f.call("subscribe", json!({"channel": "#ann"})).await;
+        assert_eq!(again["error"]["code"], 104, "held already: {again}");
+        let publish = json!({"channel": "#ann", "data": 1});
+        let denied = f.call("publish", publish.clone()).await;
+        assert_eq!(denied["error"]["code"], 103, "{denied}");
+        let mut g = started(&hub, user("ann", &[])).await;
+        g.wire.take();
+        let allowed = g.call("publish", publish).await;
+        assert_eq!(allowed["result"]["offset"], 1, "{allowed}");
+    }
+
+    #[tokio::test]
+    async fn history_since_the_last_position_up_to_the_subscribed_offset_fills_exactly_the_gap() {
+        let hub = Hub::new(HubConfig::default()).unwrap();
+        let first = hub
+            .publish_to_user("ann", json_payload(json!(1)))
+            .await
+            .unwrap();
+        for n in 2..=3 {
+            hub.publish_to_user("ann", json_payload(json!(n)))
+                .await
+                .unwrap();
+        }
+        // The client saw offset 1 before it reconnected.
+        let mut f = started(&hub, user("ann", &[])).await;
+        let subscribed = pushes(&f.wire.take(), "subscribed").remove(0);
+        assert_eq!(subscribed["offset"], 3);
+        assert_eq!(subscribed["epoch"], first.epoch.as_str());
+        hub.publish_to_user("ann", json_payload(json!(4)))
+            .await
+            .unwrap();
+        let since = json!({"offset": first.offset, "epoch": first.epoch});
+        let history = f
+            .call("history", json!({"channel": "#ann", "since": since}))
+            .await;
+        let missed: Vec<u64> = history["result"]["publications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["offset"].as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            missed,
+            [2, 3, 4],
+            "history reaches past the subscribed offset"
+        );
+        f.deliver_queued().unwrap();
+        assert_eq!(
+            publications(&f.wire.take()),
+            [("#ann".to_owned(), 4)],
+            "live delivery starts right after the subscribed offset: a client drops what it \
+             already applied from history"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_server_subscribe_pushes_subscribed_once_and_an_unsubscribe_pushes_unsubscribed() {
+        let hub = Hub::new(HubConfig::default()).unwrap();
+        let mut f = started(&hub, user("ann", &[])).await;
+        f.wire.take();
+        for _ in 0..2 {
+            f.session
+                .on_server_op(ServerOp::Subscribe("room".into()), &mut f.wire)
+                .await
+                .unwrap();
+        }
+        let sent = f.wire.take();
+        assert_eq!(pushes(&sent, "subscribed").len(), 1, "{sent:?}");
+        let unsubscribe = ServerOp::Unsubscribe("room".into());
+        f.session
+            .on_server_op(unsubscribe.clone(), &mut f.wire)
+            .await
+            .unwrap();
+        f.session
+            .on_server_op(unsubscribe, &mut f.wire)
+            .await
+            .unwrap();
+        let unsubscribed = pushes(&f.wire.take(), "unsubscribed");
+        assert_eq!(unsubscribed.len(), 1);
+        assert_eq!(unsubscribed[0]["channel"], "room");
+        hub.publish("room", json_payload(json!(1)), None)
+            .await
+            .unwrap();
+        f.deliver_queued().unwrap();
+        assert!(publications(&f.wire.take()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_server_subscribe_past_max_subscriptions_is_skipped() {
+        let mut config = HubConfig::default();
+        config.limits.max_subscriptions = 1;
+        let hub = Hub::new(config).unwrap();
+        let f = started(&hub, user("ann", &["news"])).await;
+        let channels: Vec<Value> = pushes(&f.wire.take(), "subscribed")
+            .iter()
+            .map(|p| p["channel"].clone())
+            .collect();
+        assert_eq!(channels, [json!("#ann")]);
+    }
+
+    #[tokio::test]
+    async fn a_plain_mode_connection_ignores_server_subscriptions() {
+        let mut f = fixture(
+            HubConfig::default(),
+            Mode::Plain {
+                room: "chat:1".into(),
+            },
+        );
+        f.session.start(&mut f.wire).await.unwrap();
+        f.session
+            .on_server_op(ServerOp::Subscribe("room".into()), &mut f.wire)
+            .await
+            .unwrap();
+        assert!(f.wire.take().is_empty(), "no personal channel, no pushes");
+    }
+}
+
+mod connection_limit {
+    //! `limits.max_connections_per_user`: one connection more closes with 4503 right after
+    //! the upgrade, before `connected`; a closed connection frees its slot.
+    use super::*;
+
+    fn grant() -> Grant {
+        Grant {
+            identity: identity(None),
+            mode: Mode::Protocol,
+        }
+    }
+
+    async fn connected(wire: &Recorder) {
+        for _ in 0..1000 {
+            let found = wire
+                .sent
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|s| matches!(s, Sent::Text(v) if v["push"] == "connected"));
+            if found {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("never connected");
+    }
+
+    #[tokio::test]
+    async fn one_connection_over_the_limit_closes_with_4503_and_a_closed_one_frees_its_slot() {
+        let mut config = HubConfig::default();
+        config.limits.max_connections_per_user = 1;
+        let hub = Hub::new(config).unwrap();
+        let (first, first_tx) = Recorder::new();
+        let task = tokio::spawn(run(hub.clone(), first.clone(), grant()));
+        connected(&first).await;
+        let (second, _tx) = Recorder::new();
+        run(hub.clone(), second.clone(), grant()).await;
+        assert_eq!(
+            *second.closed.lock().unwrap(),
+            Some(Disconnect::CONNECTION_LIMIT)
+        );
+        assert!(second.take().is_empty(), "refused before connected");
+        drop(first_tx);
+        task.await.unwrap();
+        let (third, third_tx) = Recorder::new();
+        let task = tokio::spawn(run(hub.clone(), third.clone(), grant()));
+        connected(&third).await;
+        drop(third_tx);
+        task.await.unwrap();
+        let text = hub.metrics.render();
+        assert!(
+            text.contains(r#"herald_limit_hits_total{limit="max_connections_per_user"} 1"#),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_disconnect_closes_every_connection_of_the_user_but_the_one_kept() {
+        let hub = Hub::new(HubConfig::default()).unwrap();
+        let mut wires = Vec::new();
+        let mut tasks = Vec::new();
+        for _ in 0..3 {
+            let (wire, tx) = Recorder::new();
+            tasks.push(tokio::spawn(run(hub.clone(), wire.clone(), grant())));
+            connected(&wire).await;
+            wires.push((wire, tx));
+        }
+        let kept = wires[2].0.take().iter().find_map(|s| match s {
+            Sent::Text(v) if v["push"] == "connected" => v["client"].as_str().map(str::to_owned),
+            _ => None,
+        });
+        hub.disconnect_user("u1", Some((4100, "moved".into())), kept)
+            .await
+            .unwrap();
+        for task in tasks.drain(..2) {
+            task.await.unwrap();
+        }
+        for (wire, _) in &wires[..2] {
+            let closed = wire.closed.lock().unwrap().unwrap();
+            assert_eq!((closed.code, closed.reason), (4100, "moved"));
+        }
+        assert!(!tasks[0].is_finished(), "the excepted connection stays");
+        hub.disconnect_user("u1", None, None).await.unwrap();
+        tasks.remove(0).await.unwrap();
+        assert_eq!(
+            *wires[2].0.closed.lock().unwrap(),
+            Some(Disconnect::TERMINATED)
+        );
     }
 }

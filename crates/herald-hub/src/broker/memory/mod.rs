@@ -4,18 +4,20 @@
 mod stream;
 #[cfg(test)]
 mod tests;
+mod users;
 
 use super::{
     Broker, BrokerError, BrokerEvents, Health, History, HistoryQuery, Payload, Publication,
     Retained,
 };
 use crate::config::HistoryConfig;
+use bytes::Bytes;
 use futures_util::future::{BoxFuture, FutureExt};
 use herald_hub_protocol::{ClientInfo, StreamPosition};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use stream::{Budget, Stream, new_epoch};
 
 /// The channels with a stream, and the epoch of those without.
@@ -50,6 +52,8 @@ pub struct MemoryBroker {
     events: OnceLock<Arc<dyn BrokerEvents>>,
     /// Whether a refusal was logged since the last sweep.
     refusal_logged: AtomicBool,
+    /// Each user's connections (`limits.max_connections_per_user`).
+    connections: users::Connections,
 }
 
 impl std::fmt::Debug for MemoryBroker {
@@ -74,6 +78,7 @@ impl MemoryBroker {
             presence: Mutex::new(HashMap::new()),
             events: OnceLock::new(),
             refusal_logged: AtomicBool::new(false),
+            connections: users::Connections::default(),
         }
     }
 
@@ -346,6 +351,40 @@ impl Broker for MemoryBroker {
             .unwrap_or_default();
         members.sort_by(|a, b| a.client.cmp(&b.client));
         async move { Ok(members) }.boxed()
+    }
+
+    fn control<'a>(&'a self, message: Bytes) -> BoxFuture<'a, Result<(), BrokerError>> {
+        let sent = self.control_now(&message);
+        async move { sent }.boxed()
+    }
+
+    fn survey<'a>(
+        &'a self,
+        question: Bytes,
+        _timeout: Duration,
+    ) -> BoxFuture<'a, Result<Vec<Bytes>, BrokerError>> {
+        // One node, which answers at once.
+        let answers = self.survey_now(&question);
+        async move { answers }.boxed()
+    }
+
+    fn connection_add<'a>(
+        &'a self,
+        user: &'a str,
+        client: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<bool, BrokerError>> {
+        let added = self.connections.add(user, client, limit);
+        async move { Ok(added) }.boxed()
+    }
+
+    fn connection_remove<'a>(
+        &'a self,
+        user: &'a str,
+        client: &'a str,
+    ) -> BoxFuture<'a, Result<(), BrokerError>> {
+        self.connections.remove(user, client);
+        async { Ok(()) }.boxed()
     }
 
     fn health(&self) -> Health {
