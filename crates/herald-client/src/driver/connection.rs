@@ -103,7 +103,7 @@ impl Driver {
     /// The socket ended: with the server's close, or without one.
     fn remote_end(&self, conn: &mut Conn) -> Ended {
         let closed = conn.socket.closed().cloned();
-        let code = closed.as_ref().map_or(1006, |c| c.code().as_u16());
+        let code = closed.as_ref().map_or(1006, end_code);
         let reason = closed
             .as_ref()
             .map(|c| c.reason().to_owned())
@@ -441,6 +441,16 @@ impl Driver {
                 Next::Continue
             }
         }
+    }
+}
+
+/// The code that ended a connection: the server's close, or ours when we failed it (1009 for
+/// a message over the limit), else 1006.
+fn end_code(closed: &herald::Closed) -> u16 {
+    let ours = closed.sent.as_ref().filter(|_| closed.error.is_some());
+    match (&closed.received, ours) {
+        (Some(frame), _) | (None, Some(frame)) => frame.code.as_u16(),
+        (None, None) => 1006,
     }
 }
 
