@@ -29,6 +29,21 @@ async fn token_at_connect_names_the_user_in_the_connected_event() {
 }
 
 #[tokio::test]
+async fn connected_event_carries_the_token_expiry() {
+    let server = Server::start(common::with_tokens()).await;
+    let ttl = Duration::from_secs(600);
+    let expected = common::expiry(ttl);
+    let token = Token::Static(token("ann", ttl));
+    let (_client, mut events) = client(ClientConfig::new(server.url()).token(token));
+    let seen = until(&mut events, is_connected).await;
+    let Some(Event::Connected(connected)) = seen.last() else {
+        unreachable!()
+    };
+    let expires = connected.expires.unwrap();
+    assert!(expires.abs_diff(expected) <= 1, "{expires} vs {expected}");
+}
+
+#[tokio::test]
 async fn publication_reaches_a_subscriber_once_with_its_offset_and_user() {
     let server = Server::start(common::with_tokens()).await;
     let (reader, mut events) = client(config(&server, "ann"));

@@ -73,15 +73,23 @@ pub fn with_tokens() -> HubConfig {
 
 /// A token for `user`, valid on every channel for `ttl`.
 pub fn token(user: &str, ttl: Duration) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    let claims = herald_hub::auth::Claims {
-        sub: user.into(),
-        exp: (now + ttl).as_secs(),
-        channels: vec!["*".into()],
-        subscribe: Vec::new(),
-        publish: Vec::new(),
-    };
-    herald_hub::auth::issue_hs256(SECRET, &claims).unwrap()
+    sign(&serde_json::json!({"sub": user, "exp": expiry(ttl), "channels": ["*"]}))
+}
+
+/// `ttl` from now, in seconds since the Unix epoch.
+pub fn expiry(ttl: Duration) -> u64 {
+    (SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + ttl).as_secs()
+}
+
+/// A token with these claims, signed with [`SECRET`]: from JSON, so that a test can give it
+/// any claim the hub reads.
+pub fn sign(claims: &serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
 }
 
 /// A TCP relay to a hub: `cut` ends every relayed connection at once (the client sees the
