@@ -73,6 +73,8 @@ pub use error::{Error, Result};
 pub use event::{Disconnected, Event, Subscribed, Unsubscribed};
 pub use token::{Token, TokenError, TokenProvider};
 
+pub use herald::{CloseFrame, Closed, Initiator};
+
 /// The wire types the client's results and events carry.
 pub use herald_hub_protocol as protocol;
 pub use herald_hub_protocol::{

@@ -238,9 +238,50 @@ async fn commands_sent_while_down_go_out_once_reconnected() {
     relay.refuse(true);
     let (client, mut events) = client(ClientConfig::new(relay.url()));
     until(&mut events, is_disconnected).await;
-    let publish = tokio::spawn(async move { client.publish("news", &1).await });
+    let subscriber = client.clone();
+    let subscribe = tokio::spawn(async move {
+        subscriber
+            .subscribe("news", SubscribeOptions::default())
+            .await
+    });
+    let publish = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        client.publish("news", &1).await
+    });
     tokio::time::sleep(Duration::from_millis(100)).await;
     relay.refuse(false);
+    assert_eq!(subscribe.await.unwrap().unwrap().offset, 0);
     let landed = publish.await.unwrap().unwrap();
     assert_eq!(landed.offset, 1);
+    let seen = until(&mut events, |e| matches!(e, Event::Publication(_))).await;
+    assert_eq!(offsets(&seen), [1]);
+}
+
+#[tokio::test]
+async fn dropping_every_handle_while_down_ends_the_client() {
+    let server = Server::start(HubConfig::default()).await;
+    let relay = Relay::to(server.addr).await;
+    relay.refuse(true);
+    let (client, mut events) = client(ClientConfig::new(relay.url()));
+    until(&mut events, is_disconnected).await;
+    drop(client);
+    let rest = async { while events.recv().await.is_some() {} };
+    tokio::time::timeout(common::WAIT, rest)
+        .await
+        .expect("the task ends once no handle is left");
+}
+
+#[tokio::test]
+async fn dropping_every_handle_while_connected_closes_the_connection() {
+    let server = Server::start(HubConfig::default()).await;
+    let (client, mut events) = client(ClientConfig::new(server.url()));
+    client
+        .subscribe("news", SubscribeOptions::default())
+        .await
+        .unwrap();
+    common::subscriptions_reach(&server.hub, 1).await;
+    drop(client);
+    let seen = until(&mut events, is_disconnected).await;
+    assert_eq!(disconnected(&seen).code, 1000);
+    common::subscriptions_reach(&server.hub, 0).await;
 }

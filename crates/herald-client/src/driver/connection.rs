@@ -152,6 +152,7 @@ impl Driver {
         };
         if !conn.connected {
             // Nothing goes out before the `connected` push; the request waits as offline.
+            // (`offline` stops only for `Close` and a closed request channel, handled above.)
             let _ = self.offline(Some(request));
             return Next::Continue;
         }

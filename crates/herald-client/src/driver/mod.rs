@@ -177,7 +177,10 @@ impl Driver {
 
     /// A request while no connection is up: commands wait, subscriptions are noted.
     fn offline(&mut self, request: Option<Request>) -> Option<Stop> {
-        match request? {
+        let Some(request) = request else {
+            return Some(Stop::Dropped);
+        };
+        match request {
             Request::Command { call, reply } => self.enqueue(call, reply),
             Request::Subscribe {
                 channel,
