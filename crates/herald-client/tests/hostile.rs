@@ -16,6 +16,11 @@ use tokio::net::{TcpListener, TcpStream};
 /// A one-connection server speaking `herald.v1` badly: it sends `script` after `connected`,
 /// then answers every command with an empty result.
 async fn scripted(script: Vec<String>) -> SocketAddr {
+    serve(Some(script)).await
+}
+
+/// With no script, the server accepts `herald.v1` and then says nothing at all.
+async fn serve(script: Option<Vec<String>>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -27,6 +32,10 @@ async fn scripted(script: Vec<String>) -> SocketAddr {
         let mut ws = herald::accept_with(tcp, &herald::Config::default(), |_| Ok(accept))
             .await
             .unwrap();
+        let Some(script) = script else {
+            while ws.next().await.is_some() {}
+            return;
+        };
         let connected = r#"{"push":"connected","client":"c-1","user":"","ping_interval":25}"#;
         ws.send(Message::text(connected)).await.unwrap();
         for text in script {
@@ -94,5 +103,28 @@ async fn garbage_stray_replies_and_unheld_publications_are_dropped() {
     assert!(
         events.try_recv().is_err(),
         "nothing reached the application"
+    );
+}
+
+#[tokio::test]
+async fn server_that_never_says_connected_is_dropped_as_dead() {
+    let addr = serve(None).await;
+    let config = ClientConfig::new(format!("ws://{addr}/ws"))
+        .command_timeout(std::time::Duration::from_millis(300))
+        .reconnect(false);
+    let (client, mut events) = client(config);
+    let pinger = client.clone();
+    let ping = tokio::spawn(async move { pinger.ping().await });
+    let seen = until(&mut events, is_disconnected).await;
+    let Some(Event::Disconnected(d)) = seen.last() else {
+        unreachable!()
+    };
+    assert!(
+        d.opened && matches!(d.error, Some(herald_client::Error::Dead)),
+        "{d:?}"
+    );
+    assert!(
+        ping.await.unwrap().is_err(),
+        "nothing was sent before `connected`"
     );
 }

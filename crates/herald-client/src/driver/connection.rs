@@ -50,10 +50,10 @@ impl Driver {
             socket,
             connected: false,
             ping_interval: DEFAULT_PING_INTERVAL,
-            idle_at: Instant::now(),
+            // A hub sends `connected` first: one that says nothing in time is not serving.
+            idle_at: Instant::now() + self.config.command_timeout,
             error: None,
         };
-        self.alive(&mut conn);
         loop {
             let wake = [
                 Some(conn.idle_at),
@@ -253,6 +253,9 @@ impl Driver {
         }
         if conn.connected && self.channels.next_retry().is_some_and(|at| at <= now) {
             return self.resubscribe(conn).await;
+        }
+        if conn.idle_at <= now && !conn.connected {
+            return self.abandon(conn, Error::Dead);
         }
         if conn.idle_at <= now {
             // Ask once; the answer (or anything else) re-arms the idle timer.
