@@ -11,8 +11,9 @@ use herald_hub_protocol::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// How many calls may wait for the connection task to take them.
 const REQUEST_QUEUE: usize = 64;
@@ -91,6 +92,8 @@ impl HistoryOptions {
 #[derive(Clone, Debug)]
 pub struct Client {
     requests: mpsc::Sender<Request>,
+    /// Tells the task a close is coming, so that it stops waiting on a full event queue.
+    closing: Arc<watch::Sender<bool>>,
     timeout: Duration,
 }
 
@@ -111,8 +114,14 @@ impl Client {
         let timeout = config.command_timeout;
         let (requests, inbox) = mpsc::channel(REQUEST_QUEUE);
         let (events, receiver) = mpsc::channel(config.event_capacity.max(1));
-        tokio::spawn(Driver::new(config, inbox, events).run());
-        Ok((Self { requests, timeout }, receiver))
+        let (closing, closing_seen) = watch::channel(false);
+        tokio::spawn(Driver::new(config, inbox, events, closing_seen).run());
+        let client = Self {
+            requests,
+            closing: Arc::new(closing),
+            timeout,
+        };
+        Ok((client, receiver))
     }
 
     /// Publishes `data` (anything serde writes as JSON); returns where it landed.
@@ -213,9 +222,11 @@ impl Client {
 
     /// Closes for good: waiting commands fail with [`Error::Closed`], the connection closes
     /// with 1000, no reconnect. Returns how the closing handshake went, when a connection was
-    /// open. Every clone is closed.
+    /// open. Every clone is closed. Events not yet queued when the queue is full are dropped,
+    /// so this returns also when nobody reads them.
     pub async fn close(&self) -> Option<Closed> {
         let (done, closed) = oneshot::channel();
+        self.closing.send_replace(true);
         if self.requests.send(Request::Close { done }).await.is_err() {
             return None;
         }

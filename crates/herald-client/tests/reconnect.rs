@@ -285,3 +285,24 @@ async fn dropping_every_handle_while_connected_closes_the_connection() {
     assert_eq!(disconnected(&seen).code, 1000);
     common::subscriptions_reach(&server.hub, 0).await;
 }
+
+#[tokio::test]
+async fn close_returns_while_the_event_queue_is_full_and_unread() {
+    let server = Server::start(HubConfig::default()).await;
+    let (client, events) = client(ClientConfig::new(server.url()).event_capacity(1));
+    client
+        .subscribe("news", SubscribeOptions::default())
+        .await
+        .unwrap();
+    let (writer, _writer_events) = common::client(ClientConfig::new(server.url()));
+    for n in 0..10 {
+        writer.publish("news", &n).await.unwrap();
+    }
+    // Let the publications reach the client, whose task now waits on the full queue.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let closed = tokio::time::timeout(common::WAIT, client.close())
+        .await
+        .expect("close does not wait for the application to read");
+    assert!(closed.is_some_and(|c| c.is_clean()));
+    drop(events);
+}

@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 type Socket = WebSocket<MaybeTlsStream>;
 
@@ -72,6 +72,8 @@ pub(crate) struct Driver {
     config: Arc<ClientConfig>,
     requests: mpsc::Receiver<Request>,
     events: mpsc::Sender<Event>,
+    /// Set by `Client::close` before its request: stops waiting on a full event queue.
+    closing: watch::Receiver<bool>,
     channels: Channels,
     pending: Pending,
     queue: VecDeque<Queued>,
@@ -90,12 +92,14 @@ impl Driver {
         config: ClientConfig,
         requests: mpsc::Receiver<Request>,
         events: mpsc::Sender<Event>,
+        closing: watch::Receiver<bool>,
     ) -> Self {
         let channels = Channels::new(config.max_subscriptions, config.max_buffered);
         Self {
             config: Arc::new(config),
             requests,
             events,
+            closing,
             channels,
             pending: Pending::new(),
             queue: VecDeque::new(),
@@ -247,15 +251,14 @@ impl Driver {
     }
 
     async fn emit(&mut self, event: Event) {
-        // A dropped receiver means the application does not want events; the client works on.
-        let _ = self.events.send(event).await;
+        deliver(&self.events, &mut self.closing, event).await;
     }
 
     /// Delivers the events the last message produced.
     async fn flush_events(&mut self) {
         let mut out = std::mem::take(&mut self.out);
         for event in out.drain(..) {
-            let _ = self.events.send(event).await;
+            deliver(&self.events, &mut self.closing, event).await;
         }
         self.out = out;
     }
@@ -272,6 +275,21 @@ impl Driver {
         if let Stop::Closed(done) = stop {
             let _ = done.send(closed);
         }
+    }
+}
+
+/// Queues an event, waiting while the queue is full, unless the application is closing the
+/// client (it may be awaiting `close` instead of reading): then the event is dropped. A dropped
+/// receiver means the application does not want events; the client works on.
+async fn deliver(events: &mpsc::Sender<Event>, closing: &mut watch::Receiver<bool>, event: Event) {
+    if *closing.borrow() {
+        let _ = events.try_send(event);
+        return;
+    }
+    tokio::select! {
+        _ = events.send(event) => {}
+        // Closing, or every handle dropped.
+        _ = closing.wait_for(|closing| *closing) => {}
     }
 }
 
