@@ -115,7 +115,7 @@ async fn reconnect_attempts_wait_no_longer_than_the_backoff_window() {
         at.push(Instant::now());
     }
     // Attempt n waits a random delay under min·2ⁿ, at most max; the rest is connecting.
-    let slack = Duration::from_millis(150);
+    let slack = Duration::from_millis(250);
     for (n, pair) in at.windows(2).enumerate() {
         let gap = pair[1] - pair[0];
         let cap = backoff.cap(u32::try_from(n).unwrap());

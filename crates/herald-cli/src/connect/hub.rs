@@ -128,7 +128,11 @@ async fn subscribe(
     channel: &str,
     out: &Output,
 ) -> Exit {
-    match client.subscribe(channel, SubscribeOptions::default()).await {
+    let subscribing = tokio::select! {
+        outcome = client.subscribe(channel, SubscribeOptions::default()) => outcome,
+        _ = tokio::signal::ctrl_c() => return close(&client, Exit::Clean, out).await,
+    };
+    match subscribing {
         // The outcome is printed from its event, in order with the publications.
         Ok(_) => {}
         Err(Error::Server(error)) => {
