@@ -17,7 +17,8 @@ Exit status:
      --timeout passed before the handshake completed
   5  protocol error: the server broke RFC 6455 (an invalid frame or 101 response)
   6  abnormal close: the connection ended without a closing handshake (code 1006),
-     including no answer to our Close within --timeout
+     including no answer to our Close within --timeout; with --hub also no reply to the
+     command within --timeout
   7  the server closed with another code than 1000 or 1001 (code and reason on standard
      error)
   8  with --hub: the hub answered the command with an error (code and message on standard

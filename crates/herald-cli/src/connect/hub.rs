@@ -1,15 +1,18 @@
 //! `herald connect --hub URL subscribe|publish`: one command in the hub's protocol mode
-//! (subprotocol `herald.v1`, JSON commands, replies and pushes; see docs/protocol.md).
+//! (subprotocol `herald.v1`, see docs/protocol.md), through `herald-client` with reconnects
+//! off: the first disconnect ends the run.
 
 use super::Args;
 use super::exit::Exit;
 use super::output::Output;
-use super::session::{self, Socket};
-use herald::{CloseCode, Message};
-use herald_hub_protocol::{
-    Call, Command, PublishParams, Push, Reply, SUBPROTOCOL, SubscribeParams,
+use super::session;
+use herald_client::{
+    Client, ClientConfig, Disconnected, Error, Event, Publication, SubscribeOptions, Subscribed,
 };
+use herald_hub_protocol::{ErrorBody, Push, Reply, SubscribeResult};
+use serde::Serialize;
 use serde_json::value::RawValue;
+use tokio::sync::mpsc;
 
 /// What to do on the hub.
 #[derive(Debug, clap::Subcommand)]
@@ -30,48 +33,202 @@ pub(crate) enum Action {
     },
 }
 
-/// The id of the one command sent.
+/// The id `--json` shows on the command's reply: the one command of the run.
 const ID: u64 = 1;
-
-/// What a server message means for the command.
-enum Step {
-    Continue,
-    Finish(Exit),
-}
 
 pub(crate) async fn run(args: &Args, url: &str, action: &Action) -> Exit {
     let out = Output::new(args.json, args.binary_format, false);
-    let (mut socket, accepted) = match session::open(args, url, &[SUBPROTOCOL]).await {
-        Ok(open) => open,
+    let config = match config(args, url) {
+        Ok(config) => config,
         Err((exit, message)) => return out.failed(exit, &message),
     };
-    if accepted.subprotocol.as_deref() != Some(SUBPROTOCOL) {
-        let _ = socket.close(CloseCode::NORMAL, "").await;
-        let message = format!("the server did not accept the {SUBPROTOCOL} subprotocol");
-        return out.failed(Exit::Refused, &message);
-    }
-    let command = Command {
-        id: ID,
-        call: call(action),
+    let (client, mut events) = match Client::connect(config) {
+        Ok(started) => started,
+        Err(e) => return out.failed(Exit::Usage, &e.to_string()),
     };
-    if let Err(e) = socket.send(Message::text(command.to_json())).await {
-        out.error(&format!("sending: {e}"));
-        return Exit::Abnormal;
+    match events.recv().await {
+        Some(Event::Connected(connected)) => {
+            if out.is_json() {
+                out.print(Push::Connected(connected).to_json());
+            }
+        }
+        Some(Event::Disconnected(ended)) => return not_connected(ended, &out),
+        _ => return out.failed(Exit::Abnormal, "the connection ended"),
     }
-    converse(socket, action, &out).await
+    match action {
+        Action::Publish { channel, data } => publish(client, events, channel, data, &out).await,
+        Action::Subscribe { channel } => subscribe(client, events, channel, &out).await,
+    }
 }
 
-fn call(action: &Action) -> Call {
-    match action {
-        Action::Subscribe { channel } => Call::Subscribe(SubscribeParams {
-            channel: channel.clone(),
-            ..SubscribeParams::default()
-        }),
-        Action::Publish { channel, data } => Call::Publish(PublishParams {
-            channel: channel.clone(),
-            data: json_or_string(data),
-        }),
+/// The client settings the options ask for, reconnects off.
+fn config(args: &Args, url: &str) -> Result<ClientConfig, (Exit, String)> {
+    let mut config = ClientConfig::new(url)
+        .reconnect(false)
+        .websocket(session::config(args))
+        .connect_timeout(args.timeout)
+        .command_timeout(args.timeout);
+    for (name, value) in session::checked_headers(args)? {
+        config = config.header(name, value);
     }
+    if let Some(origin) = &args.origin {
+        config = config.origin(origin);
+    }
+    for protocol in &args.subprotocols {
+        config = config.subprotocol(protocol);
+    }
+    if let Some(tls) = session::tls(args)? {
+        config = config.tls(tls);
+    }
+    Ok(config)
+}
+
+/// The first connection failed, or ended before the hub said `connected`.
+fn not_connected(ended: Disconnected, out: &Output) -> Exit {
+    match &ended.error {
+        Some(Error::WebSocket(e)) if !ended.opened => {
+            out.failed(Exit::of_connect_error(e), &session::describe(e))
+        }
+        Some(e @ Error::NotHerald) => out.failed(Exit::Refused, &e.to_string()),
+        _ => end(ended, out),
+    }
+}
+
+async fn publish(
+    client: Client,
+    mut events: mpsc::Receiver<Event>,
+    channel: &str,
+    data: &str,
+    out: &Output,
+) -> Exit {
+    match client.publish_raw(channel, json_or_string(data)).await {
+        Ok(landed) => {
+            if out.is_json() {
+                out.print(json(&Reply::ok(ID, &landed)));
+            } else {
+                out.print(json(&landed));
+            }
+            close(&client, Exit::Clean, out).await
+        }
+        Err(Error::Server(error)) => {
+            refused(error, out);
+            close(&client, Exit::HubError, out).await
+        }
+        Err(Error::Timeout) => {
+            out.error("no reply from the hub in time");
+            close(&client, Exit::Abnormal, out).await
+        }
+        Err(_) => ended(&mut events, out).await,
+    }
+}
+
+async fn subscribe(
+    client: Client,
+    mut events: mpsc::Receiver<Event>,
+    channel: &str,
+    out: &Output,
+) -> Exit {
+    let subscribing = tokio::select! {
+        outcome = client.subscribe(channel, SubscribeOptions::default()) => outcome,
+        _ = tokio::signal::ctrl_c() => return close(&client, Exit::Clean, out).await,
+    };
+    match subscribing {
+        // The outcome is printed from its event, in order with the publications.
+        Ok(_) => {}
+        Err(Error::Server(error)) => {
+            refused(error, out);
+            return close(&client, Exit::HubError, out).await;
+        }
+        Err(Error::Timeout) => {
+            out.error("no reply from the hub in time");
+            return close(&client, Exit::Abnormal, out).await;
+        }
+        Err(_) => return ended(&mut events, out).await,
+    }
+    loop {
+        let event = tokio::select! {
+            event = events.recv() => event,
+            _ = tokio::signal::ctrl_c() => return close(&client, Exit::Clean, out).await,
+        };
+        match event {
+            Some(Event::Subscribed(subscribed)) => on_subscribed(&subscribed, out),
+            Some(Event::Publication(publication)) => on_publication(publication, out),
+            Some(Event::Join(member)) if out.is_json() => out.print(Push::Join(member).to_json()),
+            Some(Event::Leave(member)) if out.is_json() => out.print(Push::Leave(member).to_json()),
+            Some(Event::Disconnected(disconnected)) => return end(disconnected, out),
+            Some(_) => {}
+            None => return end_without_word(out),
+        }
+    }
+}
+
+fn on_subscribed(subscribed: &Subscribed, out: &Output) {
+    let result = SubscribeResult {
+        offset: subscribed.offset,
+        epoch: subscribed.epoch.clone(),
+        recovered: subscribed.recovered,
+        publications: Vec::new(),
+    };
+    if out.is_json() {
+        out.print(json(&Reply::ok(ID, &result)));
+    } else {
+        let channel = &subscribed.channel;
+        eprintln!("herald connect: subscribed to {channel}: {}", json(&result));
+    }
+}
+
+fn on_publication(publication: Publication, out: &Output) {
+    if out.is_json() {
+        out.print(Push::Pub(publication).to_json());
+    } else {
+        out.print(publication.data.get().to_owned());
+    }
+}
+
+fn refused(error: ErrorBody, out: &Output) {
+    if out.is_json() {
+        out.print(json(&Reply::<()>::error(ID, error.clone())));
+    }
+    let code = error.code.0;
+    out.error(&format!("the hub refused: {} (code {code})", error.message));
+}
+
+/// Waits for the disconnect that failed the command, and exits as it says.
+async fn ended(events: &mut mpsc::Receiver<Event>, out: &Output) -> Exit {
+    while let Some(event) = events.recv().await {
+        if let Event::Disconnected(disconnected) = event {
+            return end(disconnected, out);
+        }
+    }
+    end_without_word(out)
+}
+
+/// The connection ended: report how, and exit as the close says.
+fn end(disconnected: Disconnected, out: &Output) -> Exit {
+    let closed = disconnected.closed.as_ref();
+    let exit = match &disconnected.error {
+        Some(Error::WebSocket(e)) => Exit::of_end(Some(e), closed),
+        Some(_) => Exit::Abnormal,
+        None => Exit::of_end(None, closed),
+    };
+    if let Some(error) = &disconnected.error {
+        out.error(&error.to_string());
+    }
+    out.closed(closed, exit);
+    exit
+}
+
+fn end_without_word(out: &Output) -> Exit {
+    out.closed(None, Exit::Abnormal);
+    Exit::Abnormal
+}
+
+/// Closes with 1000; returns `exit`, or how the close went wrong if `exit` is clean.
+async fn close(client: &Client, exit: Exit, out: &Output) -> Exit {
+    let closed = client.close().await;
+    let end = Exit::of_end(None, closed.as_ref());
+    out.closed(closed.as_ref(), end);
+    if exit == Exit::Clean { end } else { exit }
 }
 
 /// `data` when it is JSON, else `data` as a JSON string.
@@ -82,77 +239,9 @@ fn json_or_string(data: &str) -> Box<RawValue> {
     })
 }
 
-async fn converse(mut socket: Socket, action: &Action, out: &Output) -> Exit {
-    let subscribing = matches!(action, Action::Subscribe { .. });
-    let mut error = None;
-    loop {
-        let item = tokio::select! {
-            item = socket.recv() => item,
-            _ = tokio::signal::ctrl_c(), if subscribing => return close(socket, Exit::Clean, out).await,
-        };
-        match item {
-            Some(Ok(Message::Text(text))) => {
-                if let Step::Finish(exit) = on_text(text.as_str(), action, out) {
-                    return close(socket, exit, out).await;
-                }
-            }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => error = Some(e),
-            None => break,
-        }
-    }
-    if let Some(error) = &error {
-        out.error(&error.to_string());
-    }
-    let exit = Exit::of_end(error.as_ref(), socket.closed());
-    out.closed(socket.closed(), exit);
-    exit
-}
-
-/// Closes with 1000; returns `exit`, or how the close went wrong if `exit` is clean.
-async fn close(mut socket: Socket, exit: Exit, out: &Output) -> Exit {
-    let closed = socket.close(CloseCode::NORMAL, "").await.ok();
-    let end = Exit::of_end(None, closed.as_ref());
-    out.closed(closed.as_ref(), end);
-    if exit == Exit::Clean { end } else { exit }
-}
-
-fn on_text(text: &str, action: &Action, out: &Output) -> Step {
-    if out.is_json() {
-        out.print(text.to_owned());
-    }
-    if let Ok(push) = Push::parse(text) {
-        if let (Push::Pub(publication), false) = (push, out.is_json()) {
-            out.print(publication.data.get().to_owned());
-        }
-        return Step::Continue;
-    }
-    let reply = match serde_json::from_str::<Reply<Box<RawValue>>>(text) {
-        Ok(reply) if reply.id == ID => reply,
-        Ok(_) => return Step::Continue,
-        Err(e) => {
-            out.error(&format!("unexpected message from the hub ({e}): {text}"));
-            return Step::Continue;
-        }
-    };
-    if let Some(error) = reply.error {
-        let code = error.code.0;
-        out.error(&format!("the hub refused: {} (code {code})", error.message));
-        return Step::Finish(Exit::HubError);
-    }
-    let result = reply.result.as_deref().map_or("null", RawValue::get);
-    match action {
-        Action::Publish { .. } => {
-            if !out.is_json() {
-                out.print(result.to_owned());
-            }
-            Step::Finish(Exit::Clean)
-        }
-        Action::Subscribe { channel } => {
-            eprintln!("herald connect: subscribed to {channel}: {result}");
-            Step::Continue
-        }
-    }
+fn json(value: &impl Serialize) -> String {
+    // The protocol's types serialise to a String without fail: every map key is a string.
+    serde_json::to_string(value).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -167,17 +256,19 @@ mod tests {
     }
 
     #[test]
-    fn publish_command_matches_the_wire_shape() {
-        let command = Command {
-            id: ID,
-            call: call(&Action::Publish {
-                channel: "chat:1".into(),
-                data: "hi".into(),
-            }),
+    fn replies_shown_with_json_match_the_wire_shape() {
+        let landed = herald_hub_protocol::PublishResult {
+            offset: 1,
+            epoch: "e".into(),
         };
         assert_eq!(
-            command.to_json(),
-            r#"{"id":1,"method":"publish","params":{"channel":"chat:1","data":"hi"}}"#
+            json(&Reply::ok(ID, &landed)),
+            r#"{"id":1,"result":{"offset":1,"epoch":"e"}}"#
+        );
+        let refusal = ErrorBody::new(herald_hub_protocol::ErrorCode::PERMISSION_DENIED);
+        assert_eq!(
+            json(&Reply::<()>::error(ID, refusal)),
+            r#"{"id":1,"error":{"code":103,"message":"permission denied","temporary":false}}"#
         );
     }
 }

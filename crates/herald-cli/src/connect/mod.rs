@@ -56,7 +56,8 @@ pub(crate) struct Args {
     /// The Close sent at the end of input, `CODE` or `CODE:REASON`.
     #[arg(long, value_name = "CODE[:REASON]", default_value = "1000", value_parser = parse_close)]
     close: (CloseCode, String),
-    /// Limit for connecting and the handshake, and for the server's answer to our Close.
+    /// Limit for connecting and the handshake, for the server's answer to our Close, and
+    /// with --hub for the hub's reply to the command.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     timeout: Duration,
     /// Send lines as binary messages, decoded per --binary-format.
@@ -132,7 +133,7 @@ fn fail(exit: Exit, message: &str) -> Exit {
 async fn run(args: &Args, url: &str) -> Exit {
     let interactive = std::io::stdin().is_terminal();
     let out = Arc::new(Output::new(args.json, args.binary_format, interactive));
-    let (socket, accepted) = match session::open(args, url, &[]).await {
+    let (socket, accepted) = match session::open(args, url).await {
         Ok(open) => open,
         Err((exit, message)) => return out.failed(exit, &message),
     };

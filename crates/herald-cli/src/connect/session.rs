@@ -19,18 +19,14 @@ pub(crate) type Socket = herald::WebSocket<MaybeTlsStream>;
 /// How long past `--timeout` we wait for herald's own close timer before giving up.
 const BACKSTOP: Duration = Duration::from_secs(1);
 
-/// Opens the connection the options describe; are offered after `--subprotocol`'s.
+/// Opens the connection the options describe.
 ///
 /// # Errors
 /// The status and message to exit with.
-pub(crate) async fn open(
-    args: &Args,
-    url: &str,
-    protocols: &[&str],
-) -> Result<(Socket, Accepted), (Exit, String)> {
+pub(crate) async fn open(args: &Args, url: &str) -> Result<(Socket, Accepted), (Exit, String)> {
     let usage = |e: &dyn std::fmt::Display| (Exit::Usage, e.to_string());
     let mut builder = ClientBuilder::new(url).map_err(|e| usage(&e))?;
-    for (name, value) in &args.headers {
+    for (name, value) in checked_headers(args)? {
         builder = builder
             .header(name, value)
             .map_err(|_| usage(&format!("invalid header {name:?}")))?;
@@ -38,22 +34,11 @@ pub(crate) async fn open(
     if let Some(origin) = &args.origin {
         builder = builder.origin(origin);
     }
-    for protocol in args
-        .subprotocols
-        .iter()
-        .map(String::as_str)
-        .chain(protocols.iter().copied())
-    {
+    for protocol in &args.subprotocols {
         builder = builder.subprotocol(protocol);
     }
-    let config = Config::default()
-        .handshake_timeout(args.timeout)
-        .close_timeout(args.timeout)
-        .deflate(args.compress.then(herald::DeflateConfig::default));
-    builder = builder.config(config).connect_timeout(args.timeout);
-    let tls = super::tls::client_config(args.ca.as_deref(), args.insecure)
-        .map_err(|e| (Exit::Local, format!("{e:#}")))?;
-    if let Some(tls) = tls {
+    builder = builder.config(config(args)).connect_timeout(args.timeout);
+    if let Some(tls) = tls(args)? {
         builder = builder.tls_config(tls);
     }
     builder
@@ -62,8 +47,40 @@ pub(crate) async fn open(
         .map_err(|e| (Exit::of_connect_error(&e), describe(&e)))
 }
 
+/// The connection settings the options ask for.
+pub(crate) fn config(args: &Args) -> Config {
+    Config::default()
+        .handshake_timeout(args.timeout)
+        .close_timeout(args.timeout)
+        .deflate(args.compress.then(herald::DeflateConfig::default))
+}
+
+/// The `--header`s, each checked to be valid in HTTP.
+///
+/// # Errors
+/// A usage error naming the first invalid one.
+pub(crate) fn checked_headers(args: &Args) -> Result<&[(String, String)], (Exit, String)> {
+    for (name, value) in &args.headers {
+        let valid = herald::http::HeaderName::from_bytes(name.as_bytes()).is_ok()
+            && herald::http::HeaderValue::from_str(value).is_ok();
+        if !valid {
+            return Err((Exit::Usage, format!("invalid header {name:?}")));
+        }
+    }
+    Ok(&args.headers)
+}
+
+/// The TLS settings of `--ca` and `--insecure`; `None` keeps the platform's roots.
+///
+/// # Errors
+/// A local error when the `--ca` file cannot be used.
+pub(crate) fn tls(args: &Args) -> Result<Option<Arc<herald::tls::ClientConfig>>, (Exit, String)> {
+    super::tls::client_config(args.ca.as_deref(), args.insecure)
+        .map_err(|e| (Exit::Local, format!("{e:#}")))
+}
+
 /// The error as a person reads it: a refusal with its status line and body.
-fn describe(error: &Error) -> String {
+pub(crate) fn describe(error: &Error) -> String {
     match error {
         Error::Handshake(herald::proto::HandshakeError::Rejected(response)) => {
             let reason = response.status.canonical_reason().unwrap_or("");
