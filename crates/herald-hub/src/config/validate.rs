@@ -58,6 +58,9 @@ pub enum ConfigError {
         /// The key it must stay under.
         limit: &'static str,
     },
+    /// `auth.jwks_url` is not an `http://` or `https://` URL with a host: fix the value.
+    #[error("auth.jwks_url `{0}` is not an http:// or https:// URL")]
+    JwksUrl(String),
     /// A plain-mode route cannot be served: fix its path or parameters.
     #[error("plain.routes: path `{path}` {problem}")]
     Route {
@@ -101,6 +104,7 @@ impl ConfigError {
             | Self::ZeroDuration { key }
             | Self::NotShorter { key, .. } => key,
             Self::Route { .. } => "plain.routes",
+            Self::JwksUrl(_) => "auth.jwks_url",
         }
     }
 }
@@ -116,6 +120,7 @@ impl HubConfig {
         self.broker.validate()?;
         positive("shutdown_http_timeout", self.shutdown_http_timeout)?;
         self.tls_pair()?;
+        self.jwks()?;
         positive("history.ttl", self.history.ttl)?;
         self.limits()?;
         positive("heartbeat.interval", self.heartbeat.interval)?;
@@ -131,6 +136,18 @@ impl HubConfig {
             _ => return Ok(()),
         };
         Err(ConfigError::HalfTlsPair { set, missing })
+    }
+
+    fn jwks(&self) -> Result<(), ConfigError> {
+        let a = &self.auth;
+        if let Some(url) = &a.jwks_url
+            && crate::auth::JwksUrl::parse(url).is_none()
+        {
+            return Err(ConfigError::JwksUrl(url.clone()));
+        }
+        positive("auth.jwks_timeout", a.jwks_timeout)?;
+        positive("auth.jwks_refetch_interval", a.jwks_refetch_interval)?;
+        positive("auth.jwks_max_age", a.jwks_max_age)
     }
 
     fn limits(&self) -> Result<(), ConfigError> {
