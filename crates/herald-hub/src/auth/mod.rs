@@ -1,6 +1,6 @@
 //! Authentication at the handshake (and at `refresh`): a JWT from `Authorization: Bearer`, a
 //! cookie or a query parameter, verified with HS256, RS256 or ES256 keys from the
-//! configuration, or with RS256, ES256 and EdDSA keys from a JWKS URL ([`jwks`]); its claims
+//! configuration, or with RS256, ES256 and EdDSA keys from a JWKS URL (`auth.jwks_url`); its claims
 //! name the channels the connection may subscribe and publish to.
 //!
 //! RFC 7519 §4.1: `exp` is required and `nbf` checked when present, both without leeway;
