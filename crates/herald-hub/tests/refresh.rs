@@ -51,7 +51,10 @@ async fn a_refreshed_connection_outlives_its_first_token() {
     assert_eq!(due, json!({"push": "refresh", "expires": first}));
     let second = now() + 60;
     let result = client
-        .ok("refresh", json!({"token": token("ann", second, &["chat:*"])}))
+        .ok(
+            "refresh",
+            json!({"token": token("ann", second, &["chat:*"])}),
+        )
         .await;
     assert_eq!(result, json!({"expires": second}));
     tokio::time::sleep(Duration::from_secs(first + 1 - now())).await;
@@ -66,7 +69,10 @@ async fn a_refused_refresh_closes_with_4501_at_the_old_expiry() {
     let mut server = server().await;
     let mut client = connect(&server, &token("ann", now() + 2, &["chat:*"])).await;
     let other = client
-        .call("refresh", json!({"token": token("bob", now() + 60, &["chat:*"])}))
+        .call(
+            "refresh",
+            json!({"token": token("bob", now() + 60, &["chat:*"])}),
+        )
         .await;
     assert_eq!(other["error"]["code"], 103, "{other}");
     let forged = client
@@ -84,14 +90,21 @@ async fn a_narrower_token_ends_the_subscriptions_it_no_longer_allows() {
     client.subscribe("a:1").await;
     client.subscribe("b:1").await;
     client
-        .ok("refresh", json!({"token": token("ann", now() + 60, &["a:*"])}))
+        .ok(
+            "refresh",
+            json!({"token": token("ann", now() + 60, &["a:*"])}),
+        )
         .await;
     let pushes: Vec<_> = client.pushes.drain(..).collect();
     assert_eq!(
         pushes,
-        [json!({"push": "unsubscribed", "channel": "b:1", "reason": "not allowed by the refreshed token"})]
+        [
+            json!({"push": "unsubscribed", "channel": "b:1", "reason": "not allowed by the refreshed token"})
+        ]
     );
-    let denied = client.call("publish", json!({"channel": "b:1", "data": 1})).await;
+    let denied = client
+        .call("publish", json!({"channel": "b:1", "data": 1}))
+        .await;
     assert_eq!(denied["error"]["code"], 103, "{denied}");
     let again = client.call("subscribe", json!({"channel": "b:1"})).await;
     assert_eq!(again["error"]["code"], 103, "{again}");

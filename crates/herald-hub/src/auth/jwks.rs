@@ -52,7 +52,7 @@ pub(crate) struct Jwks {
     max_age: Duration,
     metrics: Arc<Metrics>,
     cache: RwLock<Cache>,
-    /// Held while fetching; holds when the last fetch started.
+    /// Held while fetching; holds when the last fetch ended.
     fetching: tokio::sync::Mutex<Option<Instant>>,
 }
 
@@ -106,16 +106,17 @@ impl Jwks {
             self.metrics.jwks_fetch("rate_limited");
             return cached;
         }
-        *last = Some(Instant::now());
         self.refresh().await;
+        // The interval runs from the end of a fetch: a slow IdP is asked no more often.
+        *last = Some(Instant::now());
         self.read().keys.get(kid).cloned().or(cached)
     }
 
     /// Fetches the set now, whatever the rate limit (at start).
     pub(crate) async fn prefetch(&self) {
         let mut last = self.fetching.lock().await;
-        *last = Some(Instant::now());
         self.refresh().await;
+        *last = Some(Instant::now());
     }
 
     /// One fetch; its result replaces the cache, or is logged and counted.
