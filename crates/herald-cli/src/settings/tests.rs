@@ -264,6 +264,11 @@ fn the_table_has_one_row_per_config_field() {
                 query_param: _,
                 issuer: _,
                 audience: _,
+                refresh_notice: _,
+                jwks_url: _,
+                jwks_timeout: _,
+                jwks_refetch_interval: _,
+                jwks_max_age: _,
             },
         api: ApiConfig { key: _ },
         history:

@@ -294,6 +294,10 @@ mod tests {
                 c.limits.close_timeout = Duration::ZERO
             }),
             ("history.ttl", |c| c.history.ttl = Duration::ZERO),
+            ("auth.jwks_timeout", |c| c.auth.jwks_timeout = Duration::ZERO),
+            ("auth.jwks_url", |c| {
+                c.auth.jwks_url = Some("ftp://idp.example/jwks".into());
+            }),
             ("redis.check_every", |c| {
                 c.redis.check_every = Duration::ZERO
             }),
