@@ -10,7 +10,8 @@
 //!
 //! Fetches are serialised behind one lock: handshakes that need a fetch while one is running
 //! wait for it (never longer than `auth.jwks_timeout`) and read its result instead of
-//! fetching again. Bounds: [`MAX_DOCUMENT`] bytes, [`MAX_KEYS`] keys, `auth.jwks_timeout`
+//! fetching again; a handshake waits at most twice `auth.jwks_timeout` in all (a running
+//! fetch, then its own). Bounds: [`MAX_DOCUMENT`] bytes, [`MAX_KEYS`] keys, `auth.jwks_timeout`
 //! per fetch. Only RS256, ES256 (P-256) and EdDSA (Ed25519) keys with a `kid` are taken;
 //! symmetric keys never are, whatever the document says.
 
@@ -106,8 +107,11 @@ impl Jwks {
             self.metrics.jwks_fetch("rate_limited");
             return cached;
         }
+        // Counted from the start too: a handshake dropped mid-fetch (its client went away)
+        // still spent this period's fetch.
+        *last = Some(Instant::now());
         self.refresh().await;
-        // The interval runs from the end of a fetch: a slow IdP is asked no more often.
+        // And from the end: a slow IdP is asked no more often.
         *last = Some(Instant::now());
         self.read().keys.get(kid).cloned().or(cached)
     }

@@ -280,7 +280,7 @@ mod tests {
     #[test]
     fn zero_limits_and_periods_that_would_stop_the_server_are_refused() {
         type BreakIt = fn(&mut HubConfig);
-        let cases: [(&str, BreakIt); 9] = [
+        let cases: [(&str, BreakIt); 11] = [
             ("heartbeat.interval", |c| {
                 c.heartbeat.interval = Duration::ZERO
             }),
@@ -294,7 +294,9 @@ mod tests {
                 c.limits.close_timeout = Duration::ZERO
             }),
             ("history.ttl", |c| c.history.ttl = Duration::ZERO),
-            ("auth.jwks_timeout", |c| c.auth.jwks_timeout = Duration::ZERO),
+            ("auth.jwks_timeout", |c| {
+                c.auth.jwks_timeout = Duration::ZERO
+            }),
             ("auth.jwks_url", |c| {
                 c.auth.jwks_url = Some("ftp://idp.example/jwks".into());
             }),
