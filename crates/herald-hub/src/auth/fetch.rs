@@ -56,6 +56,13 @@ impl JwksUrl {
     }
 }
 
+impl JwksUrl {
+    /// Whether the set is fetched over TLS.
+    pub(crate) fn is_https(&self) -> bool {
+        self.https
+    }
+}
+
 /// Why a fetch failed; [`label`](Self::label) is its metric label.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum FetchError {

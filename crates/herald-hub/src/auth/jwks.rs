@@ -62,12 +62,14 @@ impl Jwks {
     /// (`HubConfig::validate` refused a URL that does not parse.)
     pub(crate) fn new(config: &AuthConfig, metrics: Arc<Metrics>) -> Option<Self> {
         let url = JwksUrl::parse(config.jwks_url.as_deref()?)?;
-        let tls = match herald::tls::client_config(&[]) {
-            Ok(tls) => Some(tls),
-            Err(e) => {
+        // The platform's roots are read only for an https:// set.
+        let tls = match url.is_https().then(|| herald::tls::client_config(&[])) {
+            Some(Ok(tls)) => Some(tls),
+            Some(Err(e)) => {
                 tracing::warn!(error = %e, "no TLS client for auth.jwks_url");
                 None
             }
+            None => None,
         };
         Some(Self {
             url,

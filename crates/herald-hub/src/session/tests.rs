@@ -712,6 +712,22 @@ mod refresh {
     }
 
     #[tokio::test]
+    async fn refresh_spends_from_the_command_budget() {
+        let mut cfg = config(Duration::from_secs(60));
+        cfg.limits.command_rate = 1;
+        cfg.limits.command_burst = 2;
+        let mut f = fixture(cfg, Mode::Protocol);
+        f.session.identity = identity(Some(unix_now() + 60));
+        let fresh = token("u1", unix_now() + 600, &["*"]);
+        for _ in 0..2 {
+            let answer = f.call("refresh", json!({"token": fresh})).await;
+            assert!(answer.get("result").is_some(), "{answer}");
+        }
+        let refused = f.call("refresh", json!({"token": fresh})).await;
+        assert_eq!(refused["error"]["code"], 108, "{refused}");
+    }
+
+    #[tokio::test]
     async fn an_anonymous_connection_cannot_refresh() {
         let mut f = fixture(HubConfig::default(), Mode::Protocol);
         let answer = f
