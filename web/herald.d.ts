@@ -28,6 +28,12 @@ export type StateEvent =
   | { state: "connected"; client: string; user: string }
   | { state: "disconnected"; code: number; reason: string; willReconnect: boolean };
 
+/** The outcome of a token refresh the server asked for: `expires` is the new token's expiry
+ * (Unix seconds, null when it does not expire) or, on failure, the old one's. */
+export type RefreshEvent =
+  | { ok: true; expires: number | null }
+  | { ok: false; expires: number; error: unknown };
+
 export interface Backoff {
   /** Cap of the first retry delay, ms (default 500). */
   min: number;
@@ -53,8 +59,13 @@ export interface Timers {
 }
 
 export interface HeraldOptions {
-  /** A JWT, or a function giving one (called before every connection attempt). */
+  /** A JWT, or a function giving one (then it works as `getToken`). A fixed string is used
+   * for every connection; a 4501 close (the token expired) is then final. */
   token?: string | (() => string | Promise<string>);
+  /** Gives a fresh JWT: called before every connection attempt (sent as the `token` query
+   * parameter), on the server's `refresh` push (sent with the `refresh` command, so the
+   * connection outlives the token), and after a 4501 close, which then reconnects. */
+  getToken?: () => Promise<string> | string;
   /** The transport constructor: the browser's WebSocket by default. */
   WebSocket?: new (url: string, protocol: string) => TransportLike;
   backoff?: Partial<Backoff>;
@@ -81,6 +92,8 @@ export interface SubscribeOptions {
   onSubscribed?(event: StreamPosition & { recovered?: boolean }): void;
   /** A permanent refusal (permission denied, bad channel, limit): the subscription is dropped. */
   onError?(error: HeraldError): void;
+  /** The server ended the subscription (a refreshed token no longer allows the channel). */
+  onUnsubscribed?(event: { reason: string }): void;
   /** Ask for join/leave pushes. */
   joinLeave?: boolean;
   /** Start from this position: publications after it are delivered first (e.g. after `history`). */
@@ -142,6 +155,7 @@ export declare class Herald {
   on(event: "publication", listener: (publication: Publication) => void): () => void;
   /** The channels the server subscribed this client to, with the last applied position. */
   readonly serverSubscriptions: { channel: string; position: StreamPosition | null }[];
+  on(event: "refresh", listener: (event: RefreshEvent) => void): () => void;
   subscribe(channel: string, options?: SubscribeOptions): Subscription;
   publish(channel: string, data: unknown): Promise<StreamPosition>;
   history(

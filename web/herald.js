@@ -130,8 +130,16 @@ export class Herald {
     this._pingInterval = 25;
   }
 
-  /** Listens to `state`, `subscribed`, `unsubscribed` and `publication` (publications on
-   * server-side subscriptions) events; returns a function that stops listening. */
+  // The token source that can be asked again: `getToken`, or a `token` given as a function.
+  // A client with one refreshes on a `refresh` push and reconnects after 4501.
+  get _tokenSource() {
+    const { getToken, token } = this.options;
+    return getToken ?? (typeof token === "function" ? token : null);
+  }
+
+  /** Listens to `state`, `refresh`, `subscribed`, `unsubscribed` and `publication`
+   * (publications on server-side subscriptions) events; returns a function that stops
+   * listening. */
   on(event, fn) {
     if (!this._listeners.has(event)) this._listeners.set(event, new Set());
     this._listeners.get(event).add(fn);
@@ -201,14 +209,16 @@ export class Herald {
       u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
       url = u.href;
     }
-    const { token } = this.options;
-    const value = typeof token === "function" ? await token() : token;
+    const source = this._tokenSource;
+    const value = source ? await source() : this.options.token;
     if (!value) return url;
     return `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(value)}`;
   }
 
   _onClose(code, reason) {
-    this._drop(code, reason, shouldReconnect(code));
+    // An expired token is final only when there is no way to get a fresh one.
+    const expired = code === CODES.disconnects.unauthorized.code && this._tokenSource;
+    this._drop(code, reason, shouldReconnect(code) || Boolean(expired));
   }
 
   // The connection is gone: fail what waits for it, then retry or stop.
@@ -255,6 +265,25 @@ export class Herald {
       case "join":
       case "leave":
         return this._subs.get(msg.channel)?._onPresence(msg.push, msg);
+      case "refresh":
+        return this._refresh(msg.expires);
+    }
+  }
+
+  // The token expires at `expires` (Unix seconds): send a fresh one. A failure is reported as
+  // a `refresh` event; the server then closes with 4501 and the client reconnects with a
+  // fresh token.
+  async _refresh(expires) {
+    const source = this._tokenSource;
+    if (!source) return;
+    const ws = this._ws;
+    try {
+      const token = await source();
+      if (ws !== this._ws || !token) return;
+      const result = await this._call("refresh", { token });
+      this._emit("refresh", { ok: true, expires: result.expires ?? null });
+    } catch (error) {
+      this._emit("refresh", { ok: false, expires, error });
     }
   }
 
@@ -286,11 +315,7 @@ export class Herald {
       sub._reset();
     }
     // A subscription the application made ends too: it is not renewed after a reconnect.
-    const own = this._subs.get(msg.channel);
-    if (own) {
-      this._subs.delete(msg.channel);
-      own._reset();
-    }
+    this._subs.get(msg.channel)?._ended(msg.reason);
     this._emit("unsubscribed", { channel: msg.channel, reason: msg.reason });
   }
 
@@ -497,6 +522,13 @@ export class Subscription {
       user: p.user,
       encoding: p.encoding,
     });
+  }
+
+  // The server ended the subscription (a refreshed token no longer allows the channel).
+  _ended(reason) {
+    this.client._subs.delete(this.channel);
+    this._reset();
+    callSafely(this.handlers.onUnsubscribed, { reason });
   }
 
   _onPresence(kind, m) {

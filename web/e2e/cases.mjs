@@ -228,6 +228,52 @@ export const cases = {
     }
   },
 
+  async "a page's short-lived token is refreshed and its connection outlives it"(t) {
+    const secret = "e2e-refresh";
+    const args = ["--jwt-secret", secret, "--refresh-notice", "2s"];
+    const server = await startHerald(t.bin, { args, logFile: path.join(t.out, "herald-refresh.log") });
+    try {
+      const page = await t.page(`${server.url}/herald.d.ts`);
+      let minted = 0;
+      await page.exposeFunction("mintToken", () => {
+        minted++;
+        const out = spawnSync(t.bin, ["token", "--secret", secret, "--user", "ann", "--channels", "chat:*", "--ttl", "4s"], {
+          encoding: "utf8",
+        });
+        assert.equal(out.status, 0, out.stderr);
+        return out.stdout.trim();
+      });
+      const r = room();
+      const seenByPage = await page.evaluate(async (channel) => {
+        const { Herald } = await import("/herald.js");
+        const states = [];
+        const refreshes = [];
+        const c = new Herald("/ws", { getToken: () => window.mintToken() });
+        c.on("state", (e) => states.push(e.code ? `${e.state}:${e.code}` : e.state));
+        c.on("refresh", (e) => refreshes.push(e.ok));
+        const connected = new Promise((resolve) => c.on("state", (e) => e.state === "connected" && resolve()));
+        c.connect();
+        await connected;
+        const got = [];
+        c.subscribe(channel, { onPublication: (p) => got.push(p.data) });
+        // Past the first token's 4 s, and the second's.
+        await new Promise((resolve) => setTimeout(resolve, 9000));
+        await c.publish(channel, "after the first token expired");
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        c.close();
+        return { states, refreshes, got };
+      }, `chat:${r}`);
+      assert.deepEqual(seenByPage.states.slice(0, 2), ["connecting", "connected"]);
+      assert.ok(!seenByPage.states.slice(2, -1).length, `no reconnect: ${seenByPage.states}`);
+      assert.ok(seenByPage.refreshes.length >= 3, `refreshes: ${seenByPage.refreshes}`);
+      assert.ok(seenByPage.refreshes.every(Boolean), `refreshes: ${seenByPage.refreshes}`);
+      assert.deepEqual(seenByPage.got, ["after the first token expired"]);
+      assert.equal(minted, 1 + seenByPage.refreshes.length);
+    } finally {
+      await server.stop();
+    }
+  },
+
   async "missed messages appear once each, in order, after the connection drops"(t) {
     const proxy = await startProxy(t.server.port);
     try {

@@ -84,7 +84,10 @@ impl Hub {
     /// [`HubError::Key`] and [`HubError::Tls`] for an unusable key or TLS file.
     pub fn with_broker(config: HubConfig, broker: Arc<dyn Broker>) -> Result<Arc<Self>, HubError> {
         config.validate()?;
-        let auth = Arc::new(JwtAuthenticator::new(&config.auth)?);
+        let metrics = Arc::new(Metrics::new());
+        let jwt = JwtAuthenticator::new(&config.auth, metrics.clone())?;
+        jwt.start();
+        let auth = Arc::new(jwt);
         // `validate` refused half a pair: both files are set, or neither.
         let tls = match (&config.tls.cert, &config.tls.key) {
             (Some(cert), Some(key)) => Some(
@@ -99,7 +102,6 @@ impl Hub {
             deflate.server_no_context_takeover = true;
             Arc::new(deflate)
         });
-        let metrics = Arc::new(Metrics::new());
         let node = Arc::new(Node::new(
             metrics.clone(),
             deflate.clone(),

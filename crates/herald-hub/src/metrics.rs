@@ -53,6 +53,11 @@ pub struct Metrics {
     /// Control messages and surveys from the broker's control bus, by outcome (`handled`,
     /// `surveyed`, `malformed`).
     pub control_messages: Family<Labels, Counter>,
+    /// `refresh` commands, by result (`ok`, `invalid`, `expired`, `other_user`, `anonymous`).
+    pub token_refreshes: Family<Labels, Counter>,
+    /// JWKS fetches, by result (`ok`, `unreachable`, `status`, `too_large`, `malformed`,
+    /// `timeout`), and unknown-`kid` refetches skipped by the rate limit (`rate_limited`).
+    pub jwks_fetches: Family<Labels, Counter>,
 }
 
 impl Metrics {
@@ -81,6 +86,18 @@ impl Metrics {
         let history_channels = Gauge::default();
         let history_bytes = Gauge::default();
         let control_messages = Family::<Labels, Counter>::default();
+        let token_refreshes = Family::<Labels, Counter>::default();
+        let jwks_fetches = Family::<Labels, Counter>::default();
+        registry.register(
+            "token_refreshes",
+            "Token refresh commands, by result",
+            token_refreshes.clone(),
+        );
+        registry.register(
+            "jwks_fetches",
+            "JWKS fetches, by result",
+            jwks_fetches.clone(),
+        );
         registry.register(
             "connections",
             "Open WebSocket connections",
@@ -173,6 +190,8 @@ impl Metrics {
             broker_errors,
             history_channels,
             history_bytes,
+            token_refreshes,
+            jwks_fetches,
             connections,
             subscriptions,
             messages_in,
@@ -228,6 +247,20 @@ impl Metrics {
     pub(crate) fn limit_hit(&self, limit: &str) {
         self.limit_hits
             .get_or_create(&vec![("limit".into(), limit.into())])
+            .inc();
+    }
+
+    /// Counts a `refresh` command by its result.
+    pub(crate) fn token_refresh(&self, result: &str) {
+        self.token_refreshes
+            .get_or_create(&vec![("result".into(), result.into())])
+            .inc();
+    }
+
+    /// Counts a JWKS fetch (or a skipped one) by its result.
+    pub(crate) fn jwks_fetch(&self, result: &str) {
+        self.jwks_fetches
+            .get_or_create(&vec![("result".into(), result.into())])
             .inc();
     }
 

@@ -155,6 +155,26 @@ pub(crate) static SETTINGS: &[Setting] = &[
         |c| c.auth.audience.as_deref().and_then(text),
         "When set, a token's aud claim (a string or an array) must contain it; tokens without \
          one get 401."),
+    setting("auth.refresh_notice", "refresh-notice", Kind::Duration, "DURATION", "5m",
+        |c| duration(c.auth.refresh_notice),
+        "How long before a token's exp a protocol-mode connection gets the refresh push (half \
+         the time left when less than twice this is left); 0 sends none."),
+    setting("auth.jwks_url", "jwks-url", Kind::Text, "URL",
+        "https://idp.example.com/.well-known/jwks.json",
+        |c| c.auth.jwks_url.as_deref().and_then(text),
+        "http:// or https:// URL of a JSON Web Key Set; tokens whose kid names one of its \
+         RS256, ES256 or EdDSA keys are verified with it."),
+    setting("auth.jwks_timeout", "jwks-timeout", Kind::Duration, "DURATION", "2s",
+        |c| duration(c.auth.jwks_timeout),
+        "How long one JWKS fetch may take; a handshake waits for a fetch no longer."),
+    setting("auth.jwks_refetch_interval", "jwks-refetch-interval", Kind::Duration, "DURATION",
+        "1m", |c| duration(c.auth.jwks_refetch_interval),
+        "Shortest time between JWKS fetches caused by an unknown kid: bounds what tokens with \
+         random kids can make the IdP serve."),
+    setting("auth.jwks_max_age", "jwks-max-age", Kind::Duration, "DURATION", "10m",
+        |c| duration(c.auth.jwks_max_age),
+        "How long fetched keys are used before the set is fetched again (a failed fetch keeps \
+         them)."),
     setting("api.key", "api-key", Kind::Secret, "KEY", "change-me",
         |c| c.api.key.as_deref().and_then(text),
         "Key backends send in X-API-Key to use the HTTP API; unset, the API answers 403."),

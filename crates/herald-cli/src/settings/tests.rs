@@ -264,6 +264,11 @@ fn the_table_has_one_row_per_config_field() {
                 query_param: _,
                 issuer: _,
                 audience: _,
+                refresh_notice: _,
+                jwks_url: _,
+                jwks_timeout: _,
+                jwks_refetch_interval: _,
+                jwks_max_age: _,
             },
         api: ApiConfig { key: _ },
         history:
@@ -318,7 +323,7 @@ fn the_table_has_one_row_per_config_field() {
         shutdown_timeout: _,
         shutdown_http_timeout: _,
     } = HubConfig::default();
-    const FIELDS: usize = 57;
+    const FIELDS: usize = 62;
     assert_eq!(SETTINGS.len(), FIELDS);
     let keys: std::collections::HashSet<_> = SETTINGS.iter().map(|s| s.key).collect();
     let flags: std::collections::HashSet<_> = SETTINGS.iter().map(|s| s.flag).collect();

@@ -155,6 +155,26 @@ pub struct AuthConfig {
     /// When set, a token's `aud` claim (a string, or an array of them) must contain it (a
     /// token without one is refused). Default unset: `aud` is not read.
     pub audience: Option<String>,
+    /// How long before a token's `exp` a protocol-mode connection is sent the `refresh` push:
+    /// this long, or half the time left when less than twice this is left. 0 sends none.
+    /// Default 60 s.
+    #[serde(with = "humantime_serde")]
+    pub refresh_notice: Duration,
+    /// An `http://` or `https://` URL serving a JSON Web Key Set (RFC 7517): tokens whose
+    /// header `kid` names one of its keys (RS256, ES256, EdDSA) are verified with it. Default
+    /// unset.
+    pub jwks_url: Option<String>,
+    /// How long one JWKS fetch may take, connect to last body byte. Default 5 s.
+    #[serde(with = "humantime_serde")]
+    pub jwks_timeout: Duration,
+    /// The shortest time between two JWKS fetches caused by an unknown `kid`: a flood of
+    /// tokens with random `kid`s makes at most one fetch per period. Default 30 s.
+    #[serde(with = "humantime_serde")]
+    pub jwks_refetch_interval: Duration,
+    /// How long fetched keys are used before the set is fetched again (on the next token that
+    /// needs them; a failed fetch keeps the old keys). Default 1 h.
+    #[serde(with = "humantime_serde")]
+    pub jwks_max_age: Duration,
 }
 
 impl Default for AuthConfig {
@@ -170,6 +190,11 @@ impl Default for AuthConfig {
             query_param: "token".into(),
             issuer: None,
             audience: None,
+            refresh_notice: Duration::from_secs(60),
+            jwks_url: None,
+            jwks_timeout: Duration::from_secs(5),
+            jwks_refetch_interval: Duration::from_secs(30),
+            jwks_max_age: Duration::from_secs(3600),
         }
     }
 }
@@ -180,6 +205,7 @@ impl AuthConfig {
         self.hs256_secret.is_some()
             || self.rs256_public_key.is_some()
             || self.es256_public_key.is_some()
+            || self.jwks_url.is_some()
     }
 
     /// Whether anonymous connections are let in.

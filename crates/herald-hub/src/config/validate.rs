@@ -58,6 +58,9 @@ pub enum ConfigError {
         /// The key it must stay under.
         limit: &'static str,
     },
+    /// `auth.jwks_url` is not an `http://` or `https://` URL with a host: fix the value.
+    #[error("auth.jwks_url `{0}` is not an http:// or https:// URL")]
+    JwksUrl(String),
     /// A plain-mode route cannot be served: fix its path or parameters.
     #[error("plain.routes: path `{path}` {problem}")]
     Route {
@@ -106,6 +109,7 @@ impl ConfigError {
             | Self::NotShorter { key, .. } => key,
             Self::Route { .. } => "plain.routes",
             Self::PersonalPrefix(_) => "users.personal_prefix",
+            Self::JwksUrl(_) => "auth.jwks_url",
         }
     }
 }
@@ -122,6 +126,7 @@ impl HubConfig {
         self.broker.validate()?;
         positive("shutdown_http_timeout", self.shutdown_http_timeout)?;
         self.tls_pair()?;
+        self.jwks()?;
         positive("history.ttl", self.history.ttl)?;
         self.limits()?;
         positive("heartbeat.interval", self.heartbeat.interval)?;
@@ -147,6 +152,18 @@ impl HubConfig {
             _ => return Ok(()),
         };
         Err(ConfigError::HalfTlsPair { set, missing })
+    }
+
+    fn jwks(&self) -> Result<(), ConfigError> {
+        let a = &self.auth;
+        if let Some(url) = &a.jwks_url
+            && crate::auth::JwksUrl::parse(url).is_none()
+        {
+            return Err(ConfigError::JwksUrl(url.clone()));
+        }
+        positive("auth.jwks_timeout", a.jwks_timeout)?;
+        positive("auth.jwks_refetch_interval", a.jwks_refetch_interval)?;
+        positive("auth.jwks_max_age", a.jwks_max_age)
     }
 
     fn limits(&self) -> Result<(), ConfigError> {
@@ -279,7 +296,7 @@ mod tests {
     #[test]
     fn zero_limits_and_periods_that_would_stop_the_server_are_refused() {
         type BreakIt = fn(&mut HubConfig);
-        let cases: [(&str, BreakIt); 9] = [
+        let cases: [(&str, BreakIt); 11] = [
             ("heartbeat.interval", |c| {
                 c.heartbeat.interval = Duration::ZERO
             }),
@@ -293,6 +310,12 @@ mod tests {
                 c.limits.close_timeout = Duration::ZERO
             }),
             ("history.ttl", |c| c.history.ttl = Duration::ZERO),
+            ("auth.jwks_timeout", |c| {
+                c.auth.jwks_timeout = Duration::ZERO
+            }),
+            ("auth.jwks_url", |c| {
+                c.auth.jwks_url = Some("ftp://idp.example/jwks".into());
+            }),
             ("redis.check_every", |c| {
                 c.redis.check_every = Duration::ZERO
             }),

@@ -2,7 +2,7 @@
 //! (401), room (400), in that order, all before the 101. The per-IP limit (429) was applied
 //! at accept (`server.rs`); the connection's slots ride along in its `Permit`.
 
-use crate::auth::{AuthError, find_token};
+use crate::auth::find_token;
 use crate::hub::Hub;
 use crate::names::{self, RoomError};
 use crate::server::Permit;
@@ -32,7 +32,7 @@ pub(super) async fn upgrade(
             return response;
         }
     };
-    match check(&hub, &upgrade) {
+    match check(&hub, &upgrade).await {
         Ok(grant) => {
             let config = hub.ws.clone();
             let upgrade = match grant.mode {
@@ -66,7 +66,7 @@ pub(super) async fn upgrade(
     }
 }
 
-fn check(hub: &Hub, upgrade: &WebSocketUpgrade) -> Result<Grant, (StatusCode, &'static str)> {
+async fn check(hub: &Hub, upgrade: &WebSocketUpgrade) -> Result<Grant, (StatusCode, &'static str)> {
     let request = upgrade.request();
     let host = request
         .headers()
@@ -79,11 +79,8 @@ fn check(hub: &Hub, upgrade: &WebSocketUpgrade) -> Result<Grant, (StatusCode, &'
     let identity = hub
         .auth
         .authenticate(token.as_deref())
-        .map_err(|e| match e {
-            AuthError::Missing => (StatusCode::UNAUTHORIZED, "missing token"),
-            AuthError::Expired => (StatusCode::UNAUTHORIZED, "token expired"),
-            _ => (StatusCode::UNAUTHORIZED, "invalid token"),
-        })?;
+        .await
+        .map_err(|e| (StatusCode::UNAUTHORIZED, e.reason()))?;
     let protocol = request.subprotocols().iter().any(|p| p == SUBPROTOCOL);
     let mode = if protocol {
         Mode::Protocol

@@ -9,6 +9,7 @@
 
 mod plain;
 mod protocol;
+mod refresh;
 mod server;
 #[cfg(test)]
 mod tests;
@@ -25,7 +26,7 @@ use crate::recovery::{Live, LiveFilter};
 use crate::users::{Handle, OPS_QUEUE, ServerOp};
 use herald::Message;
 use herald_hub_protocol::{ClientInfo, Disconnect};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -84,12 +85,19 @@ pub(crate) struct Session {
     mode: Mode,
     subscriber: Subscriber,
     subscriptions: HashMap<Arc<str>, LiveFilter>,
+    /// The subscriptions the server made (personal channel, `subs`, the server API): granted
+    /// by the server rather than by the token's patterns, so a `refresh` keeps them.
+    granted: HashSet<Arc<str>>,
     /// Publishes (`limits.publish_rate`).
     publish_rate: RateLimiter,
     /// Every other command, Pings and reply bytes (`limits.command_rate`).
     commands: RateLimiter,
     /// Whether the broker counts this connection for `limits.max_connections_per_user`.
     counted: bool,
+    /// When the token ends the connection (4501); `None` when it does not.
+    expiry: Option<Instant>,
+    /// When the `refresh` push is due (protocol mode); `None` once sent, or when none is.
+    notice: Option<Instant>,
 }
 
 /// Runs a connection to its end.
@@ -155,6 +163,11 @@ impl Session {
     ) -> Self {
         let (id, client) = hub.next_client_id();
         let limits = hub.config.limits;
+        let expiry = identity.expires.and_then(deadline_from_unix);
+        let notice = match mode {
+            Mode::Protocol => refresh::notice_at(expiry, hub.config.auth.refresh_notice),
+            Mode::Plain { .. } => None,
+        };
         Self {
             id,
             info: ClientInfo {
@@ -165,9 +178,12 @@ impl Session {
             mode,
             subscriber,
             subscriptions: HashMap::new(),
+            granted: HashSet::new(),
             publish_rate: RateLimiter::new(limits.publish_rate, limits.publish_burst),
             commands: RateLimiter::new(limits.command_rate, limits.command_burst),
             counted: false,
+            expiry,
+            notice,
             hub,
         }
     }
@@ -190,11 +206,13 @@ impl Session {
         let shutdown = self.hub.shutdown.clone();
         let cancelled = shutdown.cancelled();
         let killed = signal.killed();
-        let expiry = sleep_until_opt(self.identity.expires.and_then(deadline_from_unix));
+        // The token's timers move when a `refresh` replaces it; unset ones are never polled.
+        let expiry = tokio::time::sleep_until(self.expiry.unwrap_or_else(Instant::now));
+        let notice = tokio::time::sleep_until(self.notice.unwrap_or_else(Instant::now));
         let idle_timeout = self.hub.config.limits.idle_timeout;
         let mut idle_deadline = Instant::now() + idle_timeout;
         let idle = tokio::time::sleep_until(idle_deadline);
-        tokio::pin!(cancelled, killed, expiry, idle);
+        tokio::pin!(cancelled, killed, expiry, notice, idle);
         // Deliveries pulled from the queue; those from `next` on are not on the wire yet.
         let mut batch = Vec::with_capacity(64);
         let mut next = 0;
@@ -214,11 +232,23 @@ impl Session {
             if idle_on && idle.deadline() != idle_deadline {
                 idle.as_mut().reset(idle_deadline);
             }
+            let (expiry_on, notice_on) = (self.expiry.is_some(), self.notice.is_some());
+            if let Some(at) = self.expiry.filter(|&at| at != expiry.deadline()) {
+                expiry.as_mut().reset(at);
+            }
+            if let Some(at) = self.notice.filter(|&at| at != notice.deadline()) {
+                notice.as_mut().reset(at);
+            }
             tokio::select! {
                 biased;
                 reason = &mut killed => return End::Close(reason),
                 () = &mut cancelled => return End::Close(Disconnect::SHUTDOWN),
-                () = &mut expiry => return End::Close(Disconnect::UNAUTHORIZED),
+                () = &mut expiry, if expiry_on => return End::Close(Disconnect::UNAUTHORIZED),
+                () = &mut notice, if notice_on => {
+                    if let Err(end) = self.send_refresh_due(wire) {
+                        return end;
+                    }
+                }
                 () = &mut idle, if idle_on => return End::Close(Disconnect::IDLE),
                 // Polling the wire also writes out what was queued.
                 message = wire.next() => {
@@ -235,7 +265,7 @@ impl Session {
                         biased;
                         reason = &mut killed => Err(End::Close(reason)),
                         () = &mut cancelled => Err(End::Close(Disconnect::SHUTDOWN)),
-                        () = &mut expiry => Err(End::Close(Disconnect::UNAUTHORIZED)),
+                        () = &mut expiry, if expiry_on => Err(End::Close(Disconnect::UNAUTHORIZED)),
                         handled = self.on_message(message, wire) => handled,
                     };
                     if let Err(end) = handled {
@@ -380,11 +410,4 @@ fn deadline_from_unix(exp: u64) -> Option<Instant> {
     (left <= HORIZON)
         .then(|| Instant::now().checked_add(left))
         .flatten()
-}
-
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
 }

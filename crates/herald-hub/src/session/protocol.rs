@@ -86,9 +86,9 @@ impl Session {
                 self.reply(id, outcome, wire)
             }
             Call::Ping => self.reply(id, Ok(Empty {}), wire),
-            // Token refresh is not offered by this server yet: the method is unknown to it.
-            Call::Refresh(_) => {
-                self.reply::<Empty>(id, Err(ErrorBody::new(ErrorCode::UNKNOWN_METHOD)), wire)
+            Call::Refresh(p) => {
+                let outcome = self.refresh(p, wire).await?;
+                self.reply(id, outcome, wire)
             }
         }
     }
@@ -110,7 +110,7 @@ impl Session {
     }
 
     /// Queues a reply; its size is charged to the command budget.
-    fn reply<T: Serialize>(
+    pub(super) fn reply<T: Serialize>(
         &mut self,
         id: u64,
         outcome: Outcome<T>,
@@ -174,6 +174,7 @@ impl Session {
         if self.subscriptions.remove(p.channel.as_str()).is_none() {
             return Err(ErrorBody::new(ErrorCode::NOT_SUBSCRIBED));
         }
+        self.granted.remove(p.channel.as_str());
         self.hub.unsubscribe(&p.channel, self.id, &self.info).await;
         Ok(Empty {})
     }

@@ -85,6 +85,7 @@ impl Session {
             }
             ServerOp::Unsubscribe(channel) => {
                 if self.subscriptions.remove(&*channel).is_some() {
+                    self.granted.remove(&*channel);
                     self.hub.unsubscribe(&channel, self.id, &self.info).await;
                     let push = Push::Unsubscribed(Unsubscribed {
                         channel: channel.to_string(),
@@ -158,6 +159,7 @@ impl Session {
             offset: joined.position.offset,
             epoch: joined.position.epoch.clone(),
         });
+        self.granted.insert(Arc::clone(&joined.name));
         self.subscriptions
             .insert(Arc::clone(&joined.name), LiveFilter::new(joined.position));
         self.send_text(push.to_json(), wire)?;

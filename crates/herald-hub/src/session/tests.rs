@@ -442,14 +442,14 @@ mod driver {
     //! (4502), and a full wire that pulls no deliveries until fan-out cuts it off (4001).
     use super::*;
 
-    fn unix_now() -> u64 {
+    pub(super) fn unix_now() -> u64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs()
     }
 
-    async fn start(
+    pub(super) async fn start(
         config: HubConfig,
         expires: Option<u64>,
     ) -> (
@@ -468,12 +468,12 @@ mod driver {
         (hub, wire, tx, task)
     }
 
-    fn command(id: u64, method: &str, params: Value) -> Message {
+    pub(super) fn command(id: u64, method: &str, params: Value) -> Message {
         Message::text(json!({"id": id, "method": method, "params": params}).to_string())
     }
 
     /// Waits (in paused time) until the wire holds a reply to `id`.
-    async fn reply(wire: &Recorder, id: u64) -> Value {
+    pub(super) async fn reply(wire: &Recorder, id: u64) -> Value {
         for _ in 0..1000 {
             let found = wire.sent.lock().unwrap().iter().find_map(|s| match s {
                 Sent::Text(v) if v["id"] == id => Some(v.clone()),
@@ -581,7 +581,7 @@ mod server_side {
     }
 
     /// A protocol-mode session for `identity`, started (connected, server subscriptions).
-    async fn started(hub: &Arc<Hub>, identity: Identity) -> Fixture {
+    pub(super) async fn started(hub: &Arc<Hub>, identity: Identity) -> Fixture {
         let (queue, rx) = mpsc::channel(hub.config.limits.queue_size);
         let subscriber = Subscriber {
             queue,
@@ -897,5 +897,266 @@ mod connection_limit {
             *wires[2].0.closed.lock().unwrap(),
             Some(Disconnect::TERMINATED)
         );
+    }
+}
+
+mod refresh {
+    //! `refresh`: the push at `auth.refresh_notice` before `exp`, the command that moves the
+    //! expiry, refusals that keep it (101, 103), and channels the new claims no longer allow.
+    use super::driver::{command, reply, start, unix_now};
+    use super::*;
+    use crate::auth::{Claims, issue_hs256};
+
+    const SECRET: &str = "s3";
+
+    fn config(notice: Duration) -> HubConfig {
+        let mut config = HubConfig::default();
+        config.auth.hs256_secret = Some(SECRET.into());
+        config.auth.refresh_notice = notice;
+        // Connections without subscriptions stay open: only the token ends them.
+        config.limits.idle_timeout = Duration::ZERO;
+        config
+    }
+
+    fn token(sub: &str, exp: u64, channels: &[&str]) -> String {
+        let claims = Claims {
+            sub: sub.into(),
+            exp,
+            channels: channels.iter().map(|c| (*c).to_owned()).collect(),
+            subscribe: vec![],
+            publish: vec![],
+            subs: vec![],
+        };
+        issue_hs256(SECRET, &claims).unwrap()
+    }
+
+    /// The pushes of `kind` queued so far.
+    fn pushes(wire: &Recorder, kind: &str) -> Vec<Value> {
+        wire.sent
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|s| match s {
+                Sent::Text(v) if v["push"] == kind => Some(v.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Waits (in paused time) for the session to end; how long it took.
+    async fn ended(task: tokio::task::JoinHandle<()>) -> Duration {
+        let started = Instant::now();
+        task.await.unwrap();
+        started.elapsed()
+    }
+
+    fn around(waited: Duration, secs: u64) -> bool {
+        waited >= Duration::from_secs(secs.saturating_sub(2))
+            && waited <= Duration::from_secs(secs + 1)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_refresh_push_comes_at_the_notice_before_expiry() {
+        let exp = unix_now() + 300;
+        let (_hub, wire, _tx, task) = start(config(Duration::from_secs(60)), Some(exp)).await;
+        let started = Instant::now();
+        while pushes(&wire, "refresh").is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(around(started.elapsed(), 240), "{:?}", started.elapsed());
+        assert_eq!(
+            pushes(&wire, "refresh"),
+            [json!({"push": "refresh", "expires": exp})]
+        );
+        assert!(around(ended(task).await, 60));
+        assert_eq!(*wire.closed.lock().unwrap(), Some(Disconnect::UNAUTHORIZED));
+        assert_eq!(pushes(&wire, "refresh").len(), 1, "one push per token");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_short_token_is_noticed_at_half_its_time_left() {
+        let (_hub, wire, _tx, task) =
+            start(config(Duration::from_secs(60)), Some(unix_now() + 40)).await;
+        let started = Instant::now();
+        while pushes(&wire, "refresh").is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(around(started.elapsed(), 20), "{:?}", started.elapsed());
+        task.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refresh_moves_the_expiry_and_the_next_notice() {
+        let (hub, wire, tx, task) =
+            start(config(Duration::from_secs(10)), Some(unix_now() + 30)).await;
+        let exp = unix_now() + 600;
+        tx.send(command(
+            1,
+            "refresh",
+            json!({"token": token("u1", exp, &["*"])}),
+        ))
+        .unwrap();
+        assert_eq!(reply(&wire, 1).await["result"], json!({"expires": exp}));
+        let waited = ended(task).await;
+        assert!(around(waited, 600), "{waited:?}");
+        assert_eq!(*wire.closed.lock().unwrap(), Some(Disconnect::UNAUTHORIZED));
+        let due = pushes(&wire, "refresh");
+        assert_eq!(
+            due,
+            [json!({"push": "refresh", "expires": exp})],
+            "the first notice moved"
+        );
+        assert!(
+            hub.metrics()
+                .render()
+                .contains("herald_token_refreshes_total{result=\"ok\"} 1")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_refresh_keeps_the_old_expiry() {
+        let (hub, wire, tx, task) =
+            start(config(Duration::from_secs(10)), Some(unix_now() + 30)).await;
+        let later = unix_now() + 600;
+        let forged = {
+            let claims = Claims {
+                sub: "u1".into(),
+                exp: later,
+                channels: vec![],
+                subscribe: vec![],
+                publish: vec![],
+                subs: vec![],
+            };
+            issue_hs256("other", &claims).unwrap()
+        };
+        let cases = [
+            (1, forged, 101),
+            (2, token("u1", unix_now() - 5, &["*"]), 101),
+            (3, String::new(), 101),
+            (4, "x.y.z".to_owned(), 101),
+            (5, token("someone-else", later, &["*"]), 103),
+        ];
+        for (id, token, code) in cases {
+            tx.send(command(id, "refresh", json!({"token": token})))
+                .unwrap();
+            let answer = reply(&wire, id).await;
+            assert_eq!(answer["error"]["code"], code, "{id}: {answer}");
+        }
+        let waited = ended(task).await;
+        assert!(around(waited, 30), "{waited:?}");
+        assert_eq!(*wire.closed.lock().unwrap(), Some(Disconnect::UNAUTHORIZED));
+        let metrics = hub.metrics().render();
+        assert!(metrics.contains("result=\"invalid\"} 3"), "{metrics}");
+        assert!(metrics.contains("result=\"expired\"} 1"), "{metrics}");
+        assert!(metrics.contains("result=\"other_user\"} 1"), "{metrics}");
+    }
+
+    #[tokio::test]
+    async fn refresh_spends_from_the_command_budget() {
+        let mut cfg = config(Duration::from_secs(60));
+        cfg.limits.command_rate = 1;
+        cfg.limits.command_burst = 2;
+        let mut f = fixture(cfg, Mode::Protocol);
+        f.session.identity = identity(Some(unix_now() + 60));
+        let fresh = token("u1", unix_now() + 600, &["*"]);
+        for _ in 0..2 {
+            let answer = f.call("refresh", json!({"token": fresh})).await;
+            assert!(answer.get("result").is_some(), "{answer}");
+        }
+        let refused = f.call("refresh", json!({"token": fresh})).await;
+        assert_eq!(refused["error"]["code"], 108, "{refused}");
+    }
+
+    #[tokio::test]
+    async fn an_anonymous_connection_cannot_refresh() {
+        let mut f = fixture(HubConfig::default(), Mode::Protocol);
+        let answer = f
+            .call(
+                "refresh",
+                json!({"token": token("u1", unix_now() + 60, &[])}),
+            )
+            .await;
+        assert_eq!(answer["error"]["code"], 101, "{answer}");
+    }
+
+    #[tokio::test]
+    async fn a_refresh_keeps_the_personal_channel_and_the_subscriptions_the_server_made() {
+        let hub = Hub::new(config(Duration::from_secs(60))).unwrap();
+        let mut granted = identity(Some(unix_now() + 60));
+        granted.subs = vec!["news".into()];
+        let mut f = super::server_side::started(&hub, granted).await;
+        f.wire.take();
+        // The new claims cover neither `#u1` nor `news`: the server granted both, and keeps them.
+        let narrow = token("u1", unix_now() + 600, &["a:*"]);
+        f.command(7, "refresh", json!({"token": narrow}))
+            .await
+            .unwrap();
+        let sent = f.wire.take();
+        assert_eq!(sent.len(), 1, "only the reply: {sent:?}");
+        for channel in ["#u1", "news"] {
+            hub.publish(channel, json_payload(json!(1)), None)
+                .await
+                .unwrap();
+        }
+        f.deliver_queued().unwrap();
+        let delivered: Vec<String> = f
+            .wire
+            .take()
+            .into_iter()
+            .filter_map(|s| match s {
+                Sent::Publication { channel, .. } => Some(channel),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(delivered, ["#u1", "news"]);
+    }
+
+    #[tokio::test]
+    async fn channels_the_new_claims_no_longer_allow_are_left_with_a_push() {
+        let mut f = fixture(config(Duration::from_secs(60)), Mode::Protocol);
+        f.session.identity = identity(Some(unix_now() + 60));
+        for channel in ["a:1", "b:1"] {
+            let reply = f.call("subscribe", json!({"channel": channel})).await;
+            assert!(reply.get("result").is_some(), "{reply}");
+        }
+        let narrow = token("u1", unix_now() + 600, &["a:*"]);
+        f.command(7, "refresh", json!({"token": narrow}))
+            .await
+            .unwrap();
+        let sent = f.wire.take();
+        let texts: Vec<&Value> = sent
+            .iter()
+            .filter_map(|s| match s {
+                Sent::Text(v) => Some(v),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(texts.len(), 2, "{texts:?}");
+        assert_eq!(
+            *texts[0],
+            json!({"push": "unsubscribed", "channel": "b:1", "reason": "not allowed by the refreshed token"})
+        );
+        assert_eq!(texts[1]["id"], 7);
+        assert!(texts[1]["result"]["expires"].is_u64(), "{}", texts[1]);
+        for channel in ["a:1", "b:1"] {
+            f.hub
+                .publish(channel, json_payload(json!(1)), None)
+                .await
+                .unwrap();
+        }
+        f.deliver_queued().unwrap();
+        let delivered: Vec<Sent> = f.wire.take();
+        assert_eq!(
+            delivered,
+            [Sent::Publication {
+                channel: "a:1".into(),
+                offset: 1,
+                plain: false
+            }]
+        );
+        let again = f.call("unsubscribe", json!({"channel": "b:1"})).await;
+        assert_eq!(again["error"]["code"], 105, "{again}");
+        let denied = f.call("subscribe", json!({"channel": "b:1"})).await;
+        assert_eq!(denied["error"]["code"], 103, "{denied}");
     }
 }
