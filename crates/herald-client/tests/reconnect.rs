@@ -147,7 +147,10 @@ async fn expired_static_token_closes_with_4501_and_the_client_stays_down() {
 
 #[tokio::test]
 async fn token_provider_is_asked_at_each_connect_and_renews_after_4501() {
-    let server = Server::start(common::with_tokens()).await;
+    // No refresh push: the token runs out and the server closes with 4501.
+    let mut config = common::with_tokens();
+    config.auth.refresh_notice = Duration::ZERO;
+    let server = Server::start(config).await;
     let calls = Arc::new(AtomicUsize::new(0));
     let counted = calls.clone();
     let provider = TokenProvider::new(move || {
