@@ -33,6 +33,9 @@ pub(crate) struct Identity {
     pub(crate) publish: Vec<WildMatch>,
     /// When the token expires (seconds since the epoch); the connection is closed then.
     pub(crate) expires: Option<u64>,
+    /// Let in without a token: its channels are each namespace's anonymous patterns
+    /// (`namespace.rs`), `subscribe` and `publish` being the default namespace's.
+    pub(crate) anonymous: bool,
 }
 
 impl Identity {
@@ -151,6 +154,7 @@ impl JwtAuthenticator {
             subscribe: patterns(&config.anonymous_subscribe_patterns()),
             publish: patterns(&config.anonymous_publish_patterns()),
             expires: None,
+            anonymous: true,
         });
         Ok(Self {
             keys,
@@ -234,7 +238,7 @@ fn load_key(
     parse(&pem).map_err(|e| error(e.to_string()))
 }
 
-fn patterns(list: &[String]) -> Vec<WildMatch> {
+pub(crate) fn patterns(list: &[String]) -> Vec<WildMatch> {
     list.iter().map(|p| WildMatch::new(p)).collect()
 }
 
@@ -276,6 +280,7 @@ impl JwtAuthenticator {
             subscribe,
             publish,
             expires: Some(c.exp),
+            anonymous: false,
         })
     }
 }

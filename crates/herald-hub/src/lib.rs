@@ -51,6 +51,7 @@ mod hub;
 mod limits;
 pub mod metrics;
 pub mod names;
+mod namespace;
 mod node;
 mod origin;
 mod recovery;

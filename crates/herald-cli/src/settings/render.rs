@@ -35,8 +35,31 @@ pub(crate) fn default_file() -> String {
             }
         }
     });
+    out.push_str(NAMESPACES_EXAMPLE);
     out
 }
+
+/// `[namespaces.NAME]` tables are TOML only (no flag or variable): shown as a commented
+/// example, each key at the value it takes when left unset.
+const NAMESPACES_EXAMPLE: &str = r#"
+# Namespaces (TOML only): the rules for channels named NAME:..., one table each. With none
+# configured, namespacing is off and every channel follows the settings above. With one or
+# more, a channel whose prefix is not configured is refused (error 112, HTTP 400), a channel
+# without ':' follows the settings above, and every plain route's rooms must fall in a
+# configured namespace. A key left unset takes the value above (history.size, history.ttl,
+# presence.enabled, presence.join_leave, auth.anonymous_subscribe, auth.anonymous_publish).
+#
+# [namespaces.chat]
+# history_size = 100               # publications kept per channel (at most 1000000)
+# history_ttl = "5m"               # how long a channel's history lives after its last publish
+# presence = true                  # false: no presence, no joins or leaves
+# join_leave = true                # false: no join/leave pushes
+# publish = true                   # false: only the HTTP API publishes (clients get 103)
+# recover = true                   # false: subscribe with recover answers recovered: false
+# latest = 0                       # newest publications a subscribe returns (<= history_size)
+# anonymous_subscribe = ["chat:*"] # patterns for connections without a token
+# anonymous_publish = ["chat:*"]
+"#;
 
 /// The effective configuration, each key followed by where its value came from. Secrets are
 /// redacted, so the output documents a running setup without leaking it.

@@ -3,12 +3,15 @@
 //! The rules between fields are [`HubConfig::validate`]'s.
 
 mod broker;
+mod namespace;
 mod validate;
 
 pub use broker::BrokerConfig;
-pub use validate::{ConfigError, RouteProblem};
+pub use namespace::{MAX_HISTORY_SIZE, MAX_NAMESPACES, NamespaceConfig};
+pub use validate::{ConfigError, NamespaceProblem, RouteProblem};
 
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -41,6 +44,11 @@ pub struct HubConfig {
     pub presence: PresenceConfig,
     /// The Redis broker's timings (with a `redis://` broker).
     pub redis: RedisConfig,
+    /// Namespaces, `[namespaces.NAME]`: the rules for channels named `NAME:…`. None
+    /// configured (the default): namespacing is off and every channel follows the default
+    /// namespace's rules (the top-level `history`, `presence` and `auth.anonymous_*`). With at
+    /// least one, a channel whose prefix is not configured is refused (error 112).
+    pub namespaces: BTreeMap<String, NamespaceConfig>,
     /// Offer permessage-deflate (RFC 7692) to clients. Default true.
     pub deflate: bool,
     /// How long graceful shutdown waits for connections to close after sending 1001.
@@ -69,6 +77,7 @@ impl Default for HubConfig {
             plain: PlainConfig::default(),
             presence: PresenceConfig::default(),
             redis: RedisConfig::default(),
+            namespaces: BTreeMap::new(),
             deflate: true,
             shutdown_timeout: Duration::from_secs(5),
             shutdown_http_timeout: Duration::from_secs(1),

@@ -5,7 +5,8 @@
 //! [`Hub::new`]: crate::Hub::new
 //! [`Hub::with_broker`]: crate::Hub::with_broker
 
-use super::HubConfig;
+use super::{HubConfig, MAX_HISTORY_SIZE, MAX_NAMESPACES, NamespaceConfig};
+use crate::names::valid_channel;
 use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
@@ -66,6 +67,55 @@ pub enum ConfigError {
         /// What is wrong with it.
         problem: RouteProblem,
     },
+    /// A `[namespaces.NAME]` table breaks a rule: fix the key it names.
+    #[error("namespaces.{name}{}{field}: {problem}", if field.is_empty() { "" } else { "." })]
+    Namespace {
+        /// The namespace, as configured.
+        name: String,
+        /// The key in its table (empty: the table's name itself).
+        field: &'static str,
+        /// What is wrong.
+        problem: NamespaceProblem,
+    },
+}
+
+/// What is wrong with a `[namespaces.NAME]` table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NamespaceProblem {
+    /// The name is empty, contains `:`, or has a character a channel name may not have.
+    InvalidName,
+    /// More tables than [`MAX_NAMESPACES`].
+    TooMany,
+    /// `history_size` is over [`MAX_HISTORY_SIZE`].
+    HistoryTooLarge,
+    /// `history_ttl` is 0.
+    ZeroTtl,
+    /// `latest` is over the namespace's history size: it could never be served.
+    LatestOverHistory {
+        /// The namespace's history size (its own, or `history.size`).
+        size: usize,
+    },
+    /// A pattern has a character no channel name has (besides `*` and `?`), or is empty or
+    /// longer than a channel name.
+    InvalidPattern(String),
+}
+
+impl fmt::Display for NamespaceProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidName => f.write_str(
+                "a namespace name is 1-255 letters, digits and `-_./@#=+,`, without `:`",
+            ),
+            Self::TooMany => write!(f, "at most {MAX_NAMESPACES} namespaces"),
+            Self::HistoryTooLarge => write!(f, "must be at most {MAX_HISTORY_SIZE}"),
+            Self::ZeroTtl => f.write_str("must be longer than 0s"),
+            Self::LatestOverHistory { size } => {
+                write!(f, "must be at most the history size ({size})")
+            }
+            Self::InvalidPattern(p) => write!(f, "invalid channel pattern `{p}`"),
+        }
+    }
 }
 
 /// What is wrong with a plain-mode route.
@@ -78,6 +128,8 @@ pub enum RouteProblem {
     Duplicate,
     /// A parameter name is empty.
     EmptyParam,
+    /// Its rooms (`PATH:…`) fall in a namespace that is not configured.
+    UnknownNamespace,
 }
 
 impl fmt::Display for RouteProblem {
@@ -86,6 +138,7 @@ impl fmt::Display for RouteProblem {
             Self::NotAPath => "must start with / and have no query",
             Self::Duplicate => "is listed twice",
             Self::EmptyParam => "has an empty parameter name",
+            Self::UnknownNamespace => "names rooms in a namespace that is not configured",
         })
     }
 }
@@ -101,6 +154,17 @@ impl ConfigError {
             | Self::ZeroDuration { key }
             | Self::NotShorter { key, .. } => key,
             Self::Route { .. } => "plain.routes",
+            Self::Namespace { .. } => "namespaces",
+        }
+    }
+
+    /// The full dotted key to point at: [`key`](Self::key), or for a namespace table
+    /// `namespaces.NAME.FIELD` (`namespaces.NAME` for its name).
+    pub fn location(&self) -> String {
+        match self {
+            Self::Namespace { name, field, .. } if field.is_empty() => format!("namespaces.{name}"),
+            Self::Namespace { name, field, .. } => format!("namespaces.{name}.{field}"),
+            other => other.key().to_owned(),
         }
     }
 }
@@ -108,7 +172,8 @@ impl ConfigError {
 impl HubConfig {
     /// Checks every rule between and within fields that the types cannot express: the broker
     /// string, both halves of the TLS pair, sizes and periods that must not be 0, bursts for
-    /// the rates that are set, plain-mode routes, and the Redis timings.
+    /// the rates that are set, plain-mode routes, the Redis timings, and the namespace tables
+    /// (names, sizes, TTLs, `latest`, patterns; routes whose rooms fall in no namespace).
     ///
     /// # Errors
     /// The first broken rule, in the order a configuration file lists the keys.
@@ -121,7 +186,51 @@ impl HubConfig {
         positive("heartbeat.interval", self.heartbeat.interval)?;
         positive("heartbeat.timeout", self.heartbeat.timeout)?;
         self.routes()?;
-        self.redis_timings()
+        self.redis_timings()?;
+        self.namespace_tables()
+    }
+
+    fn namespace_tables(&self) -> Result<(), ConfigError> {
+        if self.namespaces.len() > MAX_NAMESPACES {
+            let name = self.namespaces.keys().nth(MAX_NAMESPACES).cloned();
+            return Err(namespace(
+                name.unwrap_or_default(),
+                "",
+                NamespaceProblem::TooMany,
+            ));
+        }
+        for (name, table) in &self.namespaces {
+            self.namespace_table(name, table)?;
+        }
+        Ok(())
+    }
+
+    fn namespace_table(&self, name: &str, t: &NamespaceConfig) -> Result<(), ConfigError> {
+        let fail = |field, problem| Err(namespace(name.to_owned(), field, problem));
+        if !valid_channel(name) || name.contains(':') {
+            return fail("", NamespaceProblem::InvalidName);
+        }
+        let size = t.history_size.unwrap_or(self.history.size);
+        if size > MAX_HISTORY_SIZE {
+            return fail("history_size", NamespaceProblem::HistoryTooLarge);
+        }
+        if t.history_ttl.is_some_and(|ttl| ttl.is_zero()) {
+            return fail("history_ttl", NamespaceProblem::ZeroTtl);
+        }
+        if t.latest.unwrap_or(0) > size {
+            return fail("latest", NamespaceProblem::LatestOverHistory { size });
+        }
+        let lists = [
+            ("anonymous_subscribe", &t.anonymous_subscribe),
+            ("anonymous_publish", &t.anonymous_publish),
+        ];
+        for (field, list) in lists {
+            let bad = list.iter().flatten().find(|p| !valid_pattern(p));
+            if let Some(bad) = bad {
+                return fail(field, NamespaceProblem::InvalidPattern(bad.clone()));
+            }
+        }
+        Ok(())
     }
 
     fn tls_pair(&self) -> Result<(), ConfigError> {
@@ -159,6 +268,8 @@ impl HubConfig {
                 RouteProblem::Duplicate
             } else if route.params.iter().any(String::is_empty) {
                 RouteProblem::EmptyParam
+            } else if !self.route_namespace_known(route) {
+                RouteProblem::UnknownNamespace
             } else {
                 continue;
             };
@@ -168,6 +279,18 @@ impl HubConfig {
             });
         }
         Ok(())
+    }
+
+    /// Whether the rooms of `route` fall in a configured namespace (always, with none
+    /// configured; a room without `:` is in the default namespace).
+    fn route_namespace_known(&self, route: &super::PlainRoute) -> bool {
+        let room = route.path.trim_start_matches('/');
+        let prefix = match room.split_once(':') {
+            Some((prefix, _)) => prefix,
+            None if route.params.is_empty() => return true,
+            None => room,
+        };
+        self.namespaces.is_empty() || self.namespaces.contains_key(prefix)
     }
 
     fn redis_timings(&self) -> Result<(), ConfigError> {
@@ -188,6 +311,19 @@ impl HubConfig {
         }
         Ok(())
     }
+}
+
+fn namespace(name: String, field: &'static str, problem: NamespaceProblem) -> ConfigError {
+    ConfigError::Namespace {
+        name,
+        field,
+        problem,
+    }
+}
+
+/// A permission pattern: what a channel name may be, with `*` and `?` anywhere.
+pub(crate) fn valid_pattern(pattern: &str) -> bool {
+    valid_channel(&pattern.replace(['*', '?'], "a"))
 }
 
 fn at_least_one(key: &'static str, value: usize) -> Result<(), ConfigError> {

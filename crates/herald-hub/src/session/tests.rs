@@ -110,6 +110,7 @@ fn identity(expires: Option<u64>) -> Identity {
         subscribe: vec![WildMatch::new("*")],
         publish: vec![WildMatch::new("*")],
         expires,
+        anonymous: false,
     }
 }
 
