@@ -490,4 +490,131 @@ mod tests {
             assert_eq!(e.to_string(), format!("plain.routes: {message}"));
         }
     }
+
+    mod namespaces {
+        //! `[namespaces.NAME]` tables and the routes into them.
+        use super::*;
+        use crate::config::NamespaceConfig;
+
+        fn with(name: &str, table: NamespaceConfig) -> HubConfig {
+            let mut c = HubConfig::default();
+            c.namespaces.insert(name.into(), table);
+            // The default `/chat` route needs a `chat` namespace once namespacing is on.
+            c.namespaces
+                .insert("chat".into(), NamespaceConfig::default());
+            c
+        }
+
+        fn problem(c: &HubConfig) -> (String, String) {
+            let e = c.validate().unwrap_err();
+            assert_eq!(e.key(), "namespaces");
+            (e.location(), e.to_string())
+        }
+
+        #[test]
+        fn a_namespace_name_is_a_channel_prefix_without_a_colon() {
+            for bad in ["", "a:b", "a b", "a*"] {
+                let (at, message) = problem(&with(bad, NamespaceConfig::default()));
+                assert_eq!(at, format!("namespaces.{bad}"));
+                assert!(message.contains("without `:`"), "{message}");
+            }
+            assert_eq!(
+                with("news.eu", NamespaceConfig::default()).validate(),
+                Ok(())
+            );
+        }
+
+        #[test]
+        fn sizes_ttls_and_latest_stay_within_their_bounds() {
+            let cases = [
+                (
+                    NamespaceConfig {
+                        history_size: Some(MAX_HISTORY_SIZE + 1),
+                        ..NamespaceConfig::default()
+                    },
+                    "namespaces.n.history_size",
+                ),
+                (
+                    NamespaceConfig {
+                        history_ttl: Some(Duration::ZERO),
+                        ..NamespaceConfig::default()
+                    },
+                    "namespaces.n.history_ttl",
+                ),
+                (
+                    NamespaceConfig {
+                        history_size: Some(5),
+                        latest: Some(6),
+                        ..NamespaceConfig::default()
+                    },
+                    "namespaces.n.latest",
+                ),
+            ];
+            for (table, at) in cases {
+                assert_eq!(problem(&with("n", table)).0, at);
+            }
+            let latest = NamespaceConfig {
+                latest: Some(101),
+                ..NamespaceConfig::default()
+            };
+            assert_eq!(
+                problem(&with("n", latest)).1,
+                "namespaces.n.latest: must be at most the history size (100)"
+            );
+        }
+
+        #[test]
+        fn patterns_are_channel_names_with_wildcards() {
+            let table = NamespaceConfig {
+                anonymous_subscribe: Some(vec!["n:*".into(), "n:a b".into()]),
+                ..NamespaceConfig::default()
+            };
+            let (at, message) = problem(&with("n", table));
+            assert_eq!(at, "namespaces.n.anonymous_subscribe");
+            assert!(
+                message.ends_with("invalid channel pattern `n:a b`"),
+                "{message}"
+            );
+            let fine = NamespaceConfig {
+                anonymous_publish: Some(vec!["n:?x*".into(), "*".into()]),
+                ..NamespaceConfig::default()
+            };
+            assert_eq!(with("n", fine).validate(), Ok(()));
+        }
+
+        #[test]
+        fn a_route_into_an_unknown_namespace_is_refused_once_namespacing_is_on() {
+            let mut c = HubConfig::default();
+            c.namespaces
+                .insert("news".into(), NamespaceConfig::default());
+            let e = c.validate().unwrap_err();
+            assert_eq!(e.key(), "plain.routes");
+            assert_eq!(
+                e.to_string(),
+                "plain.routes: path `/chat` names rooms in a namespace that is not configured"
+            );
+            c.namespaces
+                .insert("chat".into(), NamespaceConfig::default());
+            assert_eq!(c.validate(), Ok(()));
+            // A route without parameters names one room; without `:` it is in the default
+            // namespace, which always exists.
+            c.plain.routes.push(PlainRoute {
+                path: "/lobby".into(),
+                params: vec![],
+            });
+            assert_eq!(c.validate(), Ok(()));
+        }
+
+        #[test]
+        fn more_tables_than_the_bound_are_refused() {
+            let mut c = HubConfig::default();
+            for n in 0..=MAX_NAMESPACES {
+                c.namespaces
+                    .insert(format!("n{n}"), NamespaceConfig::default());
+            }
+            c.namespaces
+                .insert("chat".into(), NamespaceConfig::default());
+            assert!(problem(&c).1.contains("at most 1000 namespaces"));
+        }
+    }
 }
