@@ -211,6 +211,13 @@ recover = false
     }
 
     #[test]
+    fn the_demo_chats_configuration_is_ok() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../web/chat.toml");
+        let output = run(herald().args(["config", "check"]).arg(&path));
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+
+    #[test]
     fn a_missing_file_exits_1() {
         let output = run(herald().args(["config", "check", "/nonexistent/herald.toml"]));
         assert_eq!(output.status.code(), Some(1));
