@@ -104,7 +104,8 @@ pub struct History {
 pub struct HistoryQuery {
     /// Only publications with an offset above this one (0: from the oldest retained).
     pub after: u64,
-    /// At most this many (the oldest first); 0 reads only the position.
+    /// At most this many (the oldest first, or with `reverse` the newest); 0 reads only the
+    /// position.
     pub limit: usize,
     /// Read from the newest end: the newest `limit` publications above `after`, newest
     /// first, without reading the rest of the stream.

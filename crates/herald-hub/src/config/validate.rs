@@ -162,7 +162,9 @@ impl ConfigError {
     /// `namespaces.NAME.FIELD` (`namespaces.NAME` for its name).
     pub fn location(&self) -> String {
         match self {
-            Self::Namespace { name, field, .. } if field.is_empty() => format!("namespaces.{name}"),
+            Self::Namespace {
+                name, field: "", ..
+            } => format!("namespaces.{name}"),
             Self::Namespace { name, field, .. } => format!("namespaces.{name}.{field}"),
             other => other.key().to_owned(),
         }
