@@ -1,8 +1,9 @@
 //! The conformance suite every [`Broker`] implementation passes: the module invariants as
 //! executable cases.
 //!
-//! Each case takes a factory that builds a fresh, started-nowhere broker for a given history
-//! retention, and panics (it is test code) when the broker breaks an invariant. Brokers that
+//! Each case takes a factory that builds a fresh, started-nowhere broker for a given
+//! [`HistoryConfig`] (node-wide bounds; what each channel keeps comes with its publishes as a
+//! [`Retention`]), and panics (it is test code) when the broker breaks an invariant. Brokers that
 //! share state between instances (Redis) get distinct channel names per case, so cases can
 //! run against one server. [`run_all`] runs every case, given also a *footprint*: how much
 //! state the broker holds over all channels (the memory broker's [`memory_footprint`], the

@@ -674,4 +674,28 @@ mod namespaces {
             .await;
         assert_eq!(sent, Err(End::Close(Disconnect::POLICY)));
     }
+
+    #[tokio::test]
+    async fn the_latest_publications_past_the_reply_cap_are_the_newest_that_fit() {
+        let latest = NamespaceConfig {
+            latest: Some(5),
+            ..NamespaceConfig::default()
+        };
+        let mut config = with("prices", latest);
+        config.limits.max_reply_size = 5 << 10;
+        let mut f = fixture(config, Mode::Protocol);
+        for _ in 0..5 {
+            let data = json_payload(json!("x".repeat(2000)));
+            f.hub.publish("prices:a", data, None).await.unwrap();
+        }
+        let reply = f.call("subscribe", json!({"channel": "prices:a"})).await;
+        let offsets: Vec<u64> = reply["result"]["publications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["offset"].as_u64().unwrap())
+            .collect();
+        assert_eq!(offsets, [4, 5], "{reply}");
+        assert_eq!(reply["result"]["offset"], 5);
+    }
 }
