@@ -290,6 +290,18 @@ mod precedence {
     }
 
     #[test]
+    fn print_config_shows_the_namespace_tables_in_effect() {
+        let text = "[namespaces.chat]\nlatest = 5\nhistory_ttl = \"1m\"\n\n[namespaces.\"a.b\"]\npublish = false\n";
+        let path = write("print-namespaces", text);
+        let path = path.display().to_string();
+        let e = effective(&mut herald(), &["--config", &path]);
+        let namespaces = e["namespaces"].as_table().expect("a namespaces table");
+        assert_eq!(namespaces["chat"]["latest"].as_integer(), Some(5));
+        assert_eq!(namespaces["chat"]["history_ttl"].as_str(), Some("1m"));
+        assert_eq!(namespaces["a.b"]["publish"].as_bool(), Some(false));
+    }
+
+    #[test]
     fn flag_beats_env_beats_file_beats_default() {
         let path = write("precedence", FILE);
         let e = effective(
