@@ -212,10 +212,10 @@ impl HubConfig {
         if !valid_channel(name) || name.contains(':') {
             return fail("", NamespaceProblem::InvalidName);
         }
-        let size = t.history_size.unwrap_or(self.history.size);
-        if size > MAX_HISTORY_SIZE {
+        if t.history_size.is_some_and(|size| size > MAX_HISTORY_SIZE) {
             return fail("history_size", NamespaceProblem::HistoryTooLarge);
         }
+        let size = t.history_size.unwrap_or(self.history.size);
         if t.history_ttl.is_some_and(|ttl| ttl.is_zero()) {
             return fail("history_ttl", NamespaceProblem::ZeroTtl);
         }
