@@ -1,6 +1,7 @@
 // The demo chat: herald.js in protocol mode on /ws, channel `chat:<room>` (the channel that
-// plain-mode clients of /chat?groupId=<room> share). Everything people type is rendered with
-// textContent, never as HTML.
+// plain-mode clients of /chat?groupId=<room> share), in the namespace `chat` when the server
+// runs web/chat.toml: history and presence are that namespace's. Everything people type is
+// rendered with textContent, never as HTML.
 //
 // Who said something is what the server attests, never what the message says: a publication's
 // `user` is the verified user id of the sender's token, and a sender without one is shown by

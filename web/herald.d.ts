@@ -98,6 +98,9 @@ export interface SubscribeOptions {
   joinLeave?: boolean;
   /** Start from this position: publications after it are delivered first (e.g. after `history`). */
   since?: StreamPosition;
+  /** Without a position: how many of the channel's newest publications to deliver first (at
+   * most the namespace's `latest`, which is also what the server sends when this is unset). */
+  latest?: number;
 }
 
 export declare const CODES: {
@@ -160,7 +163,7 @@ export declare class Herald {
   publish(channel: string, data: unknown): Promise<StreamPosition>;
   history(
     channel: string,
-    options?: { since?: StreamPosition; limit?: number },
+    options?: { since?: StreamPosition; limit?: number; reverse?: boolean },
   ): Promise<StreamPosition & { publications: Omit<Publication, "channel" | "epoch">[] }>;
   presence(channel: string): Promise<ClientInfo[]>;
 }

@@ -395,7 +395,8 @@ export class Herald {
     return this._call("publish", { channel, data });
   }
 
-  /** Reads history: `{offset, epoch, publications}`; opts `since: {offset, epoch}`, `limit`. */
+  /** Reads history: `{offset, epoch, publications}`; opts `since: {offset, epoch}`, `limit`,
+   * `reverse: true` (the newest first). */
   history(channel, opts = {}) {
     return this._call("history", { channel, ...opts });
   }
@@ -454,6 +455,7 @@ export class Subscription {
     const params = { channel: this.channel };
     if (this.handlers.joinLeave) params.join_leave = true;
     if (this.position) params.recover = { ...this.position };
+    else if (Number.isInteger(this.handlers.latest)) params.latest = this.handlers.latest;
     this._buffer = [];
     let result;
     try {
@@ -475,7 +477,8 @@ export class Subscription {
       const previous = this.position;
       this.position = { offset, epoch };
       callSafely(this.handlers.onRecoveryFailed, { previous, offset, epoch });
-    } else if (result.recovered) {
+    } else {
+      // Recovered publications, or without a position the namespace's latest ones.
       for (const p of result.publications ?? []) this._apply({ ...p, epoch, channel: this.channel });
     }
     if (!this.position || this.position.epoch !== epoch || this.position.offset < offset) {

@@ -80,6 +80,26 @@ function forge(page, { channel, data, token }) {
   );
 }
 
+/** Sends one herald.v1 command from inside `page` over a bare WebSocket; resolves to the reply. */
+function command(page, { method, params }) {
+  return page.evaluate(
+    ({ method, params }) =>
+      new Promise((resolve, reject) => {
+        const ws = new WebSocket(`ws://${location.host}/ws`, "herald.v1");
+        ws.onmessage = (e) => {
+          const msg = JSON.parse(e.data);
+          if (msg.push === "connected") ws.send(JSON.stringify({ id: 1, method, params }));
+          if (msg.id === 1) {
+            ws.close();
+            resolve(msg);
+          }
+        };
+        ws.onerror = () => reject(new Error("websocket error"));
+      }),
+    { method, params },
+  );
+}
+
 /** The name, the identity mark and the class of the message with `text`. */
 async function from(page, text) {
   const msg = page.locator("#log .msg", { hasText: text }).first();
@@ -164,6 +184,18 @@ export const cases = {
     const ext = heads[0]["sec-websocket-extensions"] ?? "";
     assert.match(ext, /permessage-deflate/, `Sec-WebSocket-Extensions: ${ext}`);
     assert.equal(heads[0]["sec-websocket-protocol"], "herald.v1");
+  },
+
+  async "the chat runs in its namespaces: other prefixes are refused with 112, news only from the server"(t) {
+    const { a, r } = await pair(t, t.server.url);
+    await send(a, "inside the chat namespace");
+    await seen(a, "inside the chat namespace", { own: true });
+    const history = await command(a, { method: "history", params: { channel: `chat:${r}` } });
+    assert.ok(history.result.publications.length >= 1, JSON.stringify(history));
+    const outside = await command(a, { method: "subscribe", params: { channel: `other:${r}` } });
+    assert.equal(outside.error?.code, 112, JSON.stringify(outside));
+    const news = await command(a, { method: "publish", params: { channel: "news:all", data: "hi" } });
+    assert.equal(news.error?.code, 103, JSON.stringify(news));
   },
 
   async "/plain.html exchanges messages with the protocol page over the bare WebSocket API"(t) {

@@ -51,7 +51,9 @@ const browser = await chromium.launch({
 });
 console.log(`e2e: chromium ${browser.version()}`);
 
-let server = await startHerald(bin, { logFile: path.join(out, "herald.log") });
+// The shared server runs the chat's own configuration, namespaces on (web/chat.toml).
+const args = ["--config", "web/chat.toml"];
+let server = await startHerald(bin, { args, logFile: path.join(out, "herald.log") });
 const env = {
   bin,
   out,
@@ -63,7 +65,7 @@ const env = {
     const port = server.port;
     await server.stop();
     await between();
-    server = await startHerald(bin, { port, logFile: path.join(out, "herald.log") });
+    server = await startHerald(bin, { port, args, logFile: path.join(out, "herald.log") });
   },
   browser,
 };

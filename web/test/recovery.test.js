@@ -163,3 +163,26 @@ test("an exception in a handler surfaces on its own and delivery goes on", async
   assert.deepEqual(got, [6, 7]);
   assert.deepEqual(thrown, ["app bug"]);
 });
+
+test("latest publications in the first reply come first, oldest first; live repeats drop", async () => {
+  const client = new Herald("ws://hub/ws", { WebSocket: FakeSocket, timers: clock, random: () => 0 });
+  const got = [];
+  const sub = client.subscribe("chat:1", { latest: 2, onPublication: (p) => got.push(`${p.epoch}:${p.offset}:${p.data}`) });
+  client.connect();
+  await settle();
+  FakeSocket.last.connected();
+  const first = FakeSocket.last.lastCommand("subscribe");
+  assert.deepEqual(first.params, { channel: "chat:1", latest: 2 });
+  // A live publication the reply also holds arrives before the reply: it waits, then drops.
+  FakeSocket.last.receive(pub(5));
+  const publications = [4, 5].map((offset) => ({ offset, data: `m${offset}` }));
+  FakeSocket.last.reply(first, { offset: 5, epoch: "e1", publications });
+  await settle();
+  FakeSocket.last.receive(pub(6));
+  assert.deepEqual(got, ["e1:4:m4", "e1:5:m5", "e1:6:m6"]);
+  // A resubscribe recovers from the position instead of asking for the latest again.
+  const again = await reconnect();
+  assert.deepEqual(again.params, { channel: "chat:1", recover: { offset: 6, epoch: "e1" } });
+  assert.deepEqual(sub.position, { offset: 6, epoch: "e1" });
+  client.close();
+});

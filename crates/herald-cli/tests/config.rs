@@ -135,6 +135,89 @@ params = ["groupId"]
     }
 
     #[test]
+    fn namespaces_in_a_valid_file_are_ok() {
+        let text = r#"
+[history]
+size = 50
+
+[namespaces.chat]
+history_size = 20
+history_ttl = "1m"
+latest = 5
+anonymous_subscribe = ["chat:*"]
+
+[namespaces.feed]
+publish = false
+recover = false
+"#;
+        let (output, path) = check("namespaces-ok", text);
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert_eq!(stdout(&output), format!("{path}: ok\n"));
+    }
+
+    #[test]
+    fn a_namespace_rule_exits_1_pointing_at_its_key() {
+        let text = "[namespaces.chat]\nhistory_size = 4\nlatest = 9\n";
+        let (output, path) = check("namespace-latest", text);
+        assert_eq!(output.status.code(), Some(1));
+        let err = stderr(&output);
+        assert!(
+            err.starts_with(&format!(
+                "{path}:3:1: namespaces.chat.latest: must be at most the history size (4)"
+            )),
+            "{err}"
+        );
+        let text = "[namespaces.chat]\n\n[namespaces.\"a b\"]\npresence = false\n";
+        let (output, path) = check("namespace-name", text);
+        assert_eq!(output.status.code(), Some(1));
+        let err = stderr(&output);
+        assert!(
+            err.starts_with(&format!("{path}:3:13: namespaces.a b: ")),
+            "{err}"
+        );
+        let text = "[namespaces.chat]\nanonymous_publish = [\"chat:*\", \"chat:a b\"]\n";
+        let (output, path) = check("namespace-pattern", text);
+        let err = stderr(&output);
+        assert!(
+            err.starts_with(&format!("{path}:2:1: namespaces.chat.anonymous_publish: ")),
+            "{err}"
+        );
+        assert!(err.contains("`chat:a b`"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_key_in_a_namespace_exits_1_naming_its_line() {
+        let text = "[namespaces.chat]\nhistory_size = 4\nlastest = 2\n";
+        let (output, path) = check("namespace-typo", text);
+        assert_eq!(output.status.code(), Some(1));
+        let err = stderr(&output);
+        assert!(err.starts_with(&format!("{path}:3:1: ")), "{err}");
+        assert!(err.contains("unknown field `lastest`"), "{err}");
+    }
+
+    #[test]
+    fn a_route_into_an_unconfigured_namespace_exits_1() {
+        let text =
+            "[namespaces.news]\n\n[[plain.routes]]\npath = \"/chat\"\nparams = [\"groupId\"]\n";
+        let (output, path) = check("namespace-route", text);
+        assert_eq!(output.status.code(), Some(1));
+        let err = stderr(&output);
+        assert!(
+            err.starts_with(&format!(
+                "{path}:3:9: plain.routes: path `/chat` names rooms"
+            )),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_demo_chats_configuration_is_ok() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../web/chat.toml");
+        let output = run(herald().args(["config", "check"]).arg(&path));
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+
+    #[test]
     fn a_missing_file_exits_1() {
         let output = run(herald().args(["config", "check", "/nonexistent/herald.toml"]));
         assert_eq!(output.status.code(), Some(1));
@@ -165,6 +248,23 @@ mod default {
         let path = path.display().to_string();
         assert_eq!(effective(&["--config", &path]), effective(&[]));
     }
+
+    #[test]
+    fn the_commented_namespace_example_passes_check_once_uncommented() {
+        let output = run(herald().args(["config", "default"]));
+        let text = stdout(&output);
+        let example: String = text
+            .lines()
+            .skip_while(|l| *l != "# [namespaces.chat]")
+            .map(|l| format!("{}\n", l.trim_start_matches("# ")))
+            .collect();
+        assert!(
+            example.starts_with("[namespaces.chat]\nhistory_size = 100"),
+            "{text}"
+        );
+        let (checked, _) = check("namespace-example", &example);
+        assert!(checked.status.success(), "{}", stderr(&checked));
+    }
 }
 
 mod precedence {
@@ -187,6 +287,18 @@ mod precedence {
             table[section].as_table().expect("a section")
         };
         &table[leaf]
+    }
+
+    #[test]
+    fn print_config_shows_the_namespace_tables_in_effect() {
+        let text = "[namespaces.chat]\nlatest = 5\nhistory_ttl = \"1m\"\n\n[namespaces.\"a.b\"]\npublish = false\n";
+        let path = write("print-namespaces", text);
+        let path = path.display().to_string();
+        let e = effective(&mut herald(), &["--config", &path]);
+        let namespaces = e["namespaces"].as_table().expect("a namespaces table");
+        assert_eq!(namespaces["chat"]["latest"].as_integer(), Some(5));
+        assert_eq!(namespaces["chat"]["history_ttl"].as_str(), Some("1m"));
+        assert_eq!(namespaces["a.b"]["publish"].as_bool(), Some(false));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::config::{BrokerConfig, ConfigError, HubConfig};
 use crate::limits::PerIp;
 use crate::metrics::Metrics;
 pub(crate) use crate::names::valid_channel;
+use crate::namespace::Namespaces;
 use crate::node::Node;
 use crate::origin::OriginPolicy;
 use crate::users::{HubEvents, Users};
@@ -39,6 +40,8 @@ pub enum HubError {
 /// A running hub's state, shared by every connection.
 pub struct Hub {
     pub(crate) config: HubConfig,
+    /// Every namespace's rules, resolved from `config` once.
+    pub(crate) namespaces: Namespaces,
     pub(crate) broker: Arc<dyn Broker>,
     pub(crate) auth: Arc<dyn Authenticator>,
     pub(crate) origins: OriginPolicy,
@@ -128,6 +131,7 @@ impl Hub {
             .write_timeout(Some(config.limits.write_timeout).filter(|t| !t.is_zero()));
         Ok(Arc::new(Self {
             origins: OriginPolicy::new(&config.origins),
+            namespaces: Namespaces::new(&config),
             per_ip: PerIp::new(config.limits.max_connections_per_ip),
             auth,
             broker,

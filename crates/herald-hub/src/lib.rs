@@ -17,7 +17,8 @@
 //! is this crate behind a command line.
 //!
 //! The public items are what code that embeds the hub needs, and they are the stable part:
-//! [`Hub`] and [`HubError`]; [`HubConfig`], its sections in [`config`], the rules
+//! [`Hub`] and [`HubError`]; [`HubConfig`], its sections in [`config`] (per-namespace rules
+//! in [`config::NamespaceConfig`]), the rules
 //! [`HubConfig::validate`] checks ([`ConfigError`]) and [`BrokerConfig`]; [`run`]; the
 //! [`broker`] module: the [`Broker`](broker::Broker) and [`BrokerEvents`](broker::BrokerEvents)
 //! traits a broker crate implements and calls, [`MemoryBroker`](broker::MemoryBroker), the
@@ -52,6 +53,7 @@ mod hub;
 mod limits;
 pub mod metrics;
 pub mod names;
+mod namespace;
 mod node;
 mod origin;
 mod recovery;

@@ -46,6 +46,9 @@ pub struct Metrics {
     /// Broker operations that failed, by operation and kind (`unavailable`, `internal`,
     /// `unknown`, `limit`).
     pub broker_errors: Family<Labels, Counter>,
+    /// Requests a namespace rule refused, by rule (`unknown_namespace`, `publish`,
+    /// `presence`, `recover`).
+    pub namespace_refusals: Family<Labels, Counter>,
     /// Channels with retained history (memory broker).
     pub history_channels: Gauge,
     /// Payload bytes retained in history (memory broker).
@@ -83,6 +86,7 @@ impl Metrics {
         broker_up.set(1);
         let limit_hits = Family::<Labels, Counter>::default();
         let broker_errors = Family::<Labels, Counter>::default();
+        let namespace_refusals = Family::<Labels, Counter>::default();
         let history_channels = Gauge::default();
         let history_bytes = Gauge::default();
         let control_messages = Family::<Labels, Counter>::default();
@@ -169,6 +173,11 @@ impl Metrics {
             broker_errors.clone(),
         );
         registry.register(
+            "namespace_refusals",
+            "Requests a namespace rule refused, by rule",
+            namespace_refusals.clone(),
+        );
+        registry.register(
             "history_channels",
             "Channels with retained history (memory broker)",
             history_channels.clone(),
@@ -188,6 +197,7 @@ impl Metrics {
             control_messages,
             limit_hits,
             broker_errors,
+            namespace_refusals,
             history_channels,
             history_bytes,
             token_refreshes,
@@ -261,6 +271,13 @@ impl Metrics {
     pub(crate) fn jwks_fetch(&self, result: &str) {
         self.jwks_fetches
             .get_or_create(&vec![("result".into(), result.into())])
+            .inc();
+    }
+
+    /// Counts a request a namespace rule refused (`unknown_namespace`, `publish`, ...).
+    pub(crate) fn namespace_refusal(&self, rule: &str) {
+        self.namespace_refusals
+            .get_or_create(&vec![("rule".into(), rule.into())])
             .inc();
     }
 

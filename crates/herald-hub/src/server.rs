@@ -93,8 +93,8 @@ pub async fn run(
 
 /// Periodic upkeep: forgets idle in-memory histories.
 async fn maintain(hub: Arc<Hub>) {
-    let period =
-        (hub.config.history.ttl / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let shortest = hub.namespaces.shortest_ttl();
+    let period = (shortest / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
     let mut tick = tokio::time::interval(period);
     loop {
         tick.tick().await;

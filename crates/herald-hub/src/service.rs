@@ -4,13 +4,16 @@
 //! API, and any transport added later. Each operation validates its input, times the broker
 //! call (`herald_broker_latency_seconds{op}`), and counts and logs a broker failure once
 //! (`herald_broker_errors_total{op,kind}`) before mapping it to the reply error a client sees.
-//! Permissions are the caller's: a connection checks its identity before calling, the HTTP
-//! API checks its key.
+//! Permissions are the caller's: a connection checks its identity before calling (through
+//! `namespace.rs`, which holds each namespace's anonymous patterns), the HTTP API checks its
+//! key. Every other namespace rule (unknown namespace, history size and TTL, presence,
+//! join/leave, publishing by connections, recovery, `latest`) is applied here.
 
 use crate::broadcast::data_json;
 use crate::broker::{BrokerError, History, HistoryQuery, Payload, Publication};
 use crate::hub::Hub;
 use crate::hub::valid_channel;
+use crate::namespace::{Rules, check_client_publish, check_presence};
 use crate::node::Subscriber;
 use crate::recovery::{continues_from, recover};
 use herald_hub_protocol::{
@@ -47,17 +50,43 @@ pub(crate) struct Joined {
     pub(crate) position: StreamPosition,
     /// With a `since`: whether the recovery is complete (`false`: nothing was recovered).
     pub(crate) recovered: Option<bool>,
-    /// The recovered publications, as the reply carries them.
+    /// The recovered publications, or without `since` the latest ones, oldest first, as the
+    /// reply carries them.
     pub(crate) publications: Vec<PublicationBody>,
+}
+
+/// Where a subscription starts.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Start<'a> {
+    /// Recover from this position.
+    pub(crate) since: Option<&'a StreamPosition>,
+    /// Without `since`: how many of the newest publications to return (capped by the
+    /// namespace's `latest`; unset: the namespace's `latest`).
+    pub(crate) latest: Option<usize>,
+}
+
+/// Which part of history a `history` call reads.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Read<'a> {
+    /// Only publications after this (reachable) position.
+    pub(crate) since: Option<&'a StreamPosition>,
+    /// At most this many (capped by the namespace's history size).
+    pub(crate) limit: Option<usize>,
+    /// Newest first: the newest `limit`.
+    pub(crate) reverse: bool,
 }
 
 impl Hub {
     /// Publishes to `channel` (validated), from a connection (`publisher`) or from the server
     /// side (what `POST /api/publish` does).
     ///
+    /// The channel's namespace decides what its history keeps, and whether a connection may
+    /// publish there at all.
+    ///
     /// # Errors
-    /// The error a client would see: 107 for an invalid channel name, 109 when the broker is
-    /// unreachable (nothing was published), 100 for a broker failure.
+    /// The error a client would see: 107 for an invalid channel name, 112 for an unknown
+    /// namespace, 103 for a connection in a namespace only the server publishes to, 109 when
+    /// the broker is unreachable (nothing was published), 100 for a broker failure.
     pub async fn publish(
         &self,
         channel: &str,
@@ -65,34 +94,43 @@ impl Hub {
         publisher: Option<ClientInfo>,
     ) -> Outcome<StreamPosition> {
         checked_channel(channel)?;
-        let position = self
-            .timed("publish", self.broker.publish(channel, payload, publisher))
-            .await?;
+        let rules = self.rules(channel)?;
+        if publisher.is_some() {
+            check_client_publish(rules, &self.metrics)?;
+        }
+        let publish = self
+            .broker
+            .publish(channel, payload, publisher, rules.retention);
+        let position = self.timed("publish", publish).await?;
         self.metrics.publications.inc();
         Ok(position)
     }
 
-    /// Publications after `since` (which must be reachable: [`continues_from`]), at most
-    /// `limit` (capped by the history size), and no more than fit in `max_reply_size`.
+    /// Publications after `read.since` (which must be reachable: [`continues_from`]), at
+    /// most `read.limit` (capped by the namespace's history size), oldest first or with
+    /// `read.reverse` the newest first, and no more than fit in `max_reply_size` (the oldest,
+    /// or with `reverse` the newest, that fit).
     ///
     /// # Errors
-    /// 107 for an invalid channel, 110 when `since` is unreachable, the broker's error.
-    pub(crate) async fn history(
-        &self,
-        channel: &str,
-        since: Option<&StreamPosition>,
-        limit: Option<usize>,
-    ) -> Outcome<HistoryResult> {
+    /// 107 for an invalid channel, 112 for an unknown namespace, 110 when `since` is
+    /// unreachable, the broker's error.
+    pub(crate) async fn history(&self, channel: &str, read: Read<'_>) -> Outcome<HistoryResult> {
         checked_channel(channel)?;
-        let size = self.config.history.size;
+        let rules = self.rules(channel)?;
         let query = HistoryQuery {
-            after: since.map_or(0, |s| s.offset),
-            limit: limit.unwrap_or(size).min(size),
+            after: read.since.map_or(0, |s| s.offset),
+            limit: rules.history_limit(read.limit),
+            reverse: read.reverse,
         };
-        let history = self
-            .timed("history", self.broker.history(channel, query))
-            .await?;
-        if let Some(since) = since
+        let history = match read.since {
+            Some(since) if read.reverse => self.newest_since(channel, since, query).await?,
+            _ => {
+                self.timed("history", self.broker.history(channel, query))
+                    .await?
+            }
+        };
+        if let Some(since) = read.since
+            && !read.reverse
             && !continues_from(since, &history)
         {
             return Err(ErrorBody::new(ErrorCode::POSITION_UNAVAILABLE));
@@ -110,18 +148,44 @@ impl Hub {
         })
     }
 
+    /// A reverse read after `since`: a reverse read cannot show that nothing between `since`
+    /// and its oldest publication was trimmed, so the oldest end is read first, one
+    /// publication, and must pass [`continues_from`]; the reverse read must then be of the
+    /// same stream (a lost and restarted stream between the two reads is 110 too).
+    async fn newest_since(
+        &self,
+        channel: &str,
+        since: &StreamPosition,
+        query: HistoryQuery,
+    ) -> Outcome<History> {
+        let probe = HistoryQuery {
+            after: since.offset,
+            limit: 1,
+            reverse: false,
+        };
+        let oldest = self
+            .timed("history", self.broker.history(channel, probe))
+            .await?;
+        if !continues_from(since, &oldest) {
+            return Err(ErrorBody::new(ErrorCode::POSITION_UNAVAILABLE));
+        }
+        let newest = self
+            .timed("history", self.broker.history(channel, query))
+            .await?;
+        if newest.position.epoch != oldest.position.epoch {
+            return Err(ErrorBody::new(ErrorCode::POSITION_UNAVAILABLE));
+        }
+        Ok(newest)
+    }
+
     /// Every member of `channel`'s presence.
     ///
     /// # Errors
-    /// 107 for an invalid channel or when presence is off; the broker's error.
+    /// 107 for an invalid channel or when the namespace tracks no presence, 112 for an
+    /// unknown namespace; the broker's error.
     pub(crate) async fn presence(&self, channel: &str) -> Outcome<PresenceResult> {
         checked_channel(channel)?;
-        if !self.config.presence.enabled {
-            return Err(ErrorBody::with_message(
-                ErrorCode::BAD_REQUEST,
-                "presence is disabled",
-            ));
-        }
+        check_presence(self.rules(channel)?, &self.metrics)?;
         let clients = self
             .timed("presence", self.broker.presence(channel))
             .await?;
@@ -129,42 +193,40 @@ impl Hub {
     }
 
     /// Registers `member` for live delivery on `channel`, then reads history (the order that
-    /// leaves no gap), then adds it to presence. With `since`, recovers what it missed: all of
-    /// it, or `recovered: false` when history cannot continue from `since` or the missed
-    /// publications would not fit in one reply.
+    /// leaves no gap), then adds it to presence. With `start.since`, recovers what it missed:
+    /// all of it, or `recovered: false` when history cannot continue from `since`, the missed
+    /// publications would not fit in one reply, or the namespace offers no recovery. Without
+    /// it, returns the namespace's `latest` newest publications (or fewer, as asked). Join and
+    /// leave pushes reach the member only where the namespace allows them.
     ///
     /// # Errors
-    /// 107 for an invalid channel; the broker's error (the registration is undone).
+    /// 107 for an invalid channel, 112 for an unknown namespace; the broker's error (the
+    /// registration is undone).
     pub(crate) async fn subscribe(
         &self,
         channel: &str,
         member: Member<'_>,
-        since: Option<&StreamPosition>,
+        start: Start<'_>,
     ) -> Outcome<Joined> {
         checked_channel(channel)?;
+        let rules = self.rules(channel)?;
         let id = member.id;
+        let mut subscriber = member.subscriber;
+        subscriber.presence_events &= rules.presence && rules.join_leave;
         let name = self
             .timed(
                 "subscribe",
-                self.node
-                    .add(self.broker.as_ref(), channel, id, member.subscriber),
+                self.node.add(self.broker.as_ref(), channel, id, subscriber),
             )
             .await?;
-        let query = HistoryQuery {
-            after: since.map_or(0, |s| s.offset),
-            limit: if since.is_some() {
-                self.config.history.size
-            } else {
-                0
-            },
-        };
+        let query = self.first_read(rules, start);
         let history = self
             .timed("history", self.broker.history(channel, query))
             .await;
-        let joined = history.and_then(|history| self.joined(name, since, history));
+        let joined = history.and_then(|history| self.joined(name, rules, start, history));
         if joined.is_err() {
             self.node.remove(self.broker.as_ref(), channel, id).await;
-        } else if self.config.presence.enabled {
+        } else if rules.presence {
             // Presence is best effort: the subscription stands without it.
             let _ = self
                 .timed(
@@ -176,23 +238,48 @@ impl Hub {
         joined
     }
 
+    /// What a subscribe reads once registered: with `since` (and recovery offered) every
+    /// retained publication after it; without, the newest `latest`; else only the position.
+    fn first_read(&self, rules: &Rules, start: Start<'_>) -> HistoryQuery {
+        match start.since {
+            Some(since) if rules.recover => HistoryQuery {
+                after: since.offset,
+                limit: rules.retention.size,
+                reverse: false,
+            },
+            Some(_) => HistoryQuery::default(),
+            None => HistoryQuery {
+                after: 0,
+                limit: rules.latest(start.latest),
+                reverse: true,
+            },
+        }
+    }
+
     /// The subscription made once history was read: where live delivery continues, and with
-    /// `since` the recovery (all of it, or `recovered: false` when it is not reachable or
-    /// would not fit in one reply).
+    /// `since` the recovery (all of it, or `recovered: false` when it is not reachable, would
+    /// not fit in one reply, or the namespace offers none); without, the latest publications
+    /// that fit, oldest first. Live delivery continues after the position read, so a live
+    /// publication the reply already holds is dropped as a duplicate.
     fn joined(
         &self,
         name: Arc<str>,
-        since: Option<&StreamPosition>,
+        rules: &Rules,
+        start: Start<'_>,
         history: History,
     ) -> Outcome<Joined> {
-        let Some(since) = since else {
+        let Some(since) = start.since else {
+            return self.latest(name, history);
+        };
+        if !rules.recover {
+            self.metrics.namespace_refusal("recover");
             return Ok(Joined {
                 name,
                 position: history.position,
-                recovered: None,
+                recovered: Some(false),
                 publications: Vec::new(),
             });
-        };
+        }
         let mut r = recover(since, history);
         if r.recovered && self.fitting(&r.publications) < r.publications.len() {
             self.metrics.limit_hit("max_reply_size");
@@ -208,10 +295,29 @@ impl Hub {
         })
     }
 
+    /// A subscription without `since`: the newest publications read (newest first), as many
+    /// as fit in one reply, handed out oldest first.
+    fn latest(&self, name: Arc<str>, history: History) -> Outcome<Joined> {
+        let fit = self.fitting(&history.publications);
+        if fit < history.publications.len() {
+            self.metrics.limit_hit("max_reply_size");
+        }
+        let mut publications =
+            bodies(&history.publications[..fit]).map_err(|e| self.failed("history", &e))?;
+        publications.reverse();
+        Ok(Joined {
+            name,
+            position: history.position,
+            recovered: None,
+            publications,
+        })
+    }
+
     /// Unregisters connection `id` from `channel` and removes it from presence.
     pub(crate) async fn unsubscribe(&self, channel: &str, id: u64, info: &ClientInfo) {
         self.node.remove(self.broker.as_ref(), channel, id).await;
-        if self.config.presence.enabled {
+        // A channel held was subscribed, so its namespace is known.
+        if self.rules(channel).is_ok_and(|rules| rules.presence) {
             let _ = self
                 .timed(
                     "presence_remove",
@@ -221,7 +327,15 @@ impl Hub {
         }
     }
 
-    /// How many of `publications`, oldest first, fit in one reply.
+    /// The rules of `channel`'s namespace.
+    ///
+    /// # Errors
+    /// 112 for an unknown namespace.
+    fn rules(&self, channel: &str) -> Outcome<&Rules> {
+        self.namespaces.rules(channel, &self.metrics)
+    }
+
+    /// How many of `publications`, in their order, fit in one reply.
     fn fitting(&self, publications: &[Arc<Publication>]) -> usize {
         let cap = self.config.limits.max_reply_size;
         let mut total = 0usize;

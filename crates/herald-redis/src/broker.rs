@@ -9,7 +9,7 @@ use crate::users;
 use crate::wire::{self, Keys, VACANT};
 use futures_util::future::{AbortHandle, BoxFuture, FutureExt, abortable};
 use herald_hub::broker::{
-    Broker, BrokerError, BrokerEvents, Health, History, HistoryQuery, Payload,
+    Broker, BrokerError, BrokerEvents, Health, History, HistoryQuery, Payload, Retention,
 };
 use herald_hub::config::HistoryConfig;
 use herald_hub_protocol::{ClientInfo, StreamPosition};
@@ -72,8 +72,9 @@ impl Drop for RedisBroker {
 }
 
 impl RedisBroker {
-    /// Connects to Redis at `url` (`redis://HOST[:PORT][/DB]`, `rediss://…`), keeping
-    /// `history` per channel, with the default [`RedisOptions`]. Must run inside a tokio
+    /// Connects to Redis at `url` (`redis://HOST[:PORT][/DB]`, `rediss://…`), with the
+    /// default [`RedisOptions`]. `history` is kept for the broker's `Debug` only: what each
+    /// channel retains comes with its publishes, and Redis has no node-wide bounds of its own. Must run inside a tokio
     /// runtime: it spawns the node's pub/sub reader and its upkeep.
     ///
     /// # Errors
@@ -152,6 +153,7 @@ impl Inner {
         channel: &str,
         payload: Payload,
         publisher: Option<ClientInfo>,
+        retention: Retention,
     ) -> Result<StreamPosition, BrokerError> {
         let keys = Keys::new(channel);
         let (client, user) = publisher.map(|p| (p.client, p.user)).unwrap_or_default();
@@ -160,8 +162,8 @@ impl Inner {
             .key(VACANT)
             .arg(new_epoch())
             .arg(new_epoch())
-            .arg(self.history.size)
-            .arg(millis(self.history.ttl))
+            .arg(retention.size)
+            .arg(millis(retention.ttl))
             .arg(&keys.topic)
             .arg(wire::kind(&payload))
             .arg(payload.bytes().as_ref())
@@ -177,13 +179,15 @@ impl Inner {
 
     async fn history(&self, channel: &str, query: HistoryQuery) -> Result<History, BrokerError> {
         let keys = Keys::new(channel);
-        let limit = query.limit.min(self.history.size).min(MAX_READ);
+        // The hub caps `limit` by the channel's retention; MAXLEN bounds what there is.
+        let limit = query.limit.min(MAX_READ);
         let mut call = HISTORY.key(&keys.meta);
         call.key(&keys.history)
             .key(VACANT)
             .arg(wire::first_id(query.after, limit).unwrap_or_default())
             .arg(limit)
-            .arg(new_epoch());
+            .arg(new_epoch())
+            .arg(if query.reverse { "rev" } else { "fwd" });
         let mut conn = self.conn.clone();
         let raw: Vec<Vec<u8>> = self
             .track(call.invoke_async(&mut conn))
@@ -362,8 +366,11 @@ impl Broker for RedisBroker {
         channel: &'a str,
         payload: Payload,
         publisher: Option<ClientInfo>,
+        retention: Retention,
     ) -> BoxFuture<'a, Result<StreamPosition, BrokerError>> {
-        self.inner.publish(channel, payload, publisher).boxed()
+        self.inner
+            .publish(channel, payload, publisher, retention)
+            .boxed()
     }
 
     fn history<'a>(

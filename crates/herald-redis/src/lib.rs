@@ -35,8 +35,8 @@
 //!
 //! | key | type | holds | expires |
 //! |---|---|---|---|
-//! | `herald:m:C` | hash | `top` (last offset), `epoch` | `history.ttl` after the last publish |
-//! | `herald:h:C` | stream | publications, entry id `OFFSET-0`, fields `k` (kind `j`/`t`/`b`), `c` (publisher client, empty for none), `u` (user), `d` (payload); `MAXLEN history.size` (exact) | with the meta hash |
+//! | `herald:m:C` | hash | `top` (last offset), `epoch` | the retention's TTL after the last publish |
+//! | `herald:h:C` | stream | publications, entry id `OFFSET-0`, fields `k` (kind `j`/`t`/`b`), `c` (publisher client, empty for none), `u` (user), `d` (payload); `MAXLEN` the retention's size (exact) | with the meta hash |
 //! | `herald:p:C` | sorted set | present client ids, scored by expiry (Redis server time, ms) | twice the member lifetime after the last add |
 //! | `herald:u:C` | hash | client id → user id of present members | with the sorted set |
 //! | `herald:c:C` | pub/sub topic | `p OFFSET EPOCH KIND CLIENTLEN USERLEN\n` + client, user, payload; `j`/`l CLIENTLEN USERLEN\n` + client, user for join/leave | — |
@@ -53,8 +53,14 @@
 //! random id per broker). A survey waits for as many answers as PUBLISH reported receivers
 //! of the question, up to its timeout. See `control.rs` for the frames and their bounds.
 //!
-//! The history TTL applies to a channel as a whole (refreshed by every publish), not to each
-//! publication: an active channel keeps its last `history.size` publications.
+//! Each publish carries the channel's [`Retention`](herald_hub::broker::Retention) (its
+//! namespace's history size and TTL, passed to `publish.lua` as `MAXLEN` and `PEXPIRE`), so
+//! nodes need no shared table of channel settings. The TTL applies to a channel as a whole
+//! (refreshed by every publish), not to each publication: an active channel keeps its last
+//! `size` publications.
+//!
+//! A reverse history read (`HistoryQuery::reverse`) is `XREVRANGE + FIRST COUNT n`: it reads
+//! the newest `n` entries from the stream's end, whatever the stream's length.
 //!
 //! # Positions from clients
 //! A client's `since` offset is any `u64`. The node builds the stream id to read from
@@ -66,7 +72,7 @@
 //! One publish is one round trip (`EVALSHA`; `EVAL` once after Redis lost its script cache)
 //! running 6 commands in Redis: `HGET`, `HINCRBY`, `XADD`, `PEXPIRE` ×2, `PUBLISH` (4 more,
 //! `DEL`, `HSET`, `SET` of the vacant epoch, when it starts an epoch; 4 with
-//! `history.size = 0`). A history read or a subscribe is one round trip each.
+//! a retention of size 0). A history read or a subscribe is one round trip each.
 //!
 //! # Presence
 //! Each node lists its members in the channel's sorted set with an expiry one member lifetime

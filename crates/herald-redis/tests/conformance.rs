@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use herald_hub::broker::conformance::{self, Event};
-use herald_hub::broker::{Broker, Health, HistoryQuery, Payload};
+use herald_hub::broker::{Broker, Health, HistoryQuery, Payload, Retention};
 use herald_hub::config::HistoryConfig;
 use herald_redis::RedisBroker;
 use herald_redis::testing::RedisServer;
@@ -66,7 +66,9 @@ async fn every_node_hears_every_nodes_publications_in_offset_order() {
             let (node, channel) = (node.clone(), channel.clone());
             tokio::spawn(async move {
                 for n in 0..100 {
-                    node.publish(&channel, json(n), None).await.unwrap();
+                    node.publish(&channel, json(n), None, Retention::default())
+                        .await
+                        .unwrap();
                 }
             })
         })
@@ -95,9 +97,14 @@ async fn redis_restarted_empty_means_unavailable_then_lost_then_a_new_epoch() {
     let (node, recorder) = conformance::started(&factory, HistoryConfig::default()).await;
     let channel = conformance::fresh_channel("restart");
     node.subscribe(&channel).await.unwrap();
-    let before = node.publish(&channel, json(1), None).await.unwrap();
+    let before = node
+        .publish(&channel, json(1), None, Retention::default())
+        .await
+        .unwrap();
     redis.kill();
-    let failed = node.publish(&channel, json(2), None).await;
+    let failed = node
+        .publish(&channel, json(2), None, Retention::default())
+        .await;
     assert!(failed.is_err(), "a publish without Redis fails: {failed:?}");
     recorder
         .wait_until("lost", |e| e.contains(&Event::Lost))
@@ -123,6 +130,7 @@ async fn redis_restarted_empty_means_unavailable_then_lost_then_a_new_epoch() {
             HistoryQuery {
                 after: 0,
                 limit: 10,
+                reverse: false,
             },
         )
         .await
@@ -139,7 +147,10 @@ async fn redis_restarted_empty_means_unavailable_then_lost_then_a_new_epoch() {
 
 async fn retry_publish(node: &dyn Broker, channel: &str) -> herald_hub_protocol::StreamPosition {
     for _ in 0..100 {
-        if let Ok(position) = node.publish(channel, json(9), None).await {
+        if let Ok(position) = node
+            .publish(channel, json(9), None, Retention::default())
+            .await
+        {
             return position;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -450,6 +450,7 @@ async fn on_a_new_redis_reads_of_an_empty_channel_agree_on_the_vacant_epoch() {
     let query = || herald_hub::broker::HistoryQuery {
         after: 0,
         limit: 10,
+        reverse: false,
     };
     let first = broker.history("empty", query()).await.unwrap();
     let second = broker.history("empty", query()).await.unwrap();

@@ -8,7 +8,7 @@ use herald_hub::HubConfig;
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Problem {
     /// The dotted key to point at.
-    pub(crate) key: &'static str,
+    pub(crate) key: String,
     /// What is wrong, naming the key.
     pub(crate) message: String,
 }
@@ -16,7 +16,7 @@ pub(crate) struct Problem {
 /// The first broken rule, in file order.
 pub(crate) fn check(c: &HubConfig) -> Result<(), Problem> {
     c.validate().map_err(|e| Problem {
-        key: e.key(),
+        key: e.location(),
         message: e.to_string(),
     })
 }

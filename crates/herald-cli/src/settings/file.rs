@@ -42,7 +42,7 @@ impl ConfigFile {
     /// `tls.key`, the broker URL…) to the file alone.
     pub(crate) fn check(&self) -> Result<(), ConfigError> {
         check::check(&self.config)
-            .map_err(|p| ConfigError(format!("{}: {}", self.locate(p.key), p.message)))
+            .map_err(|p| ConfigError(format!("{}: {}", self.locate(&p.key), p.message)))
     }
 
     /// The file's TOML table.
@@ -60,6 +60,11 @@ impl ConfigFile {
                 .and_then(toml::Value::as_table)
                 .is_some_and(|t| t.contains_key(leaf)),
         }
+    }
+
+    /// Whether the file sets the dotted `key`, at any depth (`namespaces.chat.latest`).
+    pub(crate) fn locates(&self, key: &str) -> bool {
+        self.key_offset(key).is_some()
     }
 
     /// `FILE:LINE:COL` of the dotted `key`, or `FILE` when the file does not set it.

@@ -148,7 +148,7 @@ pub(crate) fn resolve(
     if let Err(problem) = check::check(&effective.config) {
         return Err(ConfigError(format!(
             "{}: {}",
-            effective.origin(problem.key, file),
+            effective.origin(&problem.key, file),
             problem.message
         )));
     }
@@ -183,7 +183,11 @@ impl Effective {
     /// Where the value of `key` came from, for error messages.
     fn origin(&self, key: &str, file: Option<&ConfigFile>) -> String {
         let Some(i) = SETTINGS.iter().position(|s| s.key == key) else {
-            return key.to_owned();
+            // A TOML-only key (a table such as `[namespaces.NAME]`): only a file sets it.
+            return match file {
+                Some(file) if file.locates(key) => file.locate(key),
+                _ => key.to_owned(),
+            };
         };
         match (self.sources.get(i), file) {
             (Some(Source::Flag), _) => format!("--{}", SETTINGS[i].flag),

@@ -2,7 +2,7 @@
 //! what it does) and `herald serve --print-config` (the effective values and their sources).
 
 use super::kind::Kind;
-use super::table::{SETTINGS, Setting};
+use super::table::{SETTINGS, Setting, boolean, count, duration, list};
 use super::{Effective, Source};
 use herald_hub::HubConfig;
 use std::fmt::Write as _;
@@ -35,8 +35,31 @@ pub(crate) fn default_file() -> String {
             }
         }
     });
+    out.push_str(NAMESPACES_EXAMPLE);
     out
 }
+
+/// `[namespaces.NAME]` tables are TOML only (no flag or variable): shown as a commented
+/// example, each key at the value it takes when left unset.
+const NAMESPACES_EXAMPLE: &str = r#"
+# Namespaces (TOML only): the rules for channels named NAME:..., one table each. With none
+# configured, namespacing is off and every channel follows the settings above. With one or
+# more, a channel whose prefix is not configured is refused (error 112, HTTP 400), a channel
+# without ':' follows the settings above, and every plain route's rooms must fall in a
+# configured namespace. A key left unset takes the value above (history.size, history.ttl,
+# presence.enabled, presence.join_leave, auth.anonymous_subscribe, auth.anonymous_publish).
+#
+# [namespaces.chat]
+# history_size = 100               # publications kept per channel (at most 1000000)
+# history_ttl = "5m"               # how long a channel's history lives after its last publish
+# presence = true                  # false: no presence, no joins or leaves
+# join_leave = true                # false: no join/leave pushes
+# publish = true                   # false: only the HTTP API publishes (clients get 103)
+# recover = true                   # false: subscribe with recover answers recovered: false
+# latest = 0                       # newest publications a subscribe returns (<= history_size)
+# anonymous_subscribe = ["chat:*"] # patterns for connections without a token
+# anonymous_publish = ["chat:*"]
+"#;
 
 /// The effective configuration, each key followed by where its value came from. Secrets are
 /// redacted, so the output documents a running setup without leaking it.
@@ -64,7 +87,49 @@ pub(crate) fn effective_file(effective: &Effective) -> String {
         }
         let _ = writeln!(out, "  # {source}");
     });
+    namespace_tables(&mut out, &effective.config);
     out
+}
+
+/// The `[namespaces.NAME]` tables in effect (only a file sets them), with the keys they set.
+fn namespace_tables(out: &mut String, config: &HubConfig) {
+    if config.namespaces.is_empty() {
+        return;
+    }
+    let mut tables = toml::Table::new();
+    for (name, t) in &config.namespaces {
+        let keys = [
+            ("history_size", t.history_size.and_then(count)),
+            ("history_ttl", t.history_ttl.and_then(duration)),
+            ("presence", t.presence.and_then(boolean)),
+            ("join_leave", t.join_leave.and_then(boolean)),
+            ("publish", t.publish.and_then(boolean)),
+            ("recover", t.recover.and_then(boolean)),
+            ("latest", t.latest.and_then(count)),
+            (
+                "anonymous_subscribe",
+                t.anonymous_subscribe.as_deref().and_then(list),
+            ),
+            (
+                "anonymous_publish",
+                t.anonymous_publish.as_deref().and_then(list),
+            ),
+        ];
+        let table: toml::Table = keys
+            .into_iter()
+            .filter_map(|(key, value)| Some((key.to_owned(), value?)))
+            .collect();
+        tables.insert(name.clone(), Value::Table(table));
+    }
+    let mut root = toml::Table::new();
+    root.insert("namespaces".into(), Value::Table(tables));
+    out.push_str(
+        "
+# Namespaces (from the file; keys not shown take the values above)
+",
+    );
+    // A table of strings, integers, booleans and arrays of strings always serialises.
+    out.push_str(&toml::to_string(&root).unwrap_or_default());
 }
 
 /// Calls `each` for every setting, writing a `[section]` header before the first of each.

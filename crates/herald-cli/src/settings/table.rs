@@ -305,20 +305,20 @@ fn path(p: &Option<PathBuf>) -> Option<Value> {
     p.as_deref().and_then(|p| text(&p.display().to_string()))
 }
 
-fn boolean(b: bool) -> Option<Value> {
+pub(super) fn boolean(b: bool) -> Option<Value> {
     Some(Value::Boolean(b))
 }
 
-fn count<N: TryInto<i64>>(n: N) -> Option<Value> {
+pub(super) fn count<N: TryInto<i64>>(n: N) -> Option<Value> {
     // TOML integers are i64; a count past i64::MAX cannot come from a file or a flag.
     Some(Value::Integer(n.try_into().unwrap_or(i64::MAX)))
 }
 
-fn duration(d: Duration) -> Option<Value> {
+pub(super) fn duration(d: Duration) -> Option<Value> {
     text(&humantime::format_duration(d).to_string())
 }
 
-fn list(items: &[String]) -> Option<Value> {
+pub(super) fn list(items: &[String]) -> Option<Value> {
     Some(Value::Array(
         items.iter().map(|s| Value::String(s.clone())).collect(),
     ))

@@ -44,6 +44,9 @@ pub(crate) struct Identity {
     pub(crate) expires: Option<u64>,
     /// Channels the server subscribes the connection to at connect (the `subs` claim).
     pub(crate) subs: Vec<String>,
+    /// Let in without a token: its channels are each namespace's anonymous patterns
+    /// (`namespace.rs`), `subscribe` and `publish` being the default namespace's.
+    pub(crate) anonymous: bool,
 }
 
 impl Identity {
@@ -190,6 +193,7 @@ impl JwtAuthenticator {
             publish: patterns(&config.anonymous_publish_patterns()),
             expires: None,
             subs: Vec::new(),
+            anonymous: true,
         });
         Ok(Self {
             keys,
@@ -293,7 +297,7 @@ fn load_key(
     parse(&pem).map_err(|e| error(e.to_string()))
 }
 
-fn patterns(list: &[String]) -> Vec<WildMatch> {
+pub(crate) fn patterns(list: &[String]) -> Vec<WildMatch> {
     list.iter().map(|p| WildMatch::new(p)).collect()
 }
 
@@ -364,6 +368,7 @@ impl JwtAuthenticator {
             publish,
             expires: Some(c.exp),
             subs: c.subs,
+            anonymous: false,
         })
     }
 }

@@ -1,8 +1,9 @@
 //! The conformance suite every [`Broker`] implementation passes: the module invariants as
 //! executable cases.
 //!
-//! Each case takes a factory that builds a fresh, started-nowhere broker for a given history
-//! retention, and panics (it is test code) when the broker breaks an invariant. Brokers that
+//! Each case takes a factory that builds a fresh, started-nowhere broker for a given
+//! [`HistoryConfig`] (node-wide bounds; what each channel keeps comes with its publishes as a
+//! [`Retention`]), and panics (it is test code) when the broker breaks an invariant. Brokers that
 //! share state between instances (Redis) get distinct channel names per case, so cases can
 //! run against one server. [`run_all`] runs every case, given also a *footprint*: how much
 //! state the broker holds over all channels (the memory broker's [`memory_footprint`], the
@@ -13,6 +14,7 @@
 
 use super::{
     Broker, BrokerError, BrokerEvents, HistoryQuery, MAX_CONTROL_SIZE, Payload, Publication,
+    Retention,
 };
 use crate::config::HistoryConfig;
 use crate::recovery::recover;
@@ -188,6 +190,8 @@ where
     a_position_read_before_the_first_publish_never_continues_into_a_later_stream(&factory).await;
     offsets_grow_by_one_from_one(&factory).await;
     history_honours_after_and_limit(&factory).await;
+    a_reverse_read_returns_the_newest_first(&factory).await;
+    each_channel_keeps_the_retention_its_publishes_carry(&factory).await;
     fan_out_order_is_offset_order_with_concurrent_publishers(&factory).await;
     subscribe_before_read_leaves_no_gap(&factory).await;
     a_late_unsubscribe_keeps_a_newer_subscribe(&factory).await;
@@ -222,6 +226,7 @@ pub async fn reads_of_never_published_channels_create_nothing<F, Fut, P, PFut>(
             let query = HistoryQuery {
                 after: 3,
                 limit: 10,
+                reverse: false,
             };
             let history = broker.history(&channel, query).await.unwrap();
             assert_eq!(history.position.offset, 0, "{channel} reads as offset 0");
@@ -266,13 +271,17 @@ pub async fn a_position_read_before_the_first_publish_never_continues_into_a_lat
     let (broker, _) = started(factory, history).await;
     // Some stream exists, so the broker has a vacant epoch to keep.
     let elsewhere = fresh_channel("elsewhere");
-    broker.publish(&elsewhere, json(0), None).await.unwrap();
+    broker
+        .publish(&elsewhere, json(0), None, Retention::from(&history))
+        .await
+        .unwrap();
     let read = |channel: String| {
         let broker = broker.clone();
         async move {
             let query = HistoryQuery {
                 after: 0,
                 limit: 10,
+                reverse: false,
             };
             broker.history(&channel, query).await.unwrap()
         }
@@ -290,7 +299,10 @@ pub async fn a_position_read_before_the_first_publish_never_continues_into_a_lat
         vacant,
         "channels without a stream share the vacant epoch"
     );
-    let first = broker.publish(&channel, json(1), None).await.unwrap();
+    let first = broker
+        .publish(&channel, json(1), None, Retention::from(&history))
+        .await
+        .unwrap();
     assert_eq!(first.offset, 1);
     assert_ne!(first.epoch, vacant, "a stream never has the vacant epoch");
     let live = read(channel.clone()).await;
@@ -315,7 +327,10 @@ pub async fn a_position_read_before_the_first_publish_never_continues_into_a_lat
     assert_ne!(lost.position.epoch, vacant);
     assert!(!recover(&before.position, lost.clone()).recovered);
     assert!(!recover(&first, lost.clone()).recovered);
-    let again = broker.publish(&channel, json(2), None).await.unwrap();
+    let again = broker
+        .publish(&channel, json(2), None, Retention::from(&history))
+        .await
+        .unwrap();
     assert_eq!(again.offset, 1);
     for old in [&vacant, &first.epoch, &lost.position.epoch] {
         assert_ne!(&again.epoch, old, "a new stream has a new epoch");
@@ -346,7 +361,10 @@ where
     assert_eq!(empty.position.offset, 0);
     let mut epoch = None;
     for n in 1..=5 {
-        let position = broker.publish(&channel, json(n), None).await.unwrap();
+        let position = broker
+            .publish(&channel, json(n), None, Retention::default())
+            .await
+            .unwrap();
         assert_eq!(position.offset, n);
         assert_eq!(epoch.get_or_insert(position.epoch.clone()), &position.epoch);
     }
@@ -376,10 +394,20 @@ where
     let (broker, _) = started(factory, HistoryConfig::default()).await;
     let channel = fresh_channel("history");
     for n in 1..=10 {
-        broker.publish(&channel, json(n), None).await.unwrap();
+        broker
+            .publish(&channel, json(n), None, Retention::default())
+            .await
+            .unwrap();
     }
     let history = broker
-        .history(&channel, HistoryQuery { after: 3, limit: 4 })
+        .history(
+            &channel,
+            HistoryQuery {
+                after: 3,
+                limit: 4,
+                reverse: false,
+            },
+        )
         .await
         .unwrap();
     let offsets: Vec<u64> = history.publications.iter().map(|p| p.offset).collect();
@@ -393,7 +421,12 @@ where
     ];
     for payload in &kinds {
         broker
-            .publish(&channel, payload.clone(), Some(client(7)))
+            .publish(
+                &channel,
+                payload.clone(),
+                Some(client(7)),
+                Retention::default(),
+            )
             .await
             .unwrap();
     }
@@ -403,6 +436,7 @@ where
             HistoryQuery {
                 after: 10,
                 limit: 100,
+                reverse: false,
             },
         )
         .await
@@ -425,7 +459,10 @@ where
     let (small, _) = started(factory, retained).await;
     let channel = fresh_channel("history-size");
     for n in 1..=6 {
-        small.publish(&channel, json(n), None).await.unwrap();
+        small
+            .publish(&channel, json(n), None, Retention::from(&retained))
+            .await
+            .unwrap();
     }
     let kept = small
         .history(
@@ -433,12 +470,127 @@ where
             HistoryQuery {
                 after: 0,
                 limit: 100,
+                reverse: false,
             },
         )
         .await
         .unwrap();
     let offsets: Vec<u64> = kept.publications.iter().map(|p| p.offset).collect();
     assert_eq!(offsets, [4, 5, 6], "history keeps the newest `size`");
+}
+
+/// A reverse read returns the newest `limit` publications above `after`, newest first.
+pub async fn a_reverse_read_returns_the_newest_first<F, Fut>(factory: &F)
+where
+    F: Fn(HistoryConfig) -> Fut,
+    Fut: Future<Output = Arc<dyn Broker>>,
+{
+    let (broker, _) = started(factory, HistoryConfig::default()).await;
+    let channel = fresh_channel("reverse");
+    for n in 1..=10 {
+        let keep = Retention::default();
+        broker.publish(&channel, json(n), None, keep).await.unwrap();
+    }
+    let read = |after: u64, limit: usize| {
+        let (broker, channel) = (broker.clone(), channel.clone());
+        async move {
+            let query = HistoryQuery {
+                after,
+                limit,
+                reverse: true,
+            };
+            let history = broker.history(&channel, query).await.unwrap();
+            assert_eq!(history.position.offset, 10);
+            let offsets: Vec<u64> = history.publications.iter().map(|p| p.offset).collect();
+            offsets
+        }
+    };
+    assert_eq!(
+        read(0, 3).await,
+        [10, 9, 8],
+        "the newest three, newest first"
+    );
+    assert_eq!(
+        read(7, 10).await,
+        [10, 9, 8],
+        "no further back than `after`"
+    );
+    assert_eq!(
+        read(0, 0).await,
+        Vec::<u64>::new(),
+        "limit 0 reads the position"
+    );
+    let tail = broker
+        .history(
+            &channel,
+            HistoryQuery {
+                after: 0,
+                limit: 1,
+                reverse: true,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(tail.publications[0].payload, json(10));
+    let never = fresh_channel("reverse-never");
+    let query = HistoryQuery {
+        after: 0,
+        limit: 5,
+        reverse: true,
+    };
+    let empty = broker.history(&never, query).await.unwrap();
+    assert_eq!(empty.position.offset, 0);
+    assert!(empty.publications.is_empty());
+}
+
+/// Each channel keeps the size and TTL its publishes carry, on one broker: a small history
+/// keeps its newest few while a larger one keeps more, and a short-lived stream is lost (a
+/// new epoch) while a long-lived one goes on.
+pub async fn each_channel_keeps_the_retention_its_publishes_carry<F, Fut>(factory: &F)
+where
+    F: Fn(HistoryConfig) -> Fut,
+    Fut: Future<Output = Arc<dyn Broker>>,
+{
+    let (broker, _) = started(factory, HistoryConfig::default()).await;
+    let ttl = Duration::from_millis(600);
+    let small = Retention { size: 2, ttl };
+    let large = Retention {
+        size: 5,
+        ttl: Duration::from_secs(300),
+    };
+    let (short, long) = (fresh_channel("keep-small"), fresh_channel("keep-large"));
+    let mut first = Vec::new();
+    for n in 1..=6 {
+        first.push(broker.publish(&short, json(n), None, small).await.unwrap());
+        broker.publish(&long, json(n), None, large).await.unwrap();
+    }
+    let offsets = |channel: String| {
+        let broker = broker.clone();
+        async move {
+            let query = HistoryQuery {
+                after: 0,
+                limit: 100,
+                reverse: false,
+            };
+            let history = broker.history(&channel, query).await.unwrap();
+            let offsets: Vec<u64> = history.publications.iter().map(|p| p.offset).collect();
+            offsets
+        }
+    };
+    assert_eq!(offsets(short.clone()).await, [5, 6], "size 2 keeps two");
+    assert_eq!(
+        offsets(long.clone()).await,
+        [2, 3, 4, 5, 6],
+        "size 5 keeps five"
+    );
+    tokio::time::sleep(ttl * 2).await;
+    broker.maintain();
+    let again = broker.publish(&short, json(7), None, small).await.unwrap();
+    assert_eq!(again.offset, 1, "the short-lived stream expired");
+    assert_ne!(again.epoch, first[0].epoch, "and came back in a new epoch");
+    let on = broker.publish(&long, json(7), None, large).await.unwrap();
+    assert_eq!(on.offset, 7, "the long-lived stream goes on");
+    assert_eq!(offsets(long).await, [3, 4, 5, 6, 7]);
 }
 
 /// Publications from concurrent publishers reach the node once each, in offset order.
@@ -456,7 +608,10 @@ where
         let (broker, channel) = (broker.clone(), channel.clone());
         running.push(tokio::spawn(async move {
             for n in 0..each {
-                broker.publish(&channel, json(n), None).await.unwrap();
+                broker
+                    .publish(&channel, json(n), None, Retention::default())
+                    .await
+                    .unwrap();
             }
         }));
     }
@@ -493,7 +648,10 @@ where
         let (publisher, channel) = (publisher.clone(), channel.clone());
         tokio::spawn(async move {
             for n in 1..=total {
-                publisher.publish(&channel, json(n), None).await.unwrap();
+                publisher
+                    .publish(&channel, json(n), None, Retention::default())
+                    .await
+                    .unwrap();
                 tokio::time::sleep(Duration::ZERO).await;
             }
         })
@@ -532,7 +690,10 @@ where
     broker.subscribe(&channel).await.unwrap();
     broker.subscribe(&channel).await.unwrap();
     broker.unsubscribe(&channel).await.unwrap();
-    let position = broker.publish(&channel, json(1), None).await.unwrap();
+    let position = broker
+        .publish(&channel, json(1), None, Retention::default())
+        .await
+        .unwrap();
     let heard = |e: &[Event]| {
         e.contains(&Event::Publication(
             channel.clone(),
@@ -553,18 +714,11 @@ where
     Fut: Future<Output = Arc<dyn Broker>>,
 {
     let ttl = Duration::from_millis(600);
-    let (broker, _) = started(
-        factory,
-        HistoryConfig {
-            size: 10,
-            ttl,
-            ..HistoryConfig::default()
-        },
-    )
-    .await;
+    let keep = Retention { size: 10, ttl };
+    let (broker, _) = started(factory, HistoryConfig::default()).await;
     let channel = fresh_channel("epoch");
-    let first = broker.publish(&channel, json(1), None).await.unwrap();
-    let again = broker.publish(&channel, json(2), None).await.unwrap();
+    let first = broker.publish(&channel, json(1), None, keep).await.unwrap();
+    let again = broker.publish(&channel, json(2), None, keep).await.unwrap();
     assert_eq!(first.epoch, again.epoch);
     let read = broker
         .history(&channel, HistoryQuery::default())
@@ -573,7 +727,7 @@ where
     assert_eq!(read.position, again);
     tokio::time::sleep(ttl * 2).await;
     broker.maintain();
-    let after = broker.publish(&channel, json(3), None).await.unwrap();
+    let after = broker.publish(&channel, json(3), None, keep).await.unwrap();
     assert_eq!(after.offset, 1, "a lost history starts again at 1");
     assert_ne!(after.epoch, first.epoch, "a lost history has a new epoch");
     let read = broker
@@ -582,6 +736,7 @@ where
             HistoryQuery {
                 after: 0,
                 limit: 10,
+                reverse: false,
             },
         )
         .await

@@ -112,7 +112,8 @@ pub struct Publication {
 pub struct History {
     /// The channel's current position: the last offset assigned and the epoch.
     pub position: StreamPosition,
-    /// Retained publications after the requested offset, oldest first.
+    /// Retained publications after the requested offset, oldest first (newest first for a
+    /// [`HistoryQuery::reverse`] read).
     pub publications: Vec<Arc<Publication>>,
 }
 
@@ -121,8 +122,40 @@ pub struct History {
 pub struct HistoryQuery {
     /// Only publications with an offset above this one (0: from the oldest retained).
     pub after: u64,
-    /// At most this many (the oldest first); 0 reads only the position.
+    /// At most this many (the oldest first, or with `reverse` the newest); 0 reads only the
+    /// position.
     pub limit: usize,
+    /// Read from the newest end: the newest `limit` publications above `after`, newest
+    /// first, without reading the rest of the stream.
+    pub reverse: bool,
+}
+
+/// What a channel keeps, given with every publish (a channel's namespace decides it, so the
+/// broker learns it at publish time). A channel's stream keeps the retention of its last
+/// publish.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    /// Publications kept (0: none; offsets and the epoch are kept all the same).
+    pub size: usize,
+    /// How long the stream lives after its last publish: its publications, and then its
+    /// offset and epoch. Must not be 0.
+    pub ttl: Duration,
+}
+
+impl Default for Retention {
+    /// `history.size` and `history.ttl`'s defaults: 100 publications, 5 minutes.
+    fn default() -> Self {
+        Self::from(&crate::config::HistoryConfig::default())
+    }
+}
+
+impl From<&crate::config::HistoryConfig> for Retention {
+    fn from(history: &crate::config::HistoryConfig) -> Self {
+        Self {
+            size: history.size,
+            ttl: history.ttl,
+        }
+    }
 }
 
 /// The broker's state as a node sees it.
@@ -214,8 +247,9 @@ pub trait Broker: Send + Sync + 'static {
     /// Registers the node's event handler; called once, before anything else.
     fn start(&self, events: Arc<dyn BrokerEvents>);
 
-    /// Publishes: assigns the next offset, appends to history, fans out to every node. The
-    /// first publish to a channel without a stream creates it, in a new epoch.
+    /// Publishes: assigns the next offset, appends to history (keeping what `retention`
+    /// says), fans out to every node. The first publish to a channel without a stream creates
+    /// it, in a new epoch.
     ///
     /// # Errors
     /// [`BrokerError`]; then nothing was published, except with
@@ -225,10 +259,12 @@ pub trait Broker: Send + Sync + 'static {
         channel: &'a str,
         payload: Payload,
         publisher: Option<ClientInfo>,
+        retention: Retention,
     ) -> BoxFuture<'a, Result<StreamPosition, BrokerError>>;
 
-    /// Reads history. A channel without a stream reads as offset 0 in the vacant epoch, with
-    /// no publications; the read creates nothing.
+    /// Reads history: the oldest `query.limit` publications above `query.after`, or with
+    /// `query.reverse` the newest, newest first. A channel without a stream reads as offset 0
+    /// in the vacant epoch, with no publications; the read creates nothing.
     ///
     /// # Errors
     /// [`BrokerError`].

@@ -3,14 +3,17 @@
 //! The rules between fields are [`HubConfig::validate`]'s.
 
 mod broker;
+mod namespace;
 mod users;
 mod validate;
 
 pub use broker::BrokerConfig;
+pub use namespace::{MAX_HISTORY_SIZE, MAX_NAMESPACES, NamespaceConfig};
 pub use users::UsersConfig;
-pub use validate::{ConfigError, RouteProblem};
+pub use validate::{ConfigError, NamespaceProblem, RouteProblem};
 
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -45,6 +48,11 @@ pub struct HubConfig {
     pub redis: RedisConfig,
     /// Personal channels.
     pub users: UsersConfig,
+    /// Namespaces, `[namespaces.NAME]`: the rules for channels named `NAME:…`. None
+    /// configured (the default): namespacing is off and every channel follows the default
+    /// namespace's rules (the top-level `history`, `presence` and `auth.anonymous_*`). With at
+    /// least one, a channel whose prefix is not configured is refused (error 112).
+    pub namespaces: BTreeMap<String, NamespaceConfig>,
     /// Offer permessage-deflate (RFC 7692) to clients. Default true.
     pub deflate: bool,
     /// How long graceful shutdown waits for connections to close after sending 1001.
@@ -74,6 +82,7 @@ impl Default for HubConfig {
             presence: PresenceConfig::default(),
             redis: RedisConfig::default(),
             users: UsersConfig::default(),
+            namespaces: BTreeMap::new(),
             deflate: true,
             shutdown_timeout: Duration::from_secs(5),
             shutdown_http_timeout: Duration::from_secs(1),

@@ -5,7 +5,8 @@
 //! [`Hub::new`]: crate::Hub::new
 //! [`Hub::with_broker`]: crate::Hub::with_broker
 
-use super::HubConfig;
+use super::{HubConfig, MAX_HISTORY_SIZE, MAX_NAMESPACES, NamespaceConfig};
+use crate::names::valid_channel;
 use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
@@ -73,6 +74,55 @@ pub enum ConfigError {
     /// so no personal channel would be valid: use only channel-name characters.
     #[error("users.personal_prefix `{0}` cannot start a channel name")]
     PersonalPrefix(String),
+    /// A `[namespaces.NAME]` table breaks a rule: fix the key it names.
+    #[error("namespaces.{name}{}{field}: {problem}", if field.is_empty() { "" } else { "." })]
+    Namespace {
+        /// The namespace, as configured.
+        name: String,
+        /// The key in its table (empty: the table's name itself).
+        field: &'static str,
+        /// What is wrong.
+        problem: NamespaceProblem,
+    },
+}
+
+/// What is wrong with a `[namespaces.NAME]` table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NamespaceProblem {
+    /// The name is empty, contains `:`, or has a character a channel name may not have.
+    InvalidName,
+    /// More tables than [`MAX_NAMESPACES`].
+    TooMany,
+    /// `history_size` is over [`MAX_HISTORY_SIZE`].
+    HistoryTooLarge,
+    /// `history_ttl` is 0.
+    ZeroTtl,
+    /// `latest` is over the namespace's history size: it could never be served.
+    LatestOverHistory {
+        /// The namespace's history size (its own, or `history.size`).
+        size: usize,
+    },
+    /// A pattern has a character no channel name has (besides `*` and `?`), or is empty or
+    /// longer than a channel name.
+    InvalidPattern(String),
+}
+
+impl fmt::Display for NamespaceProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidName => f.write_str(
+                "a namespace name is 1-255 letters, digits and `-_./@#=+,`, without `:`",
+            ),
+            Self::TooMany => write!(f, "at most {MAX_NAMESPACES} namespaces"),
+            Self::HistoryTooLarge => write!(f, "must be at most {MAX_HISTORY_SIZE}"),
+            Self::ZeroTtl => f.write_str("must be longer than 0s"),
+            Self::LatestOverHistory { size } => {
+                write!(f, "must be at most the history size ({size})")
+            }
+            Self::InvalidPattern(p) => write!(f, "invalid channel pattern `{p}`"),
+        }
+    }
 }
 
 /// What is wrong with a plain-mode route.
@@ -85,6 +135,8 @@ pub enum RouteProblem {
     Duplicate,
     /// A parameter name is empty.
     EmptyParam,
+    /// Its rooms (`PATH:…`) fall in a namespace that is not configured.
+    UnknownNamespace,
 }
 
 impl fmt::Display for RouteProblem {
@@ -93,6 +145,7 @@ impl fmt::Display for RouteProblem {
             Self::NotAPath => "must start with / and have no query",
             Self::Duplicate => "is listed twice",
             Self::EmptyParam => "has an empty parameter name",
+            Self::UnknownNamespace => "names rooms in a namespace that is not configured",
         })
     }
 }
@@ -110,6 +163,19 @@ impl ConfigError {
             Self::Route { .. } => "plain.routes",
             Self::PersonalPrefix(_) => "users.personal_prefix",
             Self::JwksUrl(_) => "auth.jwks_url",
+            Self::Namespace { .. } => "namespaces",
+        }
+    }
+
+    /// The full dotted key to point at: [`key`](Self::key), or for a namespace table
+    /// `namespaces.NAME.FIELD` (`namespaces.NAME` for its name).
+    pub fn location(&self) -> String {
+        match self {
+            Self::Namespace {
+                name, field: "", ..
+            } => format!("namespaces.{name}"),
+            Self::Namespace { name, field, .. } => format!("namespaces.{name}.{field}"),
+            other => other.key().to_owned(),
         }
     }
 }
@@ -117,8 +183,9 @@ impl ConfigError {
 impl HubConfig {
     /// Checks every rule between and within fields that the types cannot express: the broker
     /// string, both halves of the TLS pair, sizes and periods that must not be 0, bursts for
-    /// the rates that are set, plain-mode routes, the Redis timings and the personal channel
-    /// prefix.
+    /// the rates that are set, plain-mode routes, the Redis timings, the personal channel
+    /// prefix, and the namespace tables (names, sizes, TTLs, `latest`, patterns; routes whose
+    /// rooms fall in no namespace).
     ///
     /// # Errors
     /// The first broken rule, in the order a configuration file lists the keys.
@@ -133,7 +200,8 @@ impl HubConfig {
         positive("heartbeat.timeout", self.heartbeat.timeout)?;
         self.routes()?;
         self.redis_timings()?;
-        self.personal_prefix()
+        self.personal_prefix()?;
+        self.namespace_tables()
     }
 
     fn personal_prefix(&self) -> Result<(), ConfigError> {
@@ -143,6 +211,49 @@ impl HubConfig {
         } else {
             Err(ConfigError::PersonalPrefix(prefix.clone()))
         }
+    }
+
+    fn namespace_tables(&self) -> Result<(), ConfigError> {
+        if self.namespaces.len() > MAX_NAMESPACES {
+            let name = self.namespaces.keys().nth(MAX_NAMESPACES).cloned();
+            return Err(namespace(
+                name.unwrap_or_default(),
+                "",
+                NamespaceProblem::TooMany,
+            ));
+        }
+        for (name, table) in &self.namespaces {
+            self.namespace_table(name, table)?;
+        }
+        Ok(())
+    }
+
+    fn namespace_table(&self, name: &str, t: &NamespaceConfig) -> Result<(), ConfigError> {
+        let fail = |field, problem| Err(namespace(name.to_owned(), field, problem));
+        if !valid_channel(name) || name.contains(':') {
+            return fail("", NamespaceProblem::InvalidName);
+        }
+        if t.history_size.is_some_and(|size| size > MAX_HISTORY_SIZE) {
+            return fail("history_size", NamespaceProblem::HistoryTooLarge);
+        }
+        let size = t.history_size.unwrap_or(self.history.size);
+        if t.history_ttl.is_some_and(|ttl| ttl.is_zero()) {
+            return fail("history_ttl", NamespaceProblem::ZeroTtl);
+        }
+        if t.latest.unwrap_or(0) > size {
+            return fail("latest", NamespaceProblem::LatestOverHistory { size });
+        }
+        let lists = [
+            ("anonymous_subscribe", &t.anonymous_subscribe),
+            ("anonymous_publish", &t.anonymous_publish),
+        ];
+        for (field, list) in lists {
+            let bad = list.iter().flatten().find(|p| !valid_pattern(p));
+            if let Some(bad) = bad {
+                return fail(field, NamespaceProblem::InvalidPattern(bad.clone()));
+            }
+        }
+        Ok(())
     }
 
     fn tls_pair(&self) -> Result<(), ConfigError> {
@@ -192,6 +303,8 @@ impl HubConfig {
                 RouteProblem::Duplicate
             } else if route.params.iter().any(String::is_empty) {
                 RouteProblem::EmptyParam
+            } else if !self.route_namespace_known(route) {
+                RouteProblem::UnknownNamespace
             } else {
                 continue;
             };
@@ -201,6 +314,18 @@ impl HubConfig {
             });
         }
         Ok(())
+    }
+
+    /// Whether the rooms of `route` fall in a configured namespace (always, with none
+    /// configured; a room without `:` is in the default namespace).
+    fn route_namespace_known(&self, route: &super::PlainRoute) -> bool {
+        let room = route.path.trim_start_matches('/');
+        let prefix = match room.split_once(':') {
+            Some((prefix, _)) => prefix,
+            None if route.params.is_empty() => return true,
+            None => room,
+        };
+        self.namespaces.is_empty() || self.namespaces.contains_key(prefix)
     }
 
     fn redis_timings(&self) -> Result<(), ConfigError> {
@@ -221,6 +346,19 @@ impl HubConfig {
         }
         Ok(())
     }
+}
+
+fn namespace(name: String, field: &'static str, problem: NamespaceProblem) -> ConfigError {
+    ConfigError::Namespace {
+        name,
+        field,
+        problem,
+    }
+}
+
+/// A permission pattern: what a channel name may be, with `*` and `?` anywhere.
+pub(crate) fn valid_pattern(pattern: &str) -> bool {
+    valid_channel(&pattern.replace(['*', '?'], "a"))
 }
 
 fn at_least_one(key: &'static str, value: usize) -> Result<(), ConfigError> {
@@ -403,6 +541,133 @@ mod tests {
         for fine in ["", "#", "user:"] {
             c.users.personal_prefix = fine.into();
             assert!(c.validate().is_ok(), "{fine:?}");
+        }
+    }
+
+    mod namespaces {
+        //! `[namespaces.NAME]` tables and the routes into them.
+        use super::*;
+        use crate::config::NamespaceConfig;
+
+        fn with(name: &str, table: NamespaceConfig) -> HubConfig {
+            let mut c = HubConfig::default();
+            c.namespaces.insert(name.into(), table);
+            // The default `/chat` route needs a `chat` namespace once namespacing is on.
+            c.namespaces
+                .insert("chat".into(), NamespaceConfig::default());
+            c
+        }
+
+        fn problem(c: &HubConfig) -> (String, String) {
+            let e = c.validate().unwrap_err();
+            assert_eq!(e.key(), "namespaces");
+            (e.location(), e.to_string())
+        }
+
+        #[test]
+        fn a_namespace_name_is_a_channel_prefix_without_a_colon() {
+            for bad in ["", "a:b", "a b", "a*"] {
+                let (at, message) = problem(&with(bad, NamespaceConfig::default()));
+                assert_eq!(at, format!("namespaces.{bad}"));
+                assert!(message.contains("without `:`"), "{message}");
+            }
+            assert_eq!(
+                with("news.eu", NamespaceConfig::default()).validate(),
+                Ok(())
+            );
+        }
+
+        #[test]
+        fn sizes_ttls_and_latest_stay_within_their_bounds() {
+            let cases = [
+                (
+                    NamespaceConfig {
+                        history_size: Some(MAX_HISTORY_SIZE + 1),
+                        ..NamespaceConfig::default()
+                    },
+                    "namespaces.n.history_size",
+                ),
+                (
+                    NamespaceConfig {
+                        history_ttl: Some(Duration::ZERO),
+                        ..NamespaceConfig::default()
+                    },
+                    "namespaces.n.history_ttl",
+                ),
+                (
+                    NamespaceConfig {
+                        history_size: Some(5),
+                        latest: Some(6),
+                        ..NamespaceConfig::default()
+                    },
+                    "namespaces.n.latest",
+                ),
+            ];
+            for (table, at) in cases {
+                assert_eq!(problem(&with("n", table)).0, at);
+            }
+            let latest = NamespaceConfig {
+                latest: Some(101),
+                ..NamespaceConfig::default()
+            };
+            assert_eq!(
+                problem(&with("n", latest)).1,
+                "namespaces.n.latest: must be at most the history size (100)"
+            );
+        }
+
+        #[test]
+        fn patterns_are_channel_names_with_wildcards() {
+            let table = NamespaceConfig {
+                anonymous_subscribe: Some(vec!["n:*".into(), "n:a b".into()]),
+                ..NamespaceConfig::default()
+            };
+            let (at, message) = problem(&with("n", table));
+            assert_eq!(at, "namespaces.n.anonymous_subscribe");
+            assert!(
+                message.ends_with("invalid channel pattern `n:a b`"),
+                "{message}"
+            );
+            let fine = NamespaceConfig {
+                anonymous_publish: Some(vec!["n:?x*".into(), "*".into()]),
+                ..NamespaceConfig::default()
+            };
+            assert_eq!(with("n", fine).validate(), Ok(()));
+        }
+
+        #[test]
+        fn a_route_into_an_unknown_namespace_is_refused_once_namespacing_is_on() {
+            let mut c = HubConfig::default();
+            c.namespaces
+                .insert("news".into(), NamespaceConfig::default());
+            let e = c.validate().unwrap_err();
+            assert_eq!(e.key(), "plain.routes");
+            assert_eq!(
+                e.to_string(),
+                "plain.routes: path `/chat` names rooms in a namespace that is not configured"
+            );
+            c.namespaces
+                .insert("chat".into(), NamespaceConfig::default());
+            assert_eq!(c.validate(), Ok(()));
+            // A route without parameters names one room; without `:` it is in the default
+            // namespace, which always exists.
+            c.plain.routes.push(PlainRoute {
+                path: "/lobby".into(),
+                params: vec![],
+            });
+            assert_eq!(c.validate(), Ok(()));
+        }
+
+        #[test]
+        fn more_tables_than_the_bound_are_refused() {
+            let mut c = HubConfig::default();
+            for n in 0..=MAX_NAMESPACES {
+                c.namespaces
+                    .insert(format!("n{n}"), NamespaceConfig::default());
+            }
+            c.namespaces
+                .insert("chat".into(), NamespaceConfig::default());
+            assert!(problem(&c).1.contains("at most 1000 namespaces"));
         }
     }
 }

@@ -6,6 +6,7 @@
 
 use crate::broker::{Health, Payload};
 use crate::hub::{Hub, valid_channel};
+use crate::service::Read;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -43,6 +44,8 @@ pub(super) struct HistoryQuery {
     since: Option<u64>,
     epoch: Option<String>,
     limit: Option<usize>,
+    #[serde(default)]
+    reverse: bool,
 }
 
 pub(super) fn error(status: StatusCode, message: &str) -> Response {
@@ -55,7 +58,7 @@ pub(super) fn reply_error(e: &ErrorBody) -> Response {
         ErrorCode::LIMIT_EXCEEDED => StatusCode::INSUFFICIENT_STORAGE,
         ErrorCode::OUTCOME_UNKNOWN => StatusCode::GATEWAY_TIMEOUT,
         ErrorCode::POSITION_UNAVAILABLE => StatusCode::CONFLICT,
-        ErrorCode::BAD_REQUEST => StatusCode::BAD_REQUEST,
+        ErrorCode::BAD_REQUEST | ErrorCode::UNKNOWN_NAMESPACE => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     (status, Json(json!({ "error": e.message, "code": e.code }))).into_response()
@@ -266,7 +269,12 @@ pub(super) async fn history(
             );
         }
     };
-    match hub.history(&channel, since.as_ref(), query.limit).await {
+    let read = Read {
+        since: since.as_ref(),
+        limit: query.limit,
+        reverse: query.reverse,
+    };
+    match hub.history(&channel, read).await {
         Ok(result) => Json(result).into_response(),
         Err(e) => reply_error(&e),
     }

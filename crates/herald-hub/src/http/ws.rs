@@ -87,6 +87,11 @@ async fn check(hub: &Hub, upgrade: &WebSocketUpgrade) -> Result<Grant, (StatusCo
     } else {
         let routes = &hub.config.plain.routes;
         let room = names::plain_room(routes, request.path(), request.query()).map_err(refusal)?;
+        // `HubConfig::validate` refuses routes into unknown namespaces; checked all the same,
+        // so no room reaches a session without its rules.
+        if hub.namespaces.rules(&room, &hub.metrics).is_err() {
+            return Err((StatusCode::BAD_REQUEST, "unknown namespace"));
+        }
         Mode::Plain { room }
     };
     // The per-IP slot is in the connection's `Permit`, which the session holds.

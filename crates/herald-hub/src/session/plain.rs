@@ -5,14 +5,14 @@ use super::{End, Session};
 use crate::broker::Payload;
 use crate::limits::Rate;
 use crate::recovery::LiveFilter;
-use crate::service::Member;
+use crate::service::{Member, Start};
 use herald::Message;
-use herald_hub_protocol::Disconnect;
+use herald_hub_protocol::{Disconnect, ErrorCode};
 use std::time::Instant;
 
 impl Session {
     pub(super) async fn start_plain(&mut self, room: &str) -> Result<(), End> {
-        if !self.may_read(room) {
+        if self.check_read(room).is_err() {
             return Err(End::Close(Disconnect::POLICY));
         }
         let member = Member {
@@ -20,7 +20,7 @@ impl Session {
             info: &self.info,
             subscriber: self.subscriber.clone(),
         };
-        match self.hub.subscribe(room, member, None).await {
+        match self.hub.subscribe(room, member, Start::default()).await {
             Ok(joined) => {
                 self.subscriptions
                     .insert(joined.name, LiveFilter::new(joined.position));
@@ -36,7 +36,7 @@ impl Session {
             Message::Binary(data) => Payload::Binary(data),
             _ => return Ok(()),
         };
-        if !self.may_publish(room) {
+        if self.check_write(room).is_err() {
             return Err(End::Close(Disconnect::POLICY));
         }
         // Plain mode has no error replies: over the rate is a policy violation.
@@ -49,6 +49,8 @@ impl Session {
             .await
         {
             Ok(_) => Ok(()),
+            // The namespace lets only the server publish: a policy, like a missing permission.
+            Err(e) if e.code == ErrorCode::PERMISSION_DENIED => Err(End::Close(Disconnect::POLICY)),
             Err(_) => Err(End::Close(Disconnect::UNAVAILABLE)),
         }
     }

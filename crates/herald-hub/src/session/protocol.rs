@@ -4,7 +4,7 @@ use super::{BYTES_PER_UNIT, End, Session, Wire};
 use crate::broker::Payload;
 use crate::limits::Rate;
 use crate::recovery::LiveFilter;
-use crate::service::{Member, Outcome, checked_channel};
+use crate::service::{Member, Outcome, Read, Start, checked_channel};
 use bytes::Bytes;
 use herald_hub_protocol::{
     Call, ChannelParams, Command, CommandError, Connected, Disconnect, Empty, ErrorBody, ErrorCode,
@@ -136,9 +136,7 @@ impl Session {
 
     async fn subscribe(&mut self, p: SubscribeParams) -> Outcome<SubscribeResult> {
         let channel = checked_channel(&p.channel)?;
-        if !self.may_read(channel) {
-            return Err(ErrorBody::new(ErrorCode::PERMISSION_DENIED));
-        }
+        self.check_read(channel)?;
         if self.subscriptions.contains_key(channel) {
             return Err(ErrorBody::new(ErrorCode::ALREADY_SUBSCRIBED));
         }
@@ -150,16 +148,18 @@ impl Session {
             ));
         }
         let mut subscriber = self.subscriber.clone();
-        subscriber.presence_events = p.join_leave && self.hub.config.presence.join_leave;
+        // The namespace may turn them off (`Hub::subscribe`).
+        subscriber.presence_events = p.join_leave;
         let member = Member {
             id: self.id,
             info: &self.info,
             subscriber,
         };
-        let joined = self
-            .hub
-            .subscribe(channel, member, p.recover.as_ref())
-            .await?;
+        let start = Start {
+            since: p.recover.as_ref(),
+            latest: p.latest,
+        };
+        let joined = self.hub.subscribe(channel, member, start).await?;
         self.subscriptions
             .insert(joined.name, LiveFilter::new(joined.position.clone()));
         Ok(SubscribeResult {
@@ -181,9 +181,7 @@ impl Session {
 
     async fn publish(&mut self, p: PublishParams) -> Outcome<PublishResult> {
         checked_channel(&p.channel)?;
-        if !self.may_publish(&p.channel) {
-            return Err(ErrorBody::new(ErrorCode::PERMISSION_DENIED));
-        }
+        self.check_write(&p.channel)?;
         if self.publish_rate.check(Instant::now()) != Rate::Allowed {
             self.hub.metrics.limit_hit("publish_rate");
             return Err(ErrorBody::new(ErrorCode::RATE_LIMITED));
@@ -201,19 +199,18 @@ impl Session {
 
     async fn history(&mut self, p: HistoryParams) -> Outcome<HistoryResult> {
         checked_channel(&p.channel)?;
-        if !self.may_read(&p.channel) {
-            return Err(ErrorBody::new(ErrorCode::PERMISSION_DENIED));
-        }
-        self.hub
-            .history(&p.channel, p.since.as_ref(), p.limit)
-            .await
+        self.check_read(&p.channel)?;
+        let read = Read {
+            since: p.since.as_ref(),
+            limit: p.limit,
+            reverse: p.reverse,
+        };
+        self.hub.history(&p.channel, read).await
     }
 
     async fn presence(&mut self, p: ChannelParams) -> Outcome<PresenceResult> {
         checked_channel(&p.channel)?;
-        if !self.may_read(&p.channel) {
-            return Err(ErrorBody::new(ErrorCode::PERMISSION_DENIED));
-        }
+        self.check_read(&p.channel)?;
         self.hub.presence(&p.channel).await
     }
 }

@@ -103,7 +103,7 @@ impl Session {
         let gone: Vec<Arc<str>> = self
             .subscriptions
             .keys()
-            .filter(|c| !self.granted.contains(*c) && !self.may_read(c))
+            .filter(|c| !self.granted.contains(*c) && self.check_read(c).is_err())
             .cloned()
             .collect();
         for channel in gone {

@@ -9,9 +9,10 @@
 
 use super::{End, Mode, Session, Wire};
 use crate::recovery::LiveFilter;
-use crate::service::{Member, checked_channel};
+use crate::service::Outcome;
+use crate::service::{Member, Start, checked_channel};
 use crate::users::ServerOp;
-use herald_hub_protocol::{Disconnect, Push, Subscribed, Unsubscribed};
+use herald_hub_protocol::{Disconnect, ErrorBody, ErrorCode, Push, Subscribed, Unsubscribed};
 use std::sync::Arc;
 
 /// Why the server subscribed a connection, for logs.
@@ -99,25 +100,40 @@ impl Session {
     }
 
     /// Whether the connection may subscribe to, read the history and presence of `channel`:
-    /// its own personal channel always, another user's never, any other as its token allows.
-    pub(super) fn may_read(&self, channel: &str) -> bool {
-        match self.hub.config.users.owner(channel) {
-            Some(owner) => owner == self.info.user,
-            None => self.identity.can_subscribe(channel),
+    /// its own personal channel always, another user's never, any other as its namespace's
+    /// rules and its token allow.
+    ///
+    /// # Errors
+    /// 103 for another user's personal channel; the namespace's refusal otherwise (112, 103).
+    pub(super) fn check_read(&self, channel: &str) -> Outcome<()> {
+        let hub = &self.hub;
+        match hub.config.users.owner(channel) {
+            Some(owner) if owner == self.info.user => Ok(()),
+            Some(_) => Err(ErrorBody::new(ErrorCode::PERMISSION_DENIED)),
+            None => hub
+                .namespaces
+                .check_subscribe(&self.identity, channel, &hub.metrics),
         }
     }
 
     /// Whether the connection may publish to `channel`: never on another user's personal
     /// channel, on its own when its token's publish patterns allow it (to reach the user's
-    /// other connections), on any other as its token allows.
-    pub(super) fn may_publish(&self, channel: &str) -> bool {
-        let own = self
-            .hub
+    /// other connections), on any other as its namespace's rules and its token allow.
+    ///
+    /// # Errors
+    /// 103 for another user's personal channel; the namespace's refusal otherwise (112, 103).
+    pub(super) fn check_write(&self, channel: &str) -> Outcome<()> {
+        let hub = &self.hub;
+        if hub
             .config
             .users
             .owner(channel)
-            .is_none_or(|owner| owner == self.info.user);
-        own && self.identity.can_publish(channel)
+            .is_some_and(|owner| owner != self.info.user)
+        {
+            return Err(ErrorBody::new(ErrorCode::PERMISSION_DENIED));
+        }
+        hub.namespaces
+            .check_publish(&self.identity, channel, &hub.metrics)
     }
 
     async fn server_subscribe(
@@ -150,7 +166,12 @@ impl Session {
             info: &self.info,
             subscriber: self.subscriber.clone(),
         };
-        let Ok(joined) = self.hub.subscribe(channel, member, None).await else {
+        // The `subscribed` push carries a position, not publications: no `latest` here.
+        let start = Start {
+            since: None,
+            latest: Some(0),
+        };
+        let Ok(joined) = self.hub.subscribe(channel, member, start).await else {
             // Counted and logged by the service API.
             return Ok(Joined::Failed);
         };

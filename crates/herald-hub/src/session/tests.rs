@@ -111,6 +111,7 @@ fn identity(expires: Option<u64>) -> Identity {
         publish: vec![WildMatch::new("*")],
         subs: Vec::new(),
         expires,
+        anonymous: false,
     }
 }
 
@@ -1158,5 +1159,142 @@ mod refresh {
         assert_eq!(again["error"]["code"], 105, "{again}");
         let denied = f.call("subscribe", json!({"channel": "b:1"})).await;
         assert_eq!(denied["error"]["code"], 103, "{denied}");
+    }
+}
+
+mod namespaces {
+    //! The namespace rules a session meets: 112 for an unknown namespace, 103 (plain mode:
+    //! 1008) where only the server publishes, and `latest` that live delivery continues
+    //! without repeating.
+    use super::*;
+    use crate::config::NamespaceConfig;
+
+    fn with(name: &str, table: NamespaceConfig) -> HubConfig {
+        let mut c = HubConfig::default();
+        c.namespaces.insert(name.into(), table);
+        c.namespaces
+            .insert("chat".into(), NamespaceConfig::default());
+        c
+    }
+
+    #[tokio::test]
+    async fn every_command_on_an_unknown_namespace_answers_112() {
+        let mut f = fixture(with("news", NamespaceConfig::default()), Mode::Protocol);
+        for (method, params) in [
+            ("subscribe", json!({"channel": "sport:1"})),
+            ("publish", json!({"channel": "sport:1", "data": 1})),
+            ("history", json!({"channel": "sport:1"})),
+            ("presence", json!({"channel": "sport:1"})),
+        ] {
+            let reply = f.call(method, params).await;
+            assert_eq!(reply["error"]["code"], 112, "{method}: {reply}");
+        }
+        let known = f.call("subscribe", json!({"channel": "news:1"})).await;
+        assert!(known.get("result").is_some(), "{known}");
+    }
+
+    #[tokio::test]
+    async fn the_latest_publications_come_with_the_reply_and_live_delivery_does_not_repeat_them() {
+        let latest = NamespaceConfig {
+            latest: Some(2),
+            ..NamespaceConfig::default()
+        };
+        let mut f = fixture(with("prices", latest), Mode::Protocol);
+        for n in 1..=3 {
+            let data = json_payload(json!(n));
+            f.hub.publish("prices:a", data, None).await.unwrap();
+        }
+        let reply = f.call("subscribe", json!({"channel": "prices:a"})).await;
+        let offsets: Vec<u64> = reply["result"]["publications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["offset"].as_u64().unwrap())
+            .collect();
+        assert_eq!(offsets, [2, 3], "{reply}");
+        let next = f.hub.publish("prices:a", json_payload(json!(4)), None);
+        let position = next.await.unwrap();
+        let delivery = f.rx.try_recv().unwrap();
+        let Delivery::Publication(live) = &delivery else {
+            unreachable!("a publication was published")
+        };
+        // Publication 3 arriving live (published before the read, delivered after it) is
+        // one the reply held: dropped.
+        let repeated = Delivery::Publication(Arc::new(Broadcast::new(
+            live.channel.clone(),
+            live.epoch.clone(),
+            Arc::new(crate::broker::Publication {
+                offset: 3,
+                payload: json_payload(json!(3)),
+                publisher: None,
+            }),
+            None,
+        )));
+        f.session.deliver(&repeated, &mut f.wire).unwrap();
+        assert!(f.wire.take().is_empty());
+        f.session.deliver(&delivery, &mut f.wire).unwrap();
+        let sent = f.wire.take();
+        assert_eq!(
+            sent,
+            [Sent::Publication {
+                channel: "prices:a".into(),
+                offset: position.offset,
+                plain: false
+            }]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_publish_where_only_the_server_publishes_answers_103() {
+        let server_only = NamespaceConfig {
+            publish: Some(false),
+            ..NamespaceConfig::default()
+        };
+        let mut f = fixture(with("feed", server_only.clone()), Mode::Protocol);
+        let reply = f
+            .call("publish", json!({"channel": "feed:1", "data": 1}))
+            .await;
+        assert_eq!(reply["error"]["code"], 103, "{reply}");
+        // The server side publishes there all the same.
+        let data = json_payload(json!(1));
+        assert!(f.hub.publish("feed:1", data, None).await.is_ok());
+
+        let mut config = with("feed", server_only);
+        config.plain.routes.push(crate::config::PlainRoute {
+            path: "/feed".into(),
+            params: vec!["id".into()],
+        });
+        let room = "feed:1".into();
+        let mut plain = fixture(config, Mode::Plain { room });
+        plain.session.start(&mut plain.wire).await.unwrap();
+        let sent = plain
+            .session
+            .on_message(Message::text("mine"), &mut plain.wire)
+            .await;
+        assert_eq!(sent, Err(End::Close(Disconnect::POLICY)));
+    }
+
+    #[tokio::test]
+    async fn the_latest_publications_past_the_reply_cap_are_the_newest_that_fit() {
+        let latest = NamespaceConfig {
+            latest: Some(5),
+            ..NamespaceConfig::default()
+        };
+        let mut config = with("prices", latest);
+        config.limits.max_reply_size = 5 << 10;
+        let mut f = fixture(config, Mode::Protocol);
+        for _ in 0..5 {
+            let data = json_payload(json!("x".repeat(2000)));
+            f.hub.publish("prices:a", data, None).await.unwrap();
+        }
+        let reply = f.call("subscribe", json!({"channel": "prices:a"})).await;
+        let offsets: Vec<u64> = reply["result"]["publications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["offset"].as_u64().unwrap())
+            .collect();
+        assert_eq!(offsets, [4, 5], "{reply}");
+        assert_eq!(reply["result"]["offset"], 5);
     }
 }

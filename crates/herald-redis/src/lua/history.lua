@@ -4,7 +4,9 @@
 -- empty channels agree until a stream is created.
 -- KEYS[1] meta hash (top, epoch)   KEYS[2] history stream   KEYS[3] vacant epoch (string)
 -- ARGV: 1 first stream id to read, built by the node ('' reads only the position),
---       2 count, 3 the vacant epoch to report when Redis holds none
+--       2 count, 3 the vacant epoch to report when Redis holds none,
+--       4 direction: 'fwd' (the oldest from the first id on) or 'rev' (the newest down to
+--       the first id, newest first: XREVRANGE reads from the end, so COUNT bounds the work)
 -- Returns {top, epoch, id1, kind1, client1, user1, payload1, id2, ...}.
 local meta = redis.call('HMGET', KEYS[1], 'top', 'epoch')
 if not meta[2] then
@@ -18,7 +20,13 @@ if not meta[2] then
 end
 local out = {meta[1], meta[2]}
 if ARGV[1] ~= '' then
-  for _, entry in ipairs(redis.call('XRANGE', KEYS[2], ARGV[1], '+', 'COUNT', ARGV[2])) do
+  local entries
+  if ARGV[4] == 'rev' then
+    entries = redis.call('XREVRANGE', KEYS[2], '+', ARGV[1], 'COUNT', ARGV[2])
+  else
+    entries = redis.call('XRANGE', KEYS[2], ARGV[1], '+', 'COUNT', ARGV[2])
+  end
+  for _, entry in ipairs(entries) do
     local f = entry[2]
     -- Fields were written in the order k, c, u, d.
     out[#out + 1] = entry[1]

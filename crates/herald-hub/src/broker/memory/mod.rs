@@ -8,7 +8,7 @@ mod users;
 
 use super::{
     Broker, BrokerError, BrokerEvents, Health, History, HistoryQuery, Payload, Publication,
-    Retained,
+    Retained, Retention,
 };
 use crate::config::HistoryConfig;
 use bytes::Bytes;
@@ -32,7 +32,9 @@ struct Streams {
 /// hands the publication to fan-out, which makes both atomic and ordered per channel.
 ///
 /// # Bounds
-/// Memory is bounded node-wide by two settings of [`HistoryConfig`]:
+/// What each channel keeps (publications, their lifetime) comes with its publications as a
+/// [`Retention`]; a stream keeps the retention of its last publish, and the sweep and reads
+/// trim by it. Memory is bounded node-wide by two settings of [`HistoryConfig`]:
 /// - `max_channels`: channels with a stream. A publish to a channel without one, past the
 ///   bound, fails with [`BrokerError::Limit`] (`history.max_channels`); reads never create a
 ///   stream, so only publishers count. Streams come back under the bound when they expire
@@ -40,8 +42,8 @@ struct Streams {
 /// - `max_bytes`: payload bytes retained over all channels. A publish that does not fit
 ///   first drops the oldest publications *of its own channel* (the channel that grows pays,
 ///   not its neighbours); when even its whole history would not make room, it fails with
-///   [`BrokerError::Limit`] (`history.max_bytes`) and keeps that history. With
-///   `history.size = 0` nothing is retained and no bytes are counted.
+///   [`BrokerError::Limit`] (`history.max_bytes`) and keeps that history. With a
+///   retention of size 0 nothing is retained and no bytes are counted.
 ///
 /// The first refusal after each sweep is logged; the hub counts every one (`limit_hits`).
 pub struct MemoryBroker {
@@ -65,8 +67,8 @@ impl std::fmt::Debug for MemoryBroker {
 }
 
 impl MemoryBroker {
-    /// A broker keeping `history` per channel (`size`, `ttl`) within its node-wide bounds
-    /// (`max_channels`, `max_bytes`).
+    /// A broker within `history`'s node-wide bounds (`max_channels`, `max_bytes`); what each
+    /// channel keeps comes with its publications.
     pub fn new(history: &HistoryConfig) -> Self {
         Self {
             history: *history,
@@ -109,8 +111,8 @@ impl MemoryBroker {
         for (name, stream) in candidates {
             let expired = {
                 let mut stream = lock(&stream);
-                stream.trim(&self.history, now, &self.budget);
-                stream.expired(&self.history, now)
+                stream.trim(now, &self.budget);
+                stream.expired(now)
             };
             if expired {
                 self.remove_if_expired(&name, &stream, now);
@@ -131,7 +133,7 @@ impl MemoryBroker {
         let mut stream = lock(candidate);
         // A publish may have come in since the check. Expired means nothing retained: no
         // bytes to give back.
-        if !stream.expired(&self.history, now) {
+        if !stream.expired(now) {
             return;
         }
         stream.removed = true;
@@ -145,6 +147,7 @@ impl MemoryBroker {
         &self,
         channel: &str,
         size: usize,
+        retention: Retention,
     ) -> Result<Arc<Mutex<Stream>>, BrokerError> {
         if let Some(stream) = read(&self.streams).map.get(channel) {
             return Ok(stream.clone());
@@ -157,10 +160,10 @@ impl MemoryBroker {
         if max > 0 && streams.map.len() >= max {
             return Err(self.refuse("history.max_channels"));
         }
-        if self.history.size > 0 && !self.budget.could_fit(size, 0) {
+        if retention.size > 0 && !self.budget.could_fit(size, 0) {
             return Err(self.refuse("history.max_bytes"));
         }
-        let stream = Arc::new(Mutex::new(Stream::new(Instant::now())));
+        let stream = Arc::new(Mutex::new(Stream::new(Instant::now(), retention)));
         streams.map.insert(channel.into(), stream.clone());
         streams.vacant = new_epoch();
         Ok(stream)
@@ -181,13 +184,15 @@ impl MemoryBroker {
         channel: &str,
         payload: Payload,
         publisher: Option<ClientInfo>,
+        retention: Retention,
     ) -> Result<StreamPosition, BrokerError> {
         loop {
-            let stream = self.stream_for_publish(channel, payload.len())?;
+            let stream = self.stream_for_publish(channel, payload.len(), retention)?;
             let mut stream = lock(&stream);
             if stream.removed {
                 continue;
             }
+            stream.retention = retention;
             return self.append(channel, &mut stream, payload, publisher);
         }
     }
@@ -201,11 +206,11 @@ impl MemoryBroker {
         publisher: Option<ClientInfo>,
     ) -> Result<StreamPosition, BrokerError> {
         let now = Instant::now();
-        stream.trim(&self.history, now, &self.budget);
-        if stream.expired(&self.history, now) {
+        stream.trim(now, &self.budget);
+        if stream.expired(now) {
             stream.restart(&self.budget, now);
         }
-        let retain = self.history.size > 0;
+        let retain = stream.retention.size > 0;
         if retain && !self.make_room(stream, payload.len()) {
             return Err(self.refuse("history.max_bytes"));
         }
@@ -216,7 +221,7 @@ impl MemoryBroker {
         });
         if retain {
             stream.push(publication.clone(), now);
-            stream.trim(&self.history, now, &self.budget);
+            stream.trim(now, &self.budget);
         }
         if let Some(events) = self.events.get() {
             // Still under the channel's lock: fan-out order is offset order.
@@ -262,10 +267,15 @@ impl MemoryBroker {
             if stream.removed {
                 continue;
             }
-            stream.trim(&self.history, Instant::now(), &self.budget);
+            stream.trim(Instant::now(), &self.budget);
+            let publications = if query.reverse {
+                stream.newest_after(query.after, query.limit)
+            } else {
+                stream.after(query.after, query.limit)
+            };
             return History {
                 position: stream.position(),
-                publications: stream.after(query.after, query.limit),
+                publications,
             };
         }
     }
@@ -281,8 +291,9 @@ impl Broker for MemoryBroker {
         channel: &'a str,
         payload: Payload,
         publisher: Option<ClientInfo>,
+        retention: Retention,
     ) -> BoxFuture<'a, Result<StreamPosition, BrokerError>> {
-        let position = self.publish_now(channel, payload, publisher);
+        let position = self.publish_now(channel, payload, publisher, retention);
         async move { position }.boxed()
     }
 

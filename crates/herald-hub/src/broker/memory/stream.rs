@@ -1,7 +1,6 @@
 //! One channel's stream, and the byte budget all streams of a broker share.
 
-use crate::broker::Publication;
-use crate::config::HistoryConfig;
+use crate::broker::{Publication, Retention};
 use herald_hub_protocol::StreamPosition;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -56,6 +55,8 @@ pub(super) fn new_epoch() -> Arc<str> {
 /// One channel's offsets and retained publications. Every publication in `entries` holds its
 /// payload's bytes of the shared [`Budget`], given back when it leaves.
 pub(super) struct Stream {
+    /// What the last publish asked to keep.
+    pub(super) retention: Retention,
     pub(super) epoch: Arc<str>,
     pub(super) top: u64,
     entries: VecDeque<(Instant, Arc<Publication>)>,
@@ -67,8 +68,9 @@ pub(super) struct Stream {
 }
 
 impl Stream {
-    pub(super) fn new(now: Instant) -> Self {
+    pub(super) fn new(now: Instant, retention: Retention) -> Self {
         Self {
+            retention,
             epoch: new_epoch(),
             top: 0,
             entries: VecDeque::new(),
@@ -93,15 +95,16 @@ impl Stream {
         true
     }
 
-    /// Drops what `history.size` and `history.ttl` no longer keep.
-    pub(super) fn trim(&mut self, history: &HistoryConfig, now: Instant, budget: &Budget) {
-        while self.entries.len() > history.size {
+    /// Drops what the stream's retention no longer keeps.
+    pub(super) fn trim(&mut self, now: Instant, budget: &Budget) {
+        while self.entries.len() > self.retention.size {
             self.pop_oldest(budget);
         }
+        let ttl = self.retention.ttl;
         while self
             .entries
             .front()
-            .is_some_and(|(at, _)| now.duration_since(*at) >= history.ttl)
+            .is_some_and(|(at, _)| now.duration_since(*at) >= ttl)
         {
             self.pop_oldest(budget);
         }
@@ -109,14 +112,14 @@ impl Stream {
 
     /// Nothing retained and idle past the TTL: the stream may be forgotten, and its next
     /// publication starts a new epoch.
-    pub(super) fn expired(&self, history: &HistoryConfig, now: Instant) -> bool {
-        self.entries.is_empty() && now.duration_since(self.last_publish) >= history.ttl
+    pub(super) fn expired(&self, now: Instant) -> bool {
+        self.entries.is_empty() && now.duration_since(self.last_publish) >= self.retention.ttl
     }
 
     /// Starts over in a new epoch (history was lost).
     pub(super) fn restart(&mut self, budget: &Budget, now: Instant) {
         while self.pop_oldest(budget) {}
-        *self = Self::new(now);
+        *self = Self::new(now, self.retention);
     }
 
     /// Appends a publication whose payload bytes were already taken from the budget.
@@ -136,6 +139,18 @@ impl Stream {
         let start = self.entries.partition_point(|(_, p)| p.offset <= after);
         self.entries
             .range(start..)
+            .take(limit)
+            .map(|(_, p)| p.clone())
+            .collect()
+    }
+
+    /// Retained publications after `after`, newest first, at most `limit`: read from the
+    /// end, so the cost follows `limit`, not the stream's length.
+    pub(super) fn newest_after(&self, after: u64, limit: usize) -> Vec<Arc<Publication>> {
+        let start = self.entries.partition_point(|(_, p)| p.offset <= after);
+        self.entries
+            .range(start..)
+            .rev()
             .take(limit)
             .map(|(_, p)| p.clone())
             .collect()

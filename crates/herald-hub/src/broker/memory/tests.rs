@@ -21,13 +21,15 @@ fn now<T>(f: BoxFuture<'_, T>) -> T {
 }
 
 fn publish(b: &MemoryBroker, channel: &str, payload: Payload) -> Result<u64, BrokerError> {
-    now(b.publish(channel, payload, None)).map(|p| p.offset)
+    let retention = Retention::from(&b.history);
+    now(b.publish(channel, payload, None, retention)).map(|p| p.offset)
 }
 
 fn retained(b: &MemoryBroker, channel: &str) -> Vec<u64> {
     let query = HistoryQuery {
         after: 0,
         limit: usize::MAX,
+        reverse: false,
     };
     let history = now(b.history(channel, query)).unwrap();
     history.publications.iter().map(|p| p.offset).collect()
@@ -162,7 +164,7 @@ fn reads_of_unknown_channels_share_the_vacant_epoch_until_a_stream_is_created() 
     let read = |c: &str| now(b.history(c, HistoryQuery::default())).unwrap().position;
     let (x, y) = (read("x"), read("y"));
     assert_eq!((x.offset, &x.epoch), (0, &y.epoch));
-    let published = now(b.publish("z", bytes(1), None)).unwrap();
+    let published = now(b.publish("z", bytes(1), None, Retention::default())).unwrap();
     assert_ne!(published.epoch, x.epoch);
     let after = read("x");
     assert_ne!(
@@ -205,4 +207,51 @@ fn publishers_racing_the_sweep_leave_no_orphaned_bytes() {
     std::thread::sleep(Duration::from_millis(5));
     b.sweep();
     assert_eq!(b.retained(), Some(Retained::default()));
+}
+
+#[test]
+fn each_stream_keeps_the_retention_of_its_publishes() {
+    let b = broker(HistoryConfig::default());
+    let short = Retention {
+        size: 2,
+        ttl: Duration::from_millis(20),
+    };
+    for _ in 0..5 {
+        now(b.publish("short", bytes(1), None, short)).unwrap();
+        publish(&b, "long", bytes(1)).unwrap();
+    }
+    assert_eq!(retained(&b, "short"), [4, 5]);
+    assert_eq!(retained(&b, "long"), [1, 2, 3, 4, 5]);
+    std::thread::sleep(Duration::from_millis(30));
+    b.sweep();
+    assert_eq!(
+        b.stream_count(),
+        1,
+        "the short stream expired, the long one lives"
+    );
+    assert_eq!(retained(&b, "long").len(), 5);
+}
+
+#[test]
+fn a_reverse_read_takes_the_newest_from_the_end() {
+    let b = broker(HistoryConfig::default());
+    for _ in 0..6 {
+        publish(&b, "a", bytes(1)).unwrap();
+    }
+    let read = |after, limit| {
+        let query = HistoryQuery {
+            after,
+            limit,
+            reverse: true,
+        };
+        let history = now(b.history("a", query)).unwrap();
+        history
+            .publications
+            .iter()
+            .map(|p| p.offset)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(read(0, 2), [6, 5]);
+    assert_eq!(read(4, 10), [6, 5]);
+    assert_eq!(read(0, 0), Vec::<u64>::new());
 }
