@@ -11,6 +11,7 @@ use herald_client::{
     ClientConfig, Event, HistoryOptions, SubscribeOptions, Token, TokenError, TokenProvider,
 };
 use herald_hub::HubConfig;
+use herald_hub::config::NamespaceConfig;
 use serde_json::json;
 use std::time::Duration;
 
@@ -37,20 +38,31 @@ async fn history_reverse_returns_the_newest_first() {
 
 #[tokio::test]
 async fn subscribe_with_latest_delivers_the_newest_publications_first() {
-    let server = Server::start(HubConfig::default()).await;
+    // `latest` is a namespace's offer (the default namespace has none): the client may ask
+    // for up to it.
+    let mut config = HubConfig::default();
+    let log = NamespaceConfig {
+        latest: Some(3),
+        ..NamespaceConfig::default()
+    };
+    config.namespaces.insert("log".into(), log);
+    config
+        .namespaces
+        .insert("chat".into(), NamespaceConfig::default());
+    let server = Server::start(config).await;
     let (writer, _writer_events) = client(ClientConfig::new(server.url()));
     for n in 1..=5 {
-        writer.publish("log", &n).await.unwrap();
+        writer.publish("log:1", &n).await.unwrap();
     }
     let (reader, mut events) = client(ClientConfig::new(server.url()));
     let first = reader
-        .subscribe("log", SubscribeOptions::default().latest(2))
+        .subscribe("log:1", SubscribeOptions::default().latest(2))
         .await
         .unwrap();
     assert_eq!(first.offset, 5);
-    let seen = until(&mut events, is_subscribed("log")).await;
+    let seen = until(&mut events, is_subscribed("log:1")).await;
     assert_eq!(offsets(&seen), [4, 5]);
-    writer.publish("log", &6).await.unwrap();
+    writer.publish("log:1", &6).await.unwrap();
     let live = until(&mut events, |e| matches!(e, Event::Publication(_))).await;
     assert_eq!(offsets(&live), [6]);
 }
