@@ -35,6 +35,8 @@ async fn server() -> Server {
     let mut cfg = config();
     cfg.auth.hs256_secret = Some(SECRET.into());
     cfg.auth.refresh_notice = Duration::from_secs(2);
+    // No personal channel: its `subscribed` push is not what these tests read.
+    cfg.users.personal_prefix = String::new();
     Server::start(cfg).await
 }
 
