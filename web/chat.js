@@ -113,6 +113,44 @@ async function connect() {
     onSubscribed: () => subscribed(),
     onRecoveryFailed: () => recoveryFailed(),
   });
+  watchEveryone(client);
+}
+
+// Everyone online in any room: the channel `online:all`, in a namespace that keeps presence
+// and nothing else (web/chat.toml). One presence read after each (re)subscribe, then its
+// join/leave pushes keep the count. A token whose channels do not cover it hides the count.
+const EVERYONE = "online:all";
+
+function watchEveryone(client) {
+  const here = new Set();
+  const show = () => {
+    $("everyone").hidden = false;
+    $("everyone-count").textContent = String(here.size);
+  };
+  client.subscribe(EVERYONE, {
+    joinLeave: true,
+    onSubscribed: async () => {
+      try {
+        const clients = await client.presence(EVERYONE);
+        here.clear();
+        for (const c of clients) here.add(c.client);
+        show();
+      } catch {
+        // The next subscribe reads it again.
+      }
+    },
+    onJoin: (m) => {
+      here.add(m.client);
+      show();
+    },
+    onLeave: (m) => {
+      here.delete(m.client);
+      show();
+    },
+    onError: () => {
+      $("everyone").hidden = true;
+    },
+  });
 }
 
 // The gap cannot be filled (history trimmed, or lost with a server restart). Say so, and

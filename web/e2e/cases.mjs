@@ -133,6 +133,29 @@ export const cases = {
     await online(page, ["Eve"]);
   },
 
+  async "the online namespace counts everyone in every room, and who leaves"(t) {
+    const count = (page) => page.$eval("#everyone-count", (e) => Number(e.textContent));
+    const a = await t.page(chat(t.server.url, room(), "Ann"));
+    await badge(a, "connected");
+    await a.waitForFunction(() => !document.getElementById("everyone").hidden, null, { timeout: 10000 });
+    const b = await t.page(chat(t.server.url, room(), "Bob"), PHONE);
+    await badge(b, "connected");
+    // Two rooms, one presence: Ann counts Bob too (and anyone still leaving from an earlier
+    // case), and one fewer once Bob's page is gone.
+    await a.waitForFunction(
+      () => Number(document.getElementById("everyone-count").textContent) >= 2,
+      null,
+      { timeout: 10000 },
+    );
+    const before = await count(a);
+    await b.context().close();
+    await a.waitForFunction(
+      (n) => Number(document.getElementById("everyone-count").textContent) === n - 1,
+      before,
+      { timeout: 10000 },
+    );
+  },
+
   async "two pages in one room see each other's messages, presence and leaving"(t) {
     const { a, b } = await pair(t, t.server.url);
     await send(a, "Hi Bob, this is Ann");
