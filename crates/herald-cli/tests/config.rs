@@ -113,6 +113,25 @@ params = ["groupId"]
     }
 
     #[test]
+    fn a_connect_hook_url_that_is_not_http_exits_1_pointing_at_it() {
+        let text = "[hooks.connect]\ntimeout = \"1s\"\nurl = \"localhost:3000/hook\"\n";
+        let (output, path) = check("hook", text);
+        assert_eq!(output.status.code(), Some(1));
+        let err = stderr(&output);
+        assert!(
+            err.starts_with(&format!("{path}:3:1: hooks.connect.url ")),
+            "{err}"
+        );
+        let (output, path) = check("hook_timeout", "[hooks.connect]\ntimeout = \"0s\"\n");
+        assert_eq!(output.status.code(), Some(1));
+        let err = stderr(&output);
+        assert!(
+            err.starts_with(&format!("{path}:2:1: hooks.connect.timeout")),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn an_unknown_broker_exits_1_pointing_at_it() {
         let (output, path) = check("broker", "deflate = true\nbroker = \"mongodb://db\"\n");
         assert_eq!(output.status.code(), Some(1));

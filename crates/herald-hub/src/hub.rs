@@ -4,6 +4,7 @@
 use crate::auth::{Authenticator, JwtAuthenticator, KeyError};
 use crate::broker::{Broker, MemoryBroker};
 use crate::config::{BrokerConfig, ConfigError, HubConfig};
+use crate::hooks::ConnectHook;
 use crate::limits::PerIp;
 use crate::metrics::Metrics;
 pub(crate) use crate::names::valid_channel;
@@ -44,6 +45,8 @@ pub struct Hub {
     pub(crate) namespaces: Namespaces,
     pub(crate) broker: Arc<dyn Broker>,
     pub(crate) auth: Arc<dyn Authenticator>,
+    /// The connect hook, when `hooks.connect.url` is set.
+    pub(crate) connect_hook: Option<ConnectHook>,
     pub(crate) origins: OriginPolicy,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) node: Arc<Node>,
@@ -133,6 +136,7 @@ impl Hub {
             origins: OriginPolicy::new(&config.origins),
             namespaces: Namespaces::new(&config),
             per_ip: PerIp::new(config.limits.max_connections_per_ip),
+            connect_hook: ConnectHook::new(&config.hooks.connect, metrics.clone()),
             auth,
             broker,
             metrics,

@@ -48,6 +48,8 @@ mod broadcast;
 pub mod broker;
 pub mod config;
 mod control;
+mod fetch;
+mod hooks;
 mod http;
 mod hub;
 mod limits;

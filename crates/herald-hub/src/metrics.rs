@@ -61,6 +61,11 @@ pub struct Metrics {
     /// JWKS fetches, by result (`ok`, `unreachable`, `status`, `too_large`, `malformed`,
     /// `timeout`), and unknown-`kid` refetches skipped by the rate limit (`rate_limited`).
     pub jwks_fetches: Family<Labels, Counter>,
+    /// Calls to the application's backend, by hook and outcome (`allow`, `deny`, `error`,
+    /// `timeout`, `overloaded`, `open_circuit`; the last two made no call).
+    pub hook_calls: Family<Labels, Counter>,
+    /// Latency of the calls made to the application's backend, seconds, by hook.
+    pub hook_latency: Family<Labels, Histogram>,
 }
 
 impl Metrics {
@@ -92,6 +97,22 @@ impl Metrics {
         let control_messages = Family::<Labels, Counter>::default();
         let token_refreshes = Family::<Labels, Counter>::default();
         let jwks_fetches = Family::<Labels, Counter>::default();
+        let hook_calls = Family::<Labels, Counter>::default();
+        let hook_latency = Family::<Labels, Histogram>::new_with_constructor(|| {
+            Histogram::new([
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ])
+        });
+        registry.register(
+            "hook_calls",
+            "Calls to the application's backend, by hook and outcome",
+            hook_calls.clone(),
+        );
+        registry.register(
+            "hook_latency_seconds",
+            "Latency of calls to the application's backend, by hook",
+            hook_latency.clone(),
+        );
         registry.register(
             "token_refreshes",
             "Token refresh commands, by result",
@@ -202,6 +223,8 @@ impl Metrics {
             history_bytes,
             token_refreshes,
             jwks_fetches,
+            hook_calls,
+            hook_latency,
             connections,
             subscriptions,
             messages_in,
@@ -272,6 +295,23 @@ impl Metrics {
         self.jwks_fetches
             .get_or_create(&vec![("result".into(), result.into())])
             .inc();
+    }
+
+    /// Counts a hook call (or a skipped one) by its outcome.
+    pub(crate) fn hook_call(&self, hook: &str, outcome: &str) {
+        self.hook_calls
+            .get_or_create(&vec![
+                ("hook".into(), hook.into()),
+                ("outcome".into(), outcome.into()),
+            ])
+            .inc();
+    }
+
+    /// Records the latency of a hook call that was made.
+    pub(crate) fn hook_latency(&self, hook: &str, seconds: f64) {
+        self.hook_latency
+            .get_or_create(&vec![("hook".into(), hook.into())])
+            .observe(seconds);
     }
 
     /// Counts a request a namespace rule refused (`unknown_namespace`, `publish`, ...).

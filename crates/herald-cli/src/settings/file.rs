@@ -52,14 +52,18 @@ impl ConfigFile {
 
     /// Whether the file sets the dotted `key`.
     pub(crate) fn has(&self, key: &str) -> bool {
-        match key.split_once('.') {
-            None => self.table.contains_key(key),
-            Some((section, leaf)) => self
-                .table
-                .get(section)
-                .and_then(toml::Value::as_table)
-                .is_some_and(|t| t.contains_key(leaf)),
+        let mut table = &self.table;
+        let mut parts = key.split('.').peekable();
+        while let Some(part) = parts.next() {
+            if parts.peek().is_none() {
+                return table.contains_key(part);
+            }
+            match table.get(part).and_then(toml::Value::as_table) {
+                Some(inner) => table = inner,
+                None => return false,
+            }
         }
+        false
     }
 
     /// Whether the file sets the dotted `key`, at any depth (`namespaces.chat.latest`).

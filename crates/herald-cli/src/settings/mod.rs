@@ -198,21 +198,21 @@ impl Effective {
     }
 }
 
-/// Sets (or, for `None`, removes) a one- or two-level dotted key.
+/// Sets (or, for `None`, removes) a dotted key of any depth (`hooks.connect.url`).
 fn set(table: &mut Table, key: &str, value: Option<Value>) {
     let (table, leaf) = match key.split_once('.') {
         None => (table, key),
-        Some((section, leaf)) => {
+        Some((section, rest)) => {
             let slot = table
                 .entry(section)
                 .or_insert_with(|| Value::Table(Table::new()));
             if !slot.is_table() {
                 *slot = Value::Table(Table::new());
             }
-            match slot.as_table_mut() {
-                Some(inner) => (inner, leaf),
-                None => return,
+            if let Some(inner) = slot.as_table_mut() {
+                set(inner, rest, value);
             }
+            return;
         }
     };
     match value {

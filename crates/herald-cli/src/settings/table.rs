@@ -38,14 +38,14 @@ impl Setting {
         )
     }
 
-    /// The section (`limits`), empty for top-level keys.
+    /// The section (`limits`, `hooks.connect`), empty for top-level keys.
     pub(crate) fn section(&self) -> &'static str {
-        self.key.split_once('.').map_or("", |(section, _)| section)
+        self.key.rsplit_once('.').map_or("", |(section, _)| section)
     }
 
     /// The key inside its section (`max_connections`).
     pub(crate) fn leaf(&self) -> &'static str {
-        self.key.split_once('.').map_or(self.key, |(_, leaf)| leaf)
+        self.key.rsplit_once('.').map_or(self.key, |(_, leaf)| leaf)
     }
 }
 
@@ -56,6 +56,7 @@ pub(crate) fn section_title(section: &str) -> &'static str {
         "origins" => "Origin policy",
         "auth" => "Authentication",
         "api" => "HTTP API",
+        "hooks.connect" => "Connect hook",
         "history" => "History",
         "limits" => "Limits",
         "heartbeat" => "Heartbeat",
@@ -178,6 +179,32 @@ pub(crate) static SETTINGS: &[Setting] = &[
     setting("api.key", "api-key", Kind::Secret, "KEY", "change-me",
         |c| c.api.key.as_deref().and_then(text),
         "Key backends send in X-API-Key to use the HTTP API; unset, the API answers 403."),
+    setting("hooks.connect.url", "connect-hook-url", Kind::Text, "URL",
+        "http://127.0.0.1:3000/herald/connect",
+        |c| c.hooks.connect.url.as_deref().and_then(text),
+        "http:// or https:// URL the backend admits or refuses handshakes at (POST, JSON), \
+         for handshakes without a token (any, when no JWT key is set). Unset: no hook."),
+    setting("hooks.connect.headers", "connect-hook-header", Kind::List, "NAME", "Cookie",
+        |c| list(&c.hooks.connect.headers),
+        "Request headers copied into the connect hook's call; others are not sent."),
+    setting("hooks.connect.timeout", "connect-hook-timeout", Kind::Duration, "DURATION", "500ms",
+        |c| duration(c.hooks.connect.timeout),
+        "How long one connect hook call may take; past it the call failed."),
+    setting("hooks.connect.max_in_flight", "connect-hook-max-in-flight", Kind::Count, "N", "64",
+        |c| count(c.hooks.connect.max_in_flight),
+        "Connect hook calls in flight at once on this node; a handshake past it gets 503 at \
+         once."),
+    setting("hooks.connect.breaker_failures", "connect-hook-breaker-failures", Kind::Count32,
+        "N", "10", |c| count(c.hooks.connect.breaker_failures),
+        "Consecutive failed connect hook calls that open the circuit: calls are skipped for the \
+         cooldown and the failure rule applies."),
+    setting("hooks.connect.breaker_cooldown", "connect-hook-breaker-cooldown", Kind::Duration,
+        "DURATION", "30s", |c| duration(c.hooks.connect.breaker_cooldown),
+        "How long an open circuit skips connect hook calls."),
+    setting("hooks.connect.fail_open", "connect-hook-fail-open", Kind::Bool, "BOOL", "true",
+        |c| boolean(c.hooks.connect.fail_open),
+        "When a connect hook call fails or is skipped: false refuses with 503, true applies the \
+         anonymous policy."),
     setting("history.size", "history-size", Kind::Count, "N", "1000", |c| count(c.history.size),
         "Publications kept per channel for recovery; 0 disables history."),
     setting("history.ttl", "history-ttl", Kind::Duration, "DURATION", "1h",

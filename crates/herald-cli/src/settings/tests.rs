@@ -4,8 +4,8 @@ use super::table::SETTINGS;
 use super::*;
 use clap::{Args as _, CommandFactory as _, FromArgMatches as _};
 use herald_hub::config::{
-    ApiConfig, AuthConfig, HeartbeatConfig, HistoryConfig, LimitsConfig, OriginConfig, PlainConfig,
-    PresenceConfig, RedisConfig, TlsConfig, UsersConfig,
+    ApiConfig, AuthConfig, ConnectHookConfig, HeartbeatConfig, HistoryConfig, HooksConfig,
+    LimitsConfig, OriginConfig, PlainConfig, PresenceConfig, RedisConfig, TlsConfig, UsersConfig,
 };
 use std::collections::HashMap;
 use std::path::Path;
@@ -271,6 +271,19 @@ fn the_table_has_one_row_per_config_field() {
                 jwks_max_age: _,
             },
         api: ApiConfig { key: _ },
+        hooks:
+            HooksConfig {
+                connect:
+                    ConnectHookConfig {
+                        url: _,
+                        headers: _,
+                        timeout: _,
+                        max_in_flight: _,
+                        breaker_failures: _,
+                        breaker_cooldown: _,
+                        fail_open: _,
+                    },
+            },
         history:
             HistoryConfig {
                 size: _,
@@ -325,7 +338,7 @@ fn the_table_has_one_row_per_config_field() {
         shutdown_timeout: _,
         shutdown_http_timeout: _,
     } = HubConfig::default();
-    const FIELDS: usize = 62;
+    const FIELDS: usize = 69;
     assert_eq!(SETTINGS.len(), FIELDS);
     let keys: std::collections::HashSet<_> = SETTINGS.iter().map(|s| s.key).collect();
     let flags: std::collections::HashSet<_> = SETTINGS.iter().map(|s| s.flag).collect();

@@ -15,8 +15,8 @@
 //! per fetch. Only RS256, ES256 (P-256) and EdDSA (Ed25519) keys with a `kid` are taken;
 //! symmetric keys never are, whatever the document says.
 
-use super::fetch::{self, FetchError, JwksUrl};
 use crate::config::AuthConfig;
+use crate::fetch::{self, FetchError, HttpUrl, Outgoing};
 use crate::metrics::Metrics;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey};
@@ -24,6 +24,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// The largest JWKS document read, bytes: a key set of a few dozen keys fits many times over.
+pub(crate) const MAX_DOCUMENT: usize = 64 * 1024;
 
 /// The most keys taken from one document; the rest are skipped (and logged).
 pub(crate) const MAX_KEYS: usize = 32;
@@ -46,7 +49,7 @@ struct Cache {
 
 /// The cached key set and the rules for fetching it.
 pub(crate) struct Jwks {
-    url: JwksUrl,
+    url: HttpUrl,
     tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
     timeout: Duration,
     refetch_interval: Duration,
@@ -61,16 +64,8 @@ impl Jwks {
     /// The set configured in `config`, nothing fetched yet; `None` without `auth.jwks_url`.
     /// (`HubConfig::validate` refused a URL that does not parse.)
     pub(crate) fn new(config: &AuthConfig, metrics: Arc<Metrics>) -> Option<Self> {
-        let url = JwksUrl::parse(config.jwks_url.as_deref()?)?;
-        // The platform's roots are read only for an https:// set.
-        let tls = match url.is_https().then(|| herald::tls::client_config(&[])) {
-            Some(Ok(tls)) => Some(tls),
-            Some(Err(e)) => {
-                tracing::warn!(error = %e, "no TLS client for auth.jwks_url");
-                None
-            }
-            None => None,
-        };
+        let url = HttpUrl::parse(config.jwks_url.as_deref()?)?;
+        let tls = fetch::tls_for(&url, "auth.jwks_url");
         Some(Self {
             url,
             tls,
@@ -127,10 +122,13 @@ impl Jwks {
 
     /// One fetch; its result replaces the cache, or is logged and counted.
     async fn refresh(&self) {
-        let fetched = tokio::time::timeout(self.timeout, fetch::get(&self.url, self.tls.as_ref()))
-            .await
-            .unwrap_or(Err(FetchError::Timeout))
-            .and_then(|document| keys(&document));
+        let fetched = tokio::time::timeout(
+            self.timeout,
+            fetch::call(&self.url, self.tls.as_ref(), Outgoing::Get, MAX_DOCUMENT),
+        )
+        .await
+        .unwrap_or(Err(FetchError::Timeout))
+        .and_then(|document| keys(&document));
         let mut cache = self
             .cache
             .write()
@@ -259,7 +257,7 @@ mod tests {
             "http://127.0.0.1:8080/jwks",
             "https://idp.example/.well-known/jwks.json",
         ] {
-            assert!(JwksUrl::parse(good).is_some(), "{good}");
+            assert!(HttpUrl::parse(good).is_some(), "{good}");
         }
         for bad in [
             "ftp://idp.example/",
@@ -268,7 +266,7 @@ mod tests {
             "http://user@idp/",
             "",
         ] {
-            assert!(JwksUrl::parse(bad).is_none(), "{bad}");
+            assert!(HttpUrl::parse(bad).is_none(), "{bad}");
         }
     }
 }

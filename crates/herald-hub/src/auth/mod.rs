@@ -13,10 +13,7 @@
 //! string reading that the token and plain-mode room lookups share. Verification itself is the
 //! hub's, configured by [`AuthConfig`].
 
-mod fetch;
 mod jwks;
-
-pub(crate) use fetch::JwksUrl;
 
 use crate::config::AuthConfig;
 use crate::metrics::Metrics;

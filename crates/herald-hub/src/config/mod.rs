@@ -3,11 +3,13 @@
 //! The rules between fields are [`HubConfig::validate`]'s.
 
 mod broker;
+mod hooks;
 mod namespace;
 mod users;
 mod validate;
 
 pub use broker::BrokerConfig;
+pub use hooks::{ConnectHookConfig, HooksConfig};
 pub use namespace::{MAX_HISTORY_SIZE, MAX_NAMESPACES, NamespaceConfig};
 pub use users::UsersConfig;
 pub use validate::{ConfigError, NamespaceProblem, RouteProblem};
@@ -34,6 +36,8 @@ pub struct HubConfig {
     pub auth: AuthConfig,
     /// The HTTP API for backends.
     pub api: ApiConfig,
+    /// Calls to the application's backend (the connect hook).
+    pub hooks: HooksConfig,
     /// History kept per channel, for recovery.
     pub history: HistoryConfig,
     /// Connection and traffic limits.
@@ -75,6 +79,7 @@ impl Default for HubConfig {
             origins: OriginConfig::default(),
             auth: AuthConfig::default(),
             api: ApiConfig::default(),
+            hooks: HooksConfig::default(),
             history: HistoryConfig::default(),
             limits: LimitsConfig::default(),
             heartbeat: HeartbeatConfig::default(),

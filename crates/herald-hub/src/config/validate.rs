@@ -62,6 +62,12 @@ pub enum ConfigError {
     /// `auth.jwks_url` is not an `http://` or `https://` URL with a host: fix the value.
     #[error("auth.jwks_url `{0}` is not an http:// or https:// URL")]
     JwksUrl(String),
+    /// `hooks.connect.url` is not an `http://` or `https://` URL with a host: fix the value.
+    #[error("hooks.connect.url `{0}` is not an http:// or https:// URL")]
+    HookUrl(String),
+    /// A `hooks.connect.headers` entry is not a valid header name: fix or remove it.
+    #[error("hooks.connect.headers: `{0}` is not a header name")]
+    HookHeader(String),
     /// A plain-mode route cannot be served: fix its path or parameters.
     #[error("plain.routes: path `{path}` {problem}")]
     Route {
@@ -163,6 +169,8 @@ impl ConfigError {
             Self::Route { .. } => "plain.routes",
             Self::PersonalPrefix(_) => "users.personal_prefix",
             Self::JwksUrl(_) => "auth.jwks_url",
+            Self::HookUrl(_) => "hooks.connect.url",
+            Self::HookHeader(_) => "hooks.connect.headers",
             Self::Namespace { .. } => "namespaces",
         }
     }
@@ -183,9 +191,9 @@ impl ConfigError {
 impl HubConfig {
     /// Checks every rule between and within fields that the types cannot express: the broker
     /// string, both halves of the TLS pair, sizes and periods that must not be 0, bursts for
-    /// the rates that are set, plain-mode routes, the Redis timings, the personal channel
-    /// prefix, and the namespace tables (names, sizes, TTLs, `latest`, patterns; routes whose
-    /// rooms fall in no namespace).
+    /// the rates that are set, the connect hook's URL, headers and bounds, plain-mode routes,
+    /// the Redis timings, the personal channel prefix, and the namespace tables (names, sizes,
+    /// TTLs, `latest`, patterns; routes whose rooms fall in no namespace).
     ///
     /// # Errors
     /// The first broken rule, in the order a configuration file lists the keys.
@@ -194,6 +202,7 @@ impl HubConfig {
         positive("shutdown_http_timeout", self.shutdown_http_timeout)?;
         self.tls_pair()?;
         self.jwks()?;
+        self.connect_hook()?;
         positive("history.ttl", self.history.ttl)?;
         self.limits()?;
         positive("heartbeat.interval", self.heartbeat.interval)?;
@@ -265,10 +274,35 @@ impl HubConfig {
         Err(ConfigError::HalfTlsPair { set, missing })
     }
 
+    fn connect_hook(&self) -> Result<(), ConfigError> {
+        let h = &self.hooks.connect;
+        if let Some(url) = &h.url
+            && crate::fetch::HttpUrl::parse(url).is_none()
+        {
+            return Err(ConfigError::HookUrl(url.clone()));
+        }
+        if let Some(bad) = h
+            .headers
+            .iter()
+            .find(|name| http::HeaderName::from_bytes(name.as_bytes()).is_err())
+        {
+            return Err(ConfigError::HookHeader(bad.clone()));
+        }
+        positive("hooks.connect.timeout", h.timeout)?;
+        at_least_one("hooks.connect.max_in_flight", h.max_in_flight)?;
+        countable("hooks.connect.max_in_flight", h.max_in_flight)?;
+        if h.breaker_failures == 0 {
+            return Err(ConfigError::Zero {
+                key: "hooks.connect.breaker_failures",
+            });
+        }
+        positive("hooks.connect.breaker_cooldown", h.breaker_cooldown)
+    }
+
     fn jwks(&self) -> Result<(), ConfigError> {
         let a = &self.auth;
         if let Some(url) = &a.jwks_url
-            && crate::auth::JwksUrl::parse(url).is_none()
+            && crate::fetch::HttpUrl::parse(url).is_none()
         {
             return Err(ConfigError::JwksUrl(url.clone()));
         }
@@ -466,6 +500,39 @@ mod tests {
             break_it(&mut c);
             assert_eq!(key(&c), expected);
         }
+    }
+
+    #[test]
+    fn connect_hook_url_headers_timeouts_and_bounds_are_checked() {
+        type BreakIt = fn(&mut HubConfig);
+        let cases: [(&str, BreakIt); 6] = [
+            ("hooks.connect.url", |c| {
+                c.hooks.connect.url = Some("localhost:9000/hook".into());
+            }),
+            ("hooks.connect.headers", |c| {
+                c.hooks.connect.headers = vec!["Bad Header".into()];
+            }),
+            ("hooks.connect.timeout", |c| {
+                c.hooks.connect.timeout = Duration::ZERO;
+            }),
+            ("hooks.connect.max_in_flight", |c| {
+                c.hooks.connect.max_in_flight = 0;
+            }),
+            ("hooks.connect.breaker_failures", |c| {
+                c.hooks.connect.breaker_failures = 0;
+            }),
+            ("hooks.connect.breaker_cooldown", |c| {
+                c.hooks.connect.breaker_cooldown = Duration::ZERO;
+            }),
+        ];
+        for (expected, break_it) in cases {
+            let mut c = HubConfig::default();
+            break_it(&mut c);
+            assert_eq!(key(&c), expected);
+        }
+        let mut c = HubConfig::default();
+        c.hooks.connect.url = Some("http://127.0.0.1:9000/hook".into());
+        assert_eq!(c.validate(), Ok(()));
     }
 
     #[test]

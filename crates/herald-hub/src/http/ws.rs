@@ -1,8 +1,13 @@
 //! The WebSocket upgrade: handshake checks (herald-proto), then Origin (403), credentials
 //! (401), room (400), in that order, all before the 101. The per-IP limit (429) was applied
 //! at accept (`server.rs`); the connection's slots ride along in its `Permit`.
+//!
+//! Credentials: a token, verified when a JWT key is configured, decides when one is sent;
+//! otherwise the connect hook decides when one is configured (after the room check, so a
+//! request without a room costs the backend nothing); otherwise the anonymous policy.
 
-use crate::auth::find_token;
+use crate::auth::{Identity, find_token};
+use crate::hooks::{ConnectHook, Failure, Verdict};
 use crate::hub::Hub;
 use crate::names::{self, RoomError};
 use crate::server::Permit;
@@ -32,7 +37,7 @@ pub(super) async fn upgrade(
             return response;
         }
     };
-    match check(&hub, &upgrade).await {
+    match check(&hub, &upgrade, peer).await {
         Ok(grant) => {
             let config = hub.ws.clone();
             let upgrade = match grant.mode {
@@ -52,10 +57,19 @@ pub(super) async fn upgrade(
                 drop((token, permit));
             })
         }
-        Err((status, reason)) => {
+        Err(refusal) => {
+            let status = refusal.status();
             hub.metrics.rejected(status.as_u16());
-            tracing::debug!(%peer, status = status.as_u16(), reason, "handshake refused");
-            let mut response = (status, format!("{reason}\n")).into_response();
+            let mut response = match refusal {
+                Refusal::Hub(_, reason) => {
+                    tracing::debug!(%peer, status = status.as_u16(), reason, "handshake refused");
+                    (status, format!("{reason}\n")).into_response()
+                }
+                Refusal::Backend(_, body) => {
+                    tracing::debug!(%peer, status = status.as_u16(), "handshake refused by the backend");
+                    (status, body).into_response()
+                }
+            };
             if status == StatusCode::UNAUTHORIZED {
                 response
                     .headers_mut()
@@ -66,45 +80,109 @@ pub(super) async fn upgrade(
     }
 }
 
-async fn check(hub: &Hub, upgrade: &WebSocketUpgrade) -> Result<Grant, (StatusCode, &'static str)> {
+/// Why a handshake is refused: the hub's own short reason, or the backend's deny body as sent.
+#[derive(Debug)]
+enum Refusal {
+    /// A rule of the hub; the body is the reason and a newline.
+    Hub(StatusCode, &'static str),
+    /// The connect hook's deny: the body is exactly the backend's.
+    Backend(StatusCode, String),
+}
+
+impl Refusal {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Hub(status, _) | Self::Backend(status, _) => *status,
+        }
+    }
+}
+
+impl From<(StatusCode, &'static str)> for Refusal {
+    fn from((status, reason): (StatusCode, &'static str)) -> Self {
+        Self::Hub(status, reason)
+    }
+}
+
+async fn check(hub: &Hub, upgrade: &WebSocketUpgrade, peer: SocketAddr) -> Result<Grant, Refusal> {
     let request = upgrade.request();
     let host = request
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok());
     if !hub.origins.allows(request.origin(), host) {
-        return Err((StatusCode::FORBIDDEN, "origin not allowed"));
+        return Err((StatusCode::FORBIDDEN, "origin not allowed").into());
     }
-    let token = find_token(request.headers(), request.query(), &hub.config.auth);
+    let token =
+        find_token(request.headers(), request.query(), &hub.config.auth).filter(|t| !t.is_empty());
+    // A token is verified when there is a key to verify it with; else the hook decides.
+    let hook = hub
+        .connect_hook
+        .as_ref()
+        .filter(|_| token.is_none() || !hub.config.auth.has_key());
+    if let Some(hook) = hook {
+        let mode = mode(hub, request)?;
+        let identity = admit(hub, hook, request, peer).await?;
+        return Ok(Grant { identity, mode });
+    }
     let identity = hub
         .auth
         .authenticate(token.as_deref())
         .await
-        .map_err(|e| (StatusCode::UNAUTHORIZED, e.reason()))?;
-    let protocol = request.subprotocols().iter().any(|p| p == SUBPROTOCOL);
-    let mode = if protocol {
-        Mode::Protocol
-    } else {
-        let routes = &hub.config.plain.routes;
-        let room = names::plain_room(routes, request.path(), request.query()).map_err(refusal)?;
-        // `HubConfig::validate` refuses routes into unknown namespaces; checked all the same,
-        // so no room reaches a session without its rules.
-        if hub.namespaces.rules(&room, &hub.metrics).is_err() {
-            return Err((StatusCode::BAD_REQUEST, "unknown namespace"));
-        }
-        Mode::Plain { room }
-    };
+        .map_err(|e| Refusal::Hub(StatusCode::UNAUTHORIZED, e.reason()))?;
+    let mode = mode(hub, request)?;
     // The per-IP slot is in the connection's `Permit`, which the session holds.
     Ok(Grant { identity, mode })
 }
 
+/// The connect hook's answer, or the failure rule: 503 when the hook is overloaded, else
+/// 503 (`fail_open` off) or the anonymous policy (`fail_open` on).
+async fn admit(
+    hub: &Hub,
+    hook: &ConnectHook,
+    request: &herald_proto::handshake::Request,
+    peer: SocketAddr,
+) -> Result<Identity, Refusal> {
+    match hook.admit(request, peer.ip()).await {
+        Ok(Verdict::Allow(identity)) => Ok(identity),
+        Ok(Verdict::Deny { status, body }) => Err(Refusal::Backend(status, body)),
+        Err(Failure::Overloaded) => Err(Refusal::Hub(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many handshakes waiting for the backend",
+        )),
+        Err(_) if hook.fail_open => hub
+            .auth
+            .authenticate(None)
+            .await
+            .map_err(|e| Refusal::Hub(StatusCode::UNAUTHORIZED, e.reason())),
+        Err(_) => Err(Refusal::Hub(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "backend unavailable",
+        )),
+    }
+}
+
+/// The connection's mode from its subprotocols, and in plain mode its room (400 without one).
+fn mode(hub: &Hub, request: &herald_proto::handshake::Request) -> Result<Mode, Refusal> {
+    if request.subprotocols().iter().any(|p| p == SUBPROTOCOL) {
+        return Ok(Mode::Protocol);
+    }
+    let routes = &hub.config.plain.routes;
+    let room = names::plain_room(routes, request.path(), request.query()).map_err(refusal)?;
+    // `HubConfig::validate` refuses routes into unknown namespaces; checked all the same,
+    // so no room reaches a session without its rules.
+    if hub.namespaces.rules(&room, &hub.metrics).is_err() {
+        return Err((StatusCode::BAD_REQUEST, "unknown namespace").into());
+    }
+    Ok(Mode::Plain { room })
+}
+
 /// The 400 for a plain-mode request that names no room.
-fn refusal(e: RoomError) -> (StatusCode, &'static str) {
+fn refusal(e: RoomError) -> Refusal {
     let reason = match e {
         RoomError::NoRoute => "subprotocol herald.v1 required",
         RoomError::MissingParam(_) => "missing room query parameter",
         RoomError::SeparatorInParam(_) => "room query parameter contains ':'",
         RoomError::InvalidName => "invalid room name",
     };
-    (StatusCode::BAD_REQUEST, reason)
+    Refusal::Hub(StatusCode::BAD_REQUEST, reason)
 }

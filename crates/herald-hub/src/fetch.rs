@@ -1,20 +1,19 @@
-//! One bounded HTTP GET for the JWKS document: HTTP/1.1 over TCP, or over TLS (rustls, the
+//! The hub's one HTTP client, for its calls to other servers (the JWKS fetch, the connect
+//! hook): one request on a fresh HTTP/1.1 connection over TCP, or over TLS (rustls, the
 //! platform's roots) for `https://`. The caller bounds the whole exchange with its timeout;
-//! here the body is bounded by [`MAX_DOCUMENT`] before and while it is read.
+//! here the response body is bounded by the caller's limit before and while it is read.
 
 use bytes::{Bytes, BytesMut};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-/// The largest JWKS document read, bytes: a key set of a few dozen keys fits many times over.
-pub(crate) const MAX_DOCUMENT: usize = 64 * 1024;
-
-/// A JWKS URL, read once from `auth.jwks_url`.
+/// An `http://` or `https://` URL another server is called at (`auth.jwks_url`,
+/// `hooks.connect.url`), read once.
 #[derive(Clone, Debug)]
-pub(crate) struct JwksUrl {
+pub(crate) struct HttpUrl {
     https: bool,
     host: String,
     port: u16,
@@ -23,7 +22,7 @@ pub(crate) struct JwksUrl {
     path: String,
 }
 
-impl JwksUrl {
+impl HttpUrl {
     /// Reads an `http://` or `https://` URL with a host; `None` for anything else.
     pub(crate) fn parse(url: &str) -> Option<Self> {
         let uri: http::Uri = url.parse().ok()?;
@@ -56,14 +55,28 @@ impl JwksUrl {
     }
 }
 
-impl JwksUrl {
-    /// Whether the set is fetched over TLS.
+impl HttpUrl {
+    /// Whether it is called over TLS.
     pub(crate) fn is_https(&self) -> bool {
         self.https
     }
 }
 
-/// Why a fetch failed; [`label`](Self::label) is its metric label.
+/// The TLS client for `url`: the platform's roots, read only for an `https://` URL. `None`
+/// for `http://`, or when the roots cannot be read (logged with `key`; calls then fail as
+/// unreachable).
+pub(crate) fn tls_for(url: &HttpUrl, key: &str) -> Option<Arc<tokio_rustls::rustls::ClientConfig>> {
+    match url.is_https().then(|| herald::tls::client_config(&[])) {
+        Some(Ok(tls)) => Some(tls),
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, key, "no TLS client");
+            None
+        }
+        None => None,
+    }
+}
+
+/// Why a call failed; [`label`](Self::label) is its metric label.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum FetchError {
     /// The TCP or TLS connection, or the HTTP exchange, failed.
@@ -72,13 +85,13 @@ pub(crate) enum FetchError {
     /// The server answered with another status than 200.
     #[error("HTTP status {0}")]
     Status(u16),
-    /// The document is over [`MAX_DOCUMENT`].
-    #[error("document over {MAX_DOCUMENT} bytes")]
+    /// The body is over the caller's limit.
+    #[error("response body over the limit")]
     TooLarge,
-    /// The document is not a JWK Set.
-    #[error("malformed key set: {0}")]
+    /// The body is not what the caller expects (a JWK Set, a hook's answer).
+    #[error("malformed response: {0}")]
     Malformed(String),
-    /// The fetch took longer than `auth.jwks_timeout`.
+    /// The call took longer than its timeout (`auth.jwks_timeout`, `hooks.connect.timeout`).
     #[error("timed out")]
     Timeout,
 }
@@ -100,17 +113,31 @@ fn unreachable(e: impl std::fmt::Display) -> FetchError {
     FetchError::Unreachable(e.to_string())
 }
 
-/// GETs `url`'s document, at most [`MAX_DOCUMENT`] bytes. Not bounded in time: the caller
-/// wraps it in its timeout.
-pub(crate) async fn get(
-    url: &JwksUrl,
+/// What to send: `GET` with no body, or `POST` with a JSON body.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    /// A `GET`.
+    Get,
+    /// A `POST` of this JSON text.
+    PostJson(Bytes),
+}
+
+/// Sends one request to `url` and reads a 200's body, at most `limit` bytes. Not bounded in
+/// time: the caller wraps it in its timeout.
+///
+/// # Errors
+/// [`FetchError`]: the connection failed, another status than 200, a body over `limit`.
+pub(crate) async fn call(
+    url: &HttpUrl,
     tls: Option<&Arc<tokio_rustls::rustls::ClientConfig>>,
+    outgoing: Outgoing,
+    limit: usize,
 ) -> Result<Bytes, FetchError> {
     let tcp = TcpStream::connect((url.host.as_str(), url.port))
         .await
         .map_err(unreachable)?;
     if !url.https {
-        return exchange(tcp, url).await;
+        return exchange(tcp, url, outgoing, limit).await;
     }
     let Some(tls) = tls else {
         return Err(FetchError::Unreachable(
@@ -123,22 +150,36 @@ pub(crate) async fn get(
         .connect(name, tcp)
         .await
         .map_err(unreachable)?;
-    exchange(stream, url).await
+    exchange(stream, url, outgoing, limit).await
 }
 
-async fn exchange<S>(io: S, url: &JwksUrl) -> Result<Bytes, FetchError>
+async fn exchange<S>(
+    io: S,
+    url: &HttpUrl,
+    outgoing: Outgoing,
+    limit: usize,
+) -> Result<Bytes, FetchError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
         .map_err(unreachable)?;
-    let request = http::Request::get(url.path.as_str())
+    let request = http::Request::builder()
+        .uri(url.path.as_str())
         .header(http::header::HOST, url.authority.as_str())
         .header(http::header::ACCEPT, "application/json")
-        .header(http::header::USER_AGENT, "herald")
-        .body(Empty::<Bytes>::new())
-        .map_err(unreachable)?;
+        .header(http::header::USER_AGENT, "herald");
+    let request = match outgoing {
+        Outgoing::Get => request
+            .method(http::Method::GET)
+            .body(Full::new(Bytes::new())),
+        Outgoing::PostJson(json) => request
+            .method(http::Method::POST)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(json)),
+    }
+    .map_err(unreachable)?;
     let work = async {
         let response = sender.send_request(request).await.map_err(unreachable)?;
         if response.status() != http::StatusCode::OK {
@@ -149,7 +190,7 @@ where
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        if announced.is_some_and(|n| n > MAX_DOCUMENT as u64) {
+        if announced.is_some_and(|n| n > limit as u64) {
             return Err(FetchError::TooLarge);
         }
         let mut body = response.into_body();
@@ -157,7 +198,7 @@ where
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(unreachable)?;
             if let Some(data) = frame.data_ref() {
-                if document.len() + data.len() > MAX_DOCUMENT {
+                if document.len() + data.len() > limit {
                     return Err(FetchError::TooLarge);
                 }
                 document.extend_from_slice(data);

@@ -1,0 +1,69 @@
+//! Calls to the application's backend: the connect hook (docs/operations.md, "Connecting
+//! your backend").
+
+use serde::Deserialize;
+use std::time::Duration;
+
+/// The hooks, `[hooks.*]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HooksConfig {
+    /// The connect hook: the backend admits or refuses each WebSocket handshake.
+    pub connect: ConnectHookConfig,
+}
+
+/// The connect hook, `[hooks.connect]`. With `url` set, a handshake that carries no token
+/// (or when no JWT key is configured, any handshake) is POSTed to the backend before the 101,
+/// and its answer admits the connection with an identity or refuses it with a status.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectHookConfig {
+    /// The `http://` or `https://` URL the handshake is POSTed to. Default unset: no hook.
+    pub url: Option<String>,
+    /// Request headers copied into the call (case-insensitive names); the others are not
+    /// sent. Default: Cookie, Authorization, Origin, User-Agent, X-Forwarded-For,
+    /// X-Forwarded-Proto, X-Forwarded-Host.
+    pub headers: Vec<String>,
+    /// How long one call may take, connect to the last byte of the answer; past it the call
+    /// failed (`timeout`). Default 2 s.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Calls in flight at once on this node; a handshake past it is refused with 503 at once
+    /// (`overloaded`), so a slow backend cannot pile up waiting handshakes. Default 256.
+    pub max_in_flight: usize,
+    /// Consecutive failed calls (errors and timeouts) that open the circuit: calls are then
+    /// skipped for `breaker_cooldown` and the failure rule applies (`open_circuit`). Default 5.
+    pub breaker_failures: u32,
+    /// How long an open circuit skips calls; after it calls go through again, and the next
+    /// failure opens it again. Default 10 s.
+    #[serde(with = "humantime_serde")]
+    pub breaker_cooldown: Duration,
+    /// What a failed or skipped call means: false (default) refuses the handshake with 503;
+    /// true applies the anonymous policy (`auth.allow_anonymous` and its patterns), as if
+    /// no hook were configured and no token sent.
+    pub fail_open: bool,
+}
+
+impl Default for ConnectHookConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            headers: [
+                "Cookie",
+                "Authorization",
+                "Origin",
+                "User-Agent",
+                "X-Forwarded-For",
+                "X-Forwarded-Proto",
+                "X-Forwarded-Host",
+            ]
+            .map(String::from)
+            .to_vec(),
+            timeout: Duration::from_secs(2),
+            max_in_flight: 256,
+            breaker_failures: 5,
+            breaker_cooldown: Duration::from_secs(10),
+            fail_open: false,
+        }
+    }
+}
