@@ -34,6 +34,17 @@ pub enum Call {
     /// Replace the connection's token before it expires: the connection goes on with the new
     /// token's claims and expiry.
     Refresh(RefreshParams),
+    /// Call a method of the application's backend (`hooks.rpc.url`) and get its answer.
+    Rpc(RpcParams),
+}
+
+/// `rpc` parameters.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RpcParams {
+    /// The backend's method name, passed on as is.
+    pub method: String,
+    /// Any JSON value, passed on byte for byte.
+    pub data: Box<RawValue>,
 }
 
 /// `subscribe` parameters.
@@ -135,7 +146,7 @@ fn is_object(json: &str) -> bool {
 }
 
 impl Command {
-    /// Parses a command, keeping `publish` data as the exact JSON text received.
+    /// Parses a command, keeping `publish` and `rpc` data as the exact JSON text received.
     ///
     /// # Errors
     /// [`CommandError`], which says how the server answers.
@@ -174,6 +185,7 @@ impl Command {
             "presence" => Call::Presence(serde_json::from_str(params).map_err(bad)?),
             "ping" => Call::Ping,
             "refresh" => Call::Refresh(serde_json::from_str(params).map_err(bad)?),
+            "rpc" => Call::Rpc(serde_json::from_str(params).map_err(bad)?),
             _ => return Err(CommandError::UnknownMethod { id }),
         };
         Ok(Self { id, call })

@@ -34,7 +34,7 @@ mod reply;
 pub use codes::{Disconnect, ErrorCode};
 pub use command::{
     Call, ChannelParams, Command, CommandError, HistoryParams, PublishParams, RefreshParams,
-    SubscribeParams,
+    RpcParams, SubscribeParams,
 };
 pub use push::{
     Connected, Membership, Publication, Push, RefreshDue, Subscribed, Unsubscribed,
@@ -42,7 +42,7 @@ pub use push::{
 };
 pub use reply::{
     ClientInfo, Empty, ErrorBody, HistoryResult, PresenceResult, PublicationBody, PublishResult,
-    RefreshResult, Reply, SubscribeResult,
+    RefreshResult, Reply, RpcResult, SubscribeResult,
 };
 
 use serde::{Deserialize, Serialize};

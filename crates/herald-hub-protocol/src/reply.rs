@@ -95,6 +95,17 @@ pub struct SubscribeResult {
     /// Missed publications, in order, to apply before any live push.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub publications: Vec<PublicationBody>,
+    /// What the application's backend attached to the subscription (the subscribe hook's
+    /// `data`), when it attached anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Box<RawValue>>,
+}
+
+/// The result of `rpc`: the backend's answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RpcResult {
+    /// The JSON value the backend answered with, byte for byte.
+    pub data: Box<RawValue>,
 }
 
 /// The result of `publish`: where the publication landed.

@@ -93,6 +93,7 @@ fn subscribe_result_flattens_the_position() {
         epoch: "x".into(),
         recovered: Some(false),
         publications: vec![],
+        data: None,
     };
     assert_eq!(
         serde_json::to_string(&r).unwrap(),
@@ -209,4 +210,38 @@ fn connected_names_the_expiry_only_when_there_is_one() {
     };
     assert!(!connected(None).contains("expires"));
     assert!(connected(Some(10)).ends_with(r#""expires":10}"#));
+}
+
+#[test]
+fn rpc_keeps_its_data_byte_for_byte_and_its_result_round_trips() {
+    let c =
+        Command::parse(r#"{"id":9,"method":"rpc","params":{"method":"upper","data":{"t": "hi"}}}"#)
+            .unwrap();
+    let Call::Rpc(p) = c.call else { panic!() };
+    assert_eq!(p.method, "upper");
+    assert_eq!(p.data.get(), r#"{"t": "hi"}"#);
+    let missing = Command::parse(r#"{"id":9,"method":"rpc","params":{"method":"upper"}}"#);
+    assert!(matches!(
+        missing,
+        Err(CommandError::BadParams { id: 9, .. })
+    ));
+    let text = r#"{"id":9,"result":{"data":{"t":"HI"}}}"#;
+    let reply: Reply<RpcResult> = serde_json::from_str(text).unwrap();
+    assert_eq!(reply.result.as_ref().unwrap().data.get(), r#"{"t":"HI"}"#);
+    assert_eq!(serde_json::to_string(&reply).unwrap(), text);
+}
+
+#[test]
+fn subscribe_result_carries_the_backend_data_only_when_there_is_some() {
+    let r = SubscribeResult {
+        offset: 0,
+        epoch: "x".into(),
+        recovered: None,
+        publications: vec![],
+        data: Some(serde_json::value::RawValue::from_string(r#"{"a":1}"#.into()).unwrap()),
+    };
+    assert_eq!(
+        serde_json::to_string(&r).unwrap(),
+        r#"{"offset":0,"epoch":"x","data":{"a":1}}"#
+    );
 }

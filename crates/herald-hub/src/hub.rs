@@ -4,7 +4,7 @@
 use crate::auth::{Authenticator, JwtAuthenticator, KeyError};
 use crate::broker::{Broker, MemoryBroker};
 use crate::config::{BrokerConfig, ConfigError, HubConfig};
-use crate::hooks::ConnectHook;
+use crate::hooks::{CommandHooks, ConnectHook};
 use crate::limits::PerIp;
 use crate::metrics::Metrics;
 pub(crate) use crate::names::valid_channel;
@@ -47,6 +47,8 @@ pub struct Hub {
     pub(crate) auth: Arc<dyn Authenticator>,
     /// The connect hook, when `hooks.connect.url` is set.
     pub(crate) connect_hook: Option<ConnectHook>,
+    /// The subscribe, publish and RPC hooks whose URL is set.
+    pub(crate) command_hooks: CommandHooks,
     pub(crate) origins: OriginPolicy,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) node: Arc<Node>,
@@ -137,6 +139,7 @@ impl Hub {
             namespaces: Namespaces::new(&config),
             per_ip: PerIp::new(config.limits.max_connections_per_ip),
             connect_hook: ConnectHook::new(&config.hooks.connect, metrics.clone()),
+            command_hooks: CommandHooks::new(&config.hooks, &metrics),
             auth,
             broker,
             metrics,

@@ -35,6 +35,10 @@ pub(crate) struct Rules {
     pub(crate) recover: bool,
     /// Newest publications a `subscribe` without `recover` returns, at most.
     pub(crate) latest: usize,
+    /// Each subscribe is asked of the subscribe hook first.
+    pub(crate) subscribe_hook: bool,
+    /// Each publication from a connection is asked of the publish hook first.
+    pub(crate) publish_hook: bool,
     anonymous_subscribe: Vec<WildMatch>,
     anonymous_publish: Vec<WildMatch>,
 }
@@ -60,6 +64,8 @@ impl Rules {
             client_publish: table.publish.unwrap_or(true),
             recover: table.recover.unwrap_or(true),
             latest: table.latest.unwrap_or(0),
+            subscribe_hook: table.subscribe_hook.unwrap_or(false),
+            publish_hook: table.publish_hook.unwrap_or(false),
             anonymous_subscribe: patterns(&anonymous_subscribe),
             anonymous_publish: patterns(&anonymous_publish),
         }

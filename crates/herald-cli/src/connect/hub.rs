@@ -168,6 +168,7 @@ fn on_subscribed(subscribed: &Subscribed, out: &Output) {
         epoch: subscribed.epoch.clone(),
         recovered: subscribed.recovered,
         publications: Vec::new(),
+        data: None,
     };
     if out.is_json() {
         out.print(json(&Reply::ok(ID, &result)));

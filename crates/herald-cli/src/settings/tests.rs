@@ -283,6 +283,36 @@ fn the_table_has_one_row_per_config_field() {
                         breaker_cooldown: _,
                         fail_open: _,
                     },
+                subscribe:
+                    CommandHookConfig {
+                        url: _,
+                        timeout: _,
+                        max_in_flight: _,
+                        breaker_failures: _,
+                        breaker_cooldown: _,
+                        fail_open: _,
+                        max_response: _,
+                    },
+                publish:
+                    CommandHookConfig {
+                        url: _,
+                        timeout: _,
+                        max_in_flight: _,
+                        breaker_failures: _,
+                        breaker_cooldown: _,
+                        fail_open: _,
+                        max_response: _,
+                    },
+                rpc:
+                    CommandHookConfig {
+                        url: _,
+                        timeout: _,
+                        max_in_flight: _,
+                        breaker_failures: _,
+                        breaker_cooldown: _,
+                        fail_open: _,
+                        max_response: _,
+                    },
             },
         history:
             HistoryConfig {

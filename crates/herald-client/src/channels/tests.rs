@@ -68,6 +68,7 @@ fn live_client_channel() -> (Channels, oneshot::Receiver<Result<crate::Subscribe
         epoch: "e".into(),
         recovered: None,
         publications: Vec::new(),
+        data: None,
     };
     channels.on_subscribe_reply("c", result, &mut Vec::new());
     (channels, outcome)
@@ -120,6 +121,7 @@ fn resubscribe_recovers_from_the_position_and_recovered_meet_live_without_duplic
         epoch: "e".into(),
         recovered: Some(true),
         publications: vec![body(3), body(4), body(5), body(6)],
+        data: None,
     };
     let mut out = Vec::new();
     channels.on_subscribe_reply("c", result, &mut out);
@@ -141,6 +143,7 @@ fn recovered_false_reports_the_previous_position_and_replays_nothing() {
         epoch: "f".into(),
         recovered: Some(false),
         publications: vec![body(1)],
+        data: None,
     };
     let mut out = Vec::new();
     channels.on_subscribe_reply("c", result, &mut out);

@@ -9,7 +9,7 @@ mod users;
 mod validate;
 
 pub use broker::BrokerConfig;
-pub use hooks::{ConnectHookConfig, HooksConfig};
+pub use hooks::{CommandHookConfig, ConnectHookConfig, HooksConfig};
 pub use namespace::{MAX_HISTORY_SIZE, MAX_NAMESPACES, NamespaceConfig};
 pub use users::UsersConfig;
 pub use validate::{ConfigError, NamespaceProblem, RouteProblem};

@@ -50,4 +50,11 @@ pub struct NamespaceConfig {
     /// Channel patterns anonymous connections may publish to in this namespace. Unset:
     /// `auth.anonymous_publish`'s.
     pub anonymous_publish: Option<Vec<String>>,
+    /// Ask the backend (`hooks.subscribe.url`) before each subscribe in the namespace,
+    /// protocol and plain mode. Unset: false.
+    pub subscribe_hook: Option<bool>,
+    /// Ask the backend (`hooks.publish.url`) before each publication from a connection in
+    /// the namespace; it may rewrite the data. The HTTP API's publications are not asked
+    /// about. Unset: false.
+    pub publish_hook: Option<bool>,
 }

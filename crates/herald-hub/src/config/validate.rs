@@ -11,6 +11,21 @@ use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
 
+/// The keys of a `[hooks.subscribe]`-like section that `validate` names: url, timeout,
+/// max_in_flight, breaker_failures, breaker_cooldown, max_response.
+macro_rules! command_hook_keys {
+    ($section:literal) => {
+        [
+            concat!($section, ".url"),
+            concat!($section, ".timeout"),
+            concat!($section, ".max_in_flight"),
+            concat!($section, ".breaker_failures"),
+            concat!($section, ".breaker_cooldown"),
+            concat!($section, ".max_response"),
+        ]
+    };
+}
+
 /// A broken configuration rule. Each names the dotted key ([`key`](Self::key)) to fix, so a
 /// caller can point at the line, flag or variable that set it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -65,6 +80,15 @@ pub enum ConfigError {
     /// `hooks.connect.url` is not an `http://` or `https://` URL with a host: fix the value.
     #[error("hooks.connect.url `{0}` is not an http:// or https:// URL")]
     HookUrl(String),
+    /// `hooks.subscribe.url`, `hooks.publish.url` or `hooks.rpc.url` is not an `http://` or
+    /// `https://` URL with a host: fix the value.
+    #[error("{key} `{url}` is not an http:// or https:// URL")]
+    CommandHookUrl {
+        /// The key.
+        key: &'static str,
+        /// The value.
+        url: String,
+    },
     /// A `hooks.connect.headers` entry is not a valid header name: fix or remove it.
     #[error("hooks.connect.headers: `{0}` is not a header name")]
     HookHeader(String),
@@ -104,6 +128,8 @@ pub enum NamespaceProblem {
     HistoryTooLarge,
     /// `history_ttl` is 0.
     ZeroTtl,
+    /// `subscribe_hook` or `publish_hook` is on but the hook has no URL.
+    HookWithoutUrl(&'static str),
     /// `latest` is over the namespace's history size: it could never be served.
     LatestOverHistory {
         /// The namespace's history size (its own, or `history.size`).
@@ -123,6 +149,7 @@ impl fmt::Display for NamespaceProblem {
             Self::TooMany => write!(f, "at most {MAX_NAMESPACES} namespaces"),
             Self::HistoryTooLarge => write!(f, "must be at most {MAX_HISTORY_SIZE}"),
             Self::ZeroTtl => f.write_str("must be longer than 0s"),
+            Self::HookWithoutUrl(key) => write!(f, "is on but {key} is not set"),
             Self::LatestOverHistory { size } => {
                 write!(f, "must be at most the history size ({size})")
             }
@@ -170,6 +197,7 @@ impl ConfigError {
             Self::PersonalPrefix(_) => "users.personal_prefix",
             Self::JwksUrl(_) => "auth.jwks_url",
             Self::HookUrl(_) => "hooks.connect.url",
+            Self::CommandHookUrl { key, .. } => key,
             Self::HookHeader(_) => "hooks.connect.headers",
             Self::Namespace { .. } => "namespaces",
         }
@@ -203,6 +231,7 @@ impl HubConfig {
         self.tls_pair()?;
         self.jwks()?;
         self.connect_hook()?;
+        self.command_hooks()?;
         positive("history.ttl", self.history.ttl)?;
         self.limits()?;
         positive("heartbeat.interval", self.heartbeat.interval)?;
@@ -252,6 +281,25 @@ impl HubConfig {
         if t.latest.unwrap_or(0) > size {
             return fail("latest", NamespaceProblem::LatestOverHistory { size });
         }
+        let hooks = [
+            (
+                "subscribe_hook",
+                t.subscribe_hook,
+                &self.hooks.subscribe,
+                "hooks.subscribe.url",
+            ),
+            (
+                "publish_hook",
+                t.publish_hook,
+                &self.hooks.publish,
+                "hooks.publish.url",
+            ),
+        ];
+        for (field, on, hook, key) in hooks {
+            if on == Some(true) && hook.url.is_none() {
+                return fail(field, NamespaceProblem::HookWithoutUrl(key));
+            }
+        }
         let lists = [
             ("anonymous_subscribe", &t.anonymous_subscribe),
             ("anonymous_publish", &t.anonymous_publish),
@@ -272,6 +320,33 @@ impl HubConfig {
             _ => return Ok(()),
         };
         Err(ConfigError::HalfTlsPair { set, missing })
+    }
+
+    fn command_hooks(&self) -> Result<(), ConfigError> {
+        let hooks = [
+            (&self.hooks.subscribe, command_hook_keys!("hooks.subscribe")),
+            (&self.hooks.publish, command_hook_keys!("hooks.publish")),
+            (&self.hooks.rpc, command_hook_keys!("hooks.rpc")),
+        ];
+        for (h, [url_key, timeout, in_flight, failures, cooldown, response]) in hooks {
+            if let Some(url) = &h.url
+                && crate::fetch::HttpUrl::parse(url).is_none()
+            {
+                return Err(ConfigError::CommandHookUrl {
+                    key: url_key,
+                    url: url.clone(),
+                });
+            }
+            positive(timeout, h.timeout)?;
+            at_least_one(in_flight, h.max_in_flight)?;
+            countable(in_flight, h.max_in_flight)?;
+            if h.breaker_failures == 0 {
+                return Err(ConfigError::Zero { key: failures });
+            }
+            positive(cooldown, h.breaker_cooldown)?;
+            at_least_one(response, h.max_response)?;
+        }
+        Ok(())
     }
 
     fn connect_hook(&self) -> Result<(), ConfigError> {
@@ -500,6 +575,44 @@ mod tests {
             break_it(&mut c);
             assert_eq!(key(&c), expected);
         }
+    }
+
+    #[test]
+    fn command_hook_urls_bounds_and_the_namespaces_that_use_them_are_checked() {
+        type BreakIt = fn(&mut HubConfig);
+        let cases: [(&str, BreakIt); 6] = [
+            ("hooks.subscribe.url", |c| {
+                c.hooks.subscribe.url = Some("localhost/hook".into());
+            }),
+            ("hooks.publish.timeout", |c| {
+                c.hooks.publish.timeout = Duration::ZERO;
+            }),
+            ("hooks.rpc.max_in_flight", |c| c.hooks.rpc.max_in_flight = 0),
+            ("hooks.rpc.breaker_failures", |c| {
+                c.hooks.rpc.breaker_failures = 0;
+            }),
+            ("hooks.subscribe.breaker_cooldown", |c| {
+                c.hooks.subscribe.breaker_cooldown = Duration::ZERO;
+            }),
+            ("hooks.publish.max_response", |c| {
+                c.hooks.publish.max_response = 0
+            }),
+        ];
+        for (expected, break_it) in cases {
+            let mut c = HubConfig::default();
+            break_it(&mut c);
+            assert_eq!(key(&c), expected);
+        }
+        let mut c = HubConfig::default();
+        let table = NamespaceConfig {
+            publish_hook: Some(true),
+            ..NamespaceConfig::default()
+        };
+        c.namespaces.insert("chat".into(), table);
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.location(), "namespaces.chat.publish_hook");
+        c.hooks.publish.url = Some("http://127.0.0.1:9000/publish".into());
+        assert_eq!(c.validate(), Ok(()));
     }
 
     #[test]

@@ -6,10 +6,10 @@
 //! "channels", "subscribe", "publish", "subs", "expires"}` or `{"allow": false, "status",
 //! "body"}`. Other fields (such as `info`) are accepted and not used.
 
-use super::breaker::Breaker;
+use super::call::{Bounds, Caller, Failure};
 use crate::auth::{Identity, patterns};
 use crate::config::ConnectHookConfig;
-use crate::fetch::{self, FetchError, HttpUrl, Outgoing};
+use crate::fetch::FetchError;
 use crate::metrics::Metrics;
 use axum::http::{HeaderMap, HeaderName, StatusCode};
 use bytes::Bytes;
@@ -17,9 +17,6 @@ use herald_proto::handshake::Request;
 use serde::Deserialize;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::Semaphore;
-use tokio::time::Instant;
 
 /// The largest answer read from the backend, bytes; a larger one is a failed call.
 pub(crate) const MAX_ANSWER: usize = 64 * 1024;
@@ -43,34 +40,6 @@ pub(crate) enum Verdict {
         /// The response body the client gets.
         body: String,
     },
-}
-
-/// Why no verdict came: the failure rule (`hooks.connect.fail_open`) applies, except to
-/// [`Overloaded`](Self::Overloaded), which is always a 503.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum Failure {
-    /// `hooks.connect.max_in_flight` calls are already waiting; no call was made.
-    #[error("too many calls in flight")]
-    Overloaded,
-    /// The circuit is open after consecutive failures; no call was made.
-    #[error("circuit open")]
-    OpenCircuit,
-    /// The call failed: unreachable, another status than 200, an answer too large or not
-    /// JSON of the expected shape, or past the timeout.
-    #[error("{0}")]
-    Call(#[from] FetchError),
-}
-
-impl Failure {
-    /// The `outcome` label of `herald_hook_calls_total`.
-    fn outcome(&self) -> &'static str {
-        match self {
-            Self::Overloaded => "overloaded",
-            Self::OpenCircuit => "open_circuit",
-            Self::Call(FetchError::Timeout) => "timeout",
-            Self::Call(_) => "error",
-        }
-    }
 }
 
 /// The backend's answer as sent.
@@ -166,44 +135,40 @@ fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
 }
 
 /// The connect hook of one node: where to call, and the bounds on calling.
+#[derive(Debug)]
 pub(crate) struct ConnectHook {
-    url: HttpUrl,
-    tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+    caller: Caller,
     headers: Vec<HeaderName>,
-    timeout: Duration,
-    in_flight: Arc<Semaphore>,
-    breaker: Breaker,
     /// Whether a failed or skipped call applies the anonymous policy (else 503).
     pub(crate) fail_open: bool,
-    metrics: Arc<Metrics>,
-}
-
-impl std::fmt::Debug for ConnectHook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConnectHook")
-            .field("url", &self.url)
-            .finish_non_exhaustive()
-    }
 }
 
 impl ConnectHook {
     /// The hook configured in `config`; `None` without `hooks.connect.url`.
     /// (`HubConfig::validate` refused a URL or a header name that does not parse.)
     pub(crate) fn new(config: &ConnectHookConfig, metrics: Arc<Metrics>) -> Option<Self> {
-        let url = HttpUrl::parse(config.url.as_deref()?)?;
+        let bounds = Bounds {
+            timeout: config.timeout,
+            max_in_flight: config.max_in_flight,
+            breaker_failures: config.breaker_failures,
+            breaker_cooldown: config.breaker_cooldown,
+            max_answer: MAX_ANSWER,
+        };
+        let caller = Caller::new(
+            HOOK,
+            config.url.as_deref(),
+            "hooks.connect.url",
+            bounds,
+            metrics,
+        )?;
         Some(Self {
-            tls: fetch::tls_for(&url, "hooks.connect.url"),
-            url,
+            caller,
             headers: config
                 .headers
                 .iter()
                 .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok())
                 .collect(),
-            timeout: config.timeout,
-            in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
-            breaker: Breaker::new(config.breaker_failures, config.breaker_cooldown),
             fail_open: config.fail_open,
-            metrics,
         })
     }
 
@@ -212,50 +177,13 @@ impl ConnectHook {
     /// # Errors
     /// [`Failure`]: no verdict; the caller applies the failure rule.
     pub(crate) async fn admit(&self, request: &Request, ip: IpAddr) -> Result<Verdict, Failure> {
-        let result = self.call(request, ip).await;
-        let outcome = match &result {
-            Ok(Verdict::Allow(_)) => "allow",
-            Ok(Verdict::Deny { .. }) => "deny",
-            Err(failure) => failure.outcome(),
-        };
-        self.metrics.hook_call(HOOK, outcome);
-        result
-    }
-
-    async fn call(&self, request: &Request, ip: IpAddr) -> Result<Verdict, Failure> {
-        let Ok(_permit) = self.in_flight.try_acquire() else {
-            return Err(Failure::Overloaded);
-        };
-        if !self.breaker.allows(Instant::now()) {
-            return Err(Failure::OpenCircuit);
-        }
         let body = call_body(request, ip, &self.headers);
-        let started = Instant::now();
-        let sent = fetch::call(
-            &self.url,
-            self.tls.as_ref(),
-            Outgoing::PostJson(body),
-            MAX_ANSWER,
-        );
-        let answer = tokio::time::timeout(self.timeout, sent)
+        self.caller
+            .post(body, verdict, |v| match v {
+                Verdict::Allow(_) => "allow",
+                Verdict::Deny { .. } => "deny",
+            })
             .await
-            .unwrap_or(Err(FetchError::Timeout));
-        self.metrics
-            .hook_latency(HOOK, started.elapsed().as_secs_f64());
-        match answer.and_then(|a| verdict(&a)) {
-            Ok(verdict) => {
-                self.breaker.success();
-                Ok(verdict)
-            }
-            Err(e) => {
-                if self.breaker.failure(Instant::now()) {
-                    tracing::warn!(error = %e, "connect hook failing: circuit open");
-                } else {
-                    tracing::debug!(error = %e, "connect hook call failed");
-                }
-                Err(Failure::Call(e))
-            }
-        }
     }
 }
 

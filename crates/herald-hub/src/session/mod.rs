@@ -7,6 +7,7 @@
 //! timer. Nothing in a session waits on the client: output is queued, and a full wire stops
 //! production until it drains (or the wire gives up on a client that stopped reading).
 
+mod hooked;
 mod plain;
 mod protocol;
 mod refresh;

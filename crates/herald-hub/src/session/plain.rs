@@ -3,6 +3,7 @@
 
 use super::{End, Session};
 use crate::broker::Payload;
+use crate::hooks::plain_payload;
 use crate::limits::Rate;
 use crate::recovery::LiveFilter;
 use crate::service::{Member, Start};
@@ -14,6 +15,16 @@ impl Session {
     pub(super) async fn start_plain(&mut self, room: &str) -> Result<(), End> {
         if self.check_read(room).is_err() {
             return Err(End::Close(Disconnect::POLICY));
+        }
+        // A refusal by the subscribe hook is a policy like a missing permission; plain mode
+        // has no error replies, so it closes right after the upgrade.
+        match self.ask_subscribe(room).await {
+            Ok(_) => {}
+            // The backend, not the broker, failed: 1011, reconnect later.
+            Err(e) if e.code == ErrorCode::UNAVAILABLE => {
+                return Err(End::Close(Disconnect::INTERNAL));
+            }
+            Err(_) => return Err(End::Close(Disconnect::POLICY)),
         }
         let member = Member {
             id: self.id,
@@ -31,7 +42,7 @@ impl Session {
     }
 
     pub(super) async fn on_plain(&mut self, room: &str, message: Message) -> Result<(), End> {
-        let payload = match message {
+        let mut payload = match message {
             Message::Text(text) => Payload::Text(text.into_bytes()),
             Message::Binary(data) => Payload::Binary(data),
             _ => return Ok(()),
@@ -42,6 +53,15 @@ impl Session {
         // Plain mode has no error replies: over the rate is a policy violation.
         if self.publish_rate.check(Instant::now()) != Rate::Allowed {
             return Err(self.abuse("publish_rate"));
+        }
+        match self.ask_publish(room, &payload).await {
+            Ok(None) => {}
+            Ok(Some(data)) => payload = plain_payload(&data),
+            // The backend, not the broker, failed: 1011, reconnect later.
+            Err(e) if e.code == ErrorCode::UNAVAILABLE => {
+                return Err(End::Close(Disconnect::INTERNAL));
+            }
+            Err(_) => return Err(End::Close(Disconnect::POLICY)),
         }
         match self
             .hub

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use herald_hub_protocol::{
     Call, ChannelParams, Command, CommandError, Connected, Disconnect, Empty, ErrorBody, ErrorCode,
     HistoryParams, HistoryResult, PresenceResult, PublishParams, PublishResult, Push, Reply,
-    SubscribeParams, SubscribeResult,
+    RpcParams, RpcResult, SubscribeParams, SubscribeResult,
 };
 use serde::Serialize;
 use std::time::Instant;
@@ -90,6 +90,10 @@ impl Session {
                 let outcome = self.refresh(p, wire).await?;
                 self.reply(id, outcome, wire)
             }
+            Call::Rpc(p) => {
+                let outcome = self.rpc(p).await;
+                self.reply(id, outcome, wire)
+            }
         }
     }
 
@@ -147,6 +151,7 @@ impl Session {
                 "too many subscriptions",
             ));
         }
+        let data = self.ask_subscribe(channel).await?;
         let mut subscriber = self.subscriber.clone();
         // The namespace may turn them off (`Hub::subscribe`).
         subscriber.presence_events = p.join_leave;
@@ -167,6 +172,7 @@ impl Session {
             epoch: joined.position.epoch,
             recovered: joined.recovered,
             publications: joined.publications,
+            data,
         })
     }
 
@@ -186,7 +192,10 @@ impl Session {
             self.hub.metrics.limit_hit("publish_rate");
             return Err(ErrorBody::new(ErrorCode::RATE_LIMITED));
         }
-        let payload = Payload::Json(Bytes::copy_from_slice(p.data.get().as_bytes()));
+        let mut payload = Payload::Json(Bytes::copy_from_slice(p.data.get().as_bytes()));
+        if let Some(data) = self.ask_publish(&p.channel, &payload).await? {
+            payload = Payload::Json(Bytes::copy_from_slice(data.get().as_bytes()));
+        }
         let position = self
             .hub
             .publish(&p.channel, payload, Some(self.info.clone()))
@@ -195,6 +204,12 @@ impl Session {
             offset: position.offset,
             epoch: position.epoch,
         })
+    }
+
+    async fn rpc(&mut self, p: RpcParams) -> Outcome<RpcResult> {
+        let hooks = &self.hub.command_hooks;
+        let data = hooks.rpc(&self.info, &p.method, &p.data).await?;
+        Ok(RpcResult { data })
     }
 
     async fn history(&mut self, p: HistoryParams) -> Outcome<HistoryResult> {
