@@ -166,4 +166,8 @@ export declare class Herald {
     options?: { since?: StreamPosition; limit?: number; reverse?: boolean },
   ): Promise<StreamPosition & { publications: Omit<Publication, "channel" | "epoch">[] }>;
   presence(channel: string): Promise<ClientInfo[]>;
+  /** Calls `method` of the application's backend (the hub's RPC hook) with `data`; resolves
+   * to the backend's answer. Rejects with the backend's error (code 1000-1999), 102 when the
+   * hub has no RPC hook, 109 when the backend is unavailable. */
+  rpc<T = unknown>(method: string, data?: unknown): Promise<T>;
 }

@@ -406,6 +406,12 @@ export class Herald {
     return (await this._call("presence", { channel })).clients;
   }
 
+  /** Calls `method` of the application's backend with `data` (any JSON value); resolves to
+   * the backend's answer. The backend's own errors reject with their code (1000-1999). */
+  async rpc(method, data = null) {
+    return (await this._call("rpc", { method, data })).data;
+  }
+
   /** Subscribes to `channel`, now and after every reconnect, recovering what was missed. */
   subscribe(channel, handlers = {}) {
     if (this._subs.has(channel)) throw new Error(`already subscribed to ${channel}`);

@@ -36,7 +36,7 @@ pub struct HubConfig {
     pub auth: AuthConfig,
     /// The HTTP API for backends.
     pub api: ApiConfig,
-    /// Calls to the application's backend (the connect hook).
+    /// Calls to the application's backend (the connect, subscribe, publish and RPC hooks).
     pub hooks: HooksConfig,
     /// History kept per channel, for recovery.
     pub history: HistoryConfig,
