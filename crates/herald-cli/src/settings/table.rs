@@ -232,7 +232,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "When a subscribe hook call fails or is skipped: false answers 109, true lets the command \
          proceed as if no hook were configured."),
     setting("hooks.subscribe.max_response", "subscribe-hook-max-response", Kind::Count, "BYTES",
-        "65536", |c| count(c.hooks.subscribe.max_response),
+        "16384", |c| count(c.hooks.subscribe.max_response),
         "Largest answer read from the subscribe hook's backend; a larger one is a failed call."),
     setting("hooks.publish.url", "publish-hook-url", Kind::Text, "URL",
         "http://127.0.0.1:3000/herald/publish",
@@ -258,7 +258,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "When a publish hook call fails or is skipped: false answers 109, true lets the command \
          proceed as if no hook were configured."),
     setting("hooks.publish.max_response", "publish-hook-max-response", Kind::Count, "BYTES",
-        "65536", |c| count(c.hooks.publish.max_response),
+        "16384", |c| count(c.hooks.publish.max_response),
         "Largest answer read from the publish hook's backend; a larger one is a failed call."),
     setting("hooks.rpc.url", "rpc-hook-url", Kind::Text, "URL",
         "http://127.0.0.1:3000/herald/rpc",
@@ -284,7 +284,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "No effect: a failed or skipped rpc hook call always answers 109 (there is nothing to \
          proceed with)."),
     setting("hooks.rpc.max_response", "rpc-hook-max-response", Kind::Count, "BYTES",
-        "65536", |c| count(c.hooks.rpc.max_response),
+        "16384", |c| count(c.hooks.rpc.max_response),
         "Largest answer read from the rpc hook's backend; a larger one is a failed call."),
     setting("history.size", "history-size", Kind::Count, "N", "1000", |c| count(c.history.size),
         "Publications kept per channel for recovery; 0 disables history."),

@@ -4,8 +4,9 @@ use super::table::SETTINGS;
 use super::*;
 use clap::{Args as _, CommandFactory as _, FromArgMatches as _};
 use herald_hub::config::{
-    ApiConfig, AuthConfig, ConnectHookConfig, HeartbeatConfig, HistoryConfig, HooksConfig,
-    LimitsConfig, OriginConfig, PlainConfig, PresenceConfig, RedisConfig, TlsConfig, UsersConfig,
+    ApiConfig, AuthConfig, CommandHookConfig, ConnectHookConfig, HeartbeatConfig, HistoryConfig,
+    HooksConfig, LimitsConfig, OriginConfig, PlainConfig, PresenceConfig, RedisConfig, TlsConfig,
+    UsersConfig,
 };
 use std::collections::HashMap;
 use std::path::Path;
@@ -368,7 +369,7 @@ fn the_table_has_one_row_per_config_field() {
         shutdown_timeout: _,
         shutdown_http_timeout: _,
     } = HubConfig::default();
-    const FIELDS: usize = 69;
+    const FIELDS: usize = 90;
     assert_eq!(SETTINGS.len(), FIELDS);
     let keys: std::collections::HashSet<_> = SETTINGS.iter().map(|s| s.key).collect();
     let flags: std::collections::HashSet<_> = SETTINGS.iter().map(|s| s.flag).collect();

@@ -219,10 +219,10 @@ impl ConfigError {
 impl HubConfig {
     /// Checks every rule between and within fields that the types cannot express: the broker
     /// string, both halves of the TLS pair, sizes and periods that must not be 0, bursts for
-    /// the rates that are set, the hooks' URLs, headers and bounds (and namespaces that turn on
-    /// a hook without a URL), plain-mode routes,
-    /// the Redis timings, the personal channel prefix, and the namespace tables (names, sizes,
-    /// TTLs, `latest`, patterns; routes whose rooms fall in no namespace).
+    /// the rates that are set, the hooks' URLs, headers and bounds, plain-mode routes, the
+    /// Redis timings, the personal channel prefix, and the namespace tables (names, sizes,
+    /// TTLs, `latest`, patterns, hooks turned on without a URL; routes whose rooms fall in no
+    /// namespace).
     ///
     /// # Errors
     /// The first broken rule, in the order a configuration file lists the keys.
