@@ -89,7 +89,8 @@ export interface SubscribeOptions {
   /** The server could not fill a gap (`recovered: false`): reload the state. */
   onRecoveryFailed?(event: StreamPosition & { previous: StreamPosition | null }): void;
   /** After every successful (re)subscribe. */
-  onSubscribed?(event: StreamPosition & { recovered?: boolean }): void;
+  /** `data`: what the application's backend attached to the subscription (its subscribe hook). */
+  onSubscribed?(event: StreamPosition & { recovered?: boolean; data?: unknown }): void;
   /** A permanent refusal (permission denied, bad channel, limit): the subscription is dropped. */
   onError?(error: HeraldError): void;
   /** The server ended the subscription (a refreshed token no longer allows the channel). */
@@ -131,7 +132,7 @@ export declare class Subscription {
   readonly position: StreamPosition | null;
   readonly subscribed: boolean;
   /** Settles with the first subscribe reply. */
-  readonly ready: Promise<StreamPosition & { recovered?: boolean }>;
+  readonly ready: Promise<StreamPosition & { recovered?: boolean; data?: unknown }>;
   unsubscribe(): void;
 }
 

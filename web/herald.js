@@ -490,8 +490,11 @@ export class Subscription {
     if (!this.position || this.position.epoch !== epoch || this.position.offset < offset) {
       this.position = { offset, epoch };
     }
-    this._ready.resolve({ offset, epoch, recovered: result.recovered });
-    callSafely(this.handlers.onSubscribed, { offset, epoch, recovered: result.recovered });
+    // `data`: what the application's backend attached to the subscription, when it did.
+    const event = { offset, epoch, recovered: result.recovered };
+    if (result.data !== undefined) event.data = result.data;
+    this._ready.resolve({ ...event });
+    callSafely(this.handlers.onSubscribed, event);
     for (const p of buffered) this._apply(p);
   }
 

@@ -1,4 +1,4 @@
-// rpc: a call of the application's backend through the hub.
+// The application's backend through the hub: rpc, and the data a subscribe hook attaches.
 import { test, beforeEach } from "node:test";
 import assert from "node:assert/strict";
 import { Herald, HeraldError } from "../herald.js";
@@ -42,4 +42,15 @@ test("the backend's error rejects with its code", async () => {
   const cmd = FakeSocket.last.lastCommand("rpc");
   FakeSocket.last.receive({ id: cmd.id, error: { code: 1404, message: "no such method", temporary: false } });
   await assert.rejects(done, (e) => e instanceof HeraldError && e.code === 1404 && e.message === "no such method");
+});
+
+test("a subscribe's backend data reaches ready and onSubscribed", async () => {
+  const client = await connectedClient();
+  const events = [];
+  const sub = client.subscribe("chat:1", { onSubscribed: (e) => events.push(e) });
+  await settle();
+  const cmd = FakeSocket.last.lastCommand("subscribe");
+  FakeSocket.last.reply(cmd, { offset: 0, epoch: "e", data: { welcome: "hi" } });
+  assert.deepEqual((await sub.ready).data, { welcome: "hi" });
+  assert.deepEqual(events[0].data, { welcome: "hi" });
 });
