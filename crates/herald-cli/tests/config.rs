@@ -175,6 +175,24 @@ recover = false
     }
 
     #[test]
+    fn a_namespace_hook_without_its_url_exits_1_pointing_at_its_key() {
+        let text = "[namespaces.chat]\npublish_hook = true\n";
+        let (output, path) = check("namespace-hook", text);
+        assert_eq!(output.status.code(), Some(1));
+        let err = stderr(&output);
+        assert!(
+            err.starts_with(&format!(
+                "{path}:2:1: namespaces.chat.publish_hook: is on but hooks.publish.url is not set"
+            )),
+            "{err}"
+        );
+        let text = "[hooks.publish]\nurl = \"http://127.0.0.1:3000/publish\"\n\n\
+                    [namespaces.chat]\npublish_hook = true\n";
+        let (output, _) = check("namespace-hook-ok", text);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    }
+
+    #[test]
     fn a_namespace_rule_exits_1_pointing_at_its_key() {
         let text = "[namespaces.chat]\nhistory_size = 4\nlatest = 9\n";
         let (output, path) = check("namespace-latest", text);

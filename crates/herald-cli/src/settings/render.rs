@@ -59,6 +59,8 @@ const NAMESPACES_EXAMPLE: &str = r#"
 # latest = 0                       # newest publications a subscribe returns (<= history_size)
 # anonymous_subscribe = ["chat:*"] # patterns for connections without a token
 # anonymous_publish = ["chat:*"]
+# subscribe_hook = false           # true: hooks.subscribe.url allows or denies each subscribe
+# publish_hook = false             # true: hooks.publish.url allows, rewrites or denies each publish
 "#;
 
 /// The effective configuration, each key followed by where its value came from. Secrets are
@@ -114,6 +116,8 @@ fn namespace_tables(out: &mut String, config: &HubConfig) {
                 "anonymous_publish",
                 t.anonymous_publish.as_deref().and_then(list),
             ),
+            ("subscribe_hook", t.subscribe_hook.and_then(boolean)),
+            ("publish_hook", t.publish_hook.and_then(boolean)),
         ];
         let table: toml::Table = keys
             .into_iter()

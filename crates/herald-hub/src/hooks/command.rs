@@ -41,18 +41,20 @@ struct Hook {
 }
 
 impl Hook {
-    fn new(hook: &'static str, config: &CommandHookConfig, metrics: &Arc<Metrics>) -> Option<Self> {
+    /// The hook `hook` (its metrics label) configured at `[hooks.NAME]`, whose URL key is
+    /// `key`; `None` without a URL.
+    fn new(
+        hook: &'static str,
+        key: &str,
+        config: &CommandHookConfig,
+        metrics: &Arc<Metrics>,
+    ) -> Option<Self> {
         let bounds = Bounds {
             timeout: config.timeout,
             max_in_flight: config.max_in_flight,
             breaker_failures: config.breaker_failures,
             breaker_cooldown: config.breaker_cooldown,
             max_answer: config.max_response,
-        };
-        let key = match hook {
-            "subscribe" => "hooks.subscribe.url",
-            "publish" => "hooks.publish.url",
-            _ => "hooks.rpc.url",
         };
         let caller = Caller::new(hook, config.url.as_deref(), key, bounds, metrics.clone())?;
         Some(Self {
@@ -236,9 +238,14 @@ impl CommandHooks {
     /// The hooks whose URL is set in `config`.
     pub(crate) fn new(config: &HooksConfig, metrics: &Arc<Metrics>) -> Self {
         Self {
-            subscribe: Hook::new("subscribe", &config.subscribe, metrics),
-            publish: Hook::new("publish", &config.publish, metrics),
-            rpc: Hook::new("rpc", &config.rpc, metrics),
+            subscribe: Hook::new(
+                "subscribe",
+                "hooks.subscribe.url",
+                &config.subscribe,
+                metrics,
+            ),
+            publish: Hook::new("publish", "hooks.publish.url", &config.publish, metrics),
+            rpc: Hook::new("rpc", "hooks.rpc.url", &config.rpc, metrics),
         }
     }
 
