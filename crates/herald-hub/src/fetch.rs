@@ -113,6 +113,9 @@ fn unreachable(e: impl std::fmt::Display) -> FetchError {
     FetchError::Unreachable(e.to_string())
 }
 
+/// The header every webhook POST carries (the id of its first event).
+pub(crate) const WEBHOOK_ID: &str = "herald-webhook-id";
+
 /// What to send: `GET` with no body, or `POST` with a JSON body.
 #[derive(Debug)]
 pub(crate) enum Outgoing {
@@ -120,6 +123,9 @@ pub(crate) enum Outgoing {
     Get,
     /// A `POST` of this JSON text.
     PostJson(Bytes),
+    /// A webhook: a `POST` of this JSON text with these extra headers; any 2xx status is a
+    /// success (its body is not read).
+    Webhook(Bytes, Vec<(&'static str, String)>),
 }
 
 /// Sends one request to `url` and reads a 200's body, at most `limit` bytes. Not bounded in
@@ -178,10 +184,20 @@ where
             .method(http::Method::POST)
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(Full::new(json)),
+        Outgoing::Webhook(json, headers) => headers
+            .into_iter()
+            .fold(request, |r, (name, value)| r.header(name, value))
+            .method(http::Method::POST)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(json)),
     }
     .map_err(unreachable)?;
+    let webhook = request.headers().contains_key(WEBHOOK_ID);
     let work = async {
         let response = sender.send_request(request).await.map_err(unreachable)?;
+        if webhook && response.status().is_success() {
+            return Ok(Bytes::new());
+        }
         if response.status() != http::StatusCode::OK {
             return Err(FetchError::Status(response.status().as_u16()));
         }

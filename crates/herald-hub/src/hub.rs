@@ -12,6 +12,7 @@ use crate::namespace::Namespaces;
 use crate::node::Node;
 use crate::origin::OriginPolicy;
 use crate::users::{HubEvents, Users};
+use crate::webhooks::Webhooks;
 use herald_proto::DeflateConfig;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,6 +50,8 @@ pub struct Hub {
     pub(crate) connect_hook: Option<ConnectHook>,
     /// The subscribe, publish and RPC hooks whose URL is set.
     pub(crate) command_hooks: CommandHooks,
+    /// The webhooks, when `webhooks.url` is set.
+    pub(crate) webhooks: Option<Arc<Webhooks>>,
     pub(crate) origins: OriginPolicy,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) node: Arc<Node>,
@@ -140,6 +143,7 @@ impl Hub {
             per_ip: PerIp::new(config.limits.max_connections_per_ip),
             connect_hook: ConnectHook::new(&config.hooks.connect, metrics.clone()),
             command_hooks: CommandHooks::new(&config.hooks, &metrics),
+            webhooks: Webhooks::new(&config.webhooks, metrics.clone()).map(Arc::new),
             auth,
             broker,
             metrics,
@@ -167,6 +171,11 @@ impl Hub {
     /// The broker.
     pub fn broker(&self) -> &Arc<dyn Broker> {
         &self.broker
+    }
+
+    /// This node's id (the first part of its connections' ids).
+    pub(crate) fn node_id(&self) -> &str {
+        &self.node_id
     }
 
     /// A new connection id, unique across nodes (node id, then a counter).

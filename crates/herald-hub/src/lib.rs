@@ -64,6 +64,7 @@ mod server_api;
 mod service;
 mod session;
 mod users;
+mod webhooks;
 
 pub use config::{BrokerConfig, ConfigError, HubConfig};
 pub use hub::{Hub, HubError};

@@ -66,6 +66,11 @@ pub struct Metrics {
     pub hook_calls: Family<Labels, Counter>,
     /// Latency of the calls made to the application's backend, seconds, by hook.
     pub hook_latency: Family<Labels, Histogram>,
+    /// Webhook events, by outcome: `queued` (this node put it in the outbox), `sent`,
+    /// `failed` (in a POST that failed; retried), `dropped` (the outbox was full).
+    pub webhook_events: Family<Labels, Counter>,
+    /// Events in the cluster's webhook outbox, as this node last read it.
+    pub webhook_queue: Gauge,
 }
 
 impl Metrics {
@@ -98,6 +103,18 @@ impl Metrics {
         let token_refreshes = Family::<Labels, Counter>::default();
         let jwks_fetches = Family::<Labels, Counter>::default();
         let hook_calls = Family::<Labels, Counter>::default();
+        let webhook_events = Family::<Labels, Counter>::default();
+        let webhook_queue = Gauge::default();
+        registry.register(
+            "webhook_events",
+            "Webhook events, by outcome (queued, sent, failed, dropped)",
+            webhook_events.clone(),
+        );
+        registry.register(
+            "webhook_queue",
+            "Events in the cluster's webhook outbox",
+            webhook_queue.clone(),
+        );
         let hook_latency = Family::<Labels, Histogram>::new_with_constructor(|| {
             Histogram::new([
                 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -225,6 +242,8 @@ impl Metrics {
             jwks_fetches,
             hook_calls,
             hook_latency,
+            webhook_events,
+            webhook_queue,
             connections,
             subscriptions,
             messages_in,
@@ -305,6 +324,15 @@ impl Metrics {
                 ("outcome".into(), outcome.into()),
             ])
             .inc();
+    }
+
+    /// Counts `n` webhook events with `outcome`.
+    pub(crate) fn webhook_events(&self, outcome: &str, n: u64) {
+        if n > 0 {
+            self.webhook_events
+                .get_or_create(&vec![("outcome".into(), outcome.into())])
+                .inc_by(n);
+        }
     }
 
     /// Records the latency of a hook call that was made.

@@ -39,6 +39,8 @@ pub(crate) struct Rules {
     pub(crate) subscribe_hook: bool,
     /// Each publication from a connection is asked of the publish hook first.
     pub(crate) publish_hook: bool,
+    /// Each publication is a `publication` webhook event.
+    pub(crate) webhook_publications: bool,
     anonymous_subscribe: Vec<WildMatch>,
     anonymous_publish: Vec<WildMatch>,
 }
@@ -66,6 +68,7 @@ impl Rules {
             latest: table.latest.unwrap_or(0),
             subscribe_hook: table.subscribe_hook.unwrap_or(false),
             publish_hook: table.publish_hook.unwrap_or(false),
+            webhook_publications: table.webhook_publications.unwrap_or(false),
             anonymous_subscribe: patterns(&anonymous_subscribe),
             anonymous_publish: patterns(&anonymous_publish),
         }
@@ -238,6 +241,7 @@ mod tests {
             subs: Vec::new(),
             expires: None,
             anonymous,
+            from_hook: false,
         }
     }
 

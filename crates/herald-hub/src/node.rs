@@ -141,17 +141,17 @@ impl Node {
     }
 
     /// Unregisters connection `id` from `channel`; the last one out unsubscribes the node
-    /// (if the node's broker subscription was made).
-    pub(crate) async fn remove(&self, broker: &dyn Broker, channel: &str, id: u64) {
+    /// (if the node's broker subscription was made). Returns whether `id` was registered.
+    pub(crate) async fn remove(&self, broker: &dyn Broker, channel: &str, id: u64) -> bool {
         // Unsubscribe the node only if the broker subscription was made: after a failed
         // subscribe there is nothing to undo, and undoing it anyway could cut a newer one.
         let unsubscribe = {
             let mut channels = write(&self.channels);
             let Some(entry) = channels.get_mut(channel) else {
-                return;
+                return false;
             };
             let Some(old) = entry.subscribers.remove(&id) else {
-                return;
+                return false;
             };
             entry.presence_subscribers -= usize::from(old.presence_events);
             let last = entry.subscribers.is_empty();
@@ -165,6 +165,7 @@ impl Node {
         if unsubscribe && let Err(e) = broker.unsubscribe(channel).await {
             tracing::warn!(channel, error = %e, "broker unsubscribe failed");
         }
+        true
     }
 
     /// The channels with local subscribers that `matches` accepts, with how many, at most

@@ -36,6 +36,10 @@ pub async fn run(
     // `HubConfig::validate` (in `Hub::new`) refused 0.
     let limit = Arc::new(Semaphore::new(hub.config.limits.max_connections));
     let maintenance = tokio::spawn(maintain(hub.clone()));
+    let webhooks = hub
+        .webhooks
+        .clone()
+        .map(|webhooks| tokio::spawn(webhooks.run(hub.broker.clone(), hub.node_id().to_owned())));
     let stop = hub.shutdown.clone();
     tokio::spawn(async move {
         shutdown.await;
@@ -88,8 +92,17 @@ pub async fn run(
         );
     }
     maintenance.abort();
+    if let (Some(webhooks), Some(task)) = (&hub.webhooks, webhooks) {
+        // The connections' releases reach the broker; its grace delay then emits them.
+        webhooks.flush(FLUSH_TIMEOUT).await;
+        task.abort();
+    }
     Ok(())
 }
+
+/// How long shutdown waits for the broker to learn the webhook changes of the connections
+/// that closed.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Periodic upkeep: forgets idle in-memory histories.
 async fn maintain(hub: Arc<Hub>) {

@@ -98,11 +98,19 @@ impl Hub {
         if publisher.is_some() {
             check_client_publish(rules, &self.metrics)?;
         }
+        let webhook = (rules.webhook_publications && self.webhooks.is_some())
+            .then(|| (payload.clone(), publisher.clone()));
         let publish = self
             .broker
             .publish(channel, payload, publisher, rules.retention);
         let position = self.timed("publish", publish).await?;
         self.metrics.publications.inc();
+        if let (Some(webhooks), Some((payload, publisher))) = (&self.webhooks, webhook) {
+            let broker = self.broker.as_ref();
+            webhooks
+                .publication(broker, channel, &position, &payload, publisher.as_ref())
+                .await;
+        }
         Ok(position)
     }
 
@@ -226,7 +234,12 @@ impl Hub {
         let joined = history.and_then(|history| self.joined(name, rules, start, history));
         if joined.is_err() {
             self.node.remove(self.broker.as_ref(), channel, id).await;
-        } else if rules.presence {
+            return joined;
+        }
+        if let Some(webhooks) = self.webhooks_for(channel) {
+            webhooks.subscription(channel, &member.info.user, rules.presence, true);
+        }
+        if rules.presence {
             // Presence is best effort: the subscription stands without it.
             let _ = self
                 .timed(
@@ -315,7 +328,11 @@ impl Hub {
 
     /// Unregisters connection `id` from `channel` and removes it from presence.
     pub(crate) async fn unsubscribe(&self, channel: &str, id: u64, info: &ClientInfo) {
-        self.node.remove(self.broker.as_ref(), channel, id).await;
+        let removed = self.node.remove(self.broker.as_ref(), channel, id).await;
+        if removed && let Some(webhooks) = self.webhooks_for(channel) {
+            let presence = self.rules(channel).is_ok_and(|rules| rules.presence);
+            webhooks.subscription(channel, &info.user, presence, false);
+        }
         // A channel held was subscribed, so its namespace is known.
         if self.rules(channel).is_ok_and(|rules| rules.presence) {
             let _ = self
@@ -325,6 +342,17 @@ impl Hub {
                 )
                 .await;
         }
+    }
+
+    /// The webhooks that track `channel`'s subscriptions: none for a personal channel (its
+    /// user's `user_online` and `user_offline` say it all).
+    fn webhooks_for(&self, channel: &str) -> Option<&crate::webhooks::Webhooks> {
+        let webhooks = self.webhooks.as_deref()?;
+        self.config
+            .users
+            .owner(channel)
+            .is_none()
+            .then_some(webhooks)
     }
 
     /// The rules of `channel`'s namespace.

@@ -9,7 +9,8 @@ use crate::users;
 use crate::wire::{self, Keys, VACANT};
 use futures_util::future::{AbortHandle, BoxFuture, FutureExt, abortable};
 use herald_hub::broker::{
-    Broker, BrokerError, BrokerEvents, Health, History, HistoryQuery, Payload, Retention,
+    Broker, BrokerError, BrokerEvents, Health, History, HistoryQuery, Lead, OutboxEntry,
+    OutboxPolicy, Payload, Retention, Tracked,
 };
 use herald_hub::config::HistoryConfig;
 use herald_hub_protocol::{ClientInfo, StreamPosition};
@@ -294,6 +295,52 @@ impl Inner {
             .map_err(Failure::into_read_error)
     }
 
+    async fn outbox<T: redis::FromRedisValue>(
+        &self,
+        call: redis::ScriptInvocation<'static>,
+    ) -> Result<T, BrokerError> {
+        let mut conn = self.conn.clone();
+        self.track(call.invoke_async(&mut conn))
+            .await
+            .map_err(Failure::into_read_error)
+    }
+
+    async fn outbox_lead(&self, node: &str, policy: OutboxPolicy) -> Result<Lead, BrokerError> {
+        let raw: Vec<u64> = self.outbox(crate::outbox::lead(node, policy)).await?;
+        crate::outbox::parse_lead(&raw)
+            .ok_or_else(|| BrokerError::Internal("malformed outbox lead".into()))
+    }
+
+    async fn outbox_read(&self, max: usize) -> Result<Vec<OutboxEntry>, BrokerError> {
+        let mut conn = self.conn.clone();
+        let mut range = redis::cmd("XRANGE");
+        range
+            .arg(crate::outbox::OUT)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(max);
+        let raw: redis::Value = self
+            .track(range.query_async(&mut conn))
+            .await
+            .map_err(Failure::into_read_error)?;
+        crate::outbox::parse_range(raw)
+            .ok_or_else(|| BrokerError::Internal("malformed outbox entries".into()))
+    }
+
+    async fn outbox_ack(&self, ids: &[String]) -> Result<(), BrokerError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn.clone();
+        let mut del = redis::cmd("XDEL");
+        del.arg(crate::outbox::OUT).arg(ids);
+        self.track(del.query_async::<u64>(&mut conn))
+            .await
+            .map(drop)
+            .map_err(Failure::into_read_error)
+    }
+
     /// Refreshes the expiry of every connection this node counted.
     async fn refresh_connections(&self) {
         let held = self.connections.snapshot();
@@ -463,6 +510,45 @@ impl Broker for RedisBroker {
         client: &'a str,
     ) -> BoxFuture<'a, Result<(), BrokerError>> {
         self.inner.connection_remove(user, client).boxed()
+    }
+
+    fn track<'a>(
+        &'a self,
+        node: &'a str,
+        thing: &'a Tracked,
+        held: bool,
+        policy: OutboxPolicy,
+    ) -> BoxFuture<'a, Result<u64, BrokerError>> {
+        self.inner
+            .outbox(crate::outbox::track(node, thing, held, policy))
+            .boxed()
+    }
+
+    fn outbox_push<'a>(
+        &'a self,
+        event: bytes::Bytes,
+        policy: OutboxPolicy,
+    ) -> BoxFuture<'a, Result<u64, BrokerError>> {
+        async move { self.inner.outbox(crate::outbox::push(&event, policy)).await }.boxed()
+    }
+
+    fn outbox_lead<'a>(
+        &'a self,
+        node: &'a str,
+        policy: OutboxPolicy,
+    ) -> BoxFuture<'a, Result<Lead, BrokerError>> {
+        self.inner.outbox_lead(node, policy).boxed()
+    }
+
+    fn outbox_read<'a>(
+        &'a self,
+        max: usize,
+    ) -> BoxFuture<'a, Result<Vec<OutboxEntry>, BrokerError>> {
+        self.inner.outbox_read(max).boxed()
+    }
+
+    fn outbox_ack<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<(), BrokerError>> {
+        self.inner.outbox_ack(ids).boxed()
     }
 
     fn health(&self) -> Health {

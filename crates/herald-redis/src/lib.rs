@@ -110,6 +110,7 @@ mod control;
 mod error;
 mod fanout;
 mod options;
+mod outbox;
 mod presence;
 mod users;
 mod wire;

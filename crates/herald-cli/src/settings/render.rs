@@ -61,6 +61,7 @@ const NAMESPACES_EXAMPLE: &str = r#"
 # anonymous_publish = ["chat:*"]
 # subscribe_hook = false           # true: hooks.subscribe.url allows or denies each subscribe
 # publish_hook = false             # true: hooks.publish.url allows, rewrites or denies each publish
+# webhook_publications = false     # true: each publication is a webhooks.url publication event
 "#;
 
 /// The effective configuration, each key followed by where its value came from. Secrets are

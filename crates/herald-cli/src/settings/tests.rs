@@ -6,7 +6,7 @@ use clap::{Args as _, CommandFactory as _, FromArgMatches as _};
 use herald_hub::config::{
     ApiConfig, AuthConfig, CommandHookConfig, ConnectHookConfig, HeartbeatConfig, HistoryConfig,
     HooksConfig, LimitsConfig, OriginConfig, PlainConfig, PresenceConfig, RedisConfig, TlsConfig,
-    UsersConfig,
+    UsersConfig, WebhooksConfig,
 };
 use std::collections::HashMap;
 use std::path::Path;
@@ -225,6 +225,8 @@ fn every_setting_writes_the_field_it_reads() {
         match setting.key {
             "tls.cert" => args.push("--tls-key=key.pem"),
             "tls.key" => args.push("--tls-cert=cert.pem"),
+            // Webhooks without a secret are refused.
+            "webhooks.url" => args.push("--webhook-secret=s3"),
             _ => {}
         }
         let e = merge(None, &args, &[]).unwrap_or_else(|e| panic!("{}: {e}", setting.key));
@@ -314,6 +316,28 @@ fn the_table_has_one_row_per_config_field() {
                         fail_open: _,
                         max_response: _,
                     },
+                refresh:
+                    CommandHookConfig {
+                        url: _,
+                        timeout: _,
+                        max_in_flight: _,
+                        breaker_failures: _,
+                        breaker_cooldown: _,
+                        fail_open: _,
+                        max_response: _,
+                    },
+            },
+        webhooks:
+            WebhooksConfig {
+                url: _,
+                secret: _,
+                events: _,
+                grace: _,
+                node_expiry: _,
+                max_queue: _,
+                batch: _,
+                timeout: _,
+                max_backoff: _,
             },
         history:
             HistoryConfig {
@@ -369,7 +393,7 @@ fn the_table_has_one_row_per_config_field() {
         shutdown_timeout: _,
         shutdown_http_timeout: _,
     } = HubConfig::default();
-    const FIELDS: usize = 90;
+    const FIELDS: usize = 106;
     assert_eq!(SETTINGS.len(), FIELDS);
     let keys: std::collections::HashSet<_> = SETTINGS.iter().map(|s| s.key).collect();
     let flags: std::collections::HashSet<_> = SETTINGS.iter().map(|s| s.flag).collect();

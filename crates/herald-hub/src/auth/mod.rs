@@ -44,6 +44,9 @@ pub(crate) struct Identity {
     /// Let in without a token: its channels are each namespace's anonymous patterns
     /// (`namespace.rs`), `subscribe` and `publish` being the default namespace's.
     pub(crate) anonymous: bool,
+    /// Admitted by the connect hook (not by a token): the refresh hook, when configured,
+    /// extends its expiry.
+    pub(crate) from_hook: bool,
 }
 
 impl Identity {
@@ -191,6 +194,7 @@ impl JwtAuthenticator {
             expires: None,
             subs: Vec::new(),
             anonymous: true,
+            from_hook: false,
         });
         Ok(Self {
             keys,
@@ -366,6 +370,7 @@ impl JwtAuthenticator {
             expires: Some(c.exp),
             subs: c.subs,
             anonymous: false,
+            from_hook: false,
         })
     }
 }

@@ -13,8 +13,8 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 use super::{
-    Broker, BrokerError, BrokerEvents, HistoryQuery, MAX_CONTROL_SIZE, Payload, Publication,
-    Retention,
+    Broker, BrokerError, BrokerEvents, HistoryQuery, MAX_CONTROL_SIZE, OutboxEvent, OutboxPolicy,
+    Payload, Publication, Retention, Tracked,
 };
 use crate::config::HistoryConfig;
 use crate::recovery::recover;
@@ -199,6 +199,7 @@ where
     presence_adds_removes_lists_and_announces(&factory).await;
     control_messages_and_surveys_reach_the_node(&factory).await;
     connection_counts_refuse_past_the_limit_until_one_is_removed(&factory).await;
+    the_outbox_emits_each_transition_once_after_the_grace_delay(&factory).await;
 }
 
 /// How many never-published channels [`reads_of_never_published_channels_create_nothing`]
@@ -832,4 +833,130 @@ where
     for (u, c) in [(&user, "b"), (&user, "c"), (&other, "c")] {
         broker.connection_remove(u, c).await.unwrap();
     }
+}
+
+/// The outbox's events over two nodes of one broker, by name and thing, oldest first; each
+/// read is acknowledged, so the next read starts after it. Ids grow.
+async fn drained(broker: &dyn Broker) -> Vec<(String, Tracked)> {
+    let entries = broker.outbox_read(1000).await.unwrap();
+    let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
+    let mut sorted = ids.clone();
+    sorted.sort_by_key(|id| {
+        let (ms, seq) = id.split_once('-').unwrap();
+        (ms.parse::<u64>().unwrap(), seq.parse::<u64>().unwrap())
+    });
+    assert_eq!(ids, sorted, "outbox ids grow in outbox order");
+    broker.outbox_ack(&ids).await.unwrap();
+    entries
+        .into_iter()
+        .filter_map(|e| match e.event {
+            OutboxEvent::Tracked(thing, held) => Some((thing.event_name(held).into(), thing)),
+            OutboxEvent::Raw(_) => None,
+        })
+        .collect()
+}
+
+/// The outbox emits a thing's "held" event when its first node holds it and its "released"
+/// event once the last let go and the grace delay passed; a hold within the grace delay
+/// emits nothing; a node that stops renewing its life has its things released by the leader;
+/// only one node leads at a time; a full outbox drops and reports; delivered events go.
+pub async fn the_outbox_emits_each_transition_once_after_the_grace_delay<F, Fut>(factory: &F)
+where
+    F: Fn(HistoryConfig) -> Fut,
+    Fut: Future<Output = Arc<dyn Broker>>,
+{
+    let (broker, _) = started(factory, HistoryConfig::default()).await;
+    let broker = broker.as_ref();
+    let grace = Duration::from_millis(300);
+    let policy = OutboxPolicy {
+        grace,
+        max_events: 100,
+        node_life: Duration::from_millis(1500),
+        lease: Duration::from_secs(30),
+    };
+    let a = fresh_channel("node-a");
+    let b = fresh_channel("node-b");
+    let first = broker.outbox_lead(&a, policy).await.unwrap();
+    assert!(first.leader && first.rejoined, "{first:?}");
+    let second = broker.outbox_lead(&b, policy).await.unwrap();
+    assert!(!second.leader, "one leader at a time: {second:?}");
+    drained(broker).await;
+
+    let user = Tracked::User(fresh_channel("user"));
+    let online = ("user_online".to_string(), user.clone());
+    let offline = ("user_offline".to_string(), user.clone());
+    broker.track(&a, &user, true, policy).await.unwrap();
+    broker.track(&b, &user, true, policy).await.unwrap();
+    broker.track(&a, &user, true, policy).await.unwrap();
+    broker.track(&a, &user, false, policy).await.unwrap();
+    assert_eq!(
+        drained(broker).await,
+        vec![online.clone()],
+        "first holder only"
+    );
+    broker.track(&b, &user, false, policy).await.unwrap();
+    broker.outbox_lead(&a, policy).await.unwrap();
+    assert_eq!(drained(broker).await, vec![], "not before the grace delay");
+    broker.track(&b, &user, true, policy).await.unwrap();
+    tokio::time::sleep(grace * 2).await;
+    broker.outbox_lead(&a, policy).await.unwrap();
+    assert_eq!(
+        drained(broker).await,
+        vec![],
+        "a hold within the grace delay"
+    );
+    broker.track(&b, &user, false, policy).await.unwrap();
+    tokio::time::sleep(grace * 2).await;
+    broker.outbox_lead(&a, policy).await.unwrap();
+    assert_eq!(drained(broker).await, vec![offline]);
+
+    let channel = Tracked::Channel(fresh_channel("room"));
+    let member = Tracked::Member {
+        channel: fresh_channel("room"),
+        user: "ann".into(),
+    };
+    broker.track(&b, &channel, true, policy).await.unwrap();
+    broker.track(&b, &member, true, policy).await.unwrap();
+    assert_eq!(
+        drained(broker).await,
+        vec![
+            ("channel_occupied".into(), channel.clone()),
+            ("member_added".into(), member.clone()),
+        ]
+    );
+    // Node b stops renewing its life; a keeps leading.
+    let deadline = tokio::time::Instant::now() + policy.node_life + grace * 3;
+    let mut events = Vec::new();
+    while tokio::time::Instant::now() < deadline {
+        assert!(broker.outbox_lead(&a, policy).await.unwrap().leader);
+        events.extend(drained(broker).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    events.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(
+        events,
+        vec![
+            ("channel_vacated".into(), channel.clone()),
+            ("member_removed".into(), member),
+        ],
+        "a dead node's things are released once"
+    );
+    let back = broker.outbox_lead(&b, policy).await.unwrap();
+    assert!(back.rejoined && !back.leader, "{back:?}");
+
+    let raw = Bytes::from_static(br#"{"event":"publication"}"#);
+    assert_eq!(broker.outbox_push(raw.clone(), policy).await.unwrap(), 0);
+    let entries = broker.outbox_read(10).await.unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].event, OutboxEvent::Raw(raw.clone()));
+    let full = OutboxPolicy {
+        max_events: 1,
+        ..policy
+    };
+    assert_eq!(broker.outbox_push(raw, full).await.unwrap(), 1, "dropped");
+    let other = Tracked::User(fresh_channel("user"));
+    assert_eq!(broker.track(&a, &other, true, full).await.unwrap(), 1);
+    assert_eq!(broker.outbox_lead(&a, policy).await.unwrap().queued, 1);
+    broker.outbox_ack(&[entries[0].id.clone()]).await.unwrap();
+    assert!(broker.outbox_read(10).await.unwrap().is_empty());
 }

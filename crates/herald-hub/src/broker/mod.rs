@@ -44,6 +44,11 @@
 //! releasing its connections loses them after a while (the Redis broker expires them unless
 //! their node refreshes them).
 //!
+//! # The webhook outbox
+//! [`Broker::track`], [`Broker::outbox_push`], [`Broker::outbox_lead`], [`Broker::outbox_read`]
+//! and [`Broker::outbox_ack`] decide the cluster's webhook events once for all nodes and keep
+//! them until delivered: see [`Tracked`] for the rules.
+//!
 //! # Bounds
 //! A broker may refuse a publication that would exceed a configured bound with
 //! [`BrokerError::Limit`]; the [`MemoryBroker`] documents its policy.
@@ -51,8 +56,10 @@
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod memory;
+mod outbox;
 
 pub use memory::MemoryBroker;
+pub use outbox::{Lead, OutboxEntry, OutboxEvent, OutboxPolicy, Tracked};
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -358,6 +365,61 @@ pub trait Broker: Send + Sync + 'static {
         user: &'a str,
         client: &'a str,
     ) -> BoxFuture<'a, Result<(), BrokerError>>;
+
+    /// Records that node `node` now holds `thing` (`held`) or no longer does. The first
+    /// holder over all nodes appends its "held" event to the outbox, unless the thing was
+    /// released less than `policy.grace` ago (then nothing is emitted, and the pending
+    /// release is cancelled); the last one out starts the grace delay, after which the leader's
+    /// sweep emits the "released" event if nobody holds it again. Returns how many events were
+    /// dropped because the outbox held `policy.max_events`.
+    ///
+    /// # Errors
+    /// [`BrokerError`]; then nothing was recorded.
+    fn track<'a>(
+        &'a self,
+        node: &'a str,
+        thing: &'a Tracked,
+        held: bool,
+        policy: OutboxPolicy,
+    ) -> BoxFuture<'a, Result<u64, BrokerError>>;
+
+    /// Appends an event the hub made (JSON object text) to the outbox. Returns 1 when it was
+    /// dropped because the outbox was full, else 0.
+    ///
+    /// # Errors
+    /// [`BrokerError`]; then nothing was appended.
+    fn outbox_push<'a>(
+        &'a self,
+        event: Bytes,
+        policy: OutboxPolicy,
+    ) -> BoxFuture<'a, Result<u64, BrokerError>>;
+
+    /// Marks `node` alive for `policy.node_life`, and takes or renews the delivery lease for
+    /// `policy.lease` when no other live node holds it. The lease holder then sweeps: it
+    /// releases what dead nodes held and emits the releases whose grace delay is over.
+    ///
+    /// # Errors
+    /// [`BrokerError`].
+    fn outbox_lead<'a>(
+        &'a self,
+        node: &'a str,
+        policy: OutboxPolicy,
+    ) -> BoxFuture<'a, Result<Lead, BrokerError>>;
+
+    /// The oldest `max` events in the outbox, oldest first.
+    ///
+    /// # Errors
+    /// [`BrokerError`].
+    fn outbox_read<'a>(
+        &'a self,
+        max: usize,
+    ) -> BoxFuture<'a, Result<Vec<OutboxEntry>, BrokerError>>;
+
+    /// Removes delivered events from the outbox.
+    ///
+    /// # Errors
+    /// [`BrokerError`]; the events stay and are delivered again.
+    fn outbox_ack<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<(), BrokerError>>;
 
     /// Whether the broker is reachable.
     fn health(&self) -> Health;

@@ -18,6 +18,9 @@ pub struct HooksConfig {
     pub publish: CommandHookConfig,
     /// The RPC hook: the backend answers each `rpc` command.
     pub rpc: CommandHookConfig,
+    /// The refresh hook: the backend extends the session of a connection the connect hook
+    /// admitted with an expiry, instead of the client sending a new token.
+    pub refresh: CommandHookConfig,
 }
 
 /// A hook called for a client's command, `[hooks.subscribe]`, `[hooks.publish]` or

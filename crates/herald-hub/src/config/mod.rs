@@ -7,12 +7,14 @@ mod hooks;
 mod namespace;
 mod users;
 mod validate;
+mod webhooks;
 
 pub use broker::BrokerConfig;
 pub use hooks::{CommandHookConfig, ConnectHookConfig, HooksConfig};
 pub use namespace::{MAX_HISTORY_SIZE, MAX_NAMESPACES, NamespaceConfig};
 pub use users::UsersConfig;
 pub use validate::{ConfigError, NamespaceProblem, RouteProblem};
+pub use webhooks::{WEBHOOK_EVENTS, WebhooksConfig};
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -38,6 +40,8 @@ pub struct HubConfig {
     pub api: ApiConfig,
     /// Calls to the application's backend (the connect, subscribe, publish and RPC hooks).
     pub hooks: HooksConfig,
+    /// Events to the application's backend (`channel_occupied`, `user_online`, …).
+    pub webhooks: WebhooksConfig,
     /// History kept per channel, for recovery.
     pub history: HistoryConfig,
     /// Connection and traffic limits.
@@ -80,6 +84,7 @@ impl Default for HubConfig {
             auth: AuthConfig::default(),
             api: ApiConfig::default(),
             hooks: HooksConfig::default(),
+            webhooks: WebhooksConfig::default(),
             history: HistoryConfig::default(),
             limits: LimitsConfig::default(),
             heartbeat: HeartbeatConfig::default(),

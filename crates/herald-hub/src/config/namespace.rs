@@ -57,4 +57,7 @@ pub struct NamespaceConfig {
     /// the namespace; it may rewrite the data. The HTTP API's publications are not asked
     /// about. Unset: false.
     pub publish_hook: Option<bool>,
+    /// Send each publication in the namespace (from connections and the HTTP API) to the
+    /// backend as a `publication` webhook event (`webhooks.url`). Unset: false.
+    pub webhook_publications: Option<bool>,
 }

@@ -89,6 +89,15 @@ pub enum ConfigError {
         /// The value.
         url: String,
     },
+    /// `webhooks.url` is set without `webhooks.secret`: the backend could not tell Herald's
+    /// events from anyone's. Set a secret.
+    #[error("webhooks.url is set without webhooks.secret: set a secret to sign the events with")]
+    WebhookSecret,
+    /// A `webhooks.events` entry is not an event name: use the documented names.
+    #[error(
+        "webhooks.events: `{0}` is not one of channel_occupied, channel_vacated, member_added, member_removed, user_online, user_offline"
+    )]
+    WebhookEvent(String),
     /// A `hooks.connect.headers` entry is not a valid header name: fix or remove it.
     #[error("hooks.connect.headers: `{0}` is not a header name")]
     HookHeader(String),
@@ -199,6 +208,8 @@ impl ConfigError {
             Self::HookUrl(_) => "hooks.connect.url",
             Self::CommandHookUrl { key, .. } => key,
             Self::HookHeader(_) => "hooks.connect.headers",
+            Self::WebhookSecret => "webhooks.secret",
+            Self::WebhookEvent(_) => "webhooks.events",
             Self::Namespace { .. } => "namespaces",
         }
     }
@@ -233,6 +244,7 @@ impl HubConfig {
         self.jwks()?;
         self.connect_hook()?;
         self.command_hooks()?;
+        self.webhooks()?;
         positive("history.ttl", self.history.ttl)?;
         self.limits()?;
         positive("heartbeat.interval", self.heartbeat.interval)?;
@@ -301,6 +313,12 @@ impl HubConfig {
                 return fail(field, NamespaceProblem::HookWithoutUrl(key));
             }
         }
+        if t.webhook_publications == Some(true) && self.webhooks.url.is_none() {
+            return fail(
+                "webhook_publications",
+                NamespaceProblem::HookWithoutUrl("webhooks.url"),
+            );
+        }
         let lists = [
             ("anonymous_subscribe", &t.anonymous_subscribe),
             ("anonymous_publish", &t.anonymous_publish),
@@ -328,6 +346,7 @@ impl HubConfig {
             (&self.hooks.subscribe, command_hook_keys!("hooks.subscribe")),
             (&self.hooks.publish, command_hook_keys!("hooks.publish")),
             (&self.hooks.rpc, command_hook_keys!("hooks.rpc")),
+            (&self.hooks.refresh, command_hook_keys!("hooks.refresh")),
         ];
         for (h, [url_key, timeout, in_flight, failures, cooldown, response]) in hooks {
             if let Some(url) = &h.url
@@ -348,6 +367,34 @@ impl HubConfig {
             at_least_one(response, h.max_response)?;
         }
         Ok(())
+    }
+
+    fn webhooks(&self) -> Result<(), ConfigError> {
+        let w = &self.webhooks;
+        let Some(url) = &w.url else {
+            return Ok(());
+        };
+        if crate::fetch::HttpUrl::parse(url).is_none() {
+            return Err(ConfigError::CommandHookUrl {
+                key: "webhooks.url",
+                url: url.clone(),
+            });
+        }
+        if w.secret.as_deref().is_none_or(str::is_empty) {
+            return Err(ConfigError::WebhookSecret);
+        }
+        if let Some(bad) = w
+            .events
+            .iter()
+            .find(|e| !super::WEBHOOK_EVENTS.contains(&e.as_str()))
+        {
+            return Err(ConfigError::WebhookEvent(bad.clone()));
+        }
+        at_least_one("webhooks.max_queue", w.max_queue)?;
+        at_least_one("webhooks.batch", w.batch)?;
+        positive("webhooks.timeout", w.timeout)?;
+        positive("webhooks.node_expiry", w.node_expiry)?;
+        positive("webhooks.max_backoff", w.max_backoff)
     }
 
     fn connect_hook(&self) -> Result<(), ConfigError> {

@@ -35,8 +35,8 @@ pub(crate) const MAX_REASON: usize = 256;
 
 /// One hook and its failure rule.
 #[derive(Debug)]
-struct Hook {
-    caller: Caller,
+pub(super) struct Hook {
+    pub(super) caller: Caller,
     fail_open: bool,
 }
 
@@ -111,7 +111,7 @@ struct DecisionAnswer {
     reason: Option<String>,
 }
 
-fn malformed(e: impl std::fmt::Display) -> FetchError {
+pub(super) fn malformed(e: impl std::fmt::Display) -> FetchError {
     FetchError::Malformed(e.to_string())
 }
 
@@ -201,7 +201,7 @@ struct RpcCall<'a> {
     data: &'a RawValue,
 }
 
-fn json(value: &impl Serialize) -> Bytes {
+pub(super) fn json(value: &impl Serialize) -> Bytes {
     // These structs hold strings and JSON values only: serialising cannot fail.
     Bytes::from(serde_json::to_vec(value).unwrap_or_default())
 }
@@ -232,6 +232,7 @@ pub(crate) struct CommandHooks {
     subscribe: Option<Hook>,
     publish: Option<Hook>,
     rpc: Option<Hook>,
+    pub(super) refresh: Option<Hook>,
 }
 
 impl CommandHooks {
@@ -246,6 +247,7 @@ impl CommandHooks {
             ),
             publish: Hook::new("publish", "hooks.publish.url", &config.publish, metrics),
             rpc: Hook::new("rpc", "hooks.rpc.url", &config.rpc, metrics),
+            refresh: Hook::new("refresh", "hooks.refresh.url", &config.refresh, metrics),
         }
     }
 

@@ -99,6 +99,7 @@ pub(crate) fn verdict(answer: &[u8]) -> Result<Verdict, FetchError> {
         expires: a.expires,
         subs: a.subs,
         anonymous: false,
+        from_hook: true,
     }))
 }
 

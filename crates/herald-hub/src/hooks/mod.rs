@@ -8,7 +8,9 @@ mod breaker;
 mod call;
 mod command;
 mod connect;
+mod refresh;
 
 pub(crate) use call::Failure;
 pub(crate) use command::{CommandHooks, plain_payload};
 pub(crate) use connect::{ConnectHook, Verdict};
+pub(crate) use refresh::Extension;

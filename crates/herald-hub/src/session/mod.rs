@@ -95,6 +95,8 @@ pub(crate) struct Session {
     commands: RateLimiter,
     /// Whether the broker counts this connection for `limits.max_connections_per_user`.
     counted: bool,
+    /// Whether the webhooks count this connection as one of its user's.
+    online: bool,
     /// When the token ends the connection (4501); `None` when it does not.
     expiry: Option<Instant>,
     /// When the `refresh` push is due (protocol mode); `None` once sent, or when none is.
@@ -165,8 +167,12 @@ impl Session {
         let (id, client) = hub.next_client_id();
         let limits = hub.config.limits;
         let expiry = identity.expires.and_then(deadline_from_unix);
+        let by_hook = identity.from_hook && hub.command_hooks.refreshes();
         let notice = match mode {
             Mode::Protocol => refresh::notice_at(expiry, hub.config.auth.refresh_notice),
+            Mode::Plain { .. } if by_hook => {
+                refresh::notice_at(expiry, hub.config.auth.refresh_notice)
+            }
             Mode::Plain { .. } => None,
         };
         Self {
@@ -183,6 +189,7 @@ impl Session {
             publish_rate: RateLimiter::new(limits.publish_rate, limits.publish_burst),
             commands: RateLimiter::new(limits.command_rate, limits.command_burst),
             counted: false,
+            online: false,
             expiry,
             notice,
             hub,
@@ -246,7 +253,7 @@ impl Session {
                 () = &mut cancelled => return End::Close(Disconnect::SHUTDOWN),
                 () = &mut expiry, if expiry_on => return End::Close(Disconnect::UNAUTHORIZED),
                 () = &mut notice, if notice_on => {
-                    if let Err(end) = self.send_refresh_due(wire) {
+                    if let Err(end) = self.refresh_due(wire).await {
                         return end;
                     }
                 }

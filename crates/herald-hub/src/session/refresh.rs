@@ -9,6 +9,7 @@
 
 use super::{End, Session, Wire, deadline_from_unix};
 use crate::auth::{AuthError, Identity};
+use crate::hooks::Extension;
 use crate::service::Outcome;
 use herald_hub_protocol::{
     ErrorBody, ErrorCode, Push, RefreshDue, RefreshParams, RefreshResult, Unsubscribed,
@@ -38,7 +39,46 @@ fn anonymous(identity: &Identity) -> bool {
     identity.expires.is_none()
 }
 
+/// The shortest time left for which the refresh hook is asked again after a failed call.
+const MIN_RETRY: Duration = Duration::from_secs(1);
+
 impl Session {
+    /// The notice is due: a connection the connect hook admitted asks the refresh hook (when
+    /// configured), any other gets the `refresh` push.
+    pub(super) async fn refresh_due(&mut self, wire: &mut impl Wire) -> Result<(), End> {
+        if self.identity.from_hook && self.hub.command_hooks.refreshes() {
+            self.refresh_by_hook().await;
+            return Ok(());
+        }
+        self.send_refresh_due(wire)
+    }
+
+    /// Asks the refresh hook: allowed, the expiry moves; denied, the connection ends at its
+    /// expiry (4501); no answer, it asks again at half the time left (while a second is left).
+    async fn refresh_by_hook(&mut self) {
+        self.notice = None;
+        let Some(expires) = self.identity.expires else {
+            return;
+        };
+        match self.hub.command_hooks.refresh(&self.info, expires).await {
+            Ok(Extension::Until(until)) => {
+                self.identity.expires = Some(until);
+                self.expiry = deadline_from_unix(until);
+                self.notice = notice_at(self.expiry, self.hub.config.auth.refresh_notice);
+            }
+            Ok(Extension::Denied) => {}
+            Err(failure) => {
+                tracing::debug!(error = %failure, "refresh hook failed");
+                let left = self
+                    .expiry
+                    .map(|at| at.saturating_duration_since(Instant::now()));
+                if left.is_some_and(|left| left >= MIN_RETRY * 2) {
+                    self.notice = notice_at(self.expiry, self.hub.config.auth.refresh_notice);
+                }
+            }
+        }
+    }
+
     /// Queues the `refresh` push: the token expires at `exp`.
     pub(super) fn send_refresh_due(&mut self, wire: &mut impl Wire) -> Result<(), End> {
         self.notice = None;

@@ -36,15 +36,24 @@ impl Session {
             Ok(true) => {
                 self.counted = !self.info.user.is_empty()
                     && self.hub.config.limits.max_connections_per_user > 0;
-                Ok(())
             }
-            Ok(false) => Err(End::Close(Disconnect::CONNECTION_LIMIT)),
-            Err(_) => Ok(()),
+            Ok(false) => return Err(End::Close(Disconnect::CONNECTION_LIMIT)),
+            Err(_) => {}
         }
+        if let Some(webhooks) = &self.hub.webhooks {
+            webhooks.connection(&self.info.user, true);
+            self.online = true;
+        }
+        Ok(())
     }
 
     /// Releases what [`admit`](Self::admit) counted.
     pub(super) async fn release(&mut self) {
+        if std::mem::take(&mut self.online)
+            && let Some(webhooks) = &self.hub.webhooks
+        {
+            webhooks.connection(&self.info.user, false);
+        }
         if std::mem::take(&mut self.counted) {
             self.hub
                 .release_connection(&self.info.user, &self.info.client)

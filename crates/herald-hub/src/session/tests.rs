@@ -112,6 +112,7 @@ fn identity(expires: Option<u64>) -> Identity {
         subs: Vec::new(),
         expires,
         anonymous: false,
+        from_hook: false,
     }
 }
 

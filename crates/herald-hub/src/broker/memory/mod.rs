@@ -1,14 +1,15 @@
 //! The in-memory broker: one node, history in process memory, lost on restart (every
 //! channel's epoch is new after a restart).
 
+mod outbox;
 mod stream;
 #[cfg(test)]
 mod tests;
 mod users;
 
 use super::{
-    Broker, BrokerError, BrokerEvents, Health, History, HistoryQuery, Payload, Publication,
-    Retained, Retention,
+    Broker, BrokerError, BrokerEvents, Health, History, HistoryQuery, Lead, OutboxEntry,
+    OutboxPolicy, Payload, Publication, Retained, Retention, Tracked,
 };
 use crate::config::HistoryConfig;
 use bytes::Bytes;
@@ -56,6 +57,8 @@ pub struct MemoryBroker {
     refusal_logged: AtomicBool,
     /// Each user's connections (`limits.max_connections_per_user`).
     connections: users::Connections,
+    /// The webhook outbox.
+    outbox: outbox::Outbox,
 }
 
 impl std::fmt::Debug for MemoryBroker {
@@ -81,6 +84,7 @@ impl MemoryBroker {
             events: OnceLock::new(),
             refusal_logged: AtomicBool::new(false),
             connections: users::Connections::default(),
+            outbox: outbox::Outbox::default(),
         }
     }
 
@@ -395,6 +399,48 @@ impl Broker for MemoryBroker {
         client: &'a str,
     ) -> BoxFuture<'a, Result<(), BrokerError>> {
         self.connections.remove(user, client);
+        async { Ok(()) }.boxed()
+    }
+
+    fn track<'a>(
+        &'a self,
+        node: &'a str,
+        thing: &'a Tracked,
+        held: bool,
+        policy: OutboxPolicy,
+    ) -> BoxFuture<'a, Result<u64, BrokerError>> {
+        let dropped = self.outbox.track(node, thing, held, policy);
+        async move { Ok(dropped) }.boxed()
+    }
+
+    fn outbox_push<'a>(
+        &'a self,
+        event: Bytes,
+        policy: OutboxPolicy,
+    ) -> BoxFuture<'a, Result<u64, BrokerError>> {
+        let dropped = self.outbox.push(event, policy);
+        async move { Ok(dropped) }.boxed()
+    }
+
+    fn outbox_lead<'a>(
+        &'a self,
+        node: &'a str,
+        policy: OutboxPolicy,
+    ) -> BoxFuture<'a, Result<Lead, BrokerError>> {
+        let lead = self.outbox.lead(node, policy);
+        async move { Ok(lead) }.boxed()
+    }
+
+    fn outbox_read<'a>(
+        &'a self,
+        max: usize,
+    ) -> BoxFuture<'a, Result<Vec<OutboxEntry>, BrokerError>> {
+        let events = self.outbox.read(max);
+        async move { Ok(events) }.boxed()
+    }
+
+    fn outbox_ack<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<(), BrokerError>> {
+        self.outbox.ack(ids);
         async { Ok(()) }.boxed()
     }
 
