@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import path from "node:path";
-import { exists, sleep, startHerald, startProxy, startRedis } from "./procs.mjs";
+import { exists, sleep, startBackend, startHerald, startProxy, startRedis } from "./procs.mjs";
 
 const PHONE = { viewport: { width: 390, height: 760 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 };
 const XSS = "<img src=x onerror=alert(1)>";
@@ -234,6 +234,41 @@ export const cases = {
     await send(a, "hello from herald.js");
     await seen(p, "hello from herald.js");
     await t.shot(p, "plain-phone");
+  },
+
+  async "the chat logs in through the application's backend and the hub admits its session cookie"(t) {
+    const backend = await startBackend(path.join(t.out, "backend.log"));
+    const hook = ["--config", "web/chat.toml", "--connect-hook-url", `${backend.url}/herald/connect`];
+    const server = await startHerald(t.bin, { args: hook, logFile: path.join(t.out, "herald-backend.log") });
+    try {
+      const r = room();
+      const login = async (name, options) => {
+        const next = `${server.url}/?room=${r}&name=${name}`;
+        const page = await t.page(`${backend.url}/login?next=${encodeURIComponent(next)}`, options);
+        await page.fill("#name", name);
+        await Promise.all([page.waitForURL(`${server.url}/**`), page.click("#login")]);
+        await badge(page, "connected");
+        return page;
+      };
+      const ann = await login("ann");
+      const bob = await login("bob", PHONE);
+      await online(ann, ["ann", "bob"]);
+      await send(ann, "Signed in by my session cookie");
+      await seen(bob, "Signed in by my session cookie");
+      assert.deepEqual(await from(bob, "Signed in by my session cookie"), { who: "ann", mark: "✓", anon: false });
+      // Without the cookie the hub refuses the upgrade with the backend's 401.
+      const eve = await t.page(chat(server.url, r, "eve"));
+      await sleep(2000);
+      assert.equal(await eve.evaluate(() => document.getElementById("status").classList.contains("connected")), false);
+      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      assert.match(metrics, /herald_handshake_rejections_total\{status="401"\} [1-9]/);
+      assert.match(metrics, /herald_hook_calls_total\{hook="connect",outcome="deny"\} [1-9]/);
+      await online(bob, ["ann", "bob"]);
+      await t.shot(bob, "chat-backend-login");
+    } finally {
+      await server.stop();
+      backend.stop();
+    }
   },
 
   async "names come from the server: a sender cannot pose as another user"(t) {

@@ -91,6 +91,26 @@ export function exists(cmd) {
   return spawnSync("sh", ["-c", `command -v ${cmd}`]).status === 0;
 }
 
+/** Starts the demo chat's backend (web/backend/server.mjs); resolves once it listens. */
+export function startBackend(logFile) {
+  const script = new URL("../backend/server.mjs", import.meta.url).pathname;
+  const child = track(spawn(process.execPath, [script], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, PORT: "0" } }));
+  const log = createWriteStream(logFile, { flags: "a" });
+  child.stderr.pipe(log);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("the backend did not start in 5 s")), 5000);
+    let seen = "";
+    child.stderr.on("data", (chunk) => {
+      seen += chunk;
+      const m = /listening on (http:\/\/[\d.]+:\d+)/.exec(seen);
+      if (!m) return;
+      clearTimeout(timer);
+      resolve({ url: m[1], stop: () => child.kill("SIGKILL") });
+    });
+    child.on("exit", (code) => reject(new Error(`the backend exited with ${code}: ${seen}`)));
+  });
+}
+
 /** Starts a throwaway redis-server (no persistence) on a free port. */
 export async function startRedis(logFile) {
   const port = await freePort();
