@@ -5,7 +5,7 @@ use crate::logging;
 use crate::settings::{self, ConfigFile, HubFlags};
 use anyhow::Context as _;
 use herald_hub::{BrokerConfig, Hub, HubConfig};
-use herald_redis::{RedisBroker, RedisOptions};
+use herald_redis::RedisOptions;
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -125,10 +125,11 @@ async fn hub(config: HubConfig) -> anyhow::Result<Arc<Hub>> {
         return Hub::new(config).context("starting the hub");
     };
     let options = RedisOptions::from(&config.redis);
-    let broker = RedisBroker::connect_with(url, config.history, options)
+    // An unreachable Redis is waited for (degraded meanwhile); a malformed URL is an error.
+    let broker = herald_redis::connect_or_wait(url, config.history, options)
         .await
         .with_context(|| format!("connecting to {}", redact(url)))?;
-    Hub::with_broker(config, Arc::new(broker)).context("starting the hub")
+    Hub::with_broker(config, broker).context("starting the hub")
 }
 
 /// Completes on the first SIGTERM or SIGINT. A second one exits at once, without waiting for

@@ -335,6 +335,12 @@ impl Metrics {
         }
     }
 
+    /// Counts what one outbox call appended and dropped.
+    pub(crate) fn webhook_appended(&self, appended: crate::broker::Appended) {
+        self.webhook_events("queued", appended.queued);
+        self.webhook_events("dropped", appended.dropped);
+    }
+
     /// Records the latency of a hook call that was made.
     pub(crate) fn hook_latency(&self, hook: &str, seconds: f64) {
         self.hook_latency

@@ -9,7 +9,7 @@ use crate::users;
 use crate::wire::{self, Keys, VACANT};
 use futures_util::future::{AbortHandle, BoxFuture, FutureExt, abortable};
 use herald_hub::broker::{
-    Broker, BrokerError, BrokerEvents, Health, History, HistoryQuery, Lead, OutboxEntry,
+    Appended, Broker, BrokerError, BrokerEvents, Health, History, HistoryQuery, Lead, OutboxEntry,
     OutboxPolicy, Payload, Retention, Tracked,
 };
 use herald_hub::config::HistoryConfig;
@@ -305,6 +305,15 @@ impl Inner {
             .map_err(Failure::into_read_error)
     }
 
+    async fn appended(
+        &self,
+        call: redis::ScriptInvocation<'static>,
+    ) -> Result<Appended, BrokerError> {
+        let raw: Vec<u64> = self.outbox(call).await?;
+        crate::outbox::parse_appended(&raw)
+            .ok_or_else(|| BrokerError::Internal("malformed outbox answer".into()))
+    }
+
     async fn outbox_lead(&self, node: &str, policy: OutboxPolicy) -> Result<Lead, BrokerError> {
         let raw: Vec<u64> = self.outbox(crate::outbox::lead(node, policy)).await?;
         crate::outbox::parse_lead(&raw)
@@ -518,9 +527,9 @@ impl Broker for RedisBroker {
         thing: &'a Tracked,
         held: bool,
         policy: OutboxPolicy,
-    ) -> BoxFuture<'a, Result<u64, BrokerError>> {
+    ) -> BoxFuture<'a, Result<Appended, BrokerError>> {
         self.inner
-            .outbox(crate::outbox::track(node, thing, held, policy))
+            .appended(crate::outbox::track(node, thing, held, policy))
             .boxed()
     }
 
@@ -528,8 +537,13 @@ impl Broker for RedisBroker {
         &'a self,
         event: bytes::Bytes,
         policy: OutboxPolicy,
-    ) -> BoxFuture<'a, Result<u64, BrokerError>> {
-        async move { self.inner.outbox(crate::outbox::push(&event, policy)).await }.boxed()
+    ) -> BoxFuture<'a, Result<Appended, BrokerError>> {
+        async move {
+            self.inner
+                .appended(crate::outbox::push(&event, policy))
+                .await
+        }
+        .boxed()
     }
 
     fn outbox_lead<'a>(

@@ -111,6 +111,7 @@ mod error;
 mod fanout;
 mod options;
 mod outbox;
+mod pending;
 mod presence;
 mod users;
 mod wire;
@@ -120,3 +121,4 @@ pub mod testing;
 
 pub use broker::RedisBroker;
 pub use options::RedisOptions;
+pub use pending::connect_or_wait;

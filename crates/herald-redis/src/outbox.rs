@@ -13,7 +13,7 @@
 //! The script names the per-thing and per-node keys itself, so the outbox needs one Redis
 //! server (not Redis Cluster), like the rest of this broker.
 
-use herald_hub::broker::{Lead, OutboxEntry, OutboxEvent, OutboxPolicy, Tracked};
+use herald_hub::broker::{Appended, Lead, OutboxEntry, OutboxEvent, OutboxPolicy, Tracked};
 use redis::{Script, Value};
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -71,13 +71,27 @@ pub(crate) fn lead(node: &str, policy: OutboxPolicy) -> redis::ScriptInvocation<
     call
 }
 
+/// The track and push scripts' answer.
+pub(crate) fn parse_appended(raw: &[u64]) -> Option<Appended> {
+    match raw {
+        [queued, dropped] => Some(Appended {
+            queued: *queued,
+            dropped: *dropped,
+        }),
+        _ => None,
+    }
+}
+
 /// The lead script's answer.
 pub(crate) fn parse_lead(raw: &[u64]) -> Option<Lead> {
     match raw {
-        [leader, dropped, queued, rejoined] => Some(Lead {
+        [leader, queued, dropped, waiting, rejoined] => Some(Lead {
             leader: *leader == 1,
-            dropped: *dropped,
-            queued: *queued,
+            appended: Appended {
+                queued: *queued,
+                dropped: *dropped,
+            },
+            waiting: *waiting,
             rejoined: *rejoined == 1,
         }),
         _ => None,

@@ -945,7 +945,8 @@ where
     assert!(back.rejoined && !back.leader, "{back:?}");
 
     let raw = Bytes::from_static(br#"{"event":"publication"}"#);
-    assert_eq!(broker.outbox_push(raw.clone(), policy).await.unwrap(), 0);
+    let appended = broker.outbox_push(raw.clone(), policy).await.unwrap();
+    assert_eq!((appended.queued, appended.dropped), (1, 0));
     let entries = broker.outbox_read(10).await.unwrap();
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].event, OutboxEvent::Raw(raw.clone()));
@@ -953,10 +954,14 @@ where
         max_events: 1,
         ..policy
     };
-    assert_eq!(broker.outbox_push(raw, full).await.unwrap(), 1, "dropped");
+    let refused = broker.outbox_push(raw, full).await.unwrap();
+    assert_eq!((refused.queued, refused.dropped), (0, 1), "dropped");
     let other = Tracked::User(fresh_channel("user"));
-    assert_eq!(broker.track(&a, &other, true, full).await.unwrap(), 1);
-    assert_eq!(broker.outbox_lead(&a, policy).await.unwrap().queued, 1);
+    assert_eq!(
+        broker.track(&a, &other, true, full).await.unwrap().dropped,
+        1
+    );
+    assert_eq!(broker.outbox_lead(&a, policy).await.unwrap().waiting, 1);
     broker.outbox_ack(&[entries[0].id.clone()]).await.unwrap();
     assert!(broker.outbox_read(10).await.unwrap().is_empty());
 }

@@ -59,7 +59,7 @@ mod memory;
 mod outbox;
 
 pub use memory::MemoryBroker;
-pub use outbox::{Lead, OutboxEntry, OutboxEvent, OutboxPolicy, Tracked};
+pub use outbox::{Appended, Lead, OutboxEntry, OutboxEvent, OutboxPolicy, Tracked};
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -370,8 +370,8 @@ pub trait Broker: Send + Sync + 'static {
     /// holder over all nodes appends its "held" event to the outbox, unless the thing was
     /// released less than `policy.grace` ago (then nothing is emitted, and the pending
     /// release is cancelled); the last one out starts the grace delay, after which the leader's
-    /// sweep emits the "released" event if nobody holds it again. Returns how many events were
-    /// dropped because the outbox held `policy.max_events`.
+    /// sweep emits the "released" event if nobody holds it again. Returns what was appended
+    /// and what was dropped because the outbox held `policy.max_events`.
     ///
     /// # Errors
     /// [`BrokerError`]; then nothing was recorded.
@@ -381,10 +381,10 @@ pub trait Broker: Send + Sync + 'static {
         thing: &'a Tracked,
         held: bool,
         policy: OutboxPolicy,
-    ) -> BoxFuture<'a, Result<u64, BrokerError>>;
+    ) -> BoxFuture<'a, Result<Appended, BrokerError>>;
 
-    /// Appends an event the hub made (JSON object text) to the outbox. Returns 1 when it was
-    /// dropped because the outbox was full, else 0.
+    /// Appends an event the hub made (JSON object text) to the outbox; it is dropped when the
+    /// outbox is full.
     ///
     /// # Errors
     /// [`BrokerError`]; then nothing was appended.
@@ -392,7 +392,7 @@ pub trait Broker: Send + Sync + 'static {
         &'a self,
         event: Bytes,
         policy: OutboxPolicy,
-    ) -> BoxFuture<'a, Result<u64, BrokerError>>;
+    ) -> BoxFuture<'a, Result<Appended, BrokerError>>;
 
     /// Marks `node` alive for `policy.node_life`, and takes or renews the delivery lease for
     /// `policy.lease` when no other live node holds it. The lease holder then sweeps: it

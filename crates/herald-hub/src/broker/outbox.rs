@@ -112,15 +112,31 @@ pub struct OutboxPolicy {
     pub lease: Duration,
 }
 
+/// What one call put in the outbox.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Appended {
+    /// Events appended.
+    pub queued: u64,
+    /// Events dropped because the outbox held [`OutboxPolicy::max_events`].
+    pub dropped: u64,
+}
+
+impl std::ops::AddAssign for Appended {
+    fn add_assign(&mut self, other: Self) {
+        self.queued += other.queued;
+        self.dropped += other.dropped;
+    }
+}
+
 /// What [`Broker::outbox_lead`](super::Broker::outbox_lead) did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Lead {
     /// Whether this node holds the delivery lease (and swept).
     pub leader: bool,
-    /// Events dropped because the outbox was full.
-    pub dropped: u64,
-    /// Events in the outbox now.
-    pub queued: u64,
+    /// What the sweep put in the outbox.
+    pub appended: Appended,
+    /// Events waiting in the outbox now.
+    pub waiting: u64,
     /// Whether the broker did not count this node as alive before this call (its first
     /// call, or it was taken as dead and what it held was released): the node must track
     /// again everything it holds.

@@ -28,7 +28,7 @@ impl Webhooks {
             // Batch after batch while this node leads and events wait.
             while let Some(lead) = self.lead(broker, node).await
                 && lead.leader
-                && lead.queued > 0
+                && lead.waiting > 0
             {
                 if let Err(e) = self.deliver_batch(broker).await {
                     tracing::warn!(error = %e, wait = ?backoff, "webhook POST failed; retrying");
@@ -44,10 +44,10 @@ impl Webhooks {
     async fn lead(&self, broker: &dyn Broker, node: &str) -> Option<Lead> {
         match broker.outbox_lead(node, self.policy).await {
             Ok(lead) => {
-                self.metrics.webhook_events("dropped", lead.dropped);
+                self.metrics.webhook_appended(lead.appended);
                 self.metrics
                     .webhook_queue
-                    .set(i64::try_from(lead.queued).unwrap_or(i64::MAX));
+                    .set(i64::try_from(lead.waiting).unwrap_or(i64::MAX));
                 if lead.rejoined {
                     self.tracker.resync();
                 }

@@ -125,10 +125,7 @@ impl Webhooks {
         }
         let json = event.to_string().into_bytes().into();
         match broker.outbox_push(json, self.policy).await {
-            Ok(dropped) => {
-                self.metrics.webhook_events("queued", 1 - dropped.min(1));
-                self.metrics.webhook_events("dropped", dropped);
-            }
+            Ok(appended) => self.metrics.webhook_appended(appended),
             Err(e) => {
                 self.metrics.webhook_events("dropped", 1);
                 tracing::warn!(channel, error = %e, "publication webhook event lost");

@@ -128,8 +128,8 @@ impl Tracker {
                 continue;
             };
             match broker.track(node, &thing, held, policy).await {
-                Ok(dropped) => {
-                    metrics.webhook_events("dropped", dropped);
+                Ok(appended) => {
+                    metrics.webhook_appended(appended);
                     self.synced(&thing, held);
                 }
                 Err(e) => {

@@ -6,21 +6,23 @@
 -- KEYS[4] the delivery lease (string: the holder's node id)
 -- ARGV[1] the key prefix of the per-thing holder sets (PREFIX k:THING) and the per-node held
 --         sets (PREFIX h:NODE); ARGV[2] op; ARGV[3] max events; ARGV[4] grace ms; then
---   track: 5 node, 6 thing, 7 held (1 or 0)          -> events dropped
---   push:  5 JSON                                     -> events dropped
---   lead:  5 node, 6 node life ms, 7 lease ms         -> {leader, dropped, queued, rejoined}
+--   track: 5 node, 6 thing, 7 held (1 or 0)          -> {appended, dropped}
+--   push:  5 JSON                                     -> {appended, dropped}
+--   lead:  5 node, 6 node life ms, 7 lease ms         -> {leader, appended, dropped, waiting,
+--                                                         rejoined}
 local out, nodes, pending, lease = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local prefix, op = ARGV[1], ARGV[2]
 local max, grace = tonumber(ARGV[3]), tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local dropped = 0
+local appended, dropped = 0, 0
 
 local function emit(...)
   if redis.call('XLEN', out) >= max then
     dropped = dropped + 1
   else
     redis.call('XADD', out, '*', ...)
+    appended = appended + 1
   end
 end
 
@@ -50,16 +52,16 @@ if op == 'track' then
     redis.call('SREM', prefix .. 'h:' .. node, thing)
     vacated(thing)
   end
-  return dropped
+  return {appended, dropped}
 elseif op == 'push' then
   emit('j', ARGV[5])
-  return dropped
+  return {appended, dropped}
 elseif op == 'lead' then
   local node = ARGV[5]
   local rejoined = redis.call('ZADD', nodes, now + tonumber(ARGV[6]), node)
   local holder = redis.call('GET', lease)
   if holder and holder ~= node then
-    return {0, 0, redis.call('XLEN', out), rejoined}
+    return {0, 0, 0, redis.call('XLEN', out), rejoined}
   end
   redis.call('SET', lease, node, 'PX', tonumber(ARGV[7]))
   -- A dead node's things are released as if it had let them go.
@@ -80,6 +82,6 @@ elseif op == 'lead' then
       emit('k', thing, 'h', '0')
     end
   end
-  return {1, dropped, redis.call('XLEN', out), rejoined}
+  return {1, appended, dropped, redis.call('XLEN', out), rejoined}
 end
 return redis.error_reply('unknown op')

@@ -8,7 +8,7 @@ mod tests;
 mod users;
 
 use super::{
-    Broker, BrokerError, BrokerEvents, Health, History, HistoryQuery, Lead, OutboxEntry,
+    Appended, Broker, BrokerError, BrokerEvents, Health, History, HistoryQuery, Lead, OutboxEntry,
     OutboxPolicy, Payload, Publication, Retained, Retention, Tracked,
 };
 use crate::config::HistoryConfig;
@@ -408,18 +408,18 @@ impl Broker for MemoryBroker {
         thing: &'a Tracked,
         held: bool,
         policy: OutboxPolicy,
-    ) -> BoxFuture<'a, Result<u64, BrokerError>> {
-        let dropped = self.outbox.track(node, thing, held, policy);
-        async move { Ok(dropped) }.boxed()
+    ) -> BoxFuture<'a, Result<Appended, BrokerError>> {
+        let appended = self.outbox.track(node, thing, held, policy);
+        async move { Ok(appended) }.boxed()
     }
 
     fn outbox_push<'a>(
         &'a self,
         event: Bytes,
         policy: OutboxPolicy,
-    ) -> BoxFuture<'a, Result<u64, BrokerError>> {
-        let dropped = self.outbox.push(event, policy);
-        async move { Ok(dropped) }.boxed()
+    ) -> BoxFuture<'a, Result<Appended, BrokerError>> {
+        let appended = self.outbox.push(event, policy);
+        async move { Ok(appended) }.boxed()
     }
 
     fn outbox_lead<'a>(

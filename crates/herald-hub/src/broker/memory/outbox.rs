@@ -2,7 +2,7 @@
 //! [`Tracked`]), for the one node there is.
 
 use super::lock;
-use crate::broker::{Lead, OutboxEntry, OutboxEvent, OutboxPolicy, Tracked};
+use crate::broker::{Appended, Lead, OutboxEntry, OutboxEvent, OutboxPolicy, Tracked};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -25,10 +25,13 @@ struct State {
 }
 
 impl State {
-    /// Appends `event`; 1 when the outbox is full and it is dropped.
-    fn emit(&mut self, event: OutboxEvent, max: usize) -> u64 {
+    /// Appends `event`, unless the outbox is full.
+    fn emit(&mut self, event: OutboxEvent, max: usize) -> Appended {
         if self.events.len() >= max {
-            return 1;
+            return Appended {
+                queued: 0,
+                dropped: 1,
+            };
         }
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -44,14 +47,17 @@ impl State {
             time_ms: ms,
             event,
         });
-        0
+        Appended {
+            queued: 1,
+            dropped: 0,
+        }
     }
 
-    fn hold(&mut self, node: &str, thing: &Tracked, policy: OutboxPolicy) -> u64 {
+    fn hold(&mut self, node: &str, thing: &Tracked, policy: OutboxPolicy) -> Appended {
         let holders = self.holders.entry(thing.clone()).or_default();
         let first = holders.is_empty();
         if !holders.insert(node.to_owned()) {
-            return 0;
+            return Appended::default();
         }
         self.held_by
             .entry(node.to_owned())
@@ -60,21 +66,27 @@ impl State {
         if first && self.pending.remove(thing).is_none() {
             return self.emit(OutboxEvent::Tracked(thing.clone(), true), policy.max_events);
         }
-        0
+        Appended::default()
     }
 
-    fn release(&mut self, node: &str, thing: &Tracked, policy: OutboxPolicy, now: Instant) -> u64 {
+    fn release(
+        &mut self,
+        node: &str,
+        thing: &Tracked,
+        policy: OutboxPolicy,
+        now: Instant,
+    ) -> Appended {
         let Some(holders) = self.holders.get_mut(thing) else {
-            return 0;
+            return Appended::default();
         };
         if !holders.remove(node) {
-            return 0;
+            return Appended::default();
         }
         if let Some(held) = self.held_by.get_mut(node) {
             held.remove(thing);
         }
         if !holders.is_empty() {
-            return 0;
+            return Appended::default();
         }
         self.holders.remove(thing);
         if policy.grace.is_zero() {
@@ -84,11 +96,11 @@ impl State {
             );
         }
         self.pending.insert(thing.clone(), now + policy.grace);
-        0
+        Appended::default()
     }
 
-    fn sweep(&mut self, policy: OutboxPolicy, now: Instant) -> u64 {
-        let mut dropped = 0;
+    fn sweep(&mut self, policy: OutboxPolicy, now: Instant) -> Appended {
+        let mut appended = Appended::default();
         let dead: Vec<String> = self
             .nodes
             .iter()
@@ -98,7 +110,7 @@ impl State {
         for node in dead {
             self.nodes.remove(&node);
             for thing in self.held_by.remove(&node).unwrap_or_default() {
-                dropped += self.release(&node, &thing, policy, now);
+                appended += self.release(&node, &thing, policy, now);
             }
         }
         let mut due: Vec<(Instant, Tracked)> = self
@@ -110,9 +122,9 @@ impl State {
         due.sort_by_key(|(at, _)| *at);
         for (_, thing) in due {
             self.pending.remove(&thing);
-            dropped += self.emit(OutboxEvent::Tracked(thing, false), policy.max_events);
+            appended += self.emit(OutboxEvent::Tracked(thing, false), policy.max_events);
         }
-        dropped
+        appended
     }
 }
 
@@ -129,7 +141,7 @@ impl Outbox {
         thing: &Tracked,
         held: bool,
         policy: OutboxPolicy,
-    ) -> u64 {
+    ) -> Appended {
         let mut state = lock(&self.state);
         if held {
             state.hold(node, thing, policy)
@@ -138,7 +150,7 @@ impl Outbox {
         }
     }
 
-    pub(super) fn push(&self, event: bytes::Bytes, policy: OutboxPolicy) -> u64 {
+    pub(super) fn push(&self, event: bytes::Bytes, policy: OutboxPolicy) -> Appended {
         lock(&self.state).emit(OutboxEvent::Raw(event), policy.max_events)
     }
 
@@ -160,9 +172,9 @@ impl Outbox {
         if free {
             state.lease = Some((node.to_owned(), now + policy.lease));
             lead.leader = true;
-            lead.dropped = state.sweep(policy, now);
+            lead.appended = state.sweep(policy, now);
         }
-        lead.queued = state.events.len() as u64;
+        lead.waiting = state.events.len() as u64;
         lead
     }
 
