@@ -6,7 +6,7 @@ use crate::{ClientConfig, Error, Result};
 use herald::Closed;
 use herald_hub_protocol::{
     Call, ChannelParams, ClientInfo, HistoryParams, HistoryResult, PresenceResult, PublishParams,
-    PublishResult, StreamPosition,
+    PublishResult, RpcParams, RpcResult, StreamPosition,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -177,6 +177,28 @@ impl Client {
             channel: channel.to_owned(),
         });
         Ok(parse::<PresenceResult>(&self.call(call).await?)?.clients)
+    }
+
+    /// Calls `method` on the application's backend through the hub's RPC hook and returns
+    /// its answer, as `T`.
+    ///
+    /// # Errors
+    /// [`Error::Encode`] when `data` is not JSON or the answer is not a `T`; [`Error::Server`]
+    /// with the backend's own code (1000–1999), 102 when the hub has no RPC hook, 109 when
+    /// the backend is unavailable; and as for [`publish`](Self::publish).
+    pub async fn rpc<T: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        method: &str,
+        data: &T,
+    ) -> Result<R> {
+        let data =
+            serde_json::value::to_raw_value(data).map_err(|e| Error::Encode(e.to_string()))?;
+        let call = Call::Rpc(RpcParams {
+            method: method.to_owned(),
+            data,
+        });
+        let result: RpcResult = parse(&self.call(call).await?)?;
+        serde_json::from_str(result.data.get()).map_err(|e| Error::Encode(e.to_string()))
     }
 
     /// A round trip to the hub.

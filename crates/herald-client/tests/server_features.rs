@@ -1,7 +1,7 @@
 //! The client side of hub features documented in docs/protocol.md and the wire types:
 //! `history` `reverse`, `subscribe` `latest`, token `refresh`, and server-side subscriptions
 //! (`subscribed` pushes from the token's `subs` claim and the personal channel `#user`,
-//! caught up with `history` after a reconnect).
+//! caught up with `history` after a reconnect), and `rpc` through the hub to a real backend.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -146,4 +146,39 @@ async fn server_side_subscription_reads_what_it_missed_after_a_reconnect() {
     seen.extend(back);
     seen.extend(live);
     assert_eq!(offsets(&seen), [1, 2, 3, 4]);
+}
+
+/// The backend's RPC hook: `add` sums two numbers; anything else is application error 1404.
+async fn rpc_hook(
+    axum::Json(call): axum::Json<serde_json::Value>,
+) -> axum::Json<serde_json::Value> {
+    match (call["method"].as_str(), call["data"].as_array()) {
+        (Some("add"), Some(terms)) => {
+            let sum: i64 = terms.iter().filter_map(serde_json::Value::as_i64).sum();
+            axum::Json(json!({"data": {"sum": sum}}))
+        }
+        _ => axum::Json(json!({"error": {"code": 1404, "message": "no such method"}})),
+    }
+}
+
+#[tokio::test]
+async fn rpc_round_trips_through_the_hub_to_the_backend_and_back() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend = listener.local_addr().unwrap();
+    let app = axum::Router::new().route("/rpc", axum::routing::post(rpc_hook));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut config = HubConfig::default();
+    config.hooks.rpc.url = Some(format!("http://{backend}/rpc"));
+    let server = Server::start(config).await;
+    let (client, _events) = client(ClientConfig::new(server.url()));
+    let answer: serde_json::Value = client.rpc("add", &[2, 3, 37]).await.unwrap();
+    assert_eq!(answer, json!({"sum": 42}));
+    let refused = client
+        .rpc::<_, serde_json::Value>("divide", &[1, 0])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, herald_client::Error::Server(e) if e.code.0 == 1404),
+        "{refused:?}"
+    );
 }
