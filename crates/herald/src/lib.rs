@@ -36,6 +36,8 @@
 mod client;
 mod config;
 mod error;
+#[cfg(feature = "http2")]
+pub mod h2;
 mod keepalive;
 mod message;
 mod server;
