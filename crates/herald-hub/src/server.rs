@@ -299,6 +299,8 @@ const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\n";
 ///
 /// - `max_concurrent_streams`: `limits.max_streams_per_connection`;
 /// - `max_header_list_size`: the handshake head limit, as for HTTP/1.1 heads;
+/// - HTTP/2 PINGs after `heartbeat.interval` of silence, the connection dropped when one is
+///   not answered within `heartbeat.timeout`: a vanished peer frees its slots;
 /// - flow-control windows of 64 KiB per stream (HTTP/2's default) and 1 MiB per connection,
 ///   and 64 KiB of queued writes per stream: what a connection buffers stays bounded however
 ///   many streams it opens.
@@ -310,6 +312,8 @@ fn http2_builder(hub: &Hub) -> hyper::server::conn::http2::Builder<TokioExecutor
     builder
         .timer(TokioTimer::new())
         .enable_connect_protocol()
+        .keep_alive_interval(hub.config.heartbeat.interval)
+        .keep_alive_timeout(hub.config.heartbeat.timeout)
         .max_concurrent_streams(streams)
         .max_header_list_size(head)
         .initial_stream_window_size(STREAM_WINDOW)
