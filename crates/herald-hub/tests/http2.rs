@@ -104,7 +104,7 @@ async fn foreign_origin_over_h2_gets_403_and_an_allowed_one_opens() {
 }
 
 #[tokio::test]
-async fn missing_token_over_h2_gets_401_and_a_valid_one_connects() {
+async fn missing_or_invalid_tokens_over_h2_get_401_and_a_token_or_cookie_connects() {
     let mut cfg = config();
     cfg.auth.hs256_secret = Some("s3cret".into());
     let mut server = Server::start(cfg).await;
@@ -130,16 +130,41 @@ async fn missing_token_over_h2_gets_401_and_a_valid_one_connects() {
         subs: vec![],
     };
     let token = herald_hub::auth::issue_hs256("s3cret", &claims).unwrap();
+    let forged = builder(&server, "/ws")
+        .header("authorization", "Bearer not-a-token")
+        .unwrap();
+    let error = connection.websocket(&forged).await.unwrap_err();
+    assert_eq!(refused(error).0, StatusCode::UNAUTHORIZED);
     let with_token = builder(&server, "/ws")
         .header("authorization", &format!("Bearer {token}"))
         .unwrap();
     let (ws, _) = connection.websocket(&with_token).await.unwrap();
     Client::from_ws(ws).await;
+    let with_cookie = builder(&server, "/ws")
+        .header("cookie", &format!("theme=dark; herald_token={token}"))
+        .unwrap();
+    let (ws, _) = connection.websocket(&with_cookie).await.unwrap();
+    Client::from_ws(ws).await;
     assert!(metric(
         &server,
-        "herald_handshake_rejections_total{status=\"401\"} 1"
+        "herald_handshake_rejections_total{status=\"401\"} 2"
     ));
     server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_websockets_on_h2_streams_with_1001() {
+    let mut server = Server::start(config()).await;
+    let connection = Http2Connection::open(&builder(&server, "/ws"))
+        .await
+        .unwrap();
+    let (ws, _) = connection
+        .websocket(&builder(&server, "/ws"))
+        .await
+        .unwrap();
+    let mut client = Client::from_ws(ws).await;
+    server.stop().await;
+    assert_eq!(client.closed_with().await, 1001);
 }
 
 #[tokio::test]
