@@ -2,7 +2,11 @@
 // t.shot(page, name), t.skip(reason). Every case uses rooms of its own.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { createHash, X509Certificate } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
+import { chromium } from "playwright-core";
 import { exists, sleep, startBackend, startHerald, startProxy, startRedis } from "./procs.mjs";
 
 const PHONE = { viewport: { width: 390, height: 760 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 };
@@ -119,6 +123,27 @@ async function pair(t, base, r = room()) {
   return { a, b, r };
 }
 
+/** A self-signed certificate for 127.0.0.1 (openssl), and its SPKI hash for Chromium's
+ * --ignore-certificate-errors-spki-list. */
+function selfSigned() {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "herald-e2e-tls-"));
+  const [cert, key] = [path.join(dir, "cert.pem"), path.join(dir, "key.pem")];
+  const out = spawnSync("openssl", [
+    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert,
+  ], { encoding: "utf8" });
+  assert.equal(out.status, 0, out.stderr);
+  const spki = new X509Certificate(readFileSync(cert)).publicKey.export({ type: "spki", format: "der" });
+  return { dir, cert, key, spki: createHash("sha256").update(spki).digest("base64") };
+}
+
+/** The value of one sample line of the server's /metrics, read by `page`, 0 when absent. */
+async function sample(page, line) {
+  const text = await page.evaluate(() => fetch("/metrics").then((r) => r.text()));
+  const found = text.split("\n").find((l) => l.startsWith(`${line} `));
+  return found ? Number(found.split(" ")[1]) : 0;
+}
+
 export const cases = {
   async "the join form takes a name and a room and puts the room in the URL"(t) {
     const page = await t.page(`${t.server.url}/`, PHONE);
@@ -196,6 +221,44 @@ export const cases = {
     for (const p of [a, b]) assert.equal(await p.locator("#log img").count(), 0);
     assert.ok(await b.getByText(XSS, { exact: true }).isVisible());
     await t.shot(b, "chat-xss");
+  },
+
+  async "over HTTPS the chat page comes by HTTP/2 and its WebSocket runs on it (RFC 8441)"(t) {
+    if (!exists("openssl")) t.skip("no openssl to make a certificate");
+    const tls = selfSigned();
+    const args = ["--config", "web/chat.toml", "--tls-cert", tls.cert, "--tls-key", tls.key];
+    const server = await startHerald(t.bin, { args, logFile: path.join(t.out, "herald-h2.log") });
+    // A browser that trusts this one key: with it, Chromium treats the connection as secure.
+    const browser = await chromium.launch({
+      executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", `--ignore-certificate-errors-spki-list=${tls.spki}`],
+    });
+    try {
+      const base = `https://127.0.0.1:${server.port}`;
+      const r = room();
+      const context = await browser.newContext();
+      const a = await context.newPage();
+      const cdp = await context.newCDPSession(a);
+      await cdp.send("Network.enable");
+      const versions = [];
+      cdp.on("Network.responseReceived", (e) => versions.push(e.response.protocol));
+      await a.goto(chat(base, r, "Ann"));
+      const b = await context.newPage();
+      await b.goto(chat(base, r, "Bob"));
+      await Promise.all([badge(a, "connected"), badge(b, "connected")]);
+      await Promise.all([online(a, ["Ann", "Bob"]), online(b, ["Ann", "Bob"])]);
+      await send(a, "sent over an HTTP/2 stream");
+      await seen(b, "sent over an HTTP/2 stream");
+      assert.equal(versions[0], "h2", `the page came over ${versions[0]}`);
+      // The server counts each WebSocket by the HTTP version of its handshake.
+      assert.equal(await sample(a, 'herald_ws_upgrades_total{http="2"}'), 2);
+      assert.equal(await sample(a, 'herald_ws_upgrades_total{http="1.1"}'), 0);
+      await t.shot(b, "chat-h2");
+    } finally {
+      await browser.close();
+      await server.stop();
+      rmSync(tls.dir, { recursive: true, force: true });
+    }
   },
 
   async "Chromium negotiates permessage-deflate with the server"(t) {

@@ -101,10 +101,7 @@ impl Hub {
         let auth = Arc::new(jwt);
         // `validate` refused half a pair: both files are set, or neither.
         let tls = match (&config.tls.cert, &config.tls.key) {
-            (Some(cert), Some(key)) => Some(
-                herald::tls::server_config_from_pem_files(cert, key)
-                    .map_err(|e| HubError::Tls(e.to_string()))?,
-            ),
+            (Some(cert), Some(key)) => Some(tls_config(cert, key, config.http2)?),
             _ => None,
         };
         let deflate = config.deflate.then(|| {
@@ -188,4 +185,21 @@ impl Hub {
     pub fn shutdown(&self) {
         self.shutdown.cancel();
     }
+}
+
+/// The TLS settings from the PEM files; with `http2`, ALPN offers h2 before http/1.1, so
+/// that browsers speak HTTP/2 and open their WebSockets with extended CONNECT (RFC 8441).
+fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    http2: bool,
+) -> Result<Arc<herald::tls::ServerConfig>, HubError> {
+    let tls = herald::tls::server_config_from_pem_files(cert, key)
+        .map_err(|e| HubError::Tls(e.to_string()))?;
+    if !http2 {
+        return Ok(tls);
+    }
+    let mut tls = Arc::unwrap_or_clone(tls);
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(tls))
 }

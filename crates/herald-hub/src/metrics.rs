@@ -32,6 +32,9 @@ pub struct Metrics {
     pub publications: Counter,
     /// Handshakes refused before the upgrade, by HTTP status.
     pub handshake_rejections: Family<Labels, Counter>,
+    /// WebSockets accepted, by the HTTP version of their handshake (`1.1`: upgrade, `2`:
+    /// extended CONNECT, RFC 8441).
+    pub ws_upgrades: Family<Labels, Counter>,
     /// Connections closed, by close code.
     pub disconnects: Family<Labels, Counter>,
     /// Connections cut off because their outgoing queue overflowed.
@@ -85,6 +88,7 @@ impl Metrics {
         let bytes_out = Counter::default();
         let publications = Counter::default();
         let handshake_rejections = Family::<Labels, Counter>::default();
+        let ws_upgrades = Family::<Labels, Counter>::default();
         let disconnects = Family::<Labels, Counter>::default();
         let slow_consumer_drops = Counter::default();
         let broker_latency = Family::<Labels, Histogram>::new_with_constructor(|| {
@@ -144,6 +148,11 @@ impl Metrics {
             "connections",
             "Open WebSocket connections",
             connections.clone(),
+        );
+        registry.register(
+            "ws_upgrades",
+            "WebSockets accepted, by HTTP version of the handshake",
+            ws_upgrades.clone(),
         );
         registry.register(
             "subscriptions",
@@ -253,6 +262,7 @@ impl Metrics {
             publications,
             handshake_rejections,
             disconnects,
+            ws_upgrades,
             slow_consumer_drops,
             broker_latency,
             broker_up,
@@ -263,6 +273,13 @@ impl Metrics {
     pub(crate) fn rejected(&self, status: u16) {
         self.handshake_rejections
             .get_or_create(&vec![("status".into(), status.to_string())])
+            .inc();
+    }
+
+    /// Counts an accepted WebSocket by the HTTP version of its handshake (`1.1` or `2`).
+    pub(crate) fn upgraded(&self, http: &str) {
+        self.ws_upgrades
+            .get_or_create(&vec![("http".into(), http.into())])
             .inc();
     }
 

@@ -10,7 +10,7 @@ use crate::hub::Hub;
 use crate::limits::IpSlot;
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -67,17 +67,15 @@ pub async fn run(
                 continue;
             }
         };
-        let hub = hub.clone();
-        let router = router.clone();
-        let task_tracker = tracker.clone();
-        tracker.spawn(serve_connection(
-            hub,
-            router,
-            stream,
+        let serve = Serve {
+            hub: hub.clone(),
+            router: router.clone(),
             peer,
-            task_tracker,
+            tracker: tracker.clone(),
             permit,
-        ));
+            streams: StreamSlots(limit.clone()),
+        };
+        tracker.spawn(serve_connection(serve, stream));
     }
     drop(listener);
     tracker.close();
@@ -164,23 +162,9 @@ async fn refuse(mut stream: TcpStream, refusal: Refusal, deadline: Duration) {
     let _ = tokio::time::timeout(deadline, write).await;
 }
 
-async fn serve_connection(
-    hub: Arc<Hub>,
-    router: Router,
-    stream: TcpStream,
-    peer: SocketAddr,
-    tracker: TaskTracker,
-    permit: Permit,
-) {
+async fn serve_connection(serve: Serve, stream: TcpStream) {
     // `limits.handshake_timeout` runs from accept to the first complete head, TLS included.
-    let deadline = Instant::now() + hub.config.limits.handshake_timeout;
-    let serve = Serve {
-        hub,
-        router,
-        peer,
-        tracker,
-        permit,
-    };
+    let deadline = Instant::now() + serve.hub.config.limits.handshake_timeout;
     match serve.hub.tls.clone() {
         // rustls' state is large: in a box, so that the task of a plain connection is small.
         Some(tls) => Box::pin(serve.tls(tls, stream, deadline)).await,
@@ -200,6 +184,19 @@ struct Slots {
     _ip: IpSlot,
 }
 
+/// The `limits.max_connections` semaphore, for the WebSockets of an HTTP/2 connection: each
+/// takes a slot of its own at its extended CONNECT, as each HTTP/1.1 WebSocket has its
+/// connection's.
+#[derive(Clone, Debug)]
+pub(crate) struct StreamSlots(Arc<Semaphore>);
+
+impl StreamSlots {
+    /// A slot, or `None` when the server is full.
+    pub(crate) fn acquire(&self) -> Option<OwnedSemaphorePermit> {
+        self.0.clone().try_acquire_owned().ok()
+    }
+}
+
 /// What serving a connection needs besides the stream.
 struct Serve {
     hub: Arc<Hub>,
@@ -207,6 +204,7 @@ struct Serve {
     peer: SocketAddr,
     tracker: TaskTracker,
     permit: Permit,
+    streams: StreamSlots,
 }
 
 impl Serve {
@@ -236,7 +234,10 @@ impl Serve {
         };
         let peer = self.peer;
         match read {
-            Ok(Ok(Some(head))) => Box::pin(self.http(Prefixed::new(head, stream))).await,
+            Ok(Ok(Some(head))) => {
+                let http2 = self.hub.config.http2 && head.starts_with(HTTP2_PREFACE);
+                Box::pin(self.http(Prefixed::new(head, stream), http2)).await;
+            }
             Ok(Ok(None)) => tracing::debug!(%peer, "closed before a request head"),
             Ok(Err(e)) => tracing::debug!(%peer, error = %e, "reading the request head failed"),
             Err(_) => {
@@ -246,8 +247,9 @@ impl Serve {
         }
     }
 
-    /// Serves HTTP/1.1 (with upgrades) on `stream` until it closes or the hub shuts down.
-    async fn http<S>(self, stream: S)
+    /// Serves HTTP/1.1 (with upgrades), or HTTP/2 (with extended CONNECT) when `http2`, on
+    /// `stream` until it closes or the hub shuts down.
+    async fn http<S>(self, stream: S, http2: bool)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -257,36 +259,85 @@ impl Serve {
             peer,
             tracker,
             permit,
+            streams,
         } = self;
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-            request
-                .extensions_mut()
-                .insert(axum::extract::ConnectInfo(peer));
-            request.extensions_mut().insert(tracker.clone());
-            request.extensions_mut().insert(permit.clone());
+            let extensions = request.extensions_mut();
+            extensions.insert(axum::extract::ConnectInfo(peer));
+            extensions.insert(tracker.clone());
+            extensions.insert(permit.clone());
+            extensions.insert(streams.clone());
             let mut router = router.clone();
             async move { tower::Service::call(&mut router, request).await }
         });
-        let connection = http1(&hub)
-            .serve_connection(TokioIo::new(stream), service)
-            .with_upgrades();
-        tokio::pin!(connection);
-        tokio::select! {
-            result = connection.as_mut() => {
-                if let Err(e) = result {
-                    count_connection_error(&hub, &e);
-                    tracing::debug!(%peer, error = %e, "http connection ended");
-                }
-            }
-            () = hub.shutdown.cancelled() => {
-                // The request in progress may finish within `shutdown_http_timeout`.
-                connection.as_mut().graceful_shutdown();
-                let deadline = hub.config.shutdown_http_timeout;
-                let _ = tokio::time::timeout(deadline, connection).await;
-            }
+        let io = TokioIo::new(stream);
+        if http2 {
+            let connection = http2_builder(&hub).serve_connection(io, service);
+            drive(&hub, peer, connection, |c| c.graceful_shutdown()).await;
+        } else {
+            let connection = http1(&hub).serve_connection(io, service).with_upgrades();
+            drive(&hub, peer, connection, |c| c.graceful_shutdown()).await;
         }
     }
 }
+
+/// Runs a hyper connection until it ends, or until shutdown, which lets the request in
+/// progress finish within `shutdown_http_timeout`.
+async fn drive<C>(hub: &Hub, peer: SocketAddr, connection: C, graceful: fn(std::pin::Pin<&mut C>))
+where
+    C: Future<Output = Result<(), hyper::Error>>,
+{
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(e) = result {
+                count_connection_error(hub, &e);
+                tracing::debug!(%peer, error = %e, "http connection ended");
+            }
+        }
+        () = hub.shutdown.cancelled() => {
+            graceful(connection.as_mut());
+            let deadline = hub.config.shutdown_http_timeout;
+            let _ = tokio::time::timeout(deadline, connection).await;
+        }
+    }
+}
+
+/// The first bytes of every HTTP/2 connection, h2c and h2 alike (RFC 9113 §3.4), up to its
+/// empty line, which ends the first head `read_first_head` waits for.
+const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\n";
+
+/// hyper's HTTP/2 server under Herald's limits, advertising
+/// `SETTINGS_ENABLE_CONNECT_PROTOCOL` (RFC 8441 §3):
+///
+/// - `max_concurrent_streams`: `limits.max_streams_per_connection`;
+/// - `max_header_list_size`: the handshake head limit, as for HTTP/1.1 heads;
+/// - HTTP/2 PINGs after `heartbeat.interval` of silence, the connection dropped when one is
+///   not answered within `heartbeat.timeout`: a vanished peer frees its slots;
+/// - flow-control windows of 64 KiB per stream (HTTP/2's default) and 1 MiB per connection,
+///   and 64 KiB of queued writes per stream: what a connection buffers stays bounded however
+///   many streams it opens.
+fn http2_builder(hub: &Hub) -> hyper::server::conn::http2::Builder<TokioExecutor> {
+    let limits = &hub.config.limits;
+    let streams = u32::try_from(limits.max_streams_per_connection).unwrap_or(u32::MAX);
+    let head = u32::try_from(hub.ws.handshake_limits.max_head_size).unwrap_or(u32::MAX);
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .enable_connect_protocol()
+        .keep_alive_interval(hub.config.heartbeat.interval)
+        .keep_alive_timeout(hub.config.heartbeat.timeout)
+        .max_concurrent_streams(streams)
+        .max_header_list_size(head)
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_send_buf_size(STREAM_WINDOW as usize);
+    builder
+}
+
+/// HTTP/2's default stream window (RFC 9113 §6.9.2), rounded to 64 KiB.
+const STREAM_WINDOW: u32 = 64 << 10;
+const CONNECTION_WINDOW: u32 = 1 << 20;
 
 /// hyper's HTTP/1.1 server with Herald's handshake limits (`HandshakeLimits`: 16 KiB head,
 /// 64 headers by default) instead of hyper's (about 400 KiB, 100 headers).

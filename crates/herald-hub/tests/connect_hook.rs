@@ -277,6 +277,34 @@ mod admission {
     }
 
     #[tokio::test]
+    async fn over_http2_the_backend_admits_a_session_and_refuses_one_without() {
+        let (addr, backend) = backend(Behaviour::Sessions).await;
+        let cookie = log_in(addr, "ann").await;
+        let server = Server::start(hooked(addr)).await;
+        let builder = || {
+            herald::ClientBuilder::new(&server.url("/ws"))
+                .unwrap()
+                .subprotocol(SUBPROTOCOL)
+        };
+        let connection = herald::h2::Http2Connection::open(&builder()).await.unwrap();
+        let with_session = builder().header("Cookie", &cookie).unwrap();
+        let (mut ws, _) = connection.websocket(&with_session).await.unwrap();
+        let connected = next_json(&mut ws).await;
+        assert_eq!(connected["user"], "ann", "{connected}");
+        let call = backend.last.lock().unwrap().clone();
+        assert_eq!(call["path"], "/ws");
+        // The same call as for an HTTP/1.1 upgrade.
+        assert_eq!(call["method"], "GET", "{call}");
+        assert_eq!(call["protocol"], json!([SUBPROTOCOL]));
+        match connection.websocket(&builder()).await.unwrap_err() {
+            herald::Error::Handshake(herald_proto::HandshakeError::Rejected(response)) => {
+                assert_eq!(response.status.as_u16(), 401);
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
     async fn a_deny_with_403_and_a_body_reaches_the_client_as_sent() {
         let (addr, _backend) = backend(Behaviour::Forbid).await;
         let server = Server::start(hooked(addr)).await;

@@ -2,7 +2,8 @@
 //! and binary messages of 0 B, 10 B, 64 KiB and 4 MiB and checks each echo byte for byte
 //! (`scripts/interop`; the messages match `compliance/interop/messages.py`).
 //!
-//! `cargo run --release -p herald --example interop-client -- ws://127.0.0.1:PORT/ NAME`
+//! `cargo run --release -p herald --example interop-client -- ws://127.0.0.1:PORT/ NAME [h2]`;
+//! with `h2` (and the `http2` feature) over HTTP/2 by extended CONNECT (RFC 8441).
 #![allow(clippy::print_stdout)]
 
 use herald::{ClientBuilder, Config, DeflateConfig, Message};
@@ -26,7 +27,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = args.next().ok_or("usage: interop-client URL [PEER-NAME]")?;
     let peer = args.next().unwrap_or_else(|| "peer".into());
     let config = Config::default().deflate(Some(DeflateConfig::default()));
-    let (mut ws, accepted) = ClientBuilder::new(&url)?.config(config).connect().await?;
+    let builder = ClientBuilder::new(&url)?.config(config);
+    let (mut ws, accepted) = match args.next().as_deref() {
+        #[cfg(feature = "http2")]
+        Some("h2") => builder.connect_h2().await?,
+        Some(other) => return Err(format!("unknown transport {other}").into()),
+        None => builder.connect().await?,
+    };
     let params = ws
         .protocol()
         .deflate()

@@ -28,8 +28,8 @@ pub async fn connect(url: &str) -> Result<(WebSocket<MaybeTlsStream>, Accepted)>
 /// Options for a client connection: headers, Origin, subprotocols, timeouts, TLS.
 #[derive(Debug)]
 pub struct ClientBuilder {
-    request: ClientRequest,
-    config: Config,
+    pub(crate) request: ClientRequest,
+    pub(crate) config: Config,
     connect_timeout: Duration,
     #[cfg(feature = "tls")]
     tls: Option<std::sync::Arc<crate::tls::ClientConfig>>,
@@ -103,25 +103,35 @@ impl ClientBuilder {
     /// [`Error::Handshake`] when the server refuses (with its status, headers and body) or
     /// answers wrongly.
     pub async fn connect(self) -> Result<(WebSocket<MaybeTlsStream>, Accepted)> {
+        let stream = self.open_transport(false).await?;
+        self.connect_on(stream).await
+    }
+
+    /// The TCP connection, with TLS for `wss://` (offering `h2` by ALPN when `h2`).
+    pub(crate) async fn open_transport(&self, h2: bool) -> Result<MaybeTlsStream> {
         let addr = (self.request.host().to_owned(), self.request.port());
         let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| Error::Io(std::io::ErrorKind::TimedOut.into()))??;
         tcp.set_nodelay(true)?;
-        let stream = if self.request.is_tls() {
-            self.wrap_tls(tcp).await?
+        if self.request.is_tls() {
+            self.wrap_tls(tcp, h2).await
         } else {
-            MaybeTlsStream::Plain(tcp)
-        };
-        self.connect_on(stream).await
+            Ok(MaybeTlsStream::Plain(tcp))
+        }
     }
 
     #[cfg(feature = "tls")]
-    async fn wrap_tls(&self, tcp: TcpStream) -> Result<MaybeTlsStream> {
-        let config = match &self.tls {
+    async fn wrap_tls(&self, tcp: TcpStream, h2: bool) -> Result<MaybeTlsStream> {
+        let mut config = match &self.tls {
             Some(config) => config.clone(),
             None => crate::tls::client_config(&[])?,
         };
+        if h2 {
+            let mut with_alpn = (*config).clone();
+            with_alpn.alpn_protocols = vec![b"h2".to_vec()];
+            config = std::sync::Arc::new(with_alpn);
+        }
         let name =
             tokio_rustls::rustls::pki_types::ServerName::try_from(self.request.host().to_owned())
                 .map_err(|e| Error::Tls(e.to_string()))?;
@@ -133,7 +143,7 @@ impl ClientBuilder {
     }
 
     #[cfg(not(feature = "tls"))]
-    async fn wrap_tls(&self, _tcp: TcpStream) -> Result<MaybeTlsStream> {
+    async fn wrap_tls(&self, _tcp: TcpStream, _h2: bool) -> Result<MaybeTlsStream> {
         Err(Error::Tls("built without the `tls` feature".into()))
     }
 
@@ -174,17 +184,26 @@ impl ClientBuilder {
         let accepted = tokio::time::timeout(self.config.handshake_timeout, exchange)
             .await
             .map_err(|_| Error::HandshakeTimeout)??;
-        let deflate = match (&self.config.deflate, accepted.extensions.as_slice()) {
-            (_, []) => None,
-            // RFC 7692 §7.1: the answer must be one the client can accept, else fail.
-            (Some(settings), [answer]) => Some(
-                herald_proto::deflate::negotiate_client(answer, settings)
-                    .map_err(HandshakeError::InvalidResponse)?,
-            ),
-            _ => return Err(HandshakeError::InvalidResponse("unexpected extensions").into()),
-        };
+        let deflate = negotiated_deflate(&self.config, &accepted)?;
         let buffered = handshake.into_remaining();
         let ws = WebSocket::with_extensions(io, Role::Client, &self.config, buffered, deflate);
         Ok((ws, accepted))
+    }
+}
+
+/// The permessage-deflate parameters the server's answer agreed on, over HTTP/1.1 and
+/// HTTP/2 alike.
+pub(crate) fn negotiated_deflate(
+    config: &Config,
+    accepted: &Accepted,
+) -> Result<Option<herald_proto::deflate::DeflateParams>> {
+    match (&config.deflate, accepted.extensions.as_slice()) {
+        (_, []) => Ok(None),
+        // RFC 7692 §7.1: the answer must be one the client can accept, else fail.
+        (Some(settings), [answer]) => Ok(Some(
+            herald_proto::deflate::negotiate_client(answer, settings)
+                .map_err(HandshakeError::InvalidResponse)?,
+        )),
+        _ => Err(HandshakeError::InvalidResponse("unexpected extensions").into()),
     }
 }

@@ -36,6 +36,9 @@ pub enum Error {
     /// TLS could not be set up (bad certificate or key, invalid server name).
     #[error("TLS: {0}")]
     Tls(String),
+    /// The HTTP/2 connection failed, or the server did not choose h2 by ALPN (RFC 8441).
+    #[error("HTTP/2: {0}")]
+    Http2(String),
 }
 
 /// `Result` with [`Error`].

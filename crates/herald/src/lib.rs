@@ -9,6 +9,9 @@
 //!   [`read_request`] to decide asynchronously (authentication) before accepting;
 //! - client: [`connect`] for a `ws://` or `wss://` URL, [`ClientBuilder`] for headers, Origin,
 //!   subprotocols, timeouts and TLS;
+//! - over HTTP/2 (RFC 8441, feature `http2`): [`h2`], with `ClientBuilder::connect_h2` and
+//!   `h2::Http2Connection` on the client and `h2::server()` plus the axum extractor on the
+//!   server;
 //! - then [`WebSocket`]: `recv`/`send`/`close`, a `Stream` and a `Sink`, and `split` for two tasks.
 //!
 //! ```no_run
@@ -36,6 +39,8 @@
 mod client;
 mod config;
 mod error;
+#[cfg(feature = "http2")]
+pub mod h2;
 mod keepalive;
 mod message;
 mod server;

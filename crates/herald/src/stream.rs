@@ -14,6 +14,9 @@ pub enum MaybeTlsStream {
     /// `wss://`.
     #[cfg(feature = "tls")]
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// A stream of an HTTP/2 connection, h2c or h2 over TLS (RFC 8441).
+    #[cfg(feature = "http2")]
+    H2(Box<crate::upgrade::UpgradedIo>),
 }
 
 macro_rules! delegate {
@@ -22,6 +25,8 @@ macro_rules! delegate {
             MaybeTlsStream::Plain($s) => $e,
             #[cfg(feature = "tls")]
             MaybeTlsStream::Tls($s) => $e,
+            #[cfg(feature = "http2")]
+            MaybeTlsStream::H2($s) => $e,
         }
     };
 }
@@ -58,6 +63,8 @@ impl AsyncWrite for MaybeTlsStream {
             Self::Plain(s) => s.is_write_vectored(),
             #[cfg(feature = "tls")]
             Self::Tls(s) => s.is_write_vectored(),
+            #[cfg(feature = "http2")]
+            Self::H2(s) => s.is_write_vectored(),
         }
     }
 

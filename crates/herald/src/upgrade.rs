@@ -62,12 +62,22 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
     type Rejection = UpgradeRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let request = Request::from_http(
-            &parts.method,
-            parts.version,
-            parts.uri.clone(),
-            parts.headers.clone(),
-        )
+        let request = if parts.version == http::Version::HTTP_2 {
+            // RFC 8441 §4: over HTTP/2, a WebSocket opens with an extended CONNECT.
+            Request::from_extended_connect(
+                &parts.method,
+                extended_protocol(parts),
+                parts.uri.clone(),
+                parts.headers.clone(),
+            )
+        } else {
+            Request::from_http(
+                &parts.method,
+                parts.version,
+                parts.uri.clone(),
+                parts.headers.clone(),
+            )
+        }
         .map_err(UpgradeRejection)?;
         let on_upgrade = parts
             .extensions
@@ -85,6 +95,20 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
             config: Config::default(),
         })
     }
+}
+
+/// The `:protocol` of an HTTP/2 extended CONNECT, which hyper carries as an extension.
+#[cfg(feature = "http2")]
+fn extended_protocol(parts: &Parts) -> Option<&str> {
+    parts
+        .extensions
+        .get::<hyper::ext::Protocol>()
+        .map(hyper::ext::Protocol::as_str)
+}
+
+#[cfg(not(feature = "http2"))]
+fn extended_protocol(_parts: &Parts) -> Option<&str> {
+    None
 }
 
 impl WebSocketUpgrade {
@@ -109,7 +133,12 @@ impl WebSocketUpgrade {
         self
     }
 
-    /// Answers 101 and runs `callback` with the WebSocket once hyper hands over the connection.
+    /// Whether the request came over HTTP/2 as an extended CONNECT (RFC 8441), answered 200.
+    pub fn is_http2(&self) -> bool {
+        self.request.is_extended_connect()
+    }
+
+    /// Answers 101 (200 over HTTP/2) and runs `callback` with the WebSocket once hyper hands over the connection.
     ///
     /// The response is the engine's ([`Request::accept`]), with permessage-deflate negotiated
     /// from [`Config::deflate`]: the same headers, in the same order, as the one

@@ -103,6 +103,9 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "`memory` (one node) or a redis:// / rediss:// URL shared by every node."),
     setting("deflate", "deflate", Kind::Bool, "BOOL", "false", |c| boolean(c.deflate),
         "Offer permessage-deflate (RFC 7692) to clients."),
+    setting("http2", "http2", Kind::Bool, "BOOL", "false", |c| boolean(c.http2),
+        "Serve HTTP/2 too: h2 by ALPN over TLS, h2c with prior knowledge on a plain listener, \
+         WebSockets over them by extended CONNECT (RFC 8441)."),
     setting("shutdown_timeout", "shutdown-timeout", Kind::Duration, "DURATION", "30s",
         |c| duration(c.shutdown_timeout),
         "On SIGTERM or SIGINT, how long to wait for connections to close after sending 1001."),
@@ -364,6 +367,10 @@ pub(crate) static SETTINGS: &[Setting] = &[
         |c| count(c.limits.max_connections_per_ip),
         "Open connections (HTTP and WebSocket) per client IP, IPv6 per /64; more get 429. 0: no \
          limit."),
+    setting("limits.max_streams_per_connection", "max-streams-per-connection", Kind::Count, "N",
+        "20", |c| count(c.limits.max_streams_per_connection),
+        "HTTP/2 streams (WebSockets and requests) open at once on one connection; each \
+         WebSocket also takes a max_connections slot."),
     setting("limits.max_connections_per_user", "max-connections-per-user", Kind::Count, "N", "5",
         |c| count(c.limits.max_connections_per_user),
         "Open connections per user id over every node; one more is closed with 4503. 0: no \

@@ -350,6 +350,7 @@ fn the_table_has_one_row_per_config_field() {
             LimitsConfig {
                 max_connections: _,
                 max_connections_per_ip: _,
+                max_streams_per_connection: _,
                 max_connections_per_user: _,
                 max_message_size: _,
                 max_subscriptions: _,
@@ -390,10 +391,11 @@ fn the_table_has_one_row_per_config_field() {
         // TOML-only tables: `herald config default` shows a commented example instead.
         namespaces: _,
         deflate: _,
+        http2: _,
         shutdown_timeout: _,
         shutdown_http_timeout: _,
     } = HubConfig::default();
-    const FIELDS: usize = 106;
+    const FIELDS: usize = 108;
     assert_eq!(SETTINGS.len(), FIELDS);
     let keys: std::collections::HashSet<_> = SETTINGS.iter().map(|s| s.key).collect();
     let flags: std::collections::HashSet<_> = SETTINGS.iter().map(|s| s.flag).collect();

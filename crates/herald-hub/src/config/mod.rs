@@ -63,6 +63,10 @@ pub struct HubConfig {
     pub namespaces: BTreeMap<String, NamespaceConfig>,
     /// Offer permessage-deflate (RFC 7692) to clients. Default true.
     pub deflate: bool,
+    /// Serve HTTP/2 besides HTTP/1.1: h2 chosen by ALPN over TLS, h2c with prior knowledge
+    /// on a plain listener, WebSockets over either by extended CONNECT (RFC 8441). Default
+    /// true.
+    pub http2: bool,
     /// How long graceful shutdown waits for connections to close after sending 1001.
     /// Default 5 s.
     #[serde(with = "humantime_serde")]
@@ -94,6 +98,7 @@ impl Default for HubConfig {
             users: UsersConfig::default(),
             namespaces: BTreeMap::new(),
             deflate: true,
+            http2: true,
             shutdown_timeout: Duration::from_secs(5),
             shutdown_http_timeout: Duration::from_secs(1),
         }
@@ -312,6 +317,11 @@ pub struct LimitsConfig {
     /// IPv4). One more gets a short 429 with `Connection: close` before anything of it is
     /// read. Behind a proxy every client shares the proxy's address. 0: no limit. Default 0.
     pub max_connections_per_ip: usize,
+    /// HTTP/2 streams (WebSockets and requests) a client may have open at once on one
+    /// connection, announced as `SETTINGS_MAX_CONCURRENT_STREAMS`; the client must wait for
+    /// one to end before it opens more. Each WebSocket on a stream also takes a slot of
+    /// `max_connections` (503 when none is free). Default 100.
+    pub max_streams_per_connection: usize,
     /// Open connections per user id over every node (the broker counts them); one more is
     /// closed with 4503 right after the upgrade. Anonymous connections are not counted (the
     /// per-IP limit bounds them). 0: no limit. Default 0.
@@ -373,6 +383,7 @@ impl Default for LimitsConfig {
         Self {
             max_connections: 20_000,
             max_connections_per_ip: 0,
+            max_streams_per_connection: 100,
             max_connections_per_user: 0,
             max_message_size: 64 << 10,
             max_subscriptions: 128,

@@ -439,6 +439,14 @@ impl HubConfig {
         // The connection semaphore, the frame limit and the queue hold nothing at 0.
         at_least_one("limits.max_connections", l.max_connections)?;
         countable("limits.max_connections", l.max_connections)?;
+        at_least_one(
+            "limits.max_streams_per_connection",
+            l.max_streams_per_connection,
+        )?;
+        countable(
+            "limits.max_streams_per_connection",
+            l.max_streams_per_connection,
+        )?;
         at_least_one("limits.max_message_size", l.max_message_size)?;
         burst("limits.publish_burst", l.publish_rate, l.publish_burst)?;
         at_least_one("limits.queue_size", l.queue_size)?;
@@ -591,12 +599,15 @@ mod tests {
     #[test]
     fn zero_limits_and_periods_that_would_stop_the_server_are_refused() {
         type BreakIt = fn(&mut HubConfig);
-        let cases: [(&str, BreakIt); 11] = [
+        let cases: [(&str, BreakIt); 12] = [
             ("heartbeat.interval", |c| {
                 c.heartbeat.interval = Duration::ZERO
             }),
             ("limits.queue_size", |c| c.limits.queue_size = 0),
             ("limits.max_connections", |c| c.limits.max_connections = 0),
+            ("limits.max_streams_per_connection", |c| {
+                c.limits.max_streams_per_connection = 0;
+            }),
             ("limits.publish_burst", |c| c.limits.publish_burst = 0),
             ("limits.request_timeout", |c| {
                 c.limits.request_timeout = Duration::ZERO;

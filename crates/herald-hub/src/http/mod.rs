@@ -29,17 +29,26 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
         .route("/api/disconnect", post(users_api::disconnect))
         .route("/api/channels", get(users_api::channels))
         .route("/api/info", get(users_api::info))
-        .route("/ws", get(ws::upgrade));
+        .route("/ws", websocket());
     for asset in web::ASSETS {
         router = router.route(asset.path, get(move || async move { web::serve(asset) }));
     }
     for route in &hub.config.plain.routes {
         if route.path != "/ws" && !web::is_asset(&route.path) {
-            router = router.route(&route.path, get(ws::upgrade));
+            router = router.route(&route.path, websocket());
         }
     }
     // No route reads a body through axum's extractors: the API reads its own under a size
     // and a time bound (`api::authorized_body`), every other handler ignores it (hyper then
     // closes the connection rather than read it).
     router.fallback(web::not_found).with_state(hub)
+}
+
+/// A WebSocket route: `GET` for the HTTP/1.1 upgrade, `CONNECT` for HTTP/2's extended
+/// CONNECT (RFC 8441 §4).
+fn websocket() -> axum::routing::MethodRouter<Arc<Hub>> {
+    axum::routing::on(
+        axum::routing::MethodFilter::GET.or(axum::routing::MethodFilter::CONNECT),
+        ws::upgrade,
+    )
 }

@@ -2,6 +2,10 @@
 //! (401), room (400), in that order, all before the 101. The per-IP limit (429) was applied
 //! at accept (`server.rs`); the connection's slots ride along in its `Permit`.
 //!
+//! An HTTP/2 extended CONNECT (RFC 8441) comes the same way, checked by the same rules and
+//! answered 200; as its connection may carry many, each such WebSocket also takes a slot of
+//! `limits.max_connections` (503 when none is free).
+//!
 //! Credentials: a token, verified when a JWT key is configured, decides when one is sent;
 //! otherwise the connect hook decides when one is configured (after the room check, so a
 //! request without a room costs the backend nothing); otherwise the anonymous policy.
@@ -10,7 +14,7 @@ use crate::auth::{Identity, find_token};
 use crate::hooks::{ConnectHook, Failure, Verdict};
 use crate::hub::Hub;
 use crate::names::{self, RoomError};
-use crate::server::Permit;
+use crate::server::{Permit, StreamSlots};
 use crate::session::{self, Grant, Mode};
 use axum::Extension;
 use axum::extract::{ConnectInfo, State};
@@ -27,6 +31,7 @@ pub(super) async fn upgrade(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Extension(tracker): Extension<TaskTracker>,
     Extension(permit): Extension<Permit>,
+    Extension(streams): Extension<StreamSlots>,
     upgrade: Result<WebSocketUpgrade, UpgradeRejection>,
 ) -> Response {
     let upgrade = match upgrade {
@@ -37,8 +42,22 @@ pub(super) async fn upgrade(
             return response;
         }
     };
+    let http = if upgrade.is_http2() { "2" } else { "1.1" };
+    // An HTTP/1.1 WebSocket has its connection's slot; one on an HTTP/2 stream takes its own.
+    let stream_slot = match upgrade.is_http2().then(|| streams.acquire()) {
+        Some(None) => {
+            hub.metrics.rejected(503);
+            hub.metrics.limit_hit("max_connections");
+            tracing::debug!(%peer, "refused: too many connections");
+            return (StatusCode::SERVICE_UNAVAILABLE, "too many connections\n").into_response();
+        }
+        Some(Some(slot)) => Some(slot),
+        None => None,
+    };
     match check(&hub, &upgrade, peer).await {
         Ok(grant) => {
+            hub.metrics.upgraded(http);
+            tracing::debug!(%peer, http, "websocket accepted");
             let config = hub.ws.clone();
             let upgrade = match grant.mode {
                 Mode::Protocol => upgrade.protocols([SUBPROTOCOL]),
@@ -54,7 +73,7 @@ pub(super) async fn upgrade(
                     close_wait: hub.ws.close_timeout,
                 };
                 session::run(hub, wire, grant).await;
-                drop((token, permit));
+                drop((token, permit, stream_slot));
             })
         }
         Err(refusal) => {

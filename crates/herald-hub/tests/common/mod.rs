@@ -141,6 +141,11 @@ impl Client {
             .subprotocol(SUBPROTOCOL);
         let (ws, accepted) = builder.connect().await.expect("protocol connect");
         assert_eq!(accepted.subprotocol.as_deref(), Some(SUBPROTOCOL));
+        Self::from_ws(ws).await
+    }
+
+    /// A client on a connection opened elsewhere (over HTTP/2, say), once `connected` came.
+    pub async fn from_ws(ws: Ws) -> Self {
         let mut client = Self {
             ws,
             next_id: 1,

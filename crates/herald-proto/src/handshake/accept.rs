@@ -28,14 +28,17 @@ pub struct Accept {
 /// with [`deflate`](Self::deflate)'s parameters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AcceptResponse {
+    status: StatusCode,
     headers: HeaderMap,
     deflate: Option<DeflateParams>,
 }
 
 impl AcceptResponse {
-    /// Builds the response to a request with `key`, offering `subprotocols` and `extensions`.
+    /// Builds the response to a request with `key`, offering `subprotocols` and `extensions`:
+    /// a 101, or without a key (an HTTP/2 extended CONNECT) a 200 without `Upgrade`,
+    /// `Connection` and `Sec-WebSocket-Accept` (RFC 8441 §5).
     pub(super) fn new(
-        key: &HeaderValue,
+        key: Option<&HeaderValue>,
         subprotocols: &[String],
         extensions: &[ExtensionOffer],
         accept: Accept,
@@ -45,9 +48,15 @@ impl AcceptResponse {
             return Err(MisuseError::HandshakeHeader(name.clone()));
         }
         let mut headers = HeaderMap::with_capacity(5 + accept.headers.len());
-        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept_value(key));
+        let status = match key {
+            Some(key) => {
+                headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+                headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+                headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept_value(key));
+                StatusCode::SWITCHING_PROTOCOLS
+            }
+            None => StatusCode::OK,
+        };
         if let Some(protocol) = &accept.subprotocol {
             // RFC 6455 §4.2.2 item 5.4: one of the values the client sent.
             if !subprotocols.iter().any(|p| p == protocol) {
@@ -62,16 +71,20 @@ impl AcceptResponse {
             headers.insert(header::SEC_WEBSOCKET_EXTENSIONS, params.to_header_value());
         }
         headers.extend(accept.headers);
-        Ok(Self { headers, deflate })
+        Ok(Self {
+            status,
+            headers,
+            deflate,
+        })
     }
 
-    /// The status: always 101 Switching Protocols.
+    /// The status: 101 Switching Protocols, or 200 for an HTTP/2 extended CONNECT.
     pub fn status(&self) -> StatusCode {
-        StatusCode::SWITCHING_PROTOCOLS
+        self.status
     }
 
     /// The headers, in the order they are written: `Upgrade`, `Connection`,
-    /// `Sec-WebSocket-Accept`, `Sec-WebSocket-Protocol` and `Sec-WebSocket-Extensions` when
+    /// `Sec-WebSocket-Accept` (HTTP/1.1 only), `Sec-WebSocket-Protocol` and `Sec-WebSocket-Extensions` when
     /// chosen and negotiated, then the application's extra headers.
     pub fn headers(&self) -> &HeaderMap {
         &self.headers

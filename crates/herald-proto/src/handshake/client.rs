@@ -109,6 +109,80 @@ impl ClientRequest {
         }
     }
 
+    /// The same request as an HTTP/2 extended CONNECT (RFC 8441 §4, §5): `:method` CONNECT,
+    /// `:scheme` https (`wss://`) or http (`ws://`), `:authority`, `:path` the resource name,
+    /// `Sec-WebSocket-Version: 13`, `Origin`, the offered subprotocols and extensions, the
+    /// extra headers; no `Sec-WebSocket-Key`. The driver adds `:protocol` websocket, which
+    /// its HTTP/2 library carries as a request extension.
+    pub fn extended_connect(&self) -> http::Request<()> {
+        let scheme = if self.tls { "https" } else { "http" };
+        let target = self
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
+        let target = if target.starts_with('/') {
+            target
+        } else {
+            format!("/{target}")
+        };
+        let mut request = http::Request::new(());
+        *request.method_mut() = http::Method::CONNECT;
+        *request.version_mut() = http::Version::HTTP_2;
+        // Host, scheme and path come from a URL that parsed; together they parse again.
+        *request.uri_mut() = format!("{scheme}://{}{target}", self.host_header())
+            .parse()
+            .unwrap_or_else(|_| self.uri.clone());
+        let headers = request.headers_mut();
+        headers.insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        let mut add = |name: http::HeaderName, value: &str| {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                headers.append(name, value);
+            }
+        };
+        if let Some(origin) = &self.origin {
+            add(header::ORIGIN, origin);
+        }
+        if !self.subprotocols.is_empty() {
+            add(
+                header::SEC_WEBSOCKET_PROTOCOL,
+                &self.subprotocols.join(", "),
+            );
+        }
+        if !self.extensions.is_empty() {
+            add(
+                header::SEC_WEBSOCKET_EXTENSIONS,
+                &self.extensions.join(", "),
+            );
+        }
+        for (name, value) in &self.headers {
+            headers.append(name, value.clone());
+        }
+        request
+    }
+
+    /// Checks the answer to [`extended_connect`](Self::extended_connect): a 2xx accepts
+    /// (RFC 8441 §5), with a subprotocol and extensions that were offered, as over HTTP/1.1.
+    ///
+    /// # Errors
+    /// [`HandshakeError::Rejected`] with `refusal` (status, headers, body) for another status;
+    /// [`HandshakeError::InvalidResponse`] for a subprotocol or extension not offered.
+    pub fn check_extended_connect(&self, refusal: Response) -> Result<Accepted, HandshakeError> {
+        if !refusal.status.is_success() {
+            return Err(HandshakeError::Rejected(Box::new(refusal)));
+        }
+        let offered: Vec<String> = self
+            .extensions
+            .iter()
+            .filter_map(|e| ExtensionOffer::parse(e))
+            .map(|e| e.name)
+            .collect();
+        check_negotiated(refusal.headers, &self.subprotocols, &offered)
+    }
+
     fn encode(&self, key: &str) -> Bytes {
         // RFC 6455 §3: the resource name is "/" for an empty path, then "?" and the query.
         let path = match self.uri.path() {
@@ -166,6 +240,36 @@ pub struct Accepted {
     pub extensions: Vec<ExtensionOffer>,
     /// All response headers.
     pub headers: HeaderMap,
+}
+
+/// RFC 6455 §4.1 items 5 and 6, for HTTP/1.1 and HTTP/2 alike: the subprotocol and the
+/// extensions in the answer are among the offered ones.
+fn check_negotiated(
+    headers: HeaderMap,
+    offered_protocols: &[String],
+    offered_extensions: &[String],
+) -> Result<Accepted, HandshakeError> {
+    let invalid = |why: &'static str| Err(HandshakeError::InvalidResponse(why));
+    let protocols: Vec<&str> = list_items(&headers, header::SEC_WEBSOCKET_PROTOCOL).collect();
+    let subprotocol = match protocols.as_slice() {
+        [] => None,
+        [one] if offered_protocols.iter().any(|p| p == one) => Some((*one).to_owned()),
+        _ => return invalid("subprotocol was not offered"),
+    };
+    let extensions = ExtensionOffer::parse_all(&headers);
+    let raw_count = list_items(&headers, header::SEC_WEBSOCKET_EXTENSIONS).count();
+    if extensions.len() != raw_count
+        || extensions
+            .iter()
+            .any(|e| !offered_extensions.contains(&e.name))
+    {
+        return invalid("extension was not offered");
+    }
+    Ok(Accepted {
+        subprotocol,
+        extensions,
+        headers,
+    })
 }
 
 /// A client handshake in progress: the request was written, the response is awaited.
@@ -302,26 +406,7 @@ impl ClientHandshake {
         if accept != Some(self.expected_accept.as_bytes()) {
             return invalid("wrong Sec-WebSocket-Accept");
         }
-        let protocols: Vec<&str> = list_items(&headers, header::SEC_WEBSOCKET_PROTOCOL).collect();
-        let subprotocol = match protocols.as_slice() {
-            [] => None,
-            [one] if self.offered_protocols.iter().any(|p| p == one) => Some((*one).to_owned()),
-            _ => return invalid("subprotocol was not offered"),
-        };
-        let extensions = ExtensionOffer::parse_all(&headers);
-        let raw_count = list_items(&headers, header::SEC_WEBSOCKET_EXTENSIONS).count();
-        if extensions.len() != raw_count
-            || extensions
-                .iter()
-                .any(|e| !self.offered_extensions.contains(&e.name))
-        {
-            return invalid("extension was not offered");
-        }
-        Ok(Accepted {
-            subprotocol,
-            extensions,
-            headers,
-        })
+        check_negotiated(headers, &self.offered_protocols, &self.offered_extensions)
     }
 
     fn poll_refusal_body(&mut self) -> Result<Option<Accepted>, HandshakeError> {

@@ -99,7 +99,9 @@ fn too_large(reason: &str) -> Response {
 pub struct Request {
     uri: Uri,
     headers: HeaderMap,
-    key: HeaderValue,
+    /// `Sec-WebSocket-Key`; none over HTTP/2, whose extended CONNECT has no accept key
+    /// (RFC 8441 §5).
+    key: Option<HeaderValue>,
     subprotocols: Vec<String>,
     extensions: Vec<ExtensionOffer>,
 }
@@ -164,17 +166,83 @@ impl Request {
             return Err(upgrade_required("unsupported WebSocket version")
                 .with_header(header::SEC_WEBSOCKET_VERSION, "13"));
         }
+        Ok(Self::offers(uri, headers, Some(key)))
+    }
+
+    /// Checks an HTTP/2 extended CONNECT (RFC 8441 §4, §5) that an HTTP/2 server parsed:
+    /// `:method` CONNECT, `:protocol` websocket, `Sec-WebSocket-Version: 13`. There is no
+    /// `Sec-WebSocket-Key` (one sent is ignored); subprotocols and extensions are offered as
+    /// over HTTP/1.1. `:authority` stands for `Host` (RFC 9113 §8.3.1): it is added to the
+    /// headers when `Host` is absent, so that Origin policies see one host either way.
+    ///
+    /// # Errors
+    /// 405 for another method; 400 for a CONNECT without `:protocol`, with another protocol,
+    /// without an authority, with a `Host` that differs from it, or not version 13 (with
+    /// `Sec-WebSocket-Version: 13`, RFC 6455 §4.4; 426 and `Upgrade` do not exist in HTTP/2).
+    pub fn from_extended_connect(
+        method: &http::Method,
+        protocol: Option<&str>,
+        uri: Uri,
+        mut headers: HeaderMap,
+    ) -> Result<Self, Response> {
+        if method != http::Method::CONNECT {
+            return Err(Response::text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "only CONNECT opens a WebSocket over HTTP/2",
+            )
+            .with_header(header::ALLOW, "CONNECT"));
+        }
+        match protocol {
+            Some(p) if p.eq_ignore_ascii_case("websocket") => {}
+            Some(_) => return Err(bad_request("unsupported :protocol")),
+            None => {
+                return Err(bad_request(
+                    "extended CONNECT with :protocol websocket required",
+                ));
+            }
+        }
+        let authority = uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            .ok_or_else(|| bad_request(":authority required"))?;
+        match single(&headers, header::HOST) {
+            Some(host) if host != authority => {
+                return Err(bad_request("Host differs from :authority"));
+            }
+            Some(_) => {}
+            None if headers.contains_key(header::HOST) => {
+                return Err(bad_request("exactly one Host header allowed"));
+            }
+            None => {
+                headers.insert(header::HOST, authority);
+            }
+        }
+        if single(&headers, header::SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13")
+        {
+            return Err(bad_request("unsupported WebSocket version")
+                .with_header(header::SEC_WEBSOCKET_VERSION, "13"));
+        }
+        Ok(Self::offers(uri, headers, None))
+    }
+
+    fn offers(uri: Uri, headers: HeaderMap, key: Option<HeaderValue>) -> Self {
         let subprotocols = list_items(&headers, header::SEC_WEBSOCKET_PROTOCOL)
             .map(str::to_owned)
             .collect();
         let extensions = ExtensionOffer::parse_all(&headers);
-        Ok(Self {
+        Self {
             uri,
             headers,
             key,
             subprotocols,
             extensions,
-        })
+        }
+    }
+
+    /// Whether the request came as an HTTP/2 extended CONNECT (RFC 8441), which is accepted
+    /// with 200 instead of 101.
+    pub fn is_extended_connect(&self) -> bool {
+        self.key.is_none()
     }
 
     /// The request target.
@@ -222,7 +290,7 @@ impl Request {
         &self.extensions
     }
 
-    /// Accepts the request: the 101 response, with permessage-deflate negotiated from the
+    /// Accepts the request: the 101 response (200 for an extended CONNECT), with permessage-deflate negotiated from the
     /// client's offers when the server has a `deflate` configuration (RFC 7692 §5.1), and the
     /// parameters to build the connection with.
     ///
@@ -236,7 +304,7 @@ impl Request {
         deflate: Option<&DeflateConfig>,
     ) -> Result<AcceptResponse, MisuseError> {
         AcceptResponse::new(
-            &self.key,
+            self.key.as_ref(),
             &self.subprotocols,
             &self.extensions,
             accept,
