@@ -365,6 +365,7 @@ fn the_table_has_one_row_per_config_field() {
         users: UsersConfig { personal_prefix: _ },
         // TOML-only tables: `herald config default` shows a commented example instead.
         namespaces: _,
+        pusher: _,
         deflate: _,
         shutdown_timeout: _,
         shutdown_http_timeout: _,

@@ -5,12 +5,14 @@
 mod broker;
 mod hooks;
 mod namespace;
+mod pusher;
 mod users;
 mod validate;
 
 pub use broker::BrokerConfig;
 pub use hooks::{CommandHookConfig, ConnectHookConfig, HooksConfig};
 pub use namespace::{MAX_HISTORY_SIZE, MAX_NAMESPACES, NamespaceConfig};
+pub use pusher::{MAX_PUSHER_APPS, PusherApp, PusherConfig};
 pub use users::UsersConfig;
 pub use validate::{ConfigError, NamespaceProblem, RouteProblem};
 
@@ -57,6 +59,8 @@ pub struct HubConfig {
     /// namespace's rules (the top-level `history`, `presence` and `auth.anonymous_*`). With at
     /// least one, a channel whose prefix is not configured is refused (error 112).
     pub namespaces: BTreeMap<String, NamespaceConfig>,
+    /// The Pusher Channels protocol and HTTP API, for the apps in `[[pusher.apps]]`.
+    pub pusher: PusherConfig,
     /// Offer permessage-deflate (RFC 7692) to clients. Default true.
     pub deflate: bool,
     /// How long graceful shutdown waits for connections to close after sending 1001.
@@ -88,6 +92,7 @@ impl Default for HubConfig {
             redis: RedisConfig::default(),
             users: UsersConfig::default(),
             namespaces: BTreeMap::new(),
+            pusher: PusherConfig::default(),
             deflate: true,
             shutdown_timeout: Duration::from_secs(5),
             shutdown_http_timeout: Duration::from_secs(1),

@@ -91,6 +91,12 @@ impl Wire for Recorder {
         Ok(())
     }
 
+    fn send_prepared(&mut self, message: &herald_proto::PreparedMessage) -> Result<(), Gone> {
+        let value = serde_json::from_slice(message.payload()).unwrap();
+        self.sent.lock().unwrap().push(Sent::Text(value));
+        Ok(())
+    }
+
     fn is_full(&self) -> bool {
         self.full.load(Ordering::Relaxed)
     }
