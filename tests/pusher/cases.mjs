@@ -1,6 +1,7 @@
 // The cases: each gets { herald, auth, restart } and throws on failure.
 import Echo from "laravel-echo";
 import Pusher from "pusher-js";
+import { recover } from "../../web/herald-pusher.js";
 import { APPS, API_KEY, assert, client, next, none, server, startAuth, state, subscribed } from "./harness.mjs";
 
 const SOCKET_ID = /^\d+\.\d+$/;
@@ -174,6 +175,31 @@ export const cases = {
     const e = await closed;
     assert(e.data?.code === 4009, `terminated with 4009: ${JSON.stringify(e)}`);
     await state(carol, "disconnected");
+  },
+
+  async "recovery: the herald-pusher plugin replays what a reconnecting client missed"({ herald, auth, open }) {
+    const a = open(recover(client(herald.port, auth)));
+    const channel = await subscribed(a, "feed");
+    const seen = [];
+    channel.bind("tick", (d) => seen.push(d.n));
+    const sdk = server(herald.port);
+    const first = next(channel, "tick");
+    await sdk.trigger("feed", "tick", { n: 1 });
+    await first;
+    a.disconnect();
+    await state(a, "disconnected");
+    await sdk.trigger("feed", "tick", { n: 2 });
+    await sdk.trigger("feed", "tick", { n: 3 });
+    const again = next(channel, "pusher:subscription_succeeded");
+    a.connect();
+    const data = await again;
+    assert(data.herald_recovered === true, `recovered: ${JSON.stringify(data)}`);
+    await until(() => seen.length === 3, "three ticks");
+    assert(JSON.stringify(seen) === "[1,2,3]", `in order, once: ${seen}`);
+    // Without the plugin, a client gets only what comes next.
+    const plain = open(client(herald.port, auth));
+    const pc = await subscribed(plain, "feed");
+    await none(pc, "tick", 300);
   },
 
   async "reconnect after a server restart"({ herald, auth, open, restart }) {

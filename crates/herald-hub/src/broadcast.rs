@@ -79,8 +79,10 @@ impl Broadcast {
     /// The event for Pusher connections, on the app channel `channel` (the hub channel
     /// without the app's namespace, the same for every app in that namespace).
     pub(crate) fn pusher(&self, channel: &str) -> &Outgoing {
-        self.pusher
-            .get_or_init(|| Outgoing::new(channel, &self.publication, self.deflate.as_deref()))
+        self.pusher.get_or_init(|| {
+            let deflate = self.deflate.as_deref();
+            Outgoing::new(channel, &self.epoch, &self.publication, deflate)
+        })
     }
 }
 

@@ -30,6 +30,9 @@ pub(crate) struct Subscribe {
     pub(crate) auth: Option<String>,
     #[serde(default)]
     pub(crate) channel_data: Option<String>,
+    /// Herald's recovery: the position of the last event the client saw on the channel.
+    #[serde(default)]
+    pub(crate) herald_recover: Option<herald_hub_protocol::StreamPosition>,
 }
 
 /// `pusher:unsubscribe`'s data.
@@ -82,32 +85,47 @@ pub(crate) struct Outgoing {
 }
 
 impl Outgoing {
-    /// The event for `publication` on the app channel `channel`: the envelope's event and
-    /// data, or for any other publication event `message` with the publication's data.
+    /// The event for `publication` on the app channel `channel` (whose history's epoch is
+    /// `epoch`).
     pub(crate) fn new(
         channel: &str,
+        epoch: &str,
         publication: &Publication,
         deflate: Option<&DeflateConfig>,
     ) -> Self {
-        let envelope = match &publication.payload {
-            Payload::Json(b) => serde_json::from_slice::<Envelope<'_>>(b).ok(),
-            _ => None,
-        };
-        let (text, exclude) = match envelope {
-            Some(e) => {
+        let (data, _) = data_json(&publication.payload);
+        Self::from_json(channel, publication.offset, epoch, &data, deflate)
+    }
+
+    /// The event for a publication whose data is the JSON `data`: the envelope's event and
+    /// data, or for any other data event `message` with the data as it is. Each carries its
+    /// position (`herald_offset`, `herald_epoch`), what recovery resumes from.
+    pub(crate) fn from_json(
+        channel: &str,
+        offset: u64,
+        epoch: &str,
+        data: &str,
+        deflate: Option<&DeflateConfig>,
+    ) -> Self {
+        let (mut event, exclude) = match serde_json::from_str::<Envelope<'_>>(data) {
+            Ok(e) => {
                 let mut event = json!({"event": e.event, "channel": channel, "data": e.data});
                 if let Some(user) = &e.user_id {
                     event["user_id"] = Value::from(user.as_ref());
                 }
-                (event.to_string(), e.socket_id.map(|s| s.into_owned()))
+                (event, e.socket_id.map(|s| s.into_owned()))
             }
-            None => {
-                let (data, _) = data_json(&publication.payload);
-                let data = RawValue::from_string(data.into_owned()).ok();
-                let event = json!({"event": "message", "channel": channel, "data": data});
-                (event.to_string(), None)
+            Err(_) => {
+                let data = RawValue::from_string(data.to_owned()).ok();
+                (
+                    json!({"event": "message", "channel": channel, "data": data}),
+                    None,
+                )
             }
         };
+        event["herald_offset"] = offset.into();
+        event["herald_epoch"] = epoch.into();
+        let text = event.to_string();
         Self {
             message: PreparedMessage::new(Message::Text(text.into()), deflate),
             exclude,
@@ -196,18 +214,21 @@ mod tests {
     fn an_envelope_is_delivered_as_its_event_and_other_data_as_message() {
         let o = Outgoing::new(
             "c",
+            "ep",
             &publication(r#"{"event":"e","data":"{\"a\":1}","socket_id":"1.2"}"#),
             None,
         );
         assert_eq!(
             text(&o),
-            json!({"event": "e", "channel": "c", "data": "{\"a\":1}"})
+            json!({"event": "e", "channel": "c", "data": "{\"a\":1}",
+                "herald_offset": 1, "herald_epoch": "ep"})
         );
         assert_eq!(o.exclude.as_deref(), Some("1.2"));
-        let other = Outgoing::new("c", &publication(r#"{"text":"hi"}"#), None);
+        let other = Outgoing::new("c", "ep", &publication(r#"{"text":"hi"}"#), None);
         assert_eq!(
             text(&other),
-            json!({"event": "message", "channel": "c", "data": {"text": "hi"}})
+            json!({"event": "message", "channel": "c", "data": {"text": "hi"},
+                "herald_offset": 1, "herald_epoch": "ep"})
         );
         assert_eq!(other.exclude, None);
     }

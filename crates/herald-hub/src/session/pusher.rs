@@ -7,7 +7,7 @@
 use super::{BYTES_PER_UNIT, End, Session, Wire};
 use crate::broadcast::Delivery;
 use crate::limits::Rate;
-use crate::pusher::frame::{self, Envelope, Incoming};
+use crate::pusher::frame::{self, Envelope, Incoming, Outgoing};
 use crate::pusher::{App, Kind, sign};
 use crate::recovery::{Live, LiveFilter};
 use crate::service::{Member, Start};
@@ -141,30 +141,36 @@ impl Session {
         s: frame::Subscribe,
         wire: &mut impl Wire,
     ) -> Result<(), End> {
-        let text = match self.join(&s).await {
-            Ok(data) => frame::event(
-                "pusher_internal:subscription_succeeded",
-                Some(&s.channel),
-                &data,
-            ),
+        let (data, replay) = match self.join(&s).await {
+            Ok(joined) => joined,
             Err(Refused(status, reason, message)) => {
                 self.hub.metrics.pusher_refusal(reason);
-                frame::subscription_error(&s.channel, status, &message)
+                let text = frame::subscription_error(&s.channel, status, &message);
+                return self.send_text(text, wire);
             }
         };
-        self.send_text(text, wire)
+        let succeeded = "pusher_internal:subscription_succeeded";
+        self.send_text(frame::event(succeeded, Some(&s.channel), &data), wire)?;
+        // Live delivery continues after the recovered events, so they come first.
+        let own = self.pusher().socket_id.clone();
+        for event in replay.iter().filter(|e| e.exclude.as_ref() != Some(&own)) {
+            self.hub.metrics.messages_out.inc();
+            wire.send_prepared(&event.message)?;
+        }
+        Ok(())
     }
 
-    /// Subscribes after checking the name and the app's signature; the data of
-    /// `subscription_succeeded` (the members, on a presence channel).
-    async fn join(&mut self, s: &frame::Subscribe) -> Result<Value, Refused> {
+    /// Subscribes after checking the name and the app's signature: the data of
+    /// `subscription_succeeded` (the members, on a presence channel; the position; with
+    /// `herald_recover`, whether the missed events follow), and the missed events.
+    async fn join(&mut self, s: &frame::Subscribe) -> Result<(Value, Vec<Outgoing>), Refused> {
         let member = self.authorize(s)?;
         let state = self.pusher();
         let channel = state.app.hub_channel(&s.channel);
         let kind = Kind::of(&s.channel);
         if self.subscriptions.contains_key(channel.as_str()) {
             // pusher-js subscribes again after a reconnect of its own; already done.
-            return self.members_data(&channel, kind).await;
+            return Ok((self.members_data(&channel, kind).await?, Vec::new()));
         }
         if self.subscriptions.len() >= self.hub.config.limits.max_subscriptions {
             self.hub.metrics.limit_hit("max_subscriptions");
@@ -178,9 +184,13 @@ impl Session {
             info: &info,
             subscriber,
         };
+        let start = Start {
+            since: s.herald_recover.as_ref(),
+            latest: None,
+        };
         let joined = self
             .hub
-            .subscribe(&channel, joining, Start::default())
+            .subscribe(&channel, joining, start)
             .await
             .map_err(|e| {
                 let status = if e.code == ErrorCode::UNAVAILABLE {
@@ -190,13 +200,24 @@ impl Session {
                 };
                 Refused(status, "hub", e.message)
             })?;
+        let position = joined.position.clone();
+        let replay: Vec<Outgoing> = joined
+            .publications
+            .iter()
+            .map(|p| Outgoing::from_json(&s.channel, p.offset, &position.epoch, p.data.get(), None))
+            .collect();
         self.subscriptions
             .insert(joined.name.clone(), LiveFilter::new(joined.position));
         if kind == Kind::Presence {
             self.pusher_mut().members.insert(joined.name, info);
         }
         // webhook: channel_occupied (first subscriber) and member_added would be sent here.
-        self.members_data(&channel, kind).await
+        let mut data = self.members_data(&channel, kind).await?;
+        data["herald_position"] = json!({"offset": position.offset, "epoch": position.epoch});
+        if let Some(recovered) = joined.recovered {
+            data["herald_recovered"] = recovered.into();
+        }
+        Ok((data, replay))
     }
 
     /// The presence member this subscription joins as (`None`: the connection itself), once
@@ -330,6 +351,7 @@ impl Session {
             .members
             .get(channel.as_str())
             .map(|m| frame::member(&m.user, &m.client).0);
+        let socket_id = state.socket_id.clone();
         if let Some(reason) = refusal {
             self.hub.metrics.pusher_refusal("client_event");
             return self.pusher_error(None, reason, wire);
@@ -345,7 +367,8 @@ impl Session {
         let envelope = Envelope {
             event: message.event.as_str().into(),
             data: data.unwrap_or(null),
-            socket_id: None,
+            // Never to the sender, live or recovered.
+            socket_id: Some(socket_id.into()),
             user_id: user_id.map(Into::into),
         };
         let published = self
