@@ -5,8 +5,8 @@ use super::*;
 use clap::{Args as _, CommandFactory as _, FromArgMatches as _};
 use herald_hub::config::{
     ApiConfig, AuthConfig, CommandHookConfig, ConnectHookConfig, HeartbeatConfig, HistoryConfig,
-    HooksConfig, LimitsConfig, OriginConfig, PlainConfig, PresenceConfig, RedisConfig, TlsConfig,
-    UsersConfig,
+    HooksConfig, LimitsConfig, OriginConfig, PlainConfig, PresenceConfig, PusherConfig,
+    RedisConfig, TlsConfig, UsersConfig,
 };
 use std::collections::HashMap;
 use std::path::Path;
@@ -365,12 +365,17 @@ fn the_table_has_one_row_per_config_field() {
         users: UsersConfig { personal_prefix: _ },
         // TOML-only tables: `herald config default` shows a commented example instead.
         namespaces: _,
-        pusher: _,
+        pusher:
+            PusherConfig {
+                apps: _,
+                activity_timeout: _,
+                timestamp_window: _,
+            },
         deflate: _,
         shutdown_timeout: _,
         shutdown_http_timeout: _,
     } = HubConfig::default();
-    const FIELDS: usize = 90;
+    const FIELDS: usize = 92;
     assert_eq!(SETTINGS.len(), FIELDS);
     let keys: std::collections::HashSet<_> = SETTINGS.iter().map(|s| s.key).collect();
     let flags: std::collections::HashSet<_> = SETTINGS.iter().map(|s| s.flag).collect();
