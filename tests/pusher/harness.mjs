@@ -1,7 +1,7 @@
 // What the Pusher cases share: a herald serve with two Pusher apps, an auth endpoint made
 // with the `pusher` server SDK, pusher-js clients and small waiting helpers.
 import http from "node:http";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import Pusher from "pusher-js";
 import PusherServer from "pusher";
 
@@ -11,11 +11,17 @@ export const APPS = {
 };
 export const API_KEY = "pusher-test-api-key";
 
-/** The herald config the cases run with: two apps, the first with client events on. */
-export function writeConfig(path) {
+/**
+ * The herald config the cases run with: two apps, the first with client events on; browser
+ * pages from `origin` (the auth endpoint's, which serves the test page) may connect.
+ */
+export function writeConfig(path, origin) {
   writeFileSync(path, `
 [api]
 key = "${API_KEY}"
+
+[origins]
+allowed = ["${origin}"]
 
 [pusher]
 activity_timeout = "30s"
@@ -48,6 +54,10 @@ export function server(port, app = APPS.app1) {
 export async function startAuth(app = APPS.app1) {
   const sdk = new PusherServer({ appId: app.id, key: app.key, secret: app.secret });
   const srv = http.createServer((req, res) => {
+    if (req.method === "GET") {
+      page(req, res);
+      return;
+    }
     let body = "";
     req.on("data", (c) => (body += c));
     req.on("end", () => {
@@ -73,6 +83,19 @@ export async function startAuth(app = APPS.app1) {
   await new Promise((resolve) => srv.listen(0, "127.0.0.1", resolve));
   const url = `http://127.0.0.1:${srv.address().port}`;
   return { url, close: () => srv.close() };
+}
+
+/** The browser page (pusher-js's web build, from npm) at `/`, and the script it loads. */
+function page(req, res) {
+  if (req.url === "/pusher.js") {
+    const script = readFileSync(new URL("./node_modules/pusher-js/dist/web/pusher.min.js", import.meta.url));
+    res.writeHead(200, { "content-type": "text/javascript" }).end(script);
+  } else if (req.url === "/") {
+    const html = '<!doctype html><meta charset="utf-8"><title>pusher-js</title><script src="/pusher.js"></script>';
+    res.writeHead(200, { "content-type": "text/html" }).end(html);
+  } else {
+    res.writeHead(404).end();
+  }
 }
 
 /** A pusher-js client of `app` on the node at `port`, authorised as `user`. */

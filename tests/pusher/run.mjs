@@ -11,13 +11,13 @@ import path from "node:path";
 import { exists, freePort, killAll, startHerald, startRedis } from "../../web/e2e/procs.mjs";
 import { startAuth, writeConfig } from "./harness.mjs";
 import { cases, cluster } from "./cases.mjs";
+import { browserCase } from "./browser.mjs";
 
 const bin = process.env.HERALD_BIN ?? "target/release/herald";
 const only = process.env.PUSHER_ONLY ?? "";
 const dir = mkdtempSync(path.join(tmpdir(), "herald-pusher-"));
 const config = path.join(dir, "herald.toml");
 const logFile = path.join(dir, "herald.log");
-writeConfig(config);
 
 let passed = 0;
 let failed = 0;
@@ -46,6 +46,7 @@ async function run(name, body) {
 }
 
 const auth = await startAuth();
+writeConfig(config, auth.url);
 const port = await freePort();
 const args = ["--config", config];
 let herald = await startHerald(bin, { port, args, logFile });
@@ -59,7 +60,11 @@ const ctx = {
     herald = await startHerald(bin, { port, args, logFile });
   },
 };
-for (const [name, body] of Object.entries(cases)) {
+const chromium = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const all = { ...cases };
+if (exists(chromium)) all[browserCase.name] = (t) => browserCase.run({ ...t, chromium });
+else console.log(`skip ${browserCase.name}: no ${chromium}`);
+for (const [name, body] of Object.entries(all)) {
   await run(name, (open, onClose) => body({ ...ctx, herald, open, onClose }));
 }
 await herald.stop();
