@@ -53,7 +53,8 @@ fn bad(message: &'static str) -> Refusal {
     Refusal(StatusCode::BAD_REQUEST, "api_request", message)
 }
 
-/// The app, the verified query and the body, or the response that refuses them.
+/// The app, the verified query and the body, or the response that refuses them. The body is
+/// read (bounded in size and time) only once the query's signature holds.
 async fn open(
     hub: &Hub,
     id: &str,
@@ -66,9 +67,10 @@ async fn open(
         let refusal = Refusal(StatusCode::NOT_FOUND, "unknown_app", "unknown app");
         return Err(refuse(hub, refusal));
     };
+    let signed = verify(hub, &app, method, uri).map_err(|r| refuse(hub, r))?;
     let body = read_body(hub, headers, body).await?;
-    let params = verify(hub, &app, method, uri, &body).map_err(|r| refuse(hub, r))?;
-    Ok((app, params, body))
+    signed.check_body(&body).map_err(|r| refuse(hub, r))?;
+    Ok((app, signed.params, body))
 }
 
 pub(crate) async fn events(

@@ -22,18 +22,39 @@ pub(crate) struct Refusal(
     pub(crate) &'static str,
 );
 
-/// The query's parameters, decoded, once the signature over them and `body` checks out.
+/// A request whose query is signed: its parameters, decoded, and the body MD5 it announced.
+#[derive(Debug)]
+pub(crate) struct Signed {
+    pub(crate) params: Vec<(String, String)>,
+    body_md5: Option<String>,
+}
+
+impl Signed {
+    /// Whether `body` is what the signed query announced (no `body_md5`: an empty body).
+    ///
+    /// # Errors
+    /// 401 when it is not.
+    pub(crate) fn check_body(&self, body: &[u8]) -> Result<(), Refusal> {
+        let ok = match &self.body_md5 {
+            Some(md5) => md5.eq_ignore_ascii_case(&sign::body_md5(body)),
+            None => body.is_empty(),
+        };
+        if ok {
+            Ok(())
+        } else {
+            let message = "body_md5 does not match the body";
+            Err(Refusal(StatusCode::UNAUTHORIZED, "api_auth", message))
+        }
+    }
+}
+
+/// The query's parameters once the signature over them checks out: from the head alone, so
+/// a request that is not signed is refused before a byte of its body is read.
 ///
 /// # Errors
-/// 400 for a query with too many parameters; 401 for a wrong key, version, body MD5 or
-/// signature, and for a timestamp outside the window.
-pub(crate) fn verify(
-    hub: &Hub,
-    app: &App,
-    method: &Method,
-    uri: &Uri,
-    body: &[u8],
-) -> Result<Vec<(String, String)>, Refusal> {
+/// 400 for a query with too many parameters; 401 for a wrong key, version or signature, and
+/// for a timestamp outside the window.
+pub(crate) fn verify(hub: &Hub, app: &App, method: &Method, uri: &Uri) -> Result<Signed, Refusal> {
     let query = uri.query().unwrap_or("");
     let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
         .take(MAX_PARAMS + 1)
@@ -66,19 +87,13 @@ pub(crate) fn verify(
     if !fresh {
         return unauthorized("api_timestamp", "auth_timestamp outside the allowed window");
     }
-    let md5_ok = match get("body_md5") {
-        Some(md5) => md5.eq_ignore_ascii_case(&sign::body_md5(body)),
-        None => body.is_empty(),
-    };
-    if !md5_ok {
-        return unauthorized("api_auth", "body_md5 does not match the body");
-    }
     let message = sign::api_message(method.as_str(), uri.path(), &params);
     let signature = get("auth_signature").unwrap_or("");
     if !sign::verify_hex(&app.config.secret, &message, signature) {
         return unauthorized("api_auth", "invalid auth_signature");
     }
-    Ok(params)
+    let body_md5 = get("body_md5").map(str::to_owned);
+    Ok(Signed { params, body_md5 })
 }
 
 fn now() -> u64 {
@@ -128,32 +143,30 @@ mod tests {
         let (hub, app) = hub();
         let body = br#"{"name":"e","channel":"c","data":"{}"}"#;
         let uri = signed("/apps/1/events", now(), body);
-        assert!(verify(&hub, &app, &Method::POST, &uri, body).is_ok());
-        let refused = |method: &Method, body: &[u8]| {
-            verify(&hub, &app, method, &uri, body)
-                .map(|_| ())
-                .unwrap_err()
-                .0
-        };
-        assert_eq!(refused(&Method::POST, b"{}"), StatusCode::UNAUTHORIZED);
-        assert_eq!(refused(&Method::GET, body), StatusCode::UNAUTHORIZED);
+        let signed = verify(&hub, &app, &Method::POST, &uri).unwrap();
+        assert!(signed.check_body(body).is_ok());
+        let changed = signed.check_body(b"{}").unwrap_err();
+        assert_eq!(changed.0, StatusCode::UNAUTHORIZED);
+        let get = verify(&hub, &app, &Method::GET, &uri).unwrap_err();
+        assert_eq!(get.0, StatusCode::UNAUTHORIZED);
         let other_path: Uri = uri
             .to_string()
             .replace("/events", "/batch_events")
             .parse()
             .unwrap();
-        assert!(verify(&hub, &app, &Method::POST, &other_path, body).is_err());
+        assert!(verify(&hub, &app, &Method::POST, &other_path).is_err());
     }
 
     #[test]
     fn a_timestamp_outside_the_window_is_refused() {
         let (hub, app) = hub();
         let old = signed("/apps/1/channels", now() - 601, b"");
-        let e = verify(&hub, &app, &Method::POST, &old, b"").unwrap_err();
+        let e = verify(&hub, &app, &Method::POST, &old).unwrap_err();
         assert_eq!(e.1, "api_timestamp");
         let ahead = signed("/apps/1/channels", now() + 601, b"");
-        assert!(verify(&hub, &app, &Method::POST, &ahead, b"").is_err());
+        assert!(verify(&hub, &app, &Method::POST, &ahead).is_err());
         let near = signed("/apps/1/channels", now() - 590, b"");
-        assert!(verify(&hub, &app, &Method::POST, &near, b"").is_ok());
+        let near = verify(&hub, &app, &Method::POST, &near).unwrap();
+        assert!(near.check_body(b"").is_ok());
     }
 }
