@@ -2,6 +2,7 @@
 //! once per broadcast, whatever the number of recipients.
 
 use crate::broker::{Payload, Publication};
+use crate::pusher::frame::Outgoing;
 use base64::Engine as _;
 use herald_hub_protocol::{ClientInfo, Membership, Push, encode_publication};
 use herald_proto::{DeflateConfig, Message, PreparedMessage, Utf8Bytes};
@@ -29,6 +30,7 @@ pub(crate) struct Broadcast {
     deflate: Option<Arc<DeflateConfig>>,
     plain: OnceLock<PreparedMessage>,
     protocol: OnceLock<PreparedMessage>,
+    pusher: OnceLock<Outgoing>,
 }
 
 impl Broadcast {
@@ -46,6 +48,7 @@ impl Broadcast {
             deflate,
             plain: OnceLock::new(),
             protocol: OnceLock::new(),
+            pusher: OnceLock::new(),
         }
     }
 
@@ -68,6 +71,17 @@ impl Broadcast {
         self.protocol.get_or_init(|| {
             let json = publication_json(&self.channel, &self.epoch, &self.publication);
             PreparedMessage::new(Message::Text(json.into()), self.deflate.as_deref())
+        })
+    }
+}
+
+impl Broadcast {
+    /// The event for Pusher connections, on the app channel `channel` (the hub channel
+    /// without the app's namespace, the same for every app in that namespace).
+    pub(crate) fn pusher(&self, channel: &str) -> &Outgoing {
+        self.pusher.get_or_init(|| {
+            let deflate = self.deflate.as_deref();
+            Outgoing::new(channel, &self.epoch, &self.publication, deflate)
         })
     }
 }
@@ -116,6 +130,10 @@ pub(crate) struct PresenceEvent {
     pub(crate) channel: Arc<str>,
     /// The connection that joined or left.
     pub(crate) client: String,
+    /// Its user id (for a Pusher member, the `channel_data` it joined with).
+    pub(crate) user: String,
+    /// Joined (`true`) or left.
+    pub(crate) joined: bool,
     message: PreparedMessage,
 }
 
@@ -135,6 +153,8 @@ impl PresenceEvent {
         Self {
             channel,
             client: info.client.clone(),
+            user: info.user.clone(),
+            joined,
             message: PreparedMessage::new(Message::Text(push.to_json().into()), None),
         }
     }

@@ -60,6 +60,8 @@ pub struct Hub {
     pub(crate) shutdown: CancellationToken,
     pub(crate) ws: herald::Config,
     pub(crate) tls: Option<Arc<herald::tls::ServerConfig>>,
+    /// The Pusher apps, by key and id.
+    pub(crate) pusher: crate::pusher::Apps,
     node_id: String,
     next_client: AtomicU64,
 }
@@ -149,6 +151,7 @@ impl Hub {
             shutdown: CancellationToken::new(),
             ws,
             tls,
+            pusher: crate::pusher::Apps::new(&config.pusher),
             node_id,
             next_client: AtomicU64::new(1),
             config,

@@ -58,6 +58,7 @@ pub mod names;
 mod namespace;
 mod node;
 mod origin;
+mod pusher;
 mod recovery;
 mod server;
 mod server_api;

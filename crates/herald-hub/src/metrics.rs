@@ -74,6 +74,10 @@ pub struct Metrics {
     pub webhook_events: Family<Labels, Counter>,
     /// Events in the cluster's webhook outbox, as this node last read it.
     pub webhook_queue: Gauge,
+    /// What the Pusher protocol and API refused, by reason (`unknown_app`, `version`,
+    /// `message`, `signature`, `channel`, `client_event`, `api_auth`, `api_timestamp`, …;
+    /// docs/pusher.md).
+    pub pusher_refusals: Family<Labels, Counter>,
 }
 
 impl Metrics {
@@ -99,6 +103,7 @@ impl Metrics {
         let broker_up = Gauge::default();
         broker_up.set(1);
         let limit_hits = Family::<Labels, Counter>::default();
+        let pusher_refusals = Family::<Labels, Counter>::default();
         let broker_errors = Family::<Labels, Counter>::default();
         let namespace_refusals = Family::<Labels, Counter>::default();
         let history_channels = Gauge::default();
@@ -225,6 +230,11 @@ impl Metrics {
             namespace_refusals.clone(),
         );
         registry.register(
+            "pusher_refusals",
+            "Requests the Pusher protocol or API refused, by reason",
+            pusher_refusals.clone(),
+        );
+        registry.register(
             "history_channels",
             "Channels with retained history (memory broker)",
             history_channels.clone(),
@@ -253,6 +263,7 @@ impl Metrics {
             hook_latency,
             webhook_events,
             webhook_queue,
+            pusher_refusals,
             connections,
             subscriptions,
             messages_in,
@@ -283,6 +294,13 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts a refusal of the Pusher protocol or API.
+    pub(crate) fn pusher_refusal(&self, reason: &'static str) {
+        self.pusher_refusals
+            .get_or_create(&vec![("reason".into(), reason.into())])
+            .inc();
+    }
+
     /// Counts a control message or survey by outcome.
     pub(crate) fn control_message(&self, outcome: &str) {
         self.control_messages
@@ -290,9 +308,9 @@ impl Metrics {
             .inc();
     }
 
-    /// Open WebSocket connections, both modes.
+    /// Open WebSocket connections, every mode.
     pub(crate) fn open_connections(&self) -> u64 {
-        ["plain", "protocol"]
+        ["plain", "protocol", "pusher"]
             .iter()
             .map(|mode| u64::try_from(self.connections(mode).get()).unwrap_or(0))
             .sum()

@@ -31,6 +31,8 @@ async fn every_metric_the_dashboard_queries_is_exported_by_the_hub() {
         &m.token_refreshes,
         &m.jwks_fetches,
         &m.webhook_events,
+        &m.ws_upgrades,
+        &m.pusher_refusals,
     ] {
         family.get_or_create(&one("label")).inc_by(0);
     }

@@ -36,8 +36,23 @@ pub(crate) fn default_file() -> String {
         }
     });
     out.push_str(NAMESPACES_EXAMPLE);
+    out.push_str(PUSHER_APPS_EXAMPLE);
     out
 }
+
+/// `[[pusher.apps]]` tables are TOML only, like namespaces: shown as a commented example.
+const PUSHER_APPS_EXAMPLE: &str = r#"
+# Pusher apps (TOML only, docs/pusher.md): with one or more, /app/{key} speaks the Pusher
+# Channels protocol and /apps/{id}/... is Pusher's HTTP API. An app's channels are the hub
+# channels NAMESPACE:NAME; with [namespaces.*] tables configured, its namespace needs one.
+#
+# [[pusher.apps]]
+# id = "1001"
+# key = "app-key"
+# secret = "app-secret"
+# client_events = false            # true: client-* events on private and presence channels
+# namespace = "pusher-1001"        # the hub namespace of the app's channels
+"#;
 
 /// `[namespaces.NAME]` tables are TOML only (no flag or variable): shown as a commented
 /// example, each key at the value it takes when left unset.

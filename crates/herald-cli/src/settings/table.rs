@@ -69,6 +69,7 @@ pub(crate) fn section_title(section: &str) -> &'static str {
         "presence" => "Presence",
         "redis" => "Redis broker",
         "users" => "Users",
+        "pusher" => "Pusher protocol",
         _ => "Server",
     }
 }
@@ -468,6 +469,14 @@ pub(crate) static SETTINGS: &[Setting] = &[
         |c| text(&c.users.personal_prefix),
         "Each user's personal channel is this prefix and the user id; the server subscribes a \
          user's connections to it. Empty: no personal channels."),
+    setting("pusher.activity_timeout", "pusher-activity-timeout", Kind::Duration, "DURATION",
+        "1m", |c| duration(c.pusher.activity_timeout),
+        "The activity_timeout Pusher clients are told: after this long without a message they \
+         send pusher:ping. The apps are [[pusher.apps]] tables (docs/pusher.md)."),
+    setting("pusher.timestamp_window", "pusher-timestamp-window", Kind::Duration, "DURATION",
+        "5m", |c| duration(c.pusher.timestamp_window),
+        "How far a Pusher HTTP API request's auth_timestamp may be from this server's clock \
+         before it is refused with 401 (bounds the replay of a captured request)."),
 ];
 
 fn text(s: &str) -> Option<Value> {

@@ -5,8 +5,8 @@ use super::*;
 use clap::{Args as _, CommandFactory as _, FromArgMatches as _};
 use herald_hub::config::{
     ApiConfig, AuthConfig, CommandHookConfig, ConnectHookConfig, HeartbeatConfig, HistoryConfig,
-    HooksConfig, LimitsConfig, OriginConfig, PlainConfig, PresenceConfig, RedisConfig, TlsConfig,
-    UsersConfig, WebhooksConfig,
+    HooksConfig, LimitsConfig, OriginConfig, PlainConfig, PresenceConfig, PusherConfig,
+    RedisConfig, TlsConfig, UsersConfig, WebhooksConfig,
 };
 use std::collections::HashMap;
 use std::path::Path;
@@ -390,12 +390,18 @@ fn the_table_has_one_row_per_config_field() {
         users: UsersConfig { personal_prefix: _ },
         // TOML-only tables: `herald config default` shows a commented example instead.
         namespaces: _,
+        pusher:
+            PusherConfig {
+                apps: _,
+                activity_timeout: _,
+                timestamp_window: _,
+            },
         deflate: _,
         http2: _,
         shutdown_timeout: _,
         shutdown_http_timeout: _,
     } = HubConfig::default();
-    const FIELDS: usize = 108;
+    const FIELDS: usize = 110;
     assert_eq!(SETTINGS.len(), FIELDS);
     let keys: std::collections::HashSet<_> = SETTINGS.iter().map(|s| s.key).collect();
     let flags: std::collections::HashSet<_> = SETTINGS.iter().map(|s| s.flag).collect();

@@ -5,6 +5,7 @@
 mod broker;
 mod hooks;
 mod namespace;
+mod pusher;
 mod users;
 mod validate;
 mod webhooks;
@@ -12,6 +13,7 @@ mod webhooks;
 pub use broker::BrokerConfig;
 pub use hooks::{CommandHookConfig, ConnectHookConfig, HooksConfig};
 pub use namespace::{MAX_HISTORY_SIZE, MAX_NAMESPACES, NamespaceConfig};
+pub use pusher::{MAX_PUSHER_APPS, PusherApp, PusherConfig};
 pub use users::UsersConfig;
 pub use validate::{ConfigError, NamespaceProblem, RouteProblem};
 pub use webhooks::{WEBHOOK_EVENTS, WebhooksConfig};
@@ -61,6 +63,8 @@ pub struct HubConfig {
     /// namespace's rules (the top-level `history`, `presence` and `auth.anonymous_*`). With at
     /// least one, a channel whose prefix is not configured is refused (error 112).
     pub namespaces: BTreeMap<String, NamespaceConfig>,
+    /// The Pusher Channels protocol and HTTP API, for the apps in `[[pusher.apps]]`.
+    pub pusher: PusherConfig,
     /// Offer permessage-deflate (RFC 7692) to clients. Default true.
     pub deflate: bool,
     /// Serve HTTP/2 besides HTTP/1.1: h2 chosen by ALPN over TLS, h2c with prior knowledge
@@ -97,6 +101,7 @@ impl Default for HubConfig {
             redis: RedisConfig::default(),
             users: UsersConfig::default(),
             namespaces: BTreeMap::new(),
+            pusher: PusherConfig::default(),
             deflate: true,
             http2: true,
             shutdown_timeout: Duration::from_secs(5),

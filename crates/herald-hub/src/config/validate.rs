@@ -123,6 +123,16 @@ pub enum ConfigError {
         /// What is wrong.
         problem: NamespaceProblem,
     },
+    /// A `[[pusher.apps]]` entry breaks a rule: an empty or repeated id or key, an empty
+    /// secret, a namespace that is not a namespace name or (with namespaces configured) is
+    /// not one of them, or more than [`MAX_PUSHER_APPS`](super::MAX_PUSHER_APPS) apps.
+    #[error("pusher.apps: app `{app}`: {problem}")]
+    PusherApp {
+        /// The app's id, as configured.
+        app: String,
+        /// What is wrong.
+        problem: &'static str,
+    },
 }
 
 /// What is wrong with a `[namespaces.NAME]` table.
@@ -211,6 +221,7 @@ impl ConfigError {
             Self::WebhookSecret => "webhooks.secret",
             Self::WebhookEvent(_) => "webhooks.events",
             Self::Namespace { .. } => "namespaces",
+            Self::PusherApp { .. } => "pusher.apps",
         }
     }
 
@@ -252,7 +263,39 @@ impl HubConfig {
         self.routes()?;
         self.redis_timings()?;
         self.personal_prefix()?;
-        self.namespace_tables()
+        self.namespace_tables()?;
+        positive("pusher.activity_timeout", self.pusher.activity_timeout)?;
+        self.pusher_apps()
+    }
+
+    fn pusher_apps(&self) -> Result<(), ConfigError> {
+        let apps = &self.pusher.apps;
+        let (mut ids, mut keys) = (HashSet::new(), HashSet::new());
+        for (i, app) in apps.iter().enumerate() {
+            let fail = |problem| {
+                Err(ConfigError::PusherApp {
+                    app: app.id.clone(),
+                    problem,
+                })
+            };
+            if i >= super::MAX_PUSHER_APPS {
+                return fail("too many apps");
+            }
+            if app.id.is_empty() || app.key.is_empty() || app.secret.is_empty() {
+                return fail("id, key and secret must not be empty");
+            }
+            if !ids.insert(&app.id) || !keys.insert(&app.key) {
+                return fail("id and key must be unique");
+            }
+            let ns = app.namespace();
+            if !valid_channel(&format!("{ns}:c")) || ns.contains(':') {
+                return fail("the namespace is not a namespace name");
+            }
+            if !self.namespaces.is_empty() && !self.namespaces.contains_key(&ns) {
+                return fail("its namespace is not configured in [namespaces]");
+            }
+        }
+        Ok(())
     }
 
     fn personal_prefix(&self) -> Result<(), ConfigError> {

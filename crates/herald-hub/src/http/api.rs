@@ -52,7 +52,7 @@ pub(super) fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
-pub(super) fn reply_error(e: &ErrorBody) -> Response {
+pub(crate) fn reply_error(e: &ErrorBody) -> Response {
     let status = match e.code {
         ErrorCode::UNAVAILABLE => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::LIMIT_EXCEEDED => StatusCode::INSUFFICIENT_STORAGE,
@@ -145,7 +145,11 @@ fn is_json(headers: &HeaderMap) -> bool {
 ///   chunked body as soon as it passes the limit: 413.
 /// - A body that has not arrived by the deadline: 408 with `Connection: close` (RFC 9110
 ///   §15.5.9), and hyper closes the connection since the body was not read to its end.
-async fn read_body(hub: &Hub, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+pub(crate) async fn read_body(
+    hub: &Hub,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, Response> {
     let limit = max_body_size(hub);
     let declared = headers
         .get(header::CONTENT_LENGTH)

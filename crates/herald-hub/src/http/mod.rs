@@ -1,6 +1,6 @@
 //! The HTTP side: WebSocket upgrades, the backend API, health, metrics and the demo page.
 
-mod api;
+pub(crate) mod api;
 pub(crate) mod head;
 mod users_api;
 mod web;
@@ -32,6 +32,28 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
         .route("/ws", websocket());
     for asset in web::ASSETS {
         router = router.route(asset.path, get(move || async move { web::serve(asset) }));
+    }
+    if !hub.pusher.is_empty() {
+        router = router
+            .route("/app/{key}", get(crate::pusher::ws::upgrade))
+            .route("/apps/{id}/events", post(crate::pusher::api::events))
+            .route(
+                "/apps/{id}/batch_events",
+                post(crate::pusher::api::batch_events),
+            )
+            .route("/apps/{id}/channels", get(crate::pusher::api::channels))
+            .route(
+                "/apps/{id}/channels/{name}",
+                get(crate::pusher::api::channel),
+            )
+            .route(
+                "/apps/{id}/channels/{name}/users",
+                get(crate::pusher::api::users),
+            )
+            .route(
+                "/apps/{id}/users/{user}/terminate_connections",
+                post(crate::pusher::api::terminate_connections),
+            );
     }
     for route in &hub.config.plain.routes {
         if route.path != "/ws" && !web::is_asset(&route.path) {

@@ -61,7 +61,7 @@ pub(super) async fn upgrade(
             let config = hub.ws.clone();
             let upgrade = match grant.mode {
                 Mode::Protocol => upgrade.protocols([SUBPROTOCOL]),
-                Mode::Plain { .. } => upgrade,
+                Mode::Plain { .. } | Mode::Pusher(_) => upgrade,
             };
             // Graceful shutdown waits for this session through the tracker token.
             let token = tracker.token();

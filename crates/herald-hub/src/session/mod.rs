@@ -10,12 +10,14 @@
 mod hooked;
 mod plain;
 mod protocol;
+mod pusher;
 mod refresh;
 mod server;
 #[cfg(test)]
 mod tests;
 mod wire;
 
+pub(crate) use pusher::PusherState;
 pub(crate) use wire::{Gone, Wire, WsWire};
 
 use crate::auth::Identity;
@@ -43,6 +45,8 @@ pub(crate) enum Mode {
     },
     /// Protocol mode (`herald.v1`).
     Protocol,
+    /// The Pusher Channels protocol, for one app.
+    Pusher(Arc<crate::pusher::App>),
 }
 
 /// Why a session stopped.
@@ -101,6 +105,8 @@ pub(crate) struct Session {
     expiry: Option<Instant>,
     /// When the `refresh` push is due (protocol mode); `None` once sent, or when none is.
     notice: Option<Instant>,
+    /// The Pusher protocol's state (Pusher mode only).
+    pusher: Option<Box<PusherState>>,
 }
 
 /// Runs a connection to its end.
@@ -111,6 +117,7 @@ pub(crate) async fn run<W: Wire>(hub: Arc<Hub>, mut wire: W, grant: Grant) {
     let mode_name = match grant.mode {
         Mode::Plain { .. } => "plain",
         Mode::Protocol => "protocol",
+        Mode::Pusher(_) => "pusher",
     };
     let gauge = hub.metrics.connections(mode_name);
     gauge.inc();
@@ -128,6 +135,9 @@ pub(crate) async fn run<W: Wire>(hub: Arc<Hub>, mut wire: W, grant: Grant) {
         ops,
         signal: signal.clone(),
     };
+    if let Some(state) = session.pusher.as_deref_mut() {
+        state.handle = Some(handle.clone());
+    }
     if !session.info.user.is_empty() {
         let user = session.info.user.clone();
         session.hub.users.add(&user, session.id, handle.clone());
@@ -144,6 +154,11 @@ pub(crate) async fn run<W: Wire>(hub: Arc<Hub>, mut wire: W, grant: Grant) {
     };
     let code = match end {
         End::Close(reason) => {
+            let reason = if matches!(session.mode, Mode::Pusher(_)) {
+                session.pusher_close(reason, &mut wire)
+            } else {
+                reason
+            };
             wire.close(reason).await;
             reason.code
         }
@@ -174,6 +189,11 @@ impl Session {
                 refresh::notice_at(expiry, hub.config.auth.refresh_notice)
             }
             Mode::Plain { .. } => None,
+            Mode::Pusher(_) => None,
+        };
+        let pusher = match &mode {
+            Mode::Pusher(app) => Some(Box::new(PusherState::new(app.clone(), &client))),
+            _ => None,
         };
         Self {
             id,
@@ -192,6 +212,7 @@ impl Session {
             online: false,
             expiry,
             notice,
+            pusher,
             hub,
         }
     }
@@ -201,6 +222,7 @@ impl Session {
         match self.mode.clone() {
             Mode::Plain { room } => self.start_plain(&room).await,
             Mode::Protocol => self.start_protocol(wire).await,
+            Mode::Pusher(_) => self.start_pusher(wire),
         }
     }
 
@@ -326,6 +348,10 @@ impl Session {
                 Message::Text(text) => self.on_command(&text, wire).await,
                 _ => Err(End::Close(Disconnect::BAD_REQUEST)),
             },
+            Mode::Pusher(_) => match message {
+                Message::Text(text) => self.on_pusher(&text, wire).await,
+                _ => Err(End::Close(Disconnect::BAD_REQUEST)),
+            },
         }
     }
 
@@ -357,6 +383,9 @@ impl Session {
     /// Queues one delivery: live publications in order (a gap closes with 4002 so the client
     /// recovers), without the client's own messages in plain mode unless `plain.echo`.
     pub(crate) fn deliver(&mut self, delivery: &Delivery, wire: &mut impl Wire) -> Result<(), End> {
+        if self.pusher.is_some() {
+            return self.deliver_pusher(delivery, wire);
+        }
         let plain = matches!(self.mode, Mode::Plain { .. });
         match delivery {
             Delivery::Publication(b) => {
@@ -394,10 +423,12 @@ impl Session {
         if !self.info.user.is_empty() {
             self.hub.users.remove(&self.info.user, self.id);
         }
+        self.sign_out();
         self.release().await;
         let channels: Vec<Arc<str>> = self.subscriptions.drain().map(|(c, _)| c).collect();
         for channel in channels {
-            self.hub.unsubscribe(&channel, self.id, &self.info).await;
+            let info = self.channel_info(&channel);
+            self.hub.unsubscribe(&channel, self.id, &info).await;
         }
     }
 }

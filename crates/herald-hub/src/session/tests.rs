@@ -91,6 +91,12 @@ impl Wire for Recorder {
         Ok(())
     }
 
+    fn send_prepared(&mut self, message: &herald_proto::PreparedMessage) -> Result<(), Gone> {
+        let value = serde_json::from_slice(message.payload()).unwrap();
+        self.sent.lock().unwrap().push(Sent::Text(value));
+        Ok(())
+    }
+
     fn is_full(&self) -> bool {
         self.full.load(Ordering::Relaxed)
     }
@@ -124,7 +130,10 @@ struct Fixture {
 }
 
 fn fixture(config: HubConfig, mode: Mode) -> Fixture {
-    let hub = Hub::new(config).unwrap();
+    fixture_on(Hub::new(config).unwrap(), mode)
+}
+
+fn fixture_on(hub: Arc<Hub>, mode: Mode) -> Fixture {
     let (queue, rx) = mpsc::channel(hub.config.limits.queue_size);
     let subscriber = Subscriber {
         queue,
@@ -1297,5 +1306,195 @@ mod namespaces {
             .collect();
         assert_eq!(offsets, [4, 5], "{reply}");
         assert_eq!(reply["result"]["offset"], 5);
+    }
+}
+
+mod pusher_mode {
+    //! The Pusher protocol on the session: hostile or wrong messages are answered with
+    //! `pusher:error` or `pusher:subscription_error` and counted, never a panic or a close;
+    //! signatures decide private and presence subscriptions.
+    use super::*;
+    use crate::config::PusherApp;
+    use crate::pusher::sign;
+
+    fn pusher_fixture(client_events: bool) -> Fixture {
+        let mut config = HubConfig::default();
+        config.pusher.apps.push(PusherApp {
+            id: "1".into(),
+            key: "k".into(),
+            secret: "s".into(),
+            client_events,
+            namespace: None,
+        });
+        let hub = Hub::new(config).unwrap();
+        let app = hub.pusher.by_key("k").unwrap().clone();
+        fixture_on(hub, Mode::Pusher(app))
+    }
+
+    impl Fixture {
+        async fn pusher(&mut self, message: Value) -> Vec<Value> {
+            let text = message.to_string();
+            self.session
+                .on_message(Message::text(text), &mut self.wire)
+                .await
+                .unwrap();
+            self.texts()
+        }
+
+        fn texts(&self) -> Vec<Value> {
+            self.wire
+                .take()
+                .into_iter()
+                .filter_map(|s| match s {
+                    Sent::Text(v) => Some(v),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        fn socket_id(&self) -> String {
+            crate::pusher::socket_id(&self.session.info.client)
+        }
+
+        fn refusals(&self, reason: &str) -> u64 {
+            let labels = vec![("reason".to_owned(), reason.to_owned())];
+            self.hub
+                .metrics
+                .pusher_refusals
+                .get_or_create(&labels)
+                .get()
+        }
+    }
+
+    fn event(v: &Value) -> &str {
+        v["event"].as_str().unwrap_or("")
+    }
+
+    #[tokio::test]
+    async fn garbage_and_unknown_events_get_a_pusher_error_and_the_connection_stays() {
+        let mut f = pusher_fixture(true);
+        for text in ["not json", "[]", r#"{"data":{}}"#] {
+            let out = f.session.on_message(Message::text(text), &mut f.wire).await;
+            assert!(out.is_ok());
+            assert_eq!(event(&f.texts()[0]), "pusher:error");
+        }
+        assert_eq!(f.refusals("message"), 3);
+        let out = f
+            .pusher(json!({"event": "pusher:whatever", "data": {}}))
+            .await;
+        assert_eq!(event(&out[0]), "pusher:error");
+        let out = f
+            .pusher(json!({"event": "pusher:subscribe", "data": 5}))
+            .await;
+        assert_eq!(event(&out[0]), "pusher:error");
+        let out = f.pusher(json!({"event": "pusher:ping", "data": {}})).await;
+        assert_eq!(event(&out[0]), "pusher:pong");
+    }
+
+    #[tokio::test]
+    async fn a_binary_frame_closes_with_4500() {
+        let mut f = pusher_fixture(true);
+        let message = Message::Binary(bytes::Bytes::from_static(b"\0"));
+        let end = f.session.on_message(message, &mut f.wire).await;
+        assert_eq!(end, Err(End::Close(Disconnect::BAD_REQUEST)));
+    }
+
+    #[tokio::test]
+    async fn invalid_names_and_missing_or_forged_signatures_are_subscription_errors() {
+        let mut f = pusher_fixture(true);
+        let long = "a".repeat(200);
+        for channel in ["a b", "a;b", long.as_str(), "private-x", "presence-x"] {
+            let out = f
+                .pusher(json!({"event": "pusher:subscribe", "data": {"channel": channel}}))
+                .await;
+            assert_eq!(event(&out[0]), "pusher:subscription_error", "{channel}");
+        }
+        let forged = format!("k:{}", "0".repeat(64));
+        let out = f
+            .pusher(json!({"event": "pusher:subscribe",
+                "data": {"channel": "private-x", "auth": forged}}))
+            .await;
+        assert_eq!(out[0]["data"]["status"], 401);
+        assert_eq!(f.refusals("signature"), 3);
+        assert!(f.session.subscriptions.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_signed_private_subscription_succeeds_and_presence_needs_a_user_id() {
+        let mut f = pusher_fixture(true);
+        let socket = f.socket_id();
+        let auth = |m: &str| format!("k:{}", sign::hex_hmac("s", m));
+        let message = sign::channel_message(&socket, "private-x", None);
+        let out = f
+            .pusher(json!({"event": "pusher:subscribe",
+                "data": {"channel": "private-x", "auth": auth(&message)}}))
+            .await;
+        assert_eq!(event(&out[0]), "pusher_internal:subscription_succeeded");
+        assert!(f.session.subscriptions.contains_key("pusher-1:private-x"));
+        let data = r#"{"user_info":{}}"#;
+        let message = sign::channel_message(&socket, "presence-x", Some(data));
+        let out = f
+            .pusher(
+                json!({"event": "pusher:subscribe", "data": {"channel": "presence-x",
+                "auth": auth(&message), "channel_data": data}}),
+            )
+            .await;
+        assert_eq!(out[0]["data"]["status"], 400, "{out:?}");
+        assert_eq!(f.refusals("channel_data"), 1);
+    }
+
+    #[tokio::test]
+    async fn client_events_only_on_subscribed_private_channels_of_apps_that_allow_them() {
+        let mut f = pusher_fixture(true);
+        f.pusher(json!({"event": "pusher:subscribe", "data": {"channel": "news"}}))
+            .await;
+        for channel in ["news", "private-elsewhere"] {
+            let out = f
+                .pusher(json!({"event": "client-x", "channel": channel, "data": {}}))
+                .await;
+            assert_eq!(event(&out[0]), "pusher:error", "{channel}");
+        }
+        let mut off = pusher_fixture(false);
+        let out = off
+            .pusher(json!({"event": "client-x", "channel": "private-x", "data": {}}))
+            .await;
+        assert!(
+            out[0]["data"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("not enabled")
+        );
+        assert_eq!(f.refusals("client_event") + off.refusals("client_event"), 3);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_recovery_position_says_herald_recovered_false() {
+        let mut f = pusher_fixture(true);
+        let since = json!({"offset": 5, "epoch": "gone"});
+        let out = f
+            .pusher(json!({"event": "pusher:subscribe",
+                "data": {"channel": "feed", "herald_recover": since}}))
+            .await;
+        assert_eq!(out.len(), 1, "nothing replayed: {out:?}");
+        let data: Value = serde_json::from_str(out[0]["data"].as_str().unwrap()).unwrap();
+        assert_eq!(data["herald_recovered"], false);
+    }
+
+    #[tokio::test]
+    async fn hub_closes_become_pushers_codes_after_a_pusher_error() {
+        let mut f = pusher_fixture(true);
+        let cases = [
+            (Disconnect::TERMINATED, 4009),
+            (Disconnect::SLOW, 4200),
+            (Disconnect::UNAVAILABLE, 4100),
+            (Disconnect::IDLE, 4202),
+            (Disconnect::SHUTDOWN, 1001),
+        ];
+        for (hub_close, code) in cases {
+            let close = f.session.pusher_close(hub_close, &mut f.wire);
+            assert_eq!(close.code, code);
+            let errors = f.texts();
+            assert_eq!(errors.len(), usize::from(code >= 4000), "{errors:?}");
+        }
     }
 }

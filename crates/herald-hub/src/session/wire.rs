@@ -11,6 +11,7 @@ use crate::broadcast::{Broadcast, PresenceEvent};
 use futures_util::StreamExt;
 use herald::{CloseCode, Message, WebSocket};
 use herald_hub_protocol::Disconnect;
+use herald_proto::PreparedMessage;
 use std::future::Future;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -29,6 +30,8 @@ pub(crate) trait Wire: Send {
     fn send_publication(&mut self, broadcast: &Broadcast, plain: bool) -> Result<(), Gone>;
     /// Queues a join or leave push.
     fn send_presence(&mut self, event: &PresenceEvent) -> Result<(), Gone>;
+    /// Queues a message encoded once for many connections (a Pusher event).
+    fn send_prepared(&mut self, message: &PreparedMessage) -> Result<(), Gone>;
     /// Whether the outgoing buffer is full: produce nothing more until it drains.
     fn is_full(&self) -> bool;
     /// Closes with `reason`, waiting a bounded time for the client's answer.
@@ -74,6 +77,12 @@ where
     fn send_presence(&mut self, event: &PresenceEvent) -> Result<(), Gone> {
         self.ws
             .queue_prepared(event.message())
+            .map_err(|e| Gone(error_code(&e)))
+    }
+
+    fn send_prepared(&mut self, message: &PreparedMessage) -> Result<(), Gone> {
+        self.ws
+            .queue_prepared(message)
             .map_err(|e| Gone(error_code(&e)))
     }
 

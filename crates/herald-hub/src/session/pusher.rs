@@ -1,0 +1,474 @@
+//! The Pusher Channels protocol (version 7) on the hub's session: a Pusher client's events
+//! become the hub's service calls, and the hub's publications and presence events become
+//! Pusher events. The protocol's own rules (channel authorisation, socket ids, codes) are in
+//! `crate::pusher`; limits, namespaces and fan-out are the session's and the hub's, as for
+//! any connection.
+
+use super::{BYTES_PER_UNIT, End, Session, Wire};
+use crate::broadcast::Delivery;
+use crate::limits::Rate;
+use crate::pusher::frame::{self, Envelope, Incoming, Outgoing};
+use crate::pusher::{App, Kind, sign};
+use crate::recovery::{Live, LiveFilter};
+use crate::service::{Member, Start};
+use crate::users::Handle;
+use herald_hub_protocol::{ClientInfo, Disconnect, ErrorCode};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The prefix of a signed-in user's own channel (`#server-to-user-ID`).
+const USER_CHANNEL: &str = "#server-to-user-";
+
+/// Longest `channel_data` or `user_data`: Pusher caps `user_info` at 1 KB; this leaves room
+/// for the id and the JSON around it.
+const MAX_USER_DATA: usize = 2048;
+
+/// A Pusher connection's state besides the session's.
+#[derive(Debug)]
+pub(crate) struct PusherState {
+    pub(crate) app: Arc<App>,
+    socket_id: String,
+    /// The member each presence subscription joined as (its `channel_data`), by hub channel.
+    members: HashMap<Arc<str>, ClientInfo>,
+    /// The signed-in user, as the hub's users registry holds it, and its Pusher id.
+    user: Option<(String, String)>,
+    /// How the users registry reaches this connection, once it signs in.
+    pub(crate) handle: Option<Handle>,
+}
+
+impl PusherState {
+    pub(crate) fn new(app: Arc<App>, client: &str) -> Self {
+        Self {
+            app,
+            socket_id: crate::pusher::socket_id(client),
+            members: HashMap::new(),
+            user: None,
+            handle: None,
+        }
+    }
+}
+
+/// A refusal on one channel, as pusher-js reports an auth endpoint's: status and message.
+struct Refused(u16, &'static str, String);
+
+impl Session {
+    fn pusher(&self) -> &PusherState {
+        // Every caller runs in pusher mode, which `Session::new` gives a state.
+        self.pusher
+            .as_deref()
+            .expect("a pusher session has its state")
+    }
+
+    fn pusher_mut(&mut self) -> &mut PusherState {
+        self.pusher
+            .as_deref_mut()
+            .expect("a pusher session has its state")
+    }
+
+    pub(super) fn start_pusher(&mut self, wire: &mut impl Wire) -> Result<(), End> {
+        let timeout = self.hub.config.pusher.activity_timeout.as_secs();
+        let text = frame::established(&self.pusher().socket_id, timeout);
+        self.send_text(text, wire)
+    }
+
+    pub(super) async fn on_pusher(&mut self, text: &str, wire: &mut impl Wire) -> Result<(), End> {
+        let cost = 1.0 + (text.len() / BYTES_PER_UNIT) as f64;
+        match self.commands.spend(Instant::now(), cost) {
+            Rate::Allowed => {}
+            Rate::Abusive => return Err(self.abuse("command_rate")),
+            _ => {
+                self.hub.metrics.limit_hit("command_rate");
+                return self.pusher_error(Some(4301), "rate limit exceeded", wire);
+            }
+        }
+        let Ok(message) = serde_json::from_str::<Incoming>(text) else {
+            self.hub.metrics.pusher_refusal("message");
+            return self.pusher_error(
+                None,
+                "invalid message: expected {\"event\", \"data\"}",
+                wire,
+            );
+        };
+        let data = message.data.as_deref();
+        match message.event.as_str() {
+            "pusher:ping" => {
+                let pong = frame::event("pusher:pong", None, &json!({}));
+                self.send_text(pong, wire)
+            }
+            "pusher:pong" => Ok(()),
+            "pusher:subscribe" => match parse::<frame::Subscribe>(data) {
+                Some(s) => self.pusher_subscribe(s, wire).await,
+                None => self.bad_data("pusher:subscribe", wire),
+            },
+            "pusher:unsubscribe" => match parse::<frame::Unsubscribe>(data) {
+                Some(u) => {
+                    self.pusher_unsubscribe(&u.channel).await;
+                    Ok(())
+                }
+                None => self.bad_data("pusher:unsubscribe", wire),
+            },
+            "pusher:signin" => match parse::<frame::Signin>(data) {
+                Some(s) => self.signin(s, wire),
+                None => self.bad_data("pusher:signin", wire),
+            },
+            event if event.starts_with("client-") => self.client_event(&message, data, wire).await,
+            _ => {
+                self.hub.metrics.pusher_refusal("event");
+                self.pusher_error(None, "unknown event", wire)
+            }
+        }
+    }
+
+    fn bad_data(&mut self, event: &str, wire: &mut impl Wire) -> Result<(), End> {
+        self.hub.metrics.pusher_refusal("message");
+        self.pusher_error(None, &format!("invalid data for {event}"), wire)
+    }
+
+    fn pusher_error(
+        &mut self,
+        code: Option<u16>,
+        message: &str,
+        wire: &mut impl Wire,
+    ) -> Result<(), End> {
+        self.send_text(frame::error(code, message), wire)
+    }
+
+    async fn pusher_subscribe(
+        &mut self,
+        s: frame::Subscribe,
+        wire: &mut impl Wire,
+    ) -> Result<(), End> {
+        let (data, replay) = match self.join(&s).await {
+            Ok(joined) => joined,
+            Err(Refused(status, reason, message)) => {
+                self.hub.metrics.pusher_refusal(reason);
+                let text = frame::subscription_error(&s.channel, status, &message);
+                return self.send_text(text, wire);
+            }
+        };
+        let succeeded = "pusher_internal:subscription_succeeded";
+        self.send_text(frame::event(succeeded, Some(&s.channel), &data), wire)?;
+        // Live delivery continues after the recovered events, so they come first.
+        let own = self.pusher().socket_id.clone();
+        for event in replay.iter().filter(|e| e.exclude.as_ref() != Some(&own)) {
+            self.hub.metrics.messages_out.inc();
+            wire.send_prepared(&event.message)?;
+        }
+        Ok(())
+    }
+
+    /// Subscribes after checking the name and the app's signature: the data of
+    /// `subscription_succeeded` (the members, on a presence channel; the position; with
+    /// `herald_recover`, whether the missed events follow), and the missed events.
+    async fn join(&mut self, s: &frame::Subscribe) -> Result<(Value, Vec<Outgoing>), Refused> {
+        let member = self.authorize(s)?;
+        let state = self.pusher();
+        let channel = state.app.hub_channel(&s.channel);
+        let kind = Kind::of(&s.channel);
+        if self.subscriptions.contains_key(channel.as_str()) {
+            // pusher-js subscribes again after a reconnect of its own; already done.
+            return Ok((self.members_data(&channel, kind).await?, Vec::new()));
+        }
+        if self.subscriptions.len() >= self.hub.config.limits.max_subscriptions {
+            self.hub.metrics.limit_hit("max_subscriptions");
+            return Err(Refused(429, "limit", "too many subscriptions".into()));
+        }
+        let info = member.unwrap_or_else(|| self.info.clone());
+        let mut subscriber = self.subscriber.clone();
+        subscriber.presence_events = kind == Kind::Presence;
+        let joining = Member {
+            id: self.id,
+            info: &info,
+            subscriber,
+        };
+        let start = Start {
+            since: s.herald_recover.as_ref(),
+            latest: None,
+        };
+        let joined = self
+            .hub
+            .subscribe(&channel, joining, start)
+            .await
+            .map_err(|e| {
+                let status = if e.code == ErrorCode::UNAVAILABLE {
+                    503
+                } else {
+                    400
+                };
+                Refused(status, "hub", e.message)
+            })?;
+        let position = joined.position.clone();
+        let replay: Vec<Outgoing> = joined
+            .publications
+            .iter()
+            .map(|p| Outgoing::from_json(&s.channel, p.offset, &position.epoch, p.data.get(), None))
+            .collect();
+        self.subscriptions
+            .insert(joined.name.clone(), LiveFilter::new(joined.position));
+        if kind == Kind::Presence {
+            self.pusher_mut().members.insert(joined.name, info);
+        }
+        // webhook: channel_occupied (first subscriber) and member_added would be sent here.
+        let mut data = self.members_data(&channel, kind).await?;
+        data["herald_position"] = json!({"offset": position.offset, "epoch": position.epoch});
+        if let Some(recovered) = joined.recovered {
+            data["herald_recovered"] = recovered.into();
+        }
+        Ok((data, replay))
+    }
+
+    /// The presence member this subscription joins as (`None`: the connection itself), once
+    /// the app's signature over it checks out.
+    fn authorize(&self, s: &frame::Subscribe) -> Result<Option<ClientInfo>, Refused> {
+        let name = s.channel.as_str();
+        let state = self.pusher();
+        if let Some(id) = name.strip_prefix(USER_CHANNEL) {
+            return match &state.user {
+                Some((_, user)) if user == id => Ok(None),
+                _ => Err(Refused(
+                    403,
+                    "signature",
+                    "sign in as this user first".into(),
+                )),
+            };
+        }
+        if !crate::pusher::valid_channel(name) {
+            return Err(Refused(400, "channel", "invalid channel name".into()));
+        }
+        let kind = Kind::of(name);
+        if !kind.needs_auth() {
+            return Ok(None);
+        }
+        let data = (kind == Kind::Presence).then_some(s.channel_data.as_deref().unwrap_or(""));
+        let message = sign::channel_message(&state.socket_id, name, data);
+        let app = &state.app.config;
+        let auth = s.auth.as_deref().unwrap_or("");
+        if !sign::verify_auth(&app.key, &app.secret, &message, auth) {
+            return Err(Refused(401, "signature", "invalid signature".into()));
+        }
+        let Some(data) = data else {
+            return Ok(None);
+        };
+        let valid = data.len() <= MAX_USER_DATA
+            && serde_json::from_str::<frame::Member>(data).is_ok_and(|m| !m.user_id.is_null());
+        if !valid {
+            return Err(Refused(400, "channel_data", "invalid channel_data".into()));
+        }
+        Ok(Some(ClientInfo {
+            client: self.info.client.clone(),
+            user: data.to_owned(),
+        }))
+    }
+
+    /// `subscription_succeeded`'s data: on a presence channel, its members by user id.
+    async fn members_data(&self, channel: &str, kind: Kind) -> Result<Value, Refused> {
+        if kind != Kind::Presence {
+            return Ok(json!({}));
+        }
+        let presence = self
+            .hub
+            .presence(channel)
+            .await
+            .map_err(|e| Refused(503, "hub", e.message))?;
+        let mut hash = Map::new();
+        for c in &presence.clients {
+            let (id, info) = frame::member(&c.user, &c.client);
+            hash.insert(id, info);
+        }
+        let ids: Vec<&String> = hash.keys().collect();
+        Ok(json!({"presence": {"ids": ids, "hash": hash, "count": hash.len()}}))
+    }
+
+    async fn pusher_unsubscribe(&mut self, name: &str) {
+        let channel = self.pusher().app.hub_channel(name);
+        if self.subscriptions.remove(channel.as_str()).is_some() {
+            let info = self.channel_info(&channel);
+            self.hub.unsubscribe(&channel, self.id, &info).await;
+            // webhook: member_removed and channel_vacated would be sent here.
+        }
+    }
+
+    /// Who the connection is in `channel`: its presence member there, or itself.
+    pub(super) fn channel_info(&mut self, channel: &str) -> ClientInfo {
+        self.pusher
+            .as_deref_mut()
+            .and_then(|p| p.members.remove(channel))
+            .unwrap_or_else(|| self.info.clone())
+    }
+
+    /// `pusher:signin`: the app's signature over `SOCKET_ID::user::USER_DATA`, then the
+    /// connection is the user's (terminate_connections, the user's own channel).
+    fn signin(&mut self, s: frame::Signin, wire: &mut impl Wire) -> Result<(), End> {
+        let state = self.pusher();
+        let message = format!("{}::user::{}", state.socket_id, s.user_data);
+        let app = &state.app.config;
+        if !sign::verify_auth(&app.key, &app.secret, &message, &s.auth) {
+            self.hub.metrics.pusher_refusal("signature");
+            return self.pusher_error(Some(4009), "invalid signin signature", wire);
+        }
+        let id = (s.user_data.len() <= MAX_USER_DATA)
+            .then(|| serde_json::from_str::<Value>(&s.user_data).ok())
+            .flatten()
+            .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_owned))
+            .filter(|id| !id.is_empty());
+        let (Some(id), None) = (id, &state.user) else {
+            self.hub.metrics.pusher_refusal("signin");
+            return self.pusher_error(None, "user_data needs an id, once per connection", wire);
+        };
+        let user = state.app.hub_user(&id);
+        if let Some(handle) = state.handle.clone() {
+            self.hub.users.add(&user, self.id, handle);
+        }
+        self.pusher_mut().user = Some((user, id));
+        let data = json!({"user_data": s.user_data});
+        self.send_text(frame::event("pusher:signin_success", None, &data), wire)
+    }
+
+    async fn client_event(
+        &mut self,
+        message: &Incoming,
+        data: Option<&RawValue>,
+        wire: &mut impl Wire,
+    ) -> Result<(), End> {
+        let Some(name) = message.channel.as_deref() else {
+            return self.bad_data(&message.event, wire);
+        };
+        let state = self.pusher();
+        let channel = state.app.hub_channel(name);
+        let refusal = if !state.app.config.client_events {
+            Some("client events are not enabled for this app")
+        } else if !matches!(Kind::of(name), Kind::Private | Kind::Presence) {
+            Some("client events are only supported on private and presence channels")
+        } else if !self.subscriptions.contains_key(channel.as_str()) {
+            Some("client event on a channel the connection is not subscribed to")
+        } else {
+            None
+        };
+        let user_id = state
+            .members
+            .get(channel.as_str())
+            .map(|m| frame::member(&m.user, &m.client).0);
+        let socket_id = state.socket_id.clone();
+        if let Some(reason) = refusal {
+            self.hub.metrics.pusher_refusal("client_event");
+            return self.pusher_error(None, reason, wire);
+        }
+        if self.publish_rate.check(Instant::now()) != Rate::Allowed {
+            self.hub.metrics.limit_hit("publish_rate");
+            if self.publish_rate.refused_too_often() {
+                return Err(self.abuse("publish_rate"));
+            }
+            return self.pusher_error(Some(4301), "client event rejected: rate limit", wire);
+        }
+        let null = RawValue::NULL;
+        let envelope = Envelope {
+            event: message.event.as_str().into(),
+            data: data.unwrap_or(null),
+            // Never to the sender, live or recovered.
+            socket_id: Some(socket_id.into()),
+            user_id: user_id.map(Into::into),
+        };
+        let published = self
+            .hub
+            .publish(&channel, envelope.to_payload(), Some(self.info.clone()))
+            .await;
+        // webhook: client_event would be sent here.
+        match published {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let reason = e.message;
+                self.pusher_error(None, &reason, wire)
+            }
+        }
+    }
+
+    /// Queues a delivery as a Pusher event: the publication (not to the connection that
+    /// sent it, nor to the socket the HTTP API excluded), or a member added or removed.
+    pub(super) fn deliver_pusher(
+        &mut self,
+        delivery: &Delivery,
+        wire: &mut impl Wire,
+    ) -> Result<(), End> {
+        match delivery {
+            Delivery::Publication(b) => {
+                let Some(filter) = self.subscriptions.get_mut(&b.channel) else {
+                    return Ok(());
+                };
+                match filter.accept(&b.epoch, b.publication.offset) {
+                    Live::Deliver => {}
+                    Live::Duplicate => return Ok(()),
+                    Live::Gap => return Err(End::Close(Disconnect::INSUFFICIENT_STATE)),
+                }
+                let own = b.publication.publisher.as_ref();
+                if own.is_some_and(|p| p.client == self.info.client) {
+                    return Ok(());
+                }
+                let state = self.pusher();
+                let Some(name) = state.app.pusher_channel(&b.channel) else {
+                    return Ok(());
+                };
+                let out = b.pusher(name);
+                if out.exclude.as_deref() == Some(state.socket_id.as_str()) {
+                    return Ok(());
+                }
+                self.hub.metrics.messages_out.inc();
+                Ok(wire.send_prepared(&out.message)?)
+            }
+            Delivery::Presence(event) => {
+                if event.client == self.info.client
+                    || !self.subscriptions.contains_key(&event.channel)
+                {
+                    return Ok(());
+                }
+                let Some(name) = self.pusher().app.pusher_channel(&event.channel) else {
+                    return Ok(());
+                };
+                let text = if event.joined {
+                    frame::member_added(name, &event.user, &event.client)
+                } else {
+                    frame::member_removed(name, &event.user, &event.client)
+                };
+                self.send_text(text, wire)
+            }
+        }
+    }
+
+    /// The close a Pusher client gets for `reason`: a `pusher:error` first, and a code in
+    /// Pusher's ranges where the hub's would mean otherwise to pusher-js (4000–4099: do not
+    /// reconnect, 4100–4199: reconnect after a while, 4200–4299: reconnect now).
+    pub(super) fn pusher_close(&mut self, reason: Disconnect, wire: &mut impl Wire) -> Disconnect {
+        let reason = match reason {
+            Disconnect::SLOW | Disconnect::INSUFFICIENT_STATE | Disconnect::WRITE_TIMEOUT => {
+                Disconnect::new(4200, reason.reason)
+            }
+            Disconnect::UNAVAILABLE => Disconnect::new(4100, reason.reason),
+            Disconnect::IDLE => Disconnect::new(4202, reason.reason),
+            Disconnect::TERMINATED => Disconnect::new(4009, reason.reason),
+            other => other,
+        };
+        if reason.code >= 4000 {
+            let _ = self.send_text(frame::error(Some(reason.code), reason.reason), wire);
+        }
+        reason
+    }
+
+    /// Forgets the signed-in user.
+    pub(super) fn sign_out(&mut self) {
+        let user = self.pusher.as_deref_mut().and_then(|p| p.user.take());
+        if let Some((user, _)) = user {
+            self.hub.users.remove(&user, self.id);
+        }
+    }
+}
+
+/// A message's data: an object, or (as some clients send it) a string holding one.
+fn parse<T: serde::de::DeserializeOwned>(data: Option<&RawValue>) -> Option<T> {
+    let data = data?.get();
+    serde_json::from_str::<T>(data).ok().or_else(|| {
+        let inner = serde_json::from_str::<String>(data).ok()?;
+        serde_json::from_str::<T>(&inner).ok()
+    })
+}

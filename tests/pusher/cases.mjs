@@ -1,0 +1,268 @@
+// The cases: each gets { herald, auth, restart } and throws on failure.
+import Echo from "laravel-echo";
+import Pusher from "pusher-js";
+import { recover } from "../../web/herald-pusher.js";
+import { APPS, API_KEY, assert, client, next, none, server, startAuth, state, subscribed } from "./harness.mjs";
+
+const SOCKET_ID = /^\d+\.\d+$/;
+
+/** Waits (up to 5 s) for `cond()` to hold. */
+async function until(cond, what) {
+  for (let i = 0; i < 100; i++) {
+    if (cond()) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`not ${what} within 5 s`);
+}
+
+export const cases = {
+  async "public channel: connect, subscribe, trigger, socket_id exclusion"({ herald, auth, open }) {
+    const a = open(client(herald.port, auth));
+    const b = open(client(herald.port, auth));
+    await Promise.all([state(a, "connected"), state(b, "connected")]);
+    assert(SOCKET_ID.test(a.connection.socket_id), `socket id ${a.connection.socket_id}`);
+    const [ca, cb] = await Promise.all([subscribed(a, "news"), subscribed(b, "news")]);
+    const sdk = server(herald.port);
+    const got = next(ca, "greet");
+    await sdk.trigger("news", "greet", { hello: "world" });
+    assert((await got).hello === "world", "a got the event");
+    // Excluded by socket_id: b receives, a does not.
+    const toB = next(cb, "only-others");
+    const notA = none(ca, "only-others", 600);
+    await sdk.trigger("news", "only-others", { n: 1 }, { socket_id: a.connection.socket_id });
+    await toB;
+    await notA;
+  },
+
+  async "private channel: auth endpoint, refusals, client events"({ herald, auth, open }) {
+    const a = open(client(herald.port, auth, { user: "alice" }));
+    const b = open(client(herald.port, auth, { user: "bob" }));
+    const [ca, cb] = await Promise.all([subscribed(a, "private-room"), subscribed(b, "private-room")]);
+    const got = next(cb, "client-typing");
+    const noEcho = none(ca, "client-typing", 600);
+    assert(ca.trigger("client-typing", { who: "alice" }), "client event sent");
+    assert((await got).who === "alice", "b got the client event");
+    await noEcho;
+    // The auth endpoint refuses mallory: pusher-js reports it on the channel.
+    const m = open(client(herald.port, auth, { user: "mallory" }));
+    const refused = next(m.subscribe("private-room"), "pusher:subscription_error");
+    assert((await refused).status === 403, "the endpoint's 403");
+    // A forged signature is refused by Herald itself.
+    const forger = open(client(herald.port, auth, {
+      channelAuthorization: {
+        customHandler: (_, callback) => callback(null, { auth: `${APPS.app1.key}:${"0".repeat(64)}` }),
+      },
+    }));
+    const forged = await next(forger.subscribe("private-room"), "pusher:subscription_error");
+    assert(forged.status === 401, `forged auth refused: ${JSON.stringify(forged)}`);
+  },
+
+  async "presence channel: members, member events, users and channel info API"({ herald, auth, open }) {
+    const sdk = server(herald.port);
+    const alice = open(client(herald.port, auth, { user: "alice" }));
+    const ca = await subscribed(alice, "presence-lobby");
+    assert(ca.members.count === 1 && ca.members.me.id === "alice", "alice alone");
+    const added = next(ca, "pusher:member_added");
+    const bob = open(client(herald.port, auth, { user: "bob" }));
+    const cb = await subscribed(bob, "presence-lobby");
+    const member = await added;
+    assert(member.id === "bob" && member.info.name === "User bob", `member_added ${JSON.stringify(member)}`);
+    assert(cb.members.count === 2 && cb.members.get("alice").info.name === "User alice", "bob sees alice");
+    const users = await (await sdk.get({ path: "/channels/presence-lobby/users" })).json();
+    assert(JSON.stringify(users.users.map((u) => u.id).sort()) === '["alice","bob"]', JSON.stringify(users));
+    const info = await (await sdk.get({
+      path: "/channels/presence-lobby", params: { info: "user_count,subscription_count" },
+    })).json();
+    assert(info.occupied && info.user_count === 2 && info.subscription_count === 2, JSON.stringify(info));
+    const list = await (await sdk.get({
+      path: "/channels", params: { filter_by_prefix: "presence-", info: "user_count" },
+    })).json();
+    assert(list.channels["presence-lobby"]?.user_count === 2, JSON.stringify(list));
+    const removed = next(ca, "pusher:member_removed");
+    bob.disconnect();
+    assert((await removed).id === "bob", "member_removed");
+    const empty = await (await sdk.get({ path: "/channels/presence-nobody" })).json();
+    assert(empty.occupied === false, JSON.stringify(empty));
+  },
+
+  async "server SDK: triggerBatch, multi-channel trigger, signed requests only"({ herald, auth, open }) {
+    const a = open(client(herald.port, auth));
+    const [c1, c2] = await Promise.all([subscribed(a, "one"), subscribed(a, "two")]);
+    const sdk = server(herald.port);
+    const e1 = next(c1, "batched");
+    const e2 = next(c2, "batched");
+    await sdk.triggerBatch([
+      { channel: "one", name: "batched", data: { n: 1 } },
+      { channel: "two", name: "batched", data: { n: 2 } },
+    ]);
+    assert((await e1).n === 1 && (await e2).n === 2, "both batch events");
+    const m1 = next(c1, "multi");
+    const m2 = next(c2, "multi");
+    await sdk.trigger(["one", "two"], "multi", "plain string");
+    assert((await m1) === "plain string" && (await m2) === "plain string", "multi-channel");
+    // The wrong secret, and another app's credentials, are refused.
+    const wrong = server(herald.port, { ...APPS.app1, secret: "not-the-secret" });
+    const refused = await wrong.trigger("one", "x", {}).then(() => null, (e) => e);
+    assert(refused?.status === 401, `wrong secret: ${refused}`);
+    const cross = await server(herald.port, { ...APPS.app1, id: APPS.app2.id })
+      .trigger("one", "x", {}).then(() => null, (e) => e);
+    assert(cross?.status === 401, `app1 credentials on app2: ${cross}`);
+  },
+
+  async "apps are isolated, unknown keys refused with 4001"({ herald, auth, open, onClose }) {
+    const one = open(client(herald.port, auth));
+    const two = open(client(herald.port, auth, { app: APPS.app2 }));
+    const [c1, c2] = await Promise.all([subscribed(one, "news"), subscribed(two, "news")]);
+    const got = next(c1, "hello");
+    const notTwo = none(c2, "hello", 600);
+    await server(herald.port).trigger("news", "hello", {});
+    await got;
+    await notTwo;
+    // app2 does not allow client events (its own auth endpoint signs with its secret).
+    const auth2 = await startAuth(APPS.app2);
+    const signed2 = open(client(herald.port, auth2, { app: APPS.app2 }));
+    onClose(() => auth2.close());
+    const p2 = await subscribed(signed2, "private-x");
+    const crossed = await next(open(client(herald.port, auth, { app: APPS.app2 }))
+      .subscribe("private-x"), "pusher:subscription_error");
+    assert(crossed.status === 401, "app1's signature does not open app2's channel");
+    const error = next(signed2.connection, "error");
+    p2.trigger("client-x", {});
+    const e = await error;
+    assert(/client events/.test(JSON.stringify(e)), `client events refused: ${JSON.stringify(e)}`);
+    const ghost = open(client(herald.port, auth, { app: { key: "no-such-key" } }));
+    const refused = await next(ghost.connection, "error");
+    assert((refused.error ?? refused).data?.code === 4001, `unknown key: ${JSON.stringify(refused)}`);
+  },
+
+  async "herald.v1 and Pusher share channels: history and the hub API"({ herald, auth, open }) {
+    const a = open(client(herald.port, auth, { user: "alice" }));
+    const b = open(client(herald.port, auth, { user: "bob" }));
+    const [ca, cb] = await Promise.all([subscribed(a, "private-shared"), subscribed(b, "private-shared")]);
+    const got = next(cb, "client-note");
+    ca.trigger("client-note", { text: "kept" });
+    await got;
+    const history = await (await fetch(`${herald.url}/api/history/pusher-app1:private-shared`, {
+      headers: { "x-api-key": API_KEY },
+    })).json();
+    const last = history.publications.at(-1)?.data;
+    assert(last?.event === "client-note" && last.data.text === "kept", JSON.stringify(history));
+    const fromHub = next(cb, "from-hub");
+    const plain = next(cb, "message");
+    for (const data of [{ event: "from-hub", data: { n: 7 } }, { any: "json" }]) {
+      const r = await fetch(`${herald.url}/api/publish`, {
+        method: "POST",
+        headers: { "x-api-key": API_KEY, "content-type": "application/json" },
+        body: JSON.stringify({ channel: "pusher-app1:private-shared", data }),
+      });
+      assert(r.ok, `hub publish ${r.status}`);
+    }
+    assert((await fromHub).n === 7, "an envelope is its event");
+    assert((await plain).any === "json", "other data arrives as message");
+  },
+
+  async "signin, the user's channel, terminate connections"({ herald, auth, open }) {
+    const carol = open(client(herald.port, auth, { user: "carol" }));
+    await state(carol, "connected");
+    carol.signin();
+    // Signed in, pusher-js subscribes to #server-to-user-carol.
+    await until(() => carol.user.serverToUserChannel?.subscribed, "signed in, own channel subscribed");
+    const note = next(carol.user, "note");
+    await server(herald.port).sendToUser("carol", "note", { x: 1 });
+    assert((await note).x === 1, "sendToUser");
+    const closed = next(carol.connection, "error");
+    await server(herald.port).terminateUserConnections("carol");
+    const e = await closed;
+    assert(e.data?.code === 4009, `terminated with 4009: ${JSON.stringify(e)}`);
+    await state(carol, "disconnected");
+  },
+
+  async "recovery: the herald-pusher plugin replays what a reconnecting client missed"({ herald, auth, open }) {
+    const a = open(recover(client(herald.port, auth)));
+    const channel = await subscribed(a, "feed");
+    const seen = [];
+    channel.bind("tick", (d) => seen.push(d.n));
+    const sdk = server(herald.port);
+    const first = next(channel, "tick");
+    await sdk.trigger("feed", "tick", { n: 1 });
+    await first;
+    a.disconnect();
+    await state(a, "disconnected");
+    await sdk.trigger("feed", "tick", { n: 2 });
+    await sdk.trigger("feed", "tick", { n: 3 });
+    const again = next(channel, "pusher:subscription_succeeded");
+    a.connect();
+    const data = await again;
+    assert(data.herald_recovered === true, `recovered: ${JSON.stringify(data)}`);
+    await until(() => seen.length === 3, "three ticks");
+    assert(JSON.stringify(seen) === "[1,2,3]", `in order, once: ${seen}`);
+    // Without the plugin, a client gets only what comes next.
+    const plain = open(client(herald.port, auth));
+    const pc = await subscribed(plain, "feed");
+    await none(pc, "tick", 300);
+  },
+
+  async "reconnect after a server restart"({ herald, auth, open, restart }) {
+    const a = open(client(herald.port, auth));
+    await subscribed(a, "news");
+    await restart();
+    await state(a, "connecting", 8000).catch(() => {});
+    await state(a, "connected", 15000);
+    const channel = a.channel("news");
+    // pusher-js subscribes again on reconnect; wait for it, then receive.
+    await next(channel, "pusher:subscription_succeeded", 8000).catch(() => {});
+    const got = next(channel, "after");
+    await server(herald.port).trigger("news", "after", { ok: true });
+    assert((await got).ok, "event after the restart");
+  },
+
+  async "Laravel Echo: channel, private, join"({ herald, auth, open }) {
+    const echo = (user) => new Echo({
+      broadcaster: "pusher", Pusher, key: APPS.app1.key, cluster: "mt1",
+      wsHost: "127.0.0.1", wsPort: herald.port, forceTLS: false, enabledTransports: ["ws"],
+      disableStats: true, authEndpoint: `${auth.url}/channel-auth`, auth: { params: { user } },
+    });
+    const e1 = echo("erin");
+    const e2 = echo("frank");
+    open(e1.connector.pusher);
+    open(e2.connector.pusher);
+    const sdk = server(herald.port);
+    const news = new Promise((resolve) => e1.channel("orders").listen(".shipped", resolve));
+    const priv = new Promise((resolve) => e1.private("orders.1").listen(".paid", resolve));
+    const here = new Promise((resolve) => e1.join("room.1").here(resolve));
+    const joining = new Promise((resolve) => e1.join("room.1").joining(resolve));
+    const members = await here;
+    assert(members.length === 1 && members[0].name === "User erin", JSON.stringify(members));
+    const frankHere = new Promise((resolve) => e2.join("room.1").here(resolve));
+    assert((await frankHere).length === 2, "frank sees both");
+    assert((await joining).name === "User frank", "joining");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await sdk.trigger("orders", "shipped", { id: 1 });
+    await sdk.trigger("private-orders.1", "paid", { id: 1 });
+    assert((await news).id === 1 && (await priv).id === 1, "Echo listeners");
+    const whisper = new Promise((resolve) => e2.private("orders.1").listenForWhisper("typing", resolve));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    e1.private("orders.1").whisper("typing", { who: "erin" });
+    assert((await whisper).who === "erin", "whisper (a client event)");
+  },
+};
+
+/** Two nodes on one Redis: clients on each node meet in the same channels. */
+export const cluster = {
+  async "two nodes with Redis: trigger on one, receive on the other"({ nodes, auth, open }) {
+    const [n1, n2] = nodes;
+    const a = open(client(n1.port, auth, { user: "alice" }));
+    const b = open(client(n2.port, auth, { user: "bob" }));
+    const [pa, pb] = await Promise.all([subscribed(a, "private-x"), subscribed(b, "private-x")]);
+    const got = next(pb, "across");
+    await server(n1.port).trigger("private-x", "across", { from: "node1" });
+    assert((await got).from === "node1", "node 2 got node 1's event");
+    const whisper = next(pa, "client-hi");
+    pb.trigger("client-hi", { from: "bob" });
+    assert((await whisper).from === "bob", "client event across nodes");
+    const ca = await subscribed(a, "presence-both");
+    const added = next(ca, "pusher:member_added");
+    const cb = await subscribed(b, "presence-both");
+    assert((await added).id === "bob" && cb.members.count === 2, "presence across nodes");
+  },
+};
