@@ -245,6 +245,27 @@ export const cases = {
     e1.private("orders.1").whisper("typing", { who: "erin" });
     assert((await whisper).who === "erin", "whisper (a client event)");
   },
+
+  async "webhooks: the pusher SDK verifies Herald's channel, member and client events"({ herald, auth, webhooks, open }) {
+    const channel = `presence-hooks-${Date.now()}`;
+    const of = (name) => webhooks.events.filter((e) => e.channel === channel && e.name === name);
+    const a = open(client(herald.port, auth, { user: "alice" }));
+    const b = open(client(herald.port, auth, { user: "bob" }));
+    const [ca] = await Promise.all([subscribed(a, channel), subscribed(b, channel)]);
+    await until(() => of("member_added").length === 2 && of("channel_occupied").length === 1, "occupied, two members");
+    assert(ca.trigger("client-ping", { n: 1 }), "client event sent");
+    await until(() => of("client_event").length === 1, "the client event's webhook");
+    const ping = of("client_event")[0];
+    assert(ping.event === "client-ping" && ping.user_id === "alice", JSON.stringify(ping));
+    assert(JSON.parse(ping.data).n === 1 && ping.socket_id === a.connection.socket_id, JSON.stringify(ping));
+    a.disconnect();
+    b.disconnect();
+    await until(() => of("member_removed").length === 2 && of("channel_vacated").length === 1, "vacated, members removed");
+    const users = of("member_added").map((e) => e.user_id).sort();
+    assert(JSON.stringify(users) === '["alice","bob"]', JSON.stringify(users));
+    assert(of("channel_occupied").length === 1, "occupied once");
+    assert(webhooks.invalid === 0, `${webhooks.invalid} webhooks failed the SDK's check`);
+  },
 };
 
 /** Two nodes on one Redis: clients on each node meet in the same channels. */

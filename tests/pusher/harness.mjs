@@ -15,10 +15,14 @@ export const API_KEY = "pusher-test-api-key";
  * The herald config the cases run with: two apps, the first with client events on; browser
  * pages from `origin` (the auth endpoint's, which serves the test page) may connect.
  */
-export function writeConfig(path, origin) {
+export function writeConfig(path, origin, webhookUrl = "") {
+  const hook = webhookUrl ? `webhook_url = "${webhookUrl}"` : "";
   writeFileSync(path, `
 [api]
 key = "${API_KEY}"
+
+[webhooks]
+grace = "300ms"
 
 [origins]
 allowed = ["${origin}"]
@@ -31,6 +35,7 @@ id = "${APPS.app1.id}"
 key = "${APPS.app1.key}"
 secret = "${APPS.app1.secret}"
 client_events = true
+${hook}
 
 [[pusher.apps]]
 id = "${APPS.app2.id}"
@@ -83,6 +88,34 @@ export async function startAuth(app = APPS.app1) {
   await new Promise((resolve) => srv.listen(0, "127.0.0.1", resolve));
   const url = `http://127.0.0.1:${srv.address().port}`;
   return { url, close: () => srv.close() };
+}
+
+/**
+ * The application's webhook endpoint, made with the `pusher` SDK: every POST whose signature
+ * `webhook().isValid()` accepts adds its events to `events`; any other is counted in
+ * `invalid` (and answered 401).
+ */
+export async function startWebhooks(app = APPS.app1) {
+  const sdk = new PusherServer({ appId: app.id, key: app.key, secret: app.secret });
+  const hooks = { events: [], invalid: 0 };
+  const srv = http.createServer((req, res) => {
+    let rawBody = "";
+    req.on("data", (c) => (rawBody += c));
+    req.on("end", () => {
+      const hook = sdk.webhook({ headers: req.headers, rawBody });
+      if (!hook.isValid()) {
+        hooks.invalid++;
+        res.writeHead(401).end();
+        return;
+      }
+      hooks.events.push(...hook.getEvents());
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise((resolve) => srv.listen(0, "127.0.0.1", resolve));
+  hooks.url = `http://127.0.0.1:${srv.address().port}/pusher/webhooks`;
+  hooks.close = () => srv.close();
+  return hooks;
 }
 
 /** The browser page (pusher-js's web build, from npm) at `/`, and the script it loads. */

@@ -9,7 +9,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { exists, freePort, killAll, startHerald, startRedis } from "../../web/e2e/procs.mjs";
-import { startAuth, writeConfig } from "./harness.mjs";
+import { startAuth, startWebhooks, writeConfig } from "./harness.mjs";
 import { cases, cluster } from "./cases.mjs";
 import { browserCase } from "./browser.mjs";
 
@@ -46,12 +46,14 @@ async function run(name, body) {
 }
 
 const auth = await startAuth();
-writeConfig(config, auth.url);
+const webhooks = await startWebhooks();
+writeConfig(config, auth.url, webhooks.url);
 const port = await freePort();
 const args = ["--config", config];
 let herald = await startHerald(bin, { port, args, logFile });
 const ctx = {
   auth,
+  webhooks,
   get herald() {
     return herald;
   },

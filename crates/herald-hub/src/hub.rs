@@ -142,7 +142,7 @@ impl Hub {
             per_ip: PerIp::new(config.limits.max_connections_per_ip),
             connect_hook: ConnectHook::new(&config.hooks.connect, metrics.clone()),
             command_hooks: CommandHooks::new(&config.hooks, &metrics),
-            webhooks: Webhooks::new(&config.webhooks, metrics.clone()).map(Arc::new),
+            webhooks: Webhooks::new(&config, metrics.clone()).map(Arc::new),
             auth,
             broker,
             metrics,

@@ -53,6 +53,11 @@ pub struct PusherApp {
     pub client_events: bool,
     /// The hub namespace the app's channels live in. Default `pusher-{id}`.
     pub namespace: Option<String>,
+    /// Where the app's Pusher webhooks (`channel_occupied`, `channel_vacated`,
+    /// `member_added`, `member_removed`, `client_event`) are POSTed, signed as Pusher signs
+    /// them with the app's key and secret. Default unset: none. The grace delay, node expiry,
+    /// queue, batch, timeout and backoff are `[webhooks]`'s.
+    pub webhook_url: Option<String>,
 }
 
 impl PusherApp {

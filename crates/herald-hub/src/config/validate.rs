@@ -294,6 +294,13 @@ impl HubConfig {
             if !self.namespaces.is_empty() && !self.namespaces.contains_key(&ns) {
                 return fail("its namespace is not configured in [namespaces]");
             }
+            if app
+                .webhook_url
+                .as_deref()
+                .is_some_and(|url| crate::fetch::HttpUrl::parse(url).is_none())
+            {
+                return fail("webhook_url is not an http:// or https:// URL");
+            }
         }
         Ok(())
     }

@@ -116,6 +116,7 @@ mod tests {
             secret: "s".into(),
             client_events: false,
             namespace: None,
+            webhook_url: None,
         });
         let hub = Hub::new(config).unwrap();
         let app = hub.pusher.by_id("1").unwrap().clone();

@@ -211,7 +211,6 @@ impl Session {
         if kind == Kind::Presence {
             self.pusher_mut().members.insert(joined.name, info);
         }
-        // webhook: channel_occupied (first subscriber) and member_added would be sent here.
         let mut data = self.members_data(&channel, kind).await?;
         data["herald_position"] = json!({"offset": position.offset, "epoch": position.epoch});
         if let Some(recovered) = joined.recovered {
@@ -287,7 +286,6 @@ impl Session {
         if self.subscriptions.remove(channel.as_str()).is_some() {
             let info = self.channel_info(&channel);
             self.hub.unsubscribe(&channel, self.id, &info).await;
-            // webhook: member_removed and channel_vacated would be sent here.
         }
     }
 
@@ -352,6 +350,7 @@ impl Session {
             .get(channel.as_str())
             .map(|m| frame::member(&m.user, &m.client).0);
         let socket_id = state.socket_id.clone();
+        let app = state.app.config.id.clone();
         if let Some(reason) = refusal {
             self.hub.metrics.pusher_refusal("client_event");
             return self.pusher_error(None, reason, wire);
@@ -368,14 +367,28 @@ impl Session {
             event: message.event.as_str().into(),
             data: data.unwrap_or(null),
             // Never to the sender, live or recovered.
-            socket_id: Some(socket_id.into()),
-            user_id: user_id.map(Into::into),
+            socket_id: Some(socket_id.as_str().into()),
+            user_id: user_id.as_deref().map(Into::into),
         };
         let published = self
             .hub
             .publish(&channel, envelope.to_payload(), Some(self.info.clone()))
             .await;
-        // webhook: client_event would be sent here.
+        if published.is_ok()
+            && let Some(webhooks) = &self.hub.webhooks
+        {
+            let event = crate::webhooks::client_event(
+                &app,
+                name,
+                &message.event,
+                data.map_or("null", RawValue::get),
+                &socket_id,
+                user_id.as_deref(),
+            );
+            webhooks
+                .pusher_client_event(self.hub.broker.as_ref(), &app, event)
+                .await;
+        }
         match published {
             Ok(_) => Ok(()),
             Err(e) => {

@@ -1325,6 +1325,7 @@ mod pusher_mode {
             secret: "s".into(),
             client_events,
             namespace: None,
+            webhook_url: None,
         });
         let hub = Hub::new(config).unwrap();
         let app = hub.pusher.by_key("k").unwrap().clone();

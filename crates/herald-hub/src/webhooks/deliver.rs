@@ -60,7 +60,9 @@ impl Webhooks {
         }
     }
 
-    /// POSTs the oldest batch and removes it once delivered.
+    /// POSTs the oldest batch to each endpoint it has events for, and removes it once every
+    /// one took it. A failure anywhere sends the whole batch again later: an endpoint that
+    /// took it gets it twice (same ids, for Herald's events), as at-least-once allows.
     async fn deliver_batch(&self, broker: &dyn Broker) -> Result<(), FetchError> {
         let entries = broker
             .outbox_read(self.config.batch)
@@ -69,31 +71,48 @@ impl Webhooks {
         let Some(first) = entries.first() else {
             return Ok(());
         };
-        let body = body(&entries);
-        let timestamp = SystemTime::now()
+        let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let headers = vec![
-            (WEBHOOK_ID, first.id.clone()),
-            ("herald-timestamp", timestamp.to_string()),
-            (
-                "herald-signature",
-                signature(self.secret.as_bytes(), timestamp, &body),
-            ),
-        ];
+            .unwrap_or_default();
         let n = entries.len() as u64;
-        let post = fetch::call(
-            &self.url,
-            self.tls.as_ref(),
-            Outgoing::Webhook(body.into(), headers),
-            0,
-        );
-        let sent = tokio::time::timeout(self.config.timeout, post)
-            .await
-            .unwrap_or(Err(FetchError::Timeout));
-        if let Err(e) = sent {
-            self.metrics.webhook_events("failed", n);
-            return Err(e);
+        let mut posts = Vec::new();
+        if let Some(herald) = &self.herald
+            && let Some((body, first)) = body(&entries, &self.config.events)
+        {
+            let timestamp = now.as_secs();
+            let signature = signature(self.secret.as_bytes(), timestamp, &body);
+            let headers = vec![
+                (WEBHOOK_ID, first),
+                ("herald-timestamp", timestamp.to_string()),
+                ("herald-signature", signature),
+            ];
+            posts.push((herald, body, headers));
+        }
+        let now_ms = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
+        for app in &self.pusher {
+            if let Some((body, signature)) = app.body(&entries, now_ms) {
+                let headers = vec![
+                    (WEBHOOK_ID, first.id.clone()),
+                    ("x-pusher-key", app.key.clone()),
+                    ("x-pusher-signature", signature),
+                ];
+                posts.push((&app.endpoint, body, headers));
+            }
+        }
+        for (endpoint, body, headers) in posts {
+            let post = fetch::call(
+                &endpoint.url,
+                endpoint.tls.as_ref(),
+                Outgoing::Webhook(body.into(), headers),
+                0,
+            );
+            let sent = tokio::time::timeout(self.config.timeout, post)
+                .await
+                .unwrap_or(Err(FetchError::Timeout));
+            if let Err(e) = sent {
+                self.metrics.webhook_events("failed", n);
+                return Err(e);
+            }
         }
         self.metrics.webhook_events("sent", n);
         let ids: Vec<String> = entries.into_iter().map(|e| e.id).collect();

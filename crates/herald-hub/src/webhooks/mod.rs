@@ -10,11 +10,14 @@
 
 mod deliver;
 mod event;
+mod pusher;
 mod sign;
 mod tracker;
 
+pub(crate) use pusher::client_event;
+
 use crate::broker::{Broker, OutboxPolicy, Payload, Tracked};
-use crate::config::WebhooksConfig;
+use crate::config::{HubConfig, WebhooksConfig};
 use crate::fetch::{self, HttpUrl};
 use crate::metrics::Metrics;
 use base64::Engine;
@@ -24,13 +27,34 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracker::Tracker;
 
+/// Where one kind of webhook POST goes.
+#[derive(Debug)]
+pub(super) struct Endpoint {
+    url: HttpUrl,
+    tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+}
+
+impl Endpoint {
+    /// The endpoint at `url`, configured at `key`; `None` for a URL that does not parse
+    /// (`HubConfig::validate` refused it).
+    fn new(url: &str, key: &str) -> Option<Self> {
+        let url = HttpUrl::parse(url)?;
+        Some(Self {
+            tls: fetch::tls_for(&url, key),
+            url,
+        })
+    }
+}
+
 /// This node's side of the webhooks.
 pub(crate) struct Webhooks {
     config: WebhooksConfig,
     policy: OutboxPolicy,
-    url: HttpUrl,
-    tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+    /// `webhooks.url`, Herald's own events.
+    herald: Option<Endpoint>,
     secret: String,
+    /// The Pusher apps with a `webhook_url`.
+    pusher: Vec<pusher::PusherHook>,
     tracker: Tracker,
     metrics: Arc<Metrics>,
     users: bool,
@@ -41,17 +65,33 @@ pub(crate) struct Webhooks {
 impl std::fmt::Debug for Webhooks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Webhooks")
-            .field("url", &self.url)
+            .field("herald", &self.herald)
+            .field("pusher", &self.pusher)
             .finish_non_exhaustive()
     }
 }
 
 impl Webhooks {
-    /// The webhooks `config` asks for; `None` without a URL (`HubConfig::validate` refused a
-    /// URL that does not parse, and a URL without a secret).
-    pub(crate) fn new(config: &WebhooksConfig, metrics: Arc<Metrics>) -> Option<Self> {
-        let url = HttpUrl::parse(config.url.as_deref()?)?;
+    /// The webhooks `hub` asks for (`webhooks.url`, Pusher apps' `webhook_url`); `None`
+    /// without any (`HubConfig::validate` refused a URL that does not parse, and
+    /// `webhooks.url` without a secret).
+    pub(crate) fn new(hub: &HubConfig, metrics: Arc<Metrics>) -> Option<Self> {
+        let config = &hub.webhooks;
+        let herald = config
+            .url
+            .as_deref()
+            .and_then(|url| Endpoint::new(url, "webhooks.url"));
+        let pusher: Vec<_> = hub
+            .pusher
+            .apps
+            .iter()
+            .filter_map(pusher::PusherHook::new)
+            .collect();
+        if herald.is_none() && pusher.is_empty() {
+            return None;
+        }
         let either = |a, b| config.emits(a) || config.emits(b);
+        let apps = !pusher.is_empty();
         Some(Self {
             policy: OutboxPolicy {
                 grace: config.grace,
@@ -60,14 +100,14 @@ impl Webhooks {
                 // Long enough to outlast one POST; renewed every tick.
                 lease: (config.timeout * 2).max(Duration::from_secs(2)),
             },
-            tls: fetch::tls_for(&url, "webhooks.url"),
-            url,
+            herald,
             secret: config.secret.clone().unwrap_or_default(),
+            pusher,
             tracker: Tracker::default(),
             metrics,
             users: either("user_online", "user_offline"),
-            channels: either("channel_occupied", "channel_vacated"),
-            members: either("member_added", "member_removed"),
+            channels: apps || either("channel_occupied", "channel_vacated"),
+            members: apps || either("member_added", "member_removed"),
             config: config.clone(),
         })
     }
@@ -129,6 +169,20 @@ impl Webhooks {
             Err(e) => {
                 self.metrics.webhook_events("dropped", 1);
                 tracing::warn!(channel, error = %e, "publication webhook event lost");
+            }
+        }
+    }
+
+    /// Puts a Pusher `client_event` in the outbox, when app `app` has a `webhook_url`.
+    pub(crate) async fn pusher_client_event(&self, broker: &dyn Broker, app: &str, event: Vec<u8>) {
+        if !self.pusher.iter().any(|p| p.id == app) {
+            return;
+        }
+        match broker.outbox_push(event.into(), self.policy).await {
+            Ok(appended) => self.metrics.webhook_appended(appended),
+            Err(e) => {
+                self.metrics.webhook_events("dropped", 1);
+                tracing::warn!(app, error = %e, "client_event webhook event lost");
             }
         }
     }
