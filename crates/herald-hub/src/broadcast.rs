@@ -29,6 +29,7 @@ pub(crate) struct Broadcast {
     deflate: Option<Arc<DeflateConfig>>,
     plain: OnceLock<PreparedMessage>,
     protocol: OnceLock<PreparedMessage>,
+    json: OnceLock<String>,
 }
 
 impl Broadcast {
@@ -46,6 +47,7 @@ impl Broadcast {
             deflate,
             plain: OnceLock::new(),
             protocol: OnceLock::new(),
+            json: OnceLock::new(),
         }
     }
 
@@ -66,9 +68,15 @@ impl Broadcast {
     /// The message for protocol-mode connections: a `pub` push.
     pub(crate) fn protocol(&self) -> &PreparedMessage {
         self.protocol.get_or_init(|| {
-            let json = publication_json(&self.channel, &self.epoch, &self.publication);
+            let json = self.json().to_owned();
             PreparedMessage::new(Message::Text(json.into()), self.deflate.as_deref())
         })
+    }
+
+    /// The `pub` push as JSON text, for the transports that are not WebSocket frames.
+    pub(crate) fn json(&self) -> &str {
+        self.json
+            .get_or_init(|| publication_json(&self.channel, &self.epoch, &self.publication))
     }
 }
 

@@ -63,6 +63,7 @@ mod server;
 mod server_api;
 mod service;
 mod session;
+mod transport;
 mod users;
 
 pub use config::{BrokerConfig, ConfigError, HubConfig};

@@ -11,4 +11,4 @@ mod connect;
 
 pub(crate) use call::Failure;
 pub(crate) use command::{CommandHooks, plain_payload};
-pub(crate) use connect::{ConnectHook, Verdict};
+pub(crate) use connect::{ConnectHook, Handshake, Verdict};

@@ -1,0 +1,3 @@
+//! Transports besides the WebSocket: adapters that carry a hub session over plain HTTP.
+
+pub(crate) mod sse;
