@@ -359,6 +359,47 @@ export const cases = {
     }
   },
 
+  async "a plain EventSource page gets every missed publication through Last-Event-ID"(t) {
+    const proxy = await startProxy(t.server.port);
+    try {
+      const r = room();
+      const events = await t.page(`${proxy.url}/events.html?channel=chat:${r}`);
+      await badge(events, "connected");
+      const b = await t.page(chat(t.server.url, r, "Bob"));
+      await badge(b, "connected");
+      const received = () =>
+        events.$$eval('#log .msg[data-type="msg"]', (els) =>
+          els.map((e) => ({ text: e.textContent, offset: Number(e.dataset.offset) })),
+        );
+      await send(b, "before the drop");
+      await events.getByText("before the drop", { exact: true }).waitFor({ timeout: 10000 });
+      proxy.cut();
+      await badge(events, "connecting", 5000);
+      const missed = ["missed one", "missed two", "missed three"];
+      for (const text of missed) {
+        await send(b, text);
+        await seen(b, text, { own: true });
+      }
+      proxy.restore();
+      await badge(events, "connected", 20000);
+      await events.getByText("missed three", { exact: true }).waitFor({ timeout: 10000 });
+      await send(b, "after the drop");
+      await events.getByText("after the drop", { exact: true }).waitFor({ timeout: 10000 });
+      const got = await received();
+      assert.deepEqual(
+        got.map((m) => m.text),
+        ["before the drop", ...missed, "after the drop"],
+      );
+      const offsets = (await events.$$eval("#log .msg", (els) => els.map((e) => Number(e.dataset.offset))));
+      assert.deepEqual(offsets, [...offsets].sort((x, y) => x - y), "in offset order");
+      assert.equal(new Set(offsets).size, offsets.length, "each offset once");
+      assert.equal(await events.locator("#log .system").count(), 0, "recovered: no notice");
+      await t.shot(events, "events-recovered");
+    } finally {
+      proxy.close();
+    }
+  },
+
   async "the page reconnects by itself when the server restarts, and can send again"(t) {
     const { a, b } = await pair(t, t.server.url);
     await send(a, "before the restart");
