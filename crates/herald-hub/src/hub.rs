@@ -53,6 +53,8 @@ pub struct Hub {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) node: Arc<Node>,
     pub(crate) users: Arc<Users>,
+    /// The emulated connections' downstreams on this node (`/stream`).
+    pub(crate) streams: Arc<crate::transport::stream::Streams>,
     pub(crate) per_ip: Arc<PerIp>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) ws: herald::Config,
@@ -116,6 +118,7 @@ impl Hub {
             config.presence.join_leave_rate,
         ));
         let users = Arc::new(Users::default());
+        let streams = Arc::new(crate::transport::stream::Streams::default());
         let node_id = format!("{:08x}", rand::random::<u32>());
         broker.start(Arc::new(HubEvents {
             node: node.clone(),
@@ -123,6 +126,7 @@ impl Hub {
             metrics: metrics.clone(),
             node_id: node_id.clone(),
             reasons: crate::control::Reasons::default(),
+            streams: streams.clone(),
         }));
         let limit = config.limits.max_message_size;
         let ws = herald::Config::default()
@@ -145,6 +149,7 @@ impl Hub {
             metrics,
             node,
             users,
+            streams,
             shutdown: CancellationToken::new(),
             ws,
             tls,
@@ -167,6 +172,11 @@ impl Hub {
     /// The broker.
     pub fn broker(&self) -> &Arc<dyn Broker> {
         &self.broker
+    }
+
+    /// This node's id: the prefix of its client and stream session ids.
+    pub(crate) fn node_id(&self) -> &str {
+        &self.node_id
     }
 
     /// A new connection id, unique across nodes (node id, then a counter).

@@ -5,147 +5,12 @@
 
 mod common;
 
+use common::events::{Event, Stream};
 use common::*;
 use herald::Message;
 use herald_hub::auth::{Claims, issue_hs256};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-/// One event as an `EventSource` dispatches it (a comment has kind `:`).
-#[derive(Debug, Clone, Default)]
-struct Event {
-    kind: String,
-    id: Option<String>,
-    data: String,
-}
-
-impl Event {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.data).unwrap()
-    }
-}
-
-/// An event stream read over a raw socket, chunked encoding and all.
-struct Stream {
-    tcp: TcpStream,
-    /// Body bytes not yet parsed into events.
-    body: Vec<u8>,
-    /// Raw bytes not yet de-chunked.
-    raw: Vec<u8>,
-    status: u16,
-    head: String,
-}
-
-impl Stream {
-    async fn open(server: &Server, query: &str, headers: &str) -> Self {
-        let mut tcp = TcpStream::connect(server.addr).await.unwrap();
-        let request = format!(
-            "GET /sse?{query} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n{headers}\r\n",
-            server.addr
-        );
-        tcp.write_all(request.as_bytes()).await.unwrap();
-        let mut stream = Self {
-            tcp,
-            body: Vec::new(),
-            raw: Vec::new(),
-            status: 0,
-            head: String::new(),
-        };
-        while !stream.raw.windows(4).any(|w| w == b"\r\n\r\n") {
-            assert!(stream.fill().await, "the response head arrives");
-        }
-        let end = stream
-            .raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .unwrap()
-            + 4;
-        stream.head = String::from_utf8_lossy(&stream.raw[..end]).into_owned();
-        stream.raw.drain(..end);
-        stream.status = stream.head.split(' ').nth(1).unwrap().parse().unwrap();
-        stream
-    }
-
-    /// Reads more raw bytes; false at EOF.
-    async fn fill(&mut self) -> bool {
-        let mut chunk = [0u8; 8192];
-        let n = tokio::time::timeout(WAIT, self.tcp.read(&mut chunk))
-            .await
-            .expect("bytes in time")
-            .unwrap_or(0);
-        self.raw.extend_from_slice(&chunk[..n]);
-        n > 0
-    }
-
-    /// Moves complete chunks from `raw` to `body`; true after the last (empty) chunk.
-    fn dechunk(&mut self) -> bool {
-        loop {
-            let Some(line) = self.raw.windows(2).position(|w| w == b"\r\n") else {
-                return false;
-            };
-            let size = std::str::from_utf8(&self.raw[..line]).unwrap();
-            let size = usize::from_str_radix(size.trim(), 16).unwrap();
-            if self.raw.len() < line + 2 + size + 2 {
-                return false;
-            }
-            self.body
-                .extend_from_slice(&self.raw[line + 2..line + 2 + size]);
-            self.raw.drain(..line + 2 + size + 2);
-            if size == 0 {
-                return true;
-            }
-        }
-    }
-
-    /// The next event or comment; `None` once the stream ended.
-    async fn next(&mut self) -> Option<Event> {
-        loop {
-            let ended = self.dechunk();
-            if let Some(end) = self.body.windows(2).position(|w| w == b"\n\n") {
-                let block: Vec<u8> = self.body.drain(..end + 2).collect();
-                return Some(parse(&String::from_utf8(block).unwrap()));
-            }
-            if ended || !self.fill().await {
-                return None;
-            }
-        }
-    }
-
-    /// The next event, skipping comments.
-    async fn event(&mut self) -> Event {
-        loop {
-            let event = self.next().await.expect("an event");
-            if event.kind != ":" {
-                return event;
-            }
-        }
-    }
-}
-
-fn parse(block: &str) -> Event {
-    let mut event = Event {
-        kind: "message".into(),
-        ..Event::default()
-    };
-    let mut data = Vec::new();
-    for line in block.lines().filter(|l| !l.is_empty()) {
-        if line.starts_with(':') {
-            event.kind = ":".into();
-            continue;
-        }
-        let (field, value) = line.split_once(": ").unwrap_or((line, ""));
-        match field {
-            "event" => event.kind = value.into(),
-            "id" => event.id = Some(value.into()),
-            "data" => data.push(value),
-            other => panic!("unknown field {other}"),
-        }
-    }
-    event.data = data.join("\n");
-    event
-}
 
 fn offsets(events: &[Event]) -> Vec<(String, u64)> {
     events
@@ -181,7 +46,7 @@ mod streaming {
         let mut publisher = Client::connect(&server).await;
         // A channel's first publication starts its stream, in a new epoch.
         let first = publisher.publish("feed", json!(0)).await;
-        let mut stream = Stream::open(&server, "channel=feed", "").await;
+        let mut stream = Stream::open(&server, "/sse?channel=feed", "").await;
         assert_eq!(stream.status, 200);
         assert!(stream.head.contains("content-type: text/event-stream"));
         assert!(stream.head.contains("x-accel-buffering: no"));
@@ -207,7 +72,7 @@ mod streaming {
     #[tokio::test]
     async fn json_data_with_line_breaks_is_split_into_data_lines_and_joins_back() {
         let mut server = Server::start(config()).await;
-        let mut stream = Stream::open(&server, "channel=feed", "").await;
+        let mut stream = Stream::open(&server, "/sse?channel=feed", "").await;
         stream.event().await;
         let mut publisher = Client::connect(&server).await;
         let command = "{\"id\":7,\"method\":\"publish\",\"params\":{\"channel\":\"feed\",\"data\":{\"a\":\n1,\r\n\"b\":2}}}";
@@ -224,7 +89,7 @@ mod streaming {
         let mut cfg = config();
         cfg.heartbeat.interval = Duration::from_millis(100);
         let mut server = Server::start(cfg).await;
-        let mut stream = Stream::open(&server, "channel=feed", "").await;
+        let mut stream = Stream::open(&server, "/sse?channel=feed", "").await;
         assert_eq!(stream.event().await.kind, "ready");
         let comment = stream.next().await.unwrap();
         assert_eq!(comment.kind, ":");
@@ -236,7 +101,7 @@ mod streaming {
     #[tokio::test]
     async fn shutdown_ends_the_stream_with_a_disconnect_event() {
         let mut server = Server::start(config()).await;
-        let mut stream = Stream::open(&server, "channel=feed", "").await;
+        let mut stream = Stream::open(&server, "/sse?channel=feed", "").await;
         stream.event().await;
         server.hub.shutdown();
         let event = stream.event().await;
@@ -256,7 +121,7 @@ mod recovery {
     async fn last_event_id_recovers_exactly_what_each_channel_missed() {
         let mut server = Server::start(config()).await;
         let mut publisher = Client::connect(&server).await;
-        let mut stream = Stream::open(&server, "channel=a&channel=b", "").await;
+        let mut stream = Stream::open(&server, "/sse?channel=a&channel=b", "").await;
         assert_eq!(stream.event().await.kind, "ready");
         publisher.publish("a", json!("a1")).await;
         publisher.publish("b", json!("b1")).await;
@@ -277,7 +142,7 @@ mod recovery {
         publisher.publish("a", json!("a3")).await;
         publisher.publish("b", json!("b3")).await;
         let header = format!("Last-Event-ID: {last}\r\n");
-        let mut stream = Stream::open(&server, "channel=a&channel=b", &header).await;
+        let mut stream = Stream::open(&server, "/sse?channel=a&channel=b", &header).await;
         let recovered = publications(&mut stream, 3).await;
         assert_eq!(
             offsets(&recovered),
@@ -297,13 +162,13 @@ mod recovery {
         let mut server = Server::start(config()).await;
         let mut publisher = Client::connect(&server).await;
         publisher.publish("feed", json!(1)).await;
-        let mut stream = Stream::open(&server, "channel=feed", "").await;
+        let mut stream = Stream::open(&server, "/sse?channel=feed", "").await;
         let ready = stream.event().await;
         assert_eq!(ready.kind, "ready");
         drop(stream);
         publisher.publish("feed", json!(2)).await;
         let header = format!("Last-Event-ID: {}\r\n", ready.id.unwrap());
-        let mut stream = Stream::open(&server, "channel=feed", &header).await;
+        let mut stream = Stream::open(&server, "/sse?channel=feed", &header).await;
         assert_eq!(
             offsets(&publications(&mut stream, 1).await),
             [("feed".into(), 2)]
@@ -317,7 +182,7 @@ mod recovery {
         let mut cfg = config();
         cfg.history.size = 2;
         let mut server = Server::start(cfg).await;
-        let mut stream = Stream::open(&server, "channel=feed", "").await;
+        let mut stream = Stream::open(&server, "/sse?channel=feed", "").await;
         let ready = stream.event().await;
         drop(stream);
         let mut publisher = Client::connect(&server).await;
@@ -325,7 +190,7 @@ mod recovery {
             publisher.publish("feed", json!(i)).await;
         }
         let header = format!("Last-Event-ID: {}\r\n", ready.id.unwrap());
-        let mut stream = Stream::open(&server, "channel=feed", &header).await;
+        let mut stream = Stream::open(&server, "/sse?channel=feed", &header).await;
         let event = stream.event().await;
         assert_eq!(event.kind, "recovery");
         assert_eq!(event.json()["recovered"], false);
@@ -339,8 +204,12 @@ mod recovery {
     #[tokio::test]
     async fn a_garbled_or_foreign_last_event_id_gets_recovered_false_per_channel() {
         let mut server = Server::start(config()).await;
-        let mut stream =
-            Stream::open(&server, "channel=a&channel=b", "Last-Event-ID: x:1\r\n").await;
+        let mut stream = Stream::open(
+            &server,
+            "/sse?channel=a&channel=b",
+            "Last-Event-ID: x:1\r\n",
+        )
+        .await;
         assert_eq!(stream.status, 200);
         for channel in ["a", "b"] {
             let event = stream.event().await;
@@ -401,8 +270,12 @@ mod admission {
             .get("/sse?channel=a", "Origin: https://evil.example\r\n")
             .await;
         assert_eq!(status, 403);
-        let stream =
-            Stream::open(&server, "channel=a", "Origin: https://app.example.com\r\n").await;
+        let stream = Stream::open(
+            &server,
+            "/sse?channel=a",
+            "Origin: https://app.example.com\r\n",
+        )
+        .await;
         assert_eq!(stream.status, 200);
         assert!(
             stream
@@ -429,7 +302,7 @@ mod admission {
         let (status, _) = server.get("/sse?channel=chat:1", "").await;
         assert_eq!(status, 401, "no anonymous access without the policy");
         let cookie = format!("Cookie: herald_token={}\r\n", token(&["chat:*"]));
-        let mut stream = Stream::open(&server, "channel=chat:1", &cookie).await;
+        let mut stream = Stream::open(&server, "/sse?channel=chat:1", &cookie).await;
         assert_eq!(stream.status, 200);
         let mut ready = stream.event().await;
         while ready.kind != "ready" {
@@ -455,7 +328,7 @@ mod hostile {
         cfg.limits.queue_size = 8;
         let mut server = Server::start(cfg).await;
         // Opened and never read again.
-        let stream = Stream::open(&server, "channel=feed", "").await;
+        let stream = Stream::open(&server, "/sse?channel=feed", "").await;
         let mut publisher = Client::connect(&server).await;
         let big = "x".repeat(60_000);
         let hub = server.hub.clone();

@@ -1,6 +1,6 @@
 //! The HTTP side: WebSocket upgrades, the backend API, health, metrics and the demo page.
 
-mod api;
+pub(crate) mod api;
 pub(crate) mod head;
 mod users_api;
 mod web;
@@ -30,7 +30,9 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
         .route("/api/channels", get(users_api::channels))
         .route("/api/info", get(users_api::info))
         .route("/ws", get(ws::upgrade))
-        .route("/sse", get(crate::transport::sse::stream));
+        .route("/sse", get(crate::transport::sse::stream))
+        .route("/stream", get(crate::transport::stream::downstream))
+        .route("/stream/{session}", post(crate::transport::stream::post));
     for asset in web::ASSETS {
         router = router.route(asset.path, get(move || async move { web::serve(asset) }));
     }

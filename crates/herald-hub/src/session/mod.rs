@@ -74,6 +74,8 @@ pub(crate) enum Transport {
     WebSocket,
     /// Server-sent events (`GET /sse`).
     Sse,
+    /// herald.v1 over an event stream and POSTs (`/stream`).
+    Stream,
 }
 
 impl Transport {
@@ -82,6 +84,7 @@ impl Transport {
         match self {
             Self::WebSocket => "websocket",
             Self::Sse => "sse",
+            Self::Stream => "stream",
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::http::ws::{Refusal, identify};
 use crate::hub::Hub;
 use crate::server::Permit;
 use crate::session::{self, Grant, Mode, Transport};
+use crate::transport::body::{Bounds, EventBody};
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
@@ -26,7 +27,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
-use wire::{Bounds, SseWire};
+use wire::SseWire;
 
 /// `GET /sse`.
 pub(crate) async fn stream(
@@ -60,22 +61,9 @@ pub(crate) async fn stream(
     };
     let last = headers.get("last-event-id").map(HeaderValue::as_bytes);
     let resume = event_id::parse(last, channels.len());
-    let (body_tx, body_rx) = mpsc::channel(1);
+    let (body, body_rx) = event_body(&hub, Transport::Sse);
     let (ready_tx, ready_rx) = oneshot::channel();
-    let bounds = Bounds {
-        max_buffer: hub.ws.max_write_buffer_size,
-        write_timeout: Some(hub.config.limits.write_timeout).filter(|t| !t.is_zero()),
-        heartbeat: hub.config.heartbeat.interval,
-        close_wait: hub.ws.close_timeout,
-    };
-    let bytes = hub.metrics.transport_bytes(Transport::Sse.name());
-    let wire = SseWire::new(
-        body_tx,
-        channels.into_iter().zip(resume).collect(),
-        bounds,
-        ready_tx,
-        bytes,
-    );
+    let wire = SseWire::new(body, channels.into_iter().zip(resume).collect(), ready_tx);
     let grant = Grant {
         identity,
         mode: Mode::Protocol,
@@ -126,8 +114,24 @@ fn channels(hub: &Hub, query: Option<&str>) -> Result<Vec<String>, &'static str>
     Ok(channels)
 }
 
+/// An event body for a session on `transport`, and the receiver its response streams from.
+pub(crate) fn event_body(
+    hub: &Hub,
+    transport: Transport,
+) -> (EventBody, mpsc::Receiver<bytes::Bytes>) {
+    let (tx, rx) = mpsc::channel(1);
+    let bounds = Bounds {
+        max_buffer: hub.ws.max_write_buffer_size,
+        write_timeout: Some(hub.config.limits.write_timeout).filter(|t| !t.is_zero()),
+        heartbeat: hub.config.heartbeat.interval,
+        close_wait: hub.ws.close_timeout,
+    };
+    let bytes = hub.metrics.transport_bytes(transport.name());
+    (EventBody::new(tx, bounds, bytes), rx)
+}
+
 /// The 200 with the event stream.
-fn events(mut body: mpsc::Receiver<bytes::Bytes>) -> Response {
+pub(crate) fn events(mut body: mpsc::Receiver<bytes::Bytes>) -> Response {
     let stream = futures_util::stream::poll_fn(move |cx| {
         body.poll_recv(cx)
             .map(|chunk| chunk.map(Ok::<_, Infallible>))
@@ -146,7 +150,7 @@ fn events(mut body: mpsc::Receiver<bytes::Bytes>) -> Response {
 
 /// CORS for an allowed cross-origin `EventSource` (`withCredentials` included): the Origin
 /// policy already admitted `origin`, so it is echoed.
-fn with_cors(mut response: Response, origin: Option<&str>) -> Response {
+pub(crate) fn with_cors(mut response: Response, origin: Option<&str>) -> Response {
     let headers: &mut HeaderMap = response.headers_mut();
     headers.insert(header::VARY, HeaderValue::from_static("origin"));
     if let Some(origin) = origin.and_then(|o| HeaderValue::from_str(o).ok()) {

@@ -10,15 +10,12 @@
 use super::event_id::{self, Resume};
 use crate::broadcast::{Broadcast, PresenceEvent};
 use crate::session::{Gone, Wire};
+use crate::transport::body::EventBody;
 use axum::http::StatusCode;
-use bytes::{BufMut, Bytes, BytesMut};
 use herald::Message;
 use herald_hub_protocol::{Call, Command, Disconnect, ErrorCode, StreamPosition, SubscribeParams};
-use prometheus_client::metrics::counter::Counter;
 use serde_json::Value;
-use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
+use tokio::sync::oneshot;
 
 /// Why the stream could not start: the status and reason of the response sent instead.
 pub(crate) type Refused = (StatusCode, String);
@@ -31,23 +28,9 @@ struct Channel {
     position: Option<StreamPosition>,
 }
 
-/// The wire's bounds and clocks.
-pub(crate) struct Bounds {
-    /// Past this many buffered bytes the wire is full.
-    pub(crate) max_buffer: usize,
-    /// A client that takes no bytes for this long is dropped (`None`: never).
-    pub(crate) write_timeout: Option<Duration>,
-    /// A comment goes out after this long without an event.
-    pub(crate) heartbeat: Duration,
-    /// How long the closing event may take to leave.
-    pub(crate) close_wait: Duration,
-}
-
 /// A session's wire to one event stream.
 pub(crate) struct SseWire {
-    body: mpsc::Sender<Bytes>,
-    out: BytesMut,
-    bounds: Bounds,
+    body: EventBody,
     channels: Vec<Channel>,
     /// The next channel to subscribe (its index); past the end once all were asked for.
     asking: usize,
@@ -59,26 +42,18 @@ pub(crate) struct SseWire {
     user: String,
     /// Set when the wire gave up: `next` then ends the session with this code.
     ended: Option<u16>,
-    /// When the buffered bytes last stopped moving.
-    blocked_since: Option<Instant>,
-    last_write: Instant,
-    bytes: Counter,
 }
 
 impl SseWire {
     /// A wire for `channels` (names and resume points), writing into `body`.
     pub(crate) fn new(
-        body: mpsc::Sender<Bytes>,
+        body: EventBody,
         channels: Vec<(String, Resume)>,
-        bounds: Bounds,
         ready: oneshot::Sender<Result<(), Refused>>,
-        bytes: Counter,
     ) -> Self {
         let due = channels.len();
         Self {
             body,
-            out: BytesMut::new(),
-            bounds,
             channels: channels
                 .into_iter()
                 .map(|(name, resume)| Channel {
@@ -93,9 +68,6 @@ impl SseWire {
             client: String::new(),
             user: String::new(),
             ended: None,
-            blocked_since: None,
-            last_write: Instant::now(),
-            bytes,
         }
     }
 
@@ -125,27 +97,6 @@ impl SseWire {
         event_id::format(&positions)
     }
 
-    /// Buffers one event; `data` is split into `data:` lines at its line breaks.
-    fn event(&mut self, kind: Option<&str>, id: Option<&str>, data: &str) {
-        if let Some(kind) = kind {
-            self.field("event", kind);
-        }
-        if let Some(id) = id {
-            self.field("id", id);
-        }
-        for line in data.split(['\n', '\r']).filter(|l| !l.is_empty()) {
-            self.field("data", line);
-        }
-        self.out.put_u8(b'\n');
-    }
-
-    fn field(&mut self, name: &str, value: &str) {
-        self.out.put_slice(name.as_bytes());
-        self.out.put_slice(b": ");
-        self.out.put_slice(value.as_bytes());
-        self.out.put_u8(b'\n');
-    }
-
     /// A subscribe reply: its publications as events, a `recovery` event when the client
     /// had a position and did not get everything after it, then where the channel stands.
     fn on_subscribed(&mut self, i: usize, result: &Value) {
@@ -168,7 +119,7 @@ impl SseWire {
                 p.insert("channel".into(), name.clone().into());
                 p.insert("epoch".into(), epoch.clone().into());
             }
-            self.event(None, Some(&id), &publication.to_string());
+            self.body.event(None, Some(&id), &publication.to_string());
         }
         self.channels[i].position = Some(StreamPosition {
             offset,
@@ -179,7 +130,7 @@ impl SseWire {
             let data = serde_json::json!({
                 "channel": name, "recovered": false, "epoch": epoch, "offset": offset,
             });
-            self.event(Some("recovery"), None, &data.to_string());
+            self.body.event(Some("recovery"), None, &data.to_string());
         }
     }
 
@@ -200,7 +151,7 @@ impl SseWire {
         let data =
             serde_json::json!({"client": self.client, "user": self.user, "channels": channels});
         let id = self.id();
-        self.event(Some("ready"), Some(&id), &data.to_string());
+        self.body.event(Some("ready"), Some(&id), &data.to_string());
         if let Some(ready) = self.ready.take() {
             let _ = ready.send(Ok(()));
         }
@@ -215,34 +166,6 @@ impl SseWire {
             let _ = ready.send(Err((status, message.to_owned())));
         }
         self.ended = Some(Disconnect::POLICY.code);
-    }
-
-    /// Moves buffered bytes to the body, waiting for room; `Err` once the client is gone or
-    /// stopped taking bytes for `write_timeout`.
-    async fn flush(&mut self) -> Result<(), Gone> {
-        while !self.out.is_empty() {
-            let since = *self.blocked_since.get_or_insert_with(Instant::now);
-            let deadline = self.bounds.write_timeout.map(|t| since + t);
-            let permit = tokio::select! {
-                permit = self.body.reserve() => permit.map_err(|_| Gone(1006))?,
-                () = sleep_until(deadline) => {
-                    return Err(Gone(Disconnect::WRITE_TIMEOUT.code));
-                }
-            };
-            let chunk = self.out.split().freeze();
-            self.bytes.inc_by(chunk.len() as u64);
-            permit.send(chunk);
-            self.blocked_since = None;
-            self.last_write = Instant::now();
-        }
-        Ok(())
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 
@@ -267,14 +190,12 @@ impl Wire for SseWire {
                 self.asking += 1;
                 return Some(Ok(self.subscribe(self.asking - 1)));
             }
-            if let Err(gone) = self.flush().await {
-                self.ended = Some(gone.0);
+            if let Err(code) = self.body.flush().await {
+                self.ended = Some(code);
                 continue;
             }
-            let heartbeat = self.last_write + self.bounds.heartbeat;
-            tokio::select! {
-                () = self.body.closed() => return None,
-                () = tokio::time::sleep_until(heartbeat) => self.out.put_slice(b":\n\n"),
+            if self.body.idle().await {
+                return None;
             }
         }
     }
@@ -288,7 +209,7 @@ impl Wire for SseWire {
                 self.client = value["client"].as_str().unwrap_or_default().to_owned();
                 self.user = value["user"].as_str().unwrap_or_default().to_owned();
             } else {
-                self.event(Some(push), None, &text);
+                self.body.event(Some(push), None, &text);
             }
             return Ok(());
         }
@@ -325,7 +246,7 @@ impl Wire for SseWire {
             c.position = Some(position);
         }
         let id = self.id();
-        self.event(None, Some(&id), broadcast.json());
+        self.body.event(None, Some(&id), broadcast.json());
         Ok(())
     }
 
@@ -335,7 +256,7 @@ impl Wire for SseWire {
     }
 
     fn is_full(&self) -> bool {
-        self.out.len() >= self.bounds.max_buffer
+        self.body.is_full()
     }
 
     async fn close(&mut self, reason: Disconnect) {
@@ -349,9 +270,7 @@ impl Wire for SseWire {
             let _ = ready.send(Err((status, reason.reason.to_owned())));
             return;
         }
-        let data = serde_json::json!({"code": reason.code, "reason": reason.reason});
-        self.event(Some("disconnect"), None, &data.to_string());
-        let _ = tokio::time::timeout(self.bounds.close_wait, self.flush()).await;
+        self.body.close(reason).await;
     }
 
     fn closed_code(&self) -> u16 {
