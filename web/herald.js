@@ -280,6 +280,7 @@ export class Herald {
     this._retryTimer = null;
     this._idleTimer = null;
     this._pingInterval = 25;
+    this._proven = false; // a transport connected once: stick to it
   }
 
   // The token source that can be asked again: `getToken`, or a `token` given as a function.
@@ -348,7 +349,8 @@ export class Herald {
     this._ws = ws;
     // A handshake that never completes counts as a dead connection too; a WebSocket that a
     // proxy holds without answering gives way to the next transport sooner.
-    const wait = this._nextTransport() ? this.options.fallbackTimeout : this.options.timeout;
+    const hurry = kind === "websocket" && this._nextTransport();
+    const wait = hurry ? this.options.fallbackTimeout : this.options.timeout;
     this._timers.clearTimeout(this._idleTimer);
     this._idleTimer = this._timers.setTimeout(() => this._dead(), wait);
     // Events of a socket we already gave up on (a dead one we closed) are ignored.
@@ -357,11 +359,13 @@ export class Herald {
     ws.onerror = () => {};
   }
 
-  // The transport after the current one, when it has not connected yet and there is one.
+  // The transport to try after the current one failed before `connected`: the next in the
+  // list, round and round, until one connects. Once one has, this client sticks to it: a
+  // later failure is an outage, not a proxy that blocks it.
   _nextTransport() {
-    if (this.state === "connected") return null;
     const list = this.options.transports;
-    return list[list.indexOf(this.transport) + 1] ?? null;
+    if (this.state === "connected" || this._proven || list.length < 2) return null;
+    return list[(list.indexOf(this.transport) + 1) % list.length];
   }
 
   async _connectUrl() {
@@ -385,8 +389,10 @@ export class Herald {
 
   // The connection is gone: fail what waits for it, then retry or stop.
   _drop(code, reason, reconnect, failure = "disconnected") {
-    // A transport that never got to `connected` gives way to the next, at once.
+    // A transport that never got to `connected` gives way to the next: at once, unless the
+    // list starts over.
     const next = this._ws && this._nextTransport();
+    const hurry = next && this.options.transports.indexOf(next) > 0;
     if (next) this.transport = next;
     this._ws = null;
     this._timers.clearTimeout(this._idleTimer);
@@ -404,7 +410,7 @@ export class Herald {
     }
     this._setState("disconnected", { code, reason, willReconnect });
     if (willReconnect) {
-      const delay = next ? 0 : backoffDelay(this._attempt++, this.options.backoff, this._random);
+      const delay = hurry ? 0 : backoffDelay(this._attempt++, this.options.backoff, this._random);
       this._retryTimer = this._timers.setTimeout(() => this._open(), delay);
     }
   }
@@ -454,6 +460,7 @@ export class Herald {
 
   _onConnected(msg) {
     this._attempt = 0;
+    this._proven = true;
     try {
       this._storage?.setItem(STORAGE_KEY, this.transport);
     } catch {

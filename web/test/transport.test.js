@@ -180,3 +180,44 @@ test("a WebSocket that works is used, and remembered", async () => {
   assert.equal(storage.items.get("herald.transport"), "websocket");
   c.close();
 });
+
+test("a WebSocket that connected once stays the transport through outages", async () => {
+  const c = new Herald("ws://hub/ws", {
+    WebSocket: FakeSocket,
+    HttpStream: FakeStream,
+    transports: ["websocket", "stream"],
+    storage: memory(),
+    timers: clock,
+  });
+  c.connect();
+  await settle();
+  FakeSocket.last.connected();
+  for (let i = 0; i < 3; i++) {
+    FakeSocket.last.drop(1006);
+    await clock.advance(30000);
+    assert.ok(!(FakeSocket.last instanceof FakeStream), "still a WebSocket");
+  }
+  c.close();
+});
+
+test("when neither transport connects, the client alternates between them with backoff", async () => {
+  const c = new Herald("ws://hub/ws", {
+    WebSocket: FakeSocket,
+    HttpStream: FakeStream,
+    transports: ["websocket", "stream"],
+    storage: memory(),
+    random: () => 0.5,
+    timers: clock,
+  });
+  c.connect();
+  await settle();
+  const kinds = [];
+  for (let i = 0; i < 4; i++) {
+    kinds.push(FakeSocket.last instanceof FakeStream ? "stream" : "websocket");
+    FakeSocket.last.drop(1006);
+    // Past the backoff, short of the next attempt's own timeout.
+    await clock.advance(2500);
+  }
+  assert.deepEqual(kinds, ["websocket", "stream", "websocket", "stream"]);
+  c.close();
+});
