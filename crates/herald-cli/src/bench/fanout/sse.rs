@@ -34,12 +34,14 @@ impl Feed {
             buffer: Vec::with_capacity(8192),
             start: 0,
         };
+        let mut ready = false;
         loop {
             let line = feed.line().await?.context("closed before ready")?;
             if line.starts_with("HTTP/1.1 ") && !line.starts_with("HTTP/1.1 200") {
                 anyhow::bail!("event stream refused: {line}");
             }
-            if line.starts_with("data: {\"client\"") {
+            ready |= line == "event: ready";
+            if ready && line.starts_with("data: ") {
                 return Ok((feed, number_after(&line, "\"offset\":").unwrap_or(0)));
             }
         }
