@@ -68,6 +68,18 @@ export interface HeraldOptions {
   getToken?: () => Promise<string> | string;
   /** The transport constructor: the browser's WebSocket by default. */
   WebSocket?: new (url: string, protocol: string) => TransportLike;
+  /** Transports in order of preference (default in a page: `["websocket", "stream"]`, else
+   * `["websocket"]`). One that does not reach `connected` gives way to the next at once; the
+   * one that connected is remembered (localStorage `herald.transport`) and tried first. */
+  transports?: Array<"websocket" | "stream">;
+  /** Ms a WebSocket may take to reach `connected` before the next transport (default 4000). */
+  fallbackTimeout?: number;
+  /** The emulation's constructor (tests pass a fake). */
+  HttpStream?: new (url: string, options: { fetch?: typeof fetch }) => TransportLike;
+  /** The fetch the emulation uses (default `globalThis.fetch`). */
+  fetch?: typeof fetch;
+  /** Where the working transport is remembered (default localStorage; `null`: nowhere). */
+  storage?: { getItem(key: string): string | null; setItem(key: string, value: string): void } | null;
   backoff?: Partial<Backoff>;
   /** Ms to wait for a reply, and for the `connected` push after opening (default 10000). */
   timeout?: number;
@@ -136,9 +148,25 @@ export declare class Subscription {
   unsubscribe(): void;
 }
 
+/** herald.v1 over `GET /stream` (event stream down) and `POST /stream/{session}` (commands
+ * up), shaped like a WebSocket. */
+export declare class HttpStream implements TransportLike {
+  constructor(url: string, options?: { fetch?: typeof fetch });
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onmessage: Handler<{ data: unknown }> | null;
+  onclose: Handler<{ code: number; reason: string }> | null;
+  onerror: Handler<unknown> | null;
+}
+
+/** The emulation's downstream URL for a WebSocket URL: `ws://h/ws?q` → `http://h/stream?q`. */
+export declare function streamUrl(url: string): string;
+
 export declare class Herald {
   constructor(url: string, options?: HeraldOptions);
   readonly state: "connecting" | "connected" | "disconnected";
+  /** The transport in use, or to be tried next. */
+  readonly transport: "websocket" | "stream";
   /** This connection's id, after `connected`. */
   readonly clientId: string | null;
   readonly user: string | null;

@@ -99,20 +99,172 @@ function callSafely(fn, value) {
 
 const DEFAULTS = {
   backoff: { min: 500, max: 20000 },
+  fallbackTimeout: 4000, // ms for a WebSocket to say `connected` before the next transport
   timeout: 10000, // ms for a reply
   pingMargin: 5000, // ms of silence beyond the server's ping_interval before we ask
   pingTimeout: 10000, // ms to wait for the answer to our ping
 };
+
+const STORAGE_KEY = "herald.transport";
+
+function storage() {
+  try {
+    return globalThis.localStorage ?? null;
+  } catch {
+    return null; // denied (sandboxed frame, privacy settings)
+  }
+}
+
+/** The emulation's downstream URL for a WebSocket URL: `ws://h/ws?q` → `http://h/stream?q`. */
+export function streamUrl(url) {
+  const u = new URL(url, globalThis.location?.href);
+  u.protocol = u.protocol === "wss:" ? "https:" : u.protocol === "ws:" ? "http:" : u.protocol;
+  u.pathname = u.pathname.replace(/\/[^/]*$/, "/stream");
+  return u.href;
+}
+
+/**
+ * herald.v1 where no WebSocket gets through, shaped like a WebSocket for the client: the
+ * downstream is an event stream (`GET /stream`) whose every `data` is one herald.v1 message;
+ * what `send` gets goes up by `POST /stream/{session}`, batched one command per line while a
+ * POST is in flight. A POST may land on any node. A failed POST (404: the session or its node
+ * is gone) or the end of the stream closes it, with the code of the `disconnect` event if one
+ * came, and the client reconnects and recovers as after a WebSocket close.
+ */
+export class HttpStream {
+  constructor(url, { fetch } = {}) {
+    this._fetch = fetch ?? globalThis.fetch.bind(globalThis);
+    this._url = new URL(url);
+    this._abort = new AbortController();
+    this._outbox = [];
+    this._posting = false;
+    this._session = null;
+    this._closed = false;
+    this._last = { code: 1006, reason: "stream ended" };
+    this.onmessage = null;
+    this.onclose = null;
+    this.onerror = null;
+    this._read().catch(() => {}).finally(() => this._end());
+  }
+
+  async _read() {
+    const response = await this._fetch(this._url.href, {
+      headers: { accept: "text/event-stream" },
+      credentials: "include",
+      cache: "no-store",
+      signal: this._abort.signal,
+    });
+    if (!response.ok || !response.body) {
+      this._last = { code: 1006, reason: `HTTP ${response.status}` };
+      return;
+    }
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      // CRLF, CR and LF all end a line; a CR at the end may be half of a CRLF: kept for now.
+      buffer = (buffer + decoder.decode(value, { stream: true })).replace(/\r\n|\r(?!$)/g, "\n");
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        this._event(buffer.slice(0, end));
+        buffer = buffer.slice(end + 2);
+      }
+    }
+  }
+
+  _event(block) {
+    let kind = "message";
+    const data = [];
+    for (const line of block.split("\n")) {
+      if (line === "" || line.startsWith(":")) continue;
+      const colon = line.indexOf(":");
+      const field = colon < 0 ? line : line.slice(0, colon);
+      const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+      if (field === "event") kind = value;
+      else if (field === "data") data.push(value);
+    }
+    // As an EventSource does: a block without data (a heartbeat comment) dispatches nothing.
+    if (this._closed || data.length === 0) return;
+    const text = data.join("\n");
+    if (kind === "session") {
+      this._session = JSON.parse(text).session;
+      this._post();
+    } else if (kind === "disconnect") {
+      const { code, reason } = JSON.parse(text);
+      this._last = { code, reason };
+    } else if (kind === "message") {
+      this.onmessage?.({ data: text });
+    }
+  }
+
+  send(text) {
+    if (this._closed) return;
+    this._outbox.push(text);
+    this._post();
+  }
+
+  async _post() {
+    if (this._posting || !this._session || this._outbox.length === 0 || this._closed) return;
+    this._posting = true;
+    const body = this._outbox.splice(0).join("\n");
+    const url = new URL(`stream/${encodeURIComponent(this._session)}`, this._url);
+    try {
+      // text/plain: a "simple" request, so a cross-origin POST needs no preflight.
+      const response = await this._fetch(url.href, {
+        method: "POST",
+        headers: { "content-type": "text/plain" },
+        body,
+        credentials: "include",
+      });
+      if (!response.ok) {
+        const reason = (await response.text().catch(() => "")).trim();
+        this._last = { code: 1006, reason: `POST ${response.status} ${reason}`.trim() };
+        return this.close();
+      }
+    } catch (e) {
+      this._last = { code: 1006, reason: `POST failed: ${e.message}` };
+      return this.close();
+    } finally {
+      this._posting = false;
+    }
+    this._post();
+  }
+
+  close() {
+    if (this._closed) return;
+    this._closed = true;
+    this._abort.abort();
+    this._end();
+  }
+
+  _end() {
+    if (this._ended) return;
+    this._ended = true;
+    this._closed = true;
+    this._abort.abort();
+    const { code, reason } = this._last;
+    this.onclose?.({ code, reason });
+  }
+}
 
 /** A client of one hub. Nothing happens until `connect()`. */
 export class Herald {
   constructor(url, options = {}) {
     this.url = url;
     this.options = { ...DEFAULTS, ...options, backoff: { ...DEFAULTS.backoff, ...options.backoff } };
+    // In order of preference. The emulation needs a page's origin to find /stream by default.
+    this.options.transports ??= globalThis.location ? ["websocket", "stream"] : ["websocket"];
     this.state = "disconnected";
     this.clientId = null;
     this.user = null;
     this._Transport = options.WebSocket ?? globalThis.WebSocket;
+    this._HttpStream = options.HttpStream ?? HttpStream;
+    this._storage = options.storage === undefined ? storage() : options.storage;
+    // The transport to try next: what worked last time (remembered), else the first.
+    const remembered = this._storage?.getItem(STORAGE_KEY);
+    this.transport = this.options.transports.includes(remembered) ? remembered : this.options.transports[0];
     this._timers = options.timers ?? globalThis;
     this._random = options.random ?? Math.random;
     this._listeners = new Map();
@@ -128,6 +280,7 @@ export class Herald {
     this._retryTimer = null;
     this._idleTimer = null;
     this._pingInterval = 25;
+    this._proven = false; // a transport connected once: stick to it
   }
 
   // The token source that can be asked again: `getToken`, or a `token` given as a function.
@@ -186,20 +339,33 @@ export class Herald {
     }
     if (!this._wanted || attempt !== this._opening) return;
     let ws;
+    const kind = this.transport;
     try {
-      ws = new this._Transport(url, "herald.v1");
+      ws = kind === "stream" ? new this._HttpStream(streamUrl(url), { fetch: this.options.fetch }) : new this._Transport(url, "herald.v1");
     } catch (e) {
       this._drop(1006, e.message, true);
       return;
     }
     this._ws = ws;
-    // A handshake that never completes counts as a dead connection too.
+    // A handshake that never completes counts as a dead connection too; a WebSocket that a
+    // proxy holds without answering gives way to the next transport sooner.
+    const hurry = kind === "websocket" && this._nextTransport();
+    const wait = hurry ? this.options.fallbackTimeout : this.options.timeout;
     this._timers.clearTimeout(this._idleTimer);
-    this._idleTimer = this._timers.setTimeout(() => this._dead(), this.options.timeout);
+    this._idleTimer = this._timers.setTimeout(() => this._dead(), wait);
     // Events of a socket we already gave up on (a dead one we closed) are ignored.
     ws.onmessage = (e) => ws === this._ws && this._onMessage(e.data);
     ws.onclose = (e) => ws === this._ws && this._onClose(e.code, e.reason);
     ws.onerror = () => {};
+  }
+
+  // The transport to try after the current one failed before `connected`: the next in the
+  // list, round and round, until one connects. Once one has, this client sticks to it: a
+  // later failure is an outage, not a proxy that blocks it.
+  _nextTransport() {
+    const list = this.options.transports;
+    if (this.state === "connected" || this._proven || list.length < 2) return null;
+    return list[(list.indexOf(this.transport) + 1) % list.length];
   }
 
   async _connectUrl() {
@@ -223,6 +389,11 @@ export class Herald {
 
   // The connection is gone: fail what waits for it, then retry or stop.
   _drop(code, reason, reconnect, failure = "disconnected") {
+    // A transport that never got to `connected` gives way to the next: at once, unless the
+    // list starts over.
+    const next = this._ws && this._nextTransport();
+    const hurry = next && this.options.transports.indexOf(next) > 0;
+    if (next) this.transport = next;
     this._ws = null;
     this._timers.clearTimeout(this._idleTimer);
     for (const p of this._pending.values()) {
@@ -239,7 +410,7 @@ export class Herald {
     }
     this._setState("disconnected", { code, reason, willReconnect });
     if (willReconnect) {
-      const delay = backoffDelay(this._attempt++, this.options.backoff, this._random);
+      const delay = hurry ? 0 : backoffDelay(this._attempt++, this.options.backoff, this._random);
       this._retryTimer = this._timers.setTimeout(() => this._open(), delay);
     }
   }
@@ -289,6 +460,12 @@ export class Herald {
 
   _onConnected(msg) {
     this._attempt = 0;
+    this._proven = true;
+    try {
+      this._storage?.setItem(STORAGE_KEY, this.transport);
+    } catch {
+      // Storage full or denied: nothing is remembered, which costs one timeout next time.
+    }
     this.clientId = msg.client;
     this.user = msg.user;
     if (msg.ping_interval > 0) this._pingInterval = msg.ping_interval;

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { chromium } from "playwright-core";
-import { exists, sleep, startBackend, startHerald, startProxy, startRedis } from "./procs.mjs";
+import { exists, sleep, startBackend, startHerald, startNginx, startProxy, startRedis } from "./procs.mjs";
 
 const PHONE = { viewport: { width: 390, height: 760 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 };
 const XSS = "<img src=x onerror=alert(1)>";
@@ -54,6 +54,13 @@ async function handshakes(page) {
     heads.push(Object.fromEntries(Object.entries(e.response.headers).map(([k, v]) => [k.toLowerCase(), v])));
   });
   return heads;
+}
+
+/** Open sessions by transport on a node, from its /metrics. */
+async function transports(node) {
+  const text = await (await fetch(`${node.url}/metrics`)).text();
+  const count = (t) => Number(text.match(new RegExp(`herald_transport_connections\\{transport="${t}"\\} (\\d+)`))?.[1] ?? 0);
+  return { websocket: count("websocket"), stream: count("stream") };
 }
 
 /** An HS256 token from `herald token`. */
@@ -457,6 +464,47 @@ export const cases = {
     }
   },
 
+  async "a plain EventSource page gets every missed publication through Last-Event-ID"(t) {
+    const proxy = await startProxy(t.server.port);
+    try {
+      const r = room();
+      const events = await t.page(`${proxy.url}/events.html?channel=chat:${r}`);
+      await badge(events, "connected");
+      const b = await t.page(chat(t.server.url, r, "Bob"));
+      await badge(b, "connected");
+      const received = () =>
+        events.$$eval('#log .msg[data-type="msg"]', (els) =>
+          els.map((e) => ({ text: e.textContent, offset: Number(e.dataset.offset) })),
+        );
+      await send(b, "before the drop");
+      await events.getByText("before the drop", { exact: true }).waitFor({ timeout: 10000 });
+      proxy.cut();
+      await badge(events, "connecting", 5000);
+      const missed = ["missed one", "missed two", "missed three"];
+      for (const text of missed) {
+        await send(b, text);
+        await seen(b, text, { own: true });
+      }
+      proxy.restore();
+      await badge(events, "connected", 20000);
+      await events.getByText("missed three", { exact: true }).waitFor({ timeout: 10000 });
+      await send(b, "after the drop");
+      await events.getByText("after the drop", { exact: true }).waitFor({ timeout: 10000 });
+      const got = await received();
+      assert.deepEqual(
+        got.map((m) => m.text),
+        ["before the drop", ...missed, "after the drop"],
+      );
+      const offsets = (await events.$$eval("#log .msg", (els) => els.map((e) => Number(e.dataset.offset))));
+      assert.deepEqual(offsets, [...offsets].sort((x, y) => x - y), "in offset order");
+      assert.equal(new Set(offsets).size, offsets.length, "each offset once");
+      assert.equal(await events.locator("#log .system").count(), 0, "recovered: no notice");
+      await t.shot(events, "events-recovered");
+    } finally {
+      proxy.close();
+    }
+  },
+
   async "the page reconnects by itself when the server restarts, and can send again"(t) {
     const { a, b } = await pair(t, t.server.url);
     await send(a, "before the restart");
@@ -474,6 +522,67 @@ export const cases = {
     await seen(b, "after the restart");
     await seen(a, "after the restart", { own: true });
     await t.shot(a, "chat-restarted");
+  },
+
+  async "behind nginx without WebSocket upgrades the chat runs on the stream fallback, across nodes and a node's death"(t) {
+    if (!exists("redis-server")) t.skip("redis-server is not installed (apt-get install redis-server)");
+    if (!exists("nginx") && !exists("/usr/sbin/nginx")) t.skip("nginx is not installed (apt-get install nginx)");
+    const redis = await startRedis(path.join(t.out, "redis.log"));
+    const nodes = [];
+    const proxies = [];
+    try {
+      for (const name of ["node1", "node2"]) {
+        const logFile = path.join(t.out, `herald-nginx-${name}.log`);
+        nodes.push(await startHerald(t.bin, { args: ["--broker", redis.url], logFile }));
+      }
+      const blocked = await startNginx(nodes.map((n) => n.port), { upgrade: false });
+      proxies.push(blocked);
+      const r = room();
+      const d = await t.page(chat(blocked.url, r, "Dan"));
+      await badge(d, "connected", 20000);
+      const counts = await Promise.all(nodes.map(transports));
+      const home = counts.findIndex((c) => c.stream === 1);
+      assert.ok(home >= 0, `Dan's stream is on one node: ${JSON.stringify(counts)}`);
+      const b = await t.page(chat(blocked.url, r, "Bob"));
+      await badge(b, "connected", 20000);
+      await online(d, ["Bob", "Dan"]);
+      await online(b, ["Bob", "Dan"]);
+      await send(b, "hello over the fallback");
+      await seen(d, "hello over the fallback");
+      await send(d, "and back");
+      await seen(b, "and back");
+      const all = (await Promise.all(nodes.map(transports))).reduce((a, c) => ({ websocket: a.websocket + c.websocket, stream: a.stream + c.stream }));
+      assert.deepEqual(all, { websocket: 0, stream: 2 }, "no WebSocket got through nginx");
+      await nodes[home].kill();
+      await badge(d, "connecting", 10000);
+      const missed = ["while Dan's node was gone 1", "while Dan's node was gone 2", "while Dan's node was gone 3"];
+      for (const text of missed) {
+        await send(b, text);
+        await seen(b, text, { own: true, timeout: 20000 });
+      }
+      await badge(d, "connected", 30000);
+      await seen(d, missed[2]);
+      await sleep(300);
+      assert.deepEqual(await texts(d), ["hello over the fallback", "and back", ...missed]);
+      assert.ok(await d.locator("#notice").isHidden(), "Redis kept the history: no notice");
+      await t.shot(d, "chat-stream-fallback");
+
+      const survivor = nodes[1 - home];
+      const open = await startNginx([survivor.port], { upgrade: true });
+      proxies.push(open);
+      const before = await transports(survivor);
+      const w = await t.page(chat(open.url, r, "Wes"));
+      await badge(w, "connected", 20000);
+      const after = await transports(survivor);
+      assert.equal(after.websocket, before.websocket + 1, "with upgrades allowed the page uses a WebSocket");
+      assert.equal(after.stream, before.stream);
+      await send(w, "over a WebSocket");
+      await seen(d, "over a WebSocket");
+    } finally {
+      for (const p of proxies) p.stop();
+      await Promise.all(nodes.map((n) => n.kill()));
+      redis.stop();
+    }
   },
 
   async "two nodes on Redis: the page's node dies, it moves to the other and catches up"(t) {

@@ -1,8 +1,10 @@
 // The processes the browser tests drive: `herald serve`, redis-server, and a TCP proxy that
 // can cut connections or switch nodes the way a load balancer would.
 import { spawn, spawnSync } from "node:child_process";
-import { createWriteStream } from "node:fs";
+import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
+import os from "node:os";
+import path from "node:path";
 
 // Every process started here, so that an interrupted run leaves none behind.
 const children = new Set();
@@ -179,4 +181,69 @@ export async function startProxy(target) {
       server.close();
     },
   };
+}
+
+/**
+ * Debian's nginx in front of `ports` (round robin, no stickiness), as any user, everything in
+ * a temporary directory. `upgrade: false` leaves out the Upgrade/Connection lines, so every
+ * WebSocket upgrade fails and only plain HTTP (the event streams and POSTs) gets through.
+ */
+export async function startNginx(ports, { upgrade }) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "herald-nginx-"));
+  const port = await freePort();
+  const upgradeLines = upgrade
+    ? "proxy_set_header Upgrade $http_upgrade;\n      proxy_set_header Connection $connection_upgrade;"
+    : "";
+  writeFileSync(
+    path.join(dir, "nginx.conf"),
+    `worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log;
+events { worker_connections 256; }
+http {
+  access_log ${dir}/access.log;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  map $http_upgrade $connection_upgrade { default upgrade; '' close; }
+  upstream herald {
+    ${ports.map((p) => `server 127.0.0.1:${p} max_fails=1 fail_timeout=30s;`).join("\n    ")}
+  }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://herald;
+      proxy_http_version 1.1;
+      ${upgradeLines}
+      proxy_set_header Host $http_host;
+      proxy_read_timeout 1h;
+      proxy_next_upstream error timeout;
+    }
+  }
+}
+`,
+  );
+  const child = track(spawn("/usr/sbin/nginx", ["-p", dir, "-c", path.join(dir, "nginx.conf"), "-e", path.join(dir, "error.log"), "-g", "daemon off;"], {
+    stdio: ["ignore", "ignore", "pipe"],
+  }));
+  let stderr = "";
+  child.stderr.on("data", (d) => (stderr += d));
+  for (let i = 0; i < 50; i++) {
+    if (await canConnect(port)) {
+      return {
+        port,
+        url: `http://127.0.0.1:${port}`,
+        stop() {
+          child.kill("SIGKILL");
+          rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    }
+    if (child.exitCode !== null) break;
+    await sleep(100);
+  }
+  child.kill("SIGKILL");
+  throw new Error(`nginx did not listen within 5 s: ${stderr}`);
 }

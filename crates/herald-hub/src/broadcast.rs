@@ -31,6 +31,7 @@ pub(crate) struct Broadcast {
     plain: OnceLock<PreparedMessage>,
     protocol: OnceLock<PreparedMessage>,
     pusher: OnceLock<Outgoing>,
+    json: OnceLock<String>,
 }
 
 impl Broadcast {
@@ -49,6 +50,7 @@ impl Broadcast {
             plain: OnceLock::new(),
             protocol: OnceLock::new(),
             pusher: OnceLock::new(),
+            json: OnceLock::new(),
         }
     }
 
@@ -69,9 +71,15 @@ impl Broadcast {
     /// The message for protocol-mode connections: a `pub` push.
     pub(crate) fn protocol(&self) -> &PreparedMessage {
         self.protocol.get_or_init(|| {
-            let json = publication_json(&self.channel, &self.epoch, &self.publication);
+            let json = self.json().to_owned();
             PreparedMessage::new(Message::Text(json.into()), self.deflate.as_deref())
         })
+    }
+
+    /// The `pub` push as JSON text, for the transports that are not WebSocket frames.
+    pub(crate) fn json(&self) -> &str {
+        self.json
+            .get_or_init(|| publication_json(&self.channel, &self.epoch, &self.publication))
     }
 }
 

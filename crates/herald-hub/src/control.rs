@@ -88,17 +88,31 @@ pub(crate) struct Question {
     /// Only channels matching this pattern (`*` any run of characters, `?` one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) pattern: Option<String>,
+    /// Commands POSTed for an emulated connection (`POST /stream/{session}`): the node
+    /// holding the session queues them and says so in [`Report::delivered`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) deliver: Option<Deliver>,
+}
+
+/// Commands for the emulated connection `session`, one `herald.v1` command per line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Deliver {
+    /// The session id.
+    pub(crate) session: String,
+    /// The POSTed body.
+    pub(crate) commands: String,
 }
 
 impl Question {
     /// Parses a question from the bus; `None` when it is malformed.
     pub(crate) fn parse(bytes: &[u8]) -> Option<Self> {
         let question: Self = serde_json::from_slice(bytes).ok()?;
-        question
-            .pattern
-            .as_deref()
-            .is_none_or(name_ok)
-            .then_some(question)
+        let deliver_ok = question
+            .deliver
+            .as_ref()
+            .is_none_or(|d| name_ok(&d.session));
+        (question.pattern.as_deref().is_none_or(name_ok) && deliver_ok).then_some(question)
     }
 
     /// The question as the bus carries it.
@@ -122,6 +136,9 @@ pub(crate) struct Report {
     /// Whether more than [`MAX_LISTED`] channels matched.
     #[serde(default)]
     pub(crate) truncated: bool,
+    /// With `deliver`: what this node did with the commands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) delivered: Option<crate::transport::stream::Posted>,
 }
 
 impl Report {

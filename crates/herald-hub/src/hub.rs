@@ -56,6 +56,8 @@ pub struct Hub {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) node: Arc<Node>,
     pub(crate) users: Arc<Users>,
+    /// The emulated connections' downstreams on this node (`/stream`).
+    pub(crate) streams: Arc<crate::transport::stream::Streams>,
     pub(crate) per_ip: Arc<PerIp>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) ws: herald::Config,
@@ -118,6 +120,7 @@ impl Hub {
             config.presence.join_leave_rate,
         ));
         let users = Arc::new(Users::default());
+        let streams = Arc::new(crate::transport::stream::Streams::default());
         let node_id = format!("{:08x}", rand::random::<u32>());
         broker.start(Arc::new(HubEvents {
             node: node.clone(),
@@ -125,6 +128,7 @@ impl Hub {
             metrics: metrics.clone(),
             node_id: node_id.clone(),
             reasons: crate::control::Reasons::default(),
+            streams: streams.clone(),
         }));
         let limit = config.limits.max_message_size;
         let ws = herald::Config::default()
@@ -148,6 +152,7 @@ impl Hub {
             metrics,
             node,
             users,
+            streams,
             shutdown: CancellationToken::new(),
             ws,
             tls,
@@ -173,7 +178,7 @@ impl Hub {
         &self.broker
     }
 
-    /// This node's id (the first part of its connections' ids).
+    /// This node's id: the prefix of its client and stream session ids.
     pub(crate) fn node_id(&self) -> &str {
         &self.node_id
     }

@@ -64,6 +64,7 @@ mod server;
 mod server_api;
 mod service;
 mod session;
+mod transport;
 mod users;
 mod webhooks;
 

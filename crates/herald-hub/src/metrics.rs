@@ -78,6 +78,13 @@ pub struct Metrics {
     /// `message`, `signature`, `channel`, `client_event`, `api_auth`, `api_timestamp`, …;
     /// docs/pusher.md).
     pub pusher_refusals: Family<Labels, Counter>,
+    /// Open sessions, by transport (`websocket`, `sse`).
+    pub transport_connections: Family<Labels, Gauge>,
+    /// Sessions closed, by transport and close code.
+    pub transport_disconnects: Family<Labels, Counter>,
+    /// Bytes written to clients by the HTTP transports, by transport (`sse`): events,
+    /// heartbeats and all.
+    pub transport_bytes_out: Family<Labels, Counter>,
 }
 
 impl Metrics {
@@ -129,6 +136,24 @@ impl Metrics {
                 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
             ])
         });
+        let transport_connections = Family::<Labels, Gauge>::default();
+        let transport_disconnects = Family::<Labels, Counter>::default();
+        let transport_bytes_out = Family::<Labels, Counter>::default();
+        registry.register(
+            "transport_connections",
+            "Open sessions, by transport",
+            transport_connections.clone(),
+        );
+        registry.register(
+            "transport_disconnects",
+            "Sessions closed, by transport and close code",
+            transport_disconnects.clone(),
+        );
+        registry.register(
+            "transport_bytes_out",
+            "Bytes written to clients by the HTTP transports, by transport",
+            transport_bytes_out.clone(),
+        );
         registry.register(
             "hook_calls",
             "Calls to the application's backend, by hook and outcome",
@@ -277,6 +302,9 @@ impl Metrics {
             slow_consumer_drops,
             broker_latency,
             broker_up,
+            transport_connections,
+            transport_disconnects,
+            transport_bytes_out,
         }
     }
 
@@ -321,6 +349,30 @@ impl Metrics {
         self.disconnects
             .get_or_create(&vec![("code".into(), code.to_string())])
             .inc();
+    }
+
+    /// The session gauge for a transport (`websocket`, `sse`).
+    pub(crate) fn transport_connections(&self, transport: &str) -> Gauge {
+        self.transport_connections
+            .get_or_create(&vec![("transport".into(), transport.into())])
+            .clone()
+    }
+
+    /// Counts a closed session by transport and close code.
+    pub(crate) fn transport_disconnected(&self, transport: &str, code: u16) {
+        self.transport_disconnects
+            .get_or_create(&vec![
+                ("transport".into(), transport.into()),
+                ("code".into(), code.to_string()),
+            ])
+            .inc();
+    }
+
+    /// The byte counter of an HTTP transport (`sse`).
+    pub(crate) fn transport_bytes(&self, transport: &str) -> Counter {
+        self.transport_bytes_out
+            .get_or_create(&vec![("transport".into(), transport.into())])
+            .clone()
     }
 
     /// The connection gauge for a mode (`plain` or `protocol`).

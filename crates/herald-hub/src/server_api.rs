@@ -138,6 +138,7 @@ impl Hub {
             .survey(Question {
                 channels: true,
                 pattern: pattern.map(str::to_owned),
+                deliver: None,
             })
             .await?;
         let mut channels = BTreeMap::new();
@@ -211,7 +212,7 @@ impl Hub {
     }
 
     /// Asks every node; answers that do not parse are dropped and counted.
-    async fn survey(&self, question: Question) -> Outcome<Vec<Report>> {
+    pub(crate) async fn survey(&self, question: Question) -> Outcome<Vec<Report>> {
         let timeout = self.config.redis.op_timeout;
         let answers = self
             .timed("survey", self.broker.survey(question.to_bytes(), timeout))

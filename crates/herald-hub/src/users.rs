@@ -77,6 +77,7 @@ pub(crate) struct HubEvents {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) node_id: String,
     pub(crate) reasons: control::Reasons,
+    pub(crate) streams: Arc<crate::transport::stream::Streams>,
 }
 
 impl HubEvents {
@@ -127,6 +128,10 @@ impl HubEvents {
             connections: self.metrics.open_connections(),
             channels,
             truncated,
+            delivered: question.deliver.as_ref().map(|d| {
+                let commands = Bytes::copy_from_slice(d.commands.as_bytes());
+                self.streams.deliver(&d.session, commands)
+            }),
         }
     }
 }

@@ -22,6 +22,9 @@ async fn every_metric_the_dashboard_queries_is_exported_by_the_hub() {
     let m = hub.metrics();
     let one = |k: &str| vec![(k.to_owned(), "x".to_owned())];
     m.connections.get_or_create(&one("mode")).inc_by(0);
+    m.transport_connections
+        .get_or_create(&one("transport"))
+        .inc_by(0);
     for family in [
         &m.handshake_rejections,
         &m.disconnects,
@@ -33,6 +36,8 @@ async fn every_metric_the_dashboard_queries_is_exported_by_the_hub() {
         &m.webhook_events,
         &m.ws_upgrades,
         &m.pusher_refusals,
+        &m.transport_disconnects,
+        &m.transport_bytes_out,
     ] {
         family.get_or_create(&one("label")).inc_by(0);
     }

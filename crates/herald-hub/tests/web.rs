@@ -43,6 +43,12 @@ async fn pages_scripts_and_types_are_served_with_their_content_types() {
             "text/javascript; charset=utf-8",
             "new WebSocket(",
         ),
+        ("/events.html", "text/html; charset=utf-8", "/events.js"),
+        (
+            "/events.js",
+            "text/javascript; charset=utf-8",
+            "new EventSource(",
+        ),
         ("/chat.css", "text/css; charset=utf-8", ".badge"),
     ];
     for (path, content_type, excerpt) in cases {

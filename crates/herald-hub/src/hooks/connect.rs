@@ -103,19 +103,44 @@ pub(crate) fn verdict(answer: &[u8]) -> Result<Verdict, FetchError> {
     }))
 }
 
+/// What the connect hook is told about a connection's opening request, whatever its
+/// transport: a WebSocket handshake or an SSE `GET`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Handshake<'a> {
+    /// The request path.
+    pub(crate) path: &'a str,
+    /// The query string, if any.
+    pub(crate) query: Option<&'a str>,
+    /// The request headers.
+    pub(crate) headers: &'a HeaderMap,
+    /// The WebSocket subprotocols offered (none on other transports).
+    pub(crate) protocols: &'a [String],
+}
+
+impl<'a> From<&'a Request> for Handshake<'a> {
+    fn from(request: &'a Request) -> Self {
+        Self {
+            path: request.path(),
+            query: request.query(),
+            headers: request.headers(),
+            protocols: request.subprotocols(),
+        }
+    }
+}
+
 /// The call's JSON body for a handshake from `ip`, with the headers named in `allowed`.
-pub(crate) fn call_body(request: &Request, ip: IpAddr, allowed: &[HeaderName]) -> Bytes {
+pub(crate) fn call_body(request: Handshake<'_>, ip: IpAddr, allowed: &[HeaderName]) -> Bytes {
     let headers: serde_json::Map<String, serde_json::Value> = allowed
         .iter()
-        .filter_map(|name| Some((name.to_string(), joined(request.headers(), name)?.into())))
+        .filter_map(|name| Some((name.to_string(), joined(request.headers, name)?.into())))
         .collect();
     let body = serde_json::json!({
         "method": "GET",
-        "path": request.path(),
-        "query": request.query().unwrap_or(""),
+        "path": request.path,
+        "query": request.query.unwrap_or(""),
         "headers": headers,
         "ip": ip.to_string(),
-        "protocol": request.subprotocols(),
+        "protocol": request.protocols,
     });
     Bytes::from(body.to_string())
 }
@@ -177,7 +202,11 @@ impl ConnectHook {
     ///
     /// # Errors
     /// [`Failure`]: no verdict; the caller applies the failure rule.
-    pub(crate) async fn admit(&self, request: &Request, ip: IpAddr) -> Result<Verdict, Failure> {
+    pub(crate) async fn admit(
+        &self,
+        request: Handshake<'_>,
+        ip: IpAddr,
+    ) -> Result<Verdict, Failure> {
         let body = call_body(request, ip, &self.headers);
         self.caller
             .post(body, verdict, |v| match v {

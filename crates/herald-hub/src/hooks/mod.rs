@@ -12,5 +12,5 @@ mod refresh;
 
 pub(crate) use call::Failure;
 pub(crate) use command::{CommandHooks, plain_payload};
-pub(crate) use connect::{ConnectHook, Verdict};
+pub(crate) use connect::{ConnectHook, Handshake, Verdict};
 pub(crate) use refresh::Extension;

@@ -150,18 +150,28 @@ pub(crate) async fn read_body(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Bytes, Response> {
-    let limit = max_body_size(hub);
+    read_bounded(hub, headers, body, max_body_size(hub), "api_body_size").await
+}
+
+/// [`read_body`] with another bound, counted as `limit_name` when it refuses.
+pub(crate) async fn read_bounded(
+    hub: &Hub,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    limit_name: &str,
+) -> Result<Bytes, Response> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large(hub));
+        return Err(too_large(hub, limit_name));
     }
     let timeout = hub.config.limits.request_timeout;
     match tokio::time::timeout(timeout, collect(body, limit)).await {
         Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(BodyError::TooLarge)) => Err(too_large(hub)),
+        Ok(Err(BodyError::TooLarge)) => Err(too_large(hub, limit_name)),
         Ok(Err(BodyError::Broken)) => Err(error(StatusCode::BAD_REQUEST, "unreadable body")),
         Err(_) => {
             hub.metrics.rejected(408);
@@ -176,9 +186,9 @@ pub(crate) async fn read_body(
     }
 }
 
-fn too_large(hub: &Hub) -> Response {
+fn too_large(hub: &Hub, limit_name: &str) -> Response {
     hub.metrics.rejected(413);
-    hub.metrics.limit_hit("api_body_size");
+    hub.metrics.limit_hit(limit_name);
     error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
 }
 

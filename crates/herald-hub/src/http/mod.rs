@@ -4,7 +4,7 @@ pub(crate) mod api;
 pub(crate) mod head;
 mod users_api;
 mod web;
-mod ws;
+pub(crate) mod ws;
 
 use crate::hub::Hub;
 use axum::Router;
@@ -29,7 +29,10 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
         .route("/api/disconnect", post(users_api::disconnect))
         .route("/api/channels", get(users_api::channels))
         .route("/api/info", get(users_api::info))
-        .route("/ws", websocket());
+        .route("/ws", websocket())
+        .route("/sse", get(crate::transport::sse::stream))
+        .route("/stream", get(crate::transport::stream::downstream))
+        .route("/stream/{session}", post(crate::transport::stream::post));
     for asset in web::ASSETS {
         router = router.route(asset.path, get(move || async move { web::serve(asset) }));
     }

@@ -27,6 +27,12 @@ pub(super) const ASSETS: &[Asset] = &[
         HTML,
         include_str!("../../../../web/plain.html"),
     ),
+    asset(
+        "/events.html",
+        HTML,
+        include_str!("../../../../web/events.html"),
+    ),
+    asset("/events.js", JS, include_str!("../../../../web/events.js")),
     asset("/chat.js", JS, include_str!("../../../../web/chat.js")),
     asset("/plain.js", JS, include_str!("../../../../web/plain.js")),
     asset("/chat.css", CSS, include_str!("../../../../web/chat.css")),

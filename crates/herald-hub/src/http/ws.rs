@@ -11,11 +11,11 @@
 //! request without a room costs the backend nothing); otherwise the anonymous policy.
 
 use crate::auth::{Identity, find_token};
-use crate::hooks::{ConnectHook, Failure, Verdict};
+use crate::hooks::{ConnectHook, Failure, Handshake, Verdict};
 use crate::hub::Hub;
 use crate::names::{self, RoomError};
 use crate::server::{Permit, StreamSlots};
-use crate::session::{self, Grant, Mode};
+use crate::session::{self, Grant, Mode, Transport};
 use axum::Extension;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -76,32 +76,13 @@ pub(super) async fn upgrade(
                 drop((token, permit, stream_slot));
             })
         }
-        Err(refusal) => {
-            let status = refusal.status();
-            hub.metrics.rejected(status.as_u16());
-            let mut response = match refusal {
-                Refusal::Hub(_, reason) => {
-                    tracing::debug!(%peer, status = status.as_u16(), reason, "handshake refused");
-                    (status, format!("{reason}\n")).into_response()
-                }
-                Refusal::Backend(_, body) => {
-                    tracing::debug!(%peer, status = status.as_u16(), "handshake refused by the backend");
-                    (status, body).into_response()
-                }
-            };
-            if status == StatusCode::UNAUTHORIZED {
-                response
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
-            response
-        }
+        Err(refusal) => refusal.respond(&hub, peer),
     }
 }
 
 /// Why a handshake is refused: the hub's own short reason, or the backend's deny body as sent.
 #[derive(Debug)]
-enum Refusal {
+pub(crate) enum Refusal {
     /// A rule of the hub; the body is the reason and a newline.
     Hub(StatusCode, &'static str),
     /// The connect hook's deny: the body is exactly the backend's.
@@ -113,6 +94,28 @@ impl Refusal {
         match self {
             Self::Hub(status, _) | Self::Backend(status, _) => *status,
         }
+    }
+
+    /// The refusal as an HTTP response, counted and logged once.
+    pub(crate) fn respond(self, hub: &Hub, peer: SocketAddr) -> Response {
+        let status = self.status();
+        hub.metrics.rejected(status.as_u16());
+        let mut response = match self {
+            Self::Hub(_, reason) => {
+                tracing::debug!(%peer, status = status.as_u16(), reason, "handshake refused");
+                (status, format!("{reason}\n")).into_response()
+            }
+            Self::Backend(_, body) => {
+                tracing::debug!(%peer, status = status.as_u16(), "handshake refused by the backend");
+                (status, body).into_response()
+            }
+        };
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
     }
 }
 
@@ -131,26 +134,50 @@ async fn check(hub: &Hub, upgrade: &WebSocketUpgrade, peer: SocketAddr) -> Resul
     if !hub.origins.allows(request.origin(), host) {
         return Err((StatusCode::FORBIDDEN, "origin not allowed").into());
     }
-    let token =
-        find_token(request.headers(), request.query(), &hub.config.auth).filter(|t| !t.is_empty());
-    // A token is verified when there is a key to verify it with; else the hook decides.
-    let hook = hub
-        .connect_hook
-        .as_ref()
-        .filter(|_| token.is_none() || !hub.config.auth.has_key());
-    if let Some(hook) = hook {
+    // With the hook deciding, the room is checked first: a request without one costs the
+    // backend nothing. Otherwise credentials (401) come before the room (400).
+    let (identity, mode) = if deciding_hook(hub, request.into()).is_some() {
         let mode = mode(hub, request)?;
-        let identity = admit(hub, hook, request, peer).await?;
-        return Ok(Grant { identity, mode });
+        (identify(hub, request.into(), peer).await?, mode)
+    } else {
+        let identity = identify(hub, request.into(), peer).await?;
+        (identity, mode(hub, request)?)
+    };
+    Ok(Grant {
+        identity,
+        mode,
+        transport: Transport::WebSocket,
+    })
+}
+
+/// Who opens the connection: a token, verified when a JWT key is configured, decides when
+/// one is sent; otherwise the connect hook when one is configured; otherwise the anonymous
+/// policy. Every transport admits its clients through here.
+pub(crate) async fn identify(
+    hub: &Hub,
+    request: Handshake<'_>,
+    peer: SocketAddr,
+) -> Result<Identity, Refusal> {
+    if let Some(hook) = deciding_hook(hub, request) {
+        return admit(hub, hook, request, peer).await;
     }
-    let identity = hub
-        .auth
+    let token =
+        find_token(request.headers, request.query, &hub.config.auth).filter(|t| !t.is_empty());
+    // The per-IP slot is in the connection's `Permit`, which the session holds.
+    hub.auth
         .authenticate(token.as_deref())
         .await
-        .map_err(|e| Refusal::Hub(StatusCode::UNAUTHORIZED, e.reason()))?;
-    let mode = mode(hub, request)?;
-    // The per-IP slot is in the connection's `Permit`, which the session holds.
-    Ok(Grant { identity, mode })
+        .map_err(|e| Refusal::Hub(StatusCode::UNAUTHORIZED, e.reason()))
+}
+
+/// The connect hook, when it decides about `request`: a token is verified when there is a key
+/// to verify it with; else the hook decides.
+fn deciding_hook<'h>(hub: &'h Hub, request: Handshake<'_>) -> Option<&'h ConnectHook> {
+    let token = find_token(request.headers, request.query, &hub.config.auth);
+    let has_token = token.is_some_and(|t| !t.is_empty());
+    hub.connect_hook
+        .as_ref()
+        .filter(|_| !has_token || !hub.config.auth.has_key())
 }
 
 /// The connect hook's answer, or the failure rule: 503 when the hook is overloaded, else
@@ -158,7 +185,7 @@ async fn check(hub: &Hub, upgrade: &WebSocketUpgrade, peer: SocketAddr) -> Resul
 async fn admit(
     hub: &Hub,
     hook: &ConnectHook,
-    request: &herald_proto::handshake::Request,
+    request: Handshake<'_>,
     peer: SocketAddr,
 ) -> Result<Identity, Refusal> {
     match hook.admit(request, peer.ip()).await {

@@ -78,6 +78,7 @@ pub(crate) async fn upgrade(
     let grant = Grant {
         identity: identity(),
         mode: Mode::Pusher(app),
+        transport: session::Transport::WebSocket,
     };
     upgrade.config(config).on_upgrade(move |ws| async move {
         let wire = session::WsWire {

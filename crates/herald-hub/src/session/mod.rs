@@ -68,6 +68,29 @@ impl From<Gone> for End {
 pub(crate) struct Grant {
     pub(crate) identity: Identity,
     pub(crate) mode: Mode,
+    pub(crate) transport: Transport,
+}
+
+/// The wire a session runs on, for the per-transport metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Transport {
+    /// A WebSocket (`/ws`, plain-mode routes).
+    WebSocket,
+    /// Server-sent events (`GET /sse`).
+    Sse,
+    /// herald.v1 over an event stream and POSTs (`/stream`).
+    Stream,
+}
+
+impl Transport {
+    /// Its label in the metrics.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::WebSocket => "websocket",
+            Self::Sse => "sse",
+            Self::Stream => "stream",
+        }
+    }
 }
 
 /// What a session pulls from besides its wire.
@@ -121,6 +144,9 @@ pub(crate) async fn run<W: Wire>(hub: Arc<Hub>, mut wire: W, grant: Grant) {
     };
     let gauge = hub.metrics.connections(mode_name);
     gauge.inc();
+    let transport = grant.transport.name();
+    let transport_gauge = hub.metrics.transport_connections(transport);
+    transport_gauge.inc();
     let subscriber = Subscriber {
         queue,
         signal: signal.clone(),
@@ -168,8 +194,10 @@ pub(crate) async fn run<W: Wire>(hub: Arc<Hub>, mut wire: W, grant: Grant) {
     drop(handle);
     let hub = &session.hub;
     hub.metrics.disconnected(code);
+    hub.metrics.transport_disconnected(transport, code);
     gauge.dec();
-    tracing::debug!(client = %session.info.client, code, "disconnected");
+    transport_gauge.dec();
+    tracing::debug!(client = %session.info.client, code, transport, "disconnected");
 }
 
 impl Session {

@@ -474,6 +474,7 @@ mod driver {
         let grant = Grant {
             identity: identity(expires),
             mode: Mode::Protocol,
+            transport: Transport::WebSocket,
         };
         let task = tokio::spawn(run(hub.clone(), wire.clone(), grant));
         (hub, wire, tx, task)
@@ -828,6 +829,7 @@ mod connection_limit {
         Grant {
             identity: identity(None),
             mode: Mode::Protocol,
+            transport: Transport::WebSocket,
         }
     }
 

@@ -13,6 +13,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod events;
+
 pub const WAIT: Duration = Duration::from_secs(10);
 
 pub struct Server {

@@ -84,6 +84,7 @@ impl Children {
                     &first.to_string(),
                 ])
                 .args(["--channels", &args.channels.to_string()])
+                .args(["--transport", &args.transport])
                 .args(["--threads", &args.common.threads.to_string()])
                 .args(["--timeout", &args.common.timeout.as_secs_f64().to_string()])
                 .stdin(Stdio::piped())

@@ -10,6 +10,7 @@
 
 mod children;
 mod publisher;
+mod sse;
 mod subscribers;
 
 use super::report::{Latency, Report};
@@ -42,6 +43,10 @@ pub(crate) struct Args {
     /// Processes the subscribers are spread over (each needs an open file per connection).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
     processes: u64,
+    /// How subscribers receive: `websocket` (herald.v1) or `sse` (`GET /sse`, an event
+    /// stream per subscriber). The publisher always uses a WebSocket.
+    #[arg(long, default_value = "websocket", value_parser = ["websocket", "sse"])]
+    transport: String,
     /// Run as one of the subscriber processes of a parent `herald bench fanout`.
     #[arg(long, hide = true)]
     subscriber_process: bool,

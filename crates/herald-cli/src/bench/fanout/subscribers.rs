@@ -94,6 +94,7 @@ impl Group {
                 handshakes: handshakes.clone(),
                 done: done_rx.clone(),
                 timeout: args.common.timeout,
+                sse: args.transport == "sse",
             };
             tasks.spawn(subscriber.run());
         }
@@ -153,36 +154,59 @@ struct Subscriber {
     handshakes: Arc<Semaphore>,
     done: watch::Receiver<bool>,
     timeout: Duration,
+    /// Over `GET /sse` rather than a WebSocket.
+    sse: bool,
+}
+
+/// Where a subscriber's publications come from.
+enum Feed {
+    Ws(Box<herald::WebSocket<herald::MaybeTlsStream>>),
+    Sse(super::sse::Feed),
+}
+
+/// One message's text, without a copy on either transport.
+enum Text {
+    Ws(herald::Utf8Bytes),
+    Sse(String),
+    /// A message that is not text: counted as nothing.
+    Other,
+}
+
+impl Text {
+    fn as_str(&self) -> &str {
+        match self {
+            Self::Ws(text) => text.as_str(),
+            Self::Sse(text) => text,
+            Self::Other => "",
+        }
+    }
+}
+
+impl Feed {
+    /// The next message; `None` once the server ended the feed.
+    async fn next(&mut self) -> anyhow::Result<Option<Text>> {
+        match self {
+            Self::Ws(ws) => match ws.recv().await {
+                Some(Ok(Message::Text(text))) => Ok(Some(Text::Ws(text))),
+                Some(Ok(_)) => Ok(Some(Text::Other)),
+                Some(Err(e)) => Err(e.into()),
+                None => Ok(None),
+            },
+            Self::Sse(feed) => Ok(feed.next().await?.map(Text::Sse)),
+        }
+    }
 }
 
 impl Subscriber {
     async fn run(mut self) -> anyhow::Result<()> {
-        let config = Config::default()
-            .keepalive_interval(None)
-            .keepalive_timeout(Duration::from_secs(60));
         let permit = self.handshakes.acquire().await?;
-        let builder = ClientBuilder::new(&self.url)?
-            .subprotocol("herald.v1")
-            .config(config)
-            .connect_timeout(self.timeout);
-        let (mut ws, _) = builder.connect().await?;
-        drop(permit);
-        let subscribe = format!(
-            "{{\"id\":1,\"method\":\"subscribe\",\"params\":{{\"channel\":\"{}\"}}}}",
-            self.channel
-        );
-        ws.send(Message::text(subscribe)).await?;
-        // The `connected` push, then the reply with the starting offset.
-        let mut last = loop {
-            let Some(message) = ws.recv().await else {
-                anyhow::bail!("closed before subscribing");
-            };
-            if let Message::Text(text) = message?
-                && text.starts_with("{\"id\":1")
-            {
-                break number_after(&text, "\"offset\":").context("subscribe reply")?;
-            }
+        let (mut feed, mut last) = if self.sse {
+            let (feed, offset) = super::sse::Feed::open(&self.url, &self.channel).await?;
+            (Feed::Sse(feed), offset)
+        } else {
+            self.websocket().await?
         };
+        drop(permit);
         self.ready.add_permits(1);
         let mut draining: Option<Instant> = None;
         loop {
@@ -195,22 +219,51 @@ impl Subscriber {
                 }
             }
             let message = tokio::select! {
-                message = ws.recv() => message,
+                message = feed.next() => message?,
                 _ = self.done.changed(), if draining.is_none() => {
                     draining = Some(Instant::now());
                     continue;
                 }
                 () = tokio::time::sleep(Duration::from_millis(50)), if draining.is_some() => continue,
             };
-            let Some(message) = message else {
+            let Some(text) = message else {
                 anyhow::bail!("server closed the subscription");
             };
-            if let Message::Text(text) = message? {
-                last = self.count(&text, last);
+            last = self.count(text.as_str(), last);
+        }
+        if let Feed::Ws(ws) = &mut feed {
+            let _ = ws.close(CloseCode::NORMAL, "").await;
+        }
+        Ok(())
+    }
+
+    /// A herald.v1 WebSocket subscribed to the channel, and the subscribe reply's offset.
+    async fn websocket(&self) -> anyhow::Result<(Feed, u64)> {
+        let config = Config::default()
+            .keepalive_interval(None)
+            .keepalive_timeout(Duration::from_secs(60));
+        let builder = ClientBuilder::new(&self.url)?
+            .subprotocol("herald.v1")
+            .config(config)
+            .connect_timeout(self.timeout);
+        let (mut ws, _) = builder.connect().await?;
+        let subscribe = format!(
+            "{{\"id\":1,\"method\":\"subscribe\",\"params\":{{\"channel\":\"{}\"}}}}",
+            self.channel
+        );
+        ws.send(Message::text(subscribe)).await?;
+        // The `connected` push, then the reply with the starting offset.
+        loop {
+            let Some(message) = ws.recv().await else {
+                anyhow::bail!("closed before subscribing");
+            };
+            if let Message::Text(text) = message?
+                && text.starts_with("{\"id\":1")
+            {
+                let offset = number_after(&text, "\"offset\":").context("subscribe reply")?;
+                return Ok((Feed::Ws(Box::new(ws)), offset));
             }
         }
-        let _ = ws.close(CloseCode::NORMAL, "").await;
-        Ok(())
     }
 
     /// Counts one push; returns the highest offset seen.
