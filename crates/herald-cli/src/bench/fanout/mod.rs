@@ -7,8 +7,11 @@
 //! offset, with a byte scan instead of a JSON parse, so the generator stays cheap per
 //! delivery. Subscribers can be spread over several processes (`--processes`), each under the
 //! open-file limit. The server must allow the publish rate (`herald serve --publish-rate 0`).
+//!
+//! With `--plain`, the same against any plain WebSocket broadcast server ([`plain`]).
 
 mod children;
+mod plain;
 mod publisher;
 mod subscribers;
 
@@ -42,6 +45,11 @@ pub(crate) struct Args {
     /// Processes the subscribers are spread over (each needs an open file per connection).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
     processes: u64,
+    /// Plain WebSocket broadcast: subscribers and the publisher open the one URL, every
+    /// binary message carries a sequence number and its send time; works against any server
+    /// that relays each message to every other connection (`herald serve` plain mode too).
+    #[arg(long)]
+    plain: bool,
     /// Run as one of the subscriber processes of a parent `herald bench fanout`.
     #[arg(long, hide = true)]
     subscriber_process: bool,
@@ -51,6 +59,9 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: &Args) -> anyhow::Result<Report> {
+    if args.plain {
+        return plain::run(args).await;
+    }
     if args.subscriber_process {
         children::serve_parent(args).await?;
         // The parent prints the report; this process has said everything on stdout.
