@@ -132,8 +132,11 @@ impl WebSocketUpgrade {
         };
         let deflate = accepted.deflate();
         // Boxed, and consumed once the socket exists: a captured `Config` (or a `ws` local
-        // beside the callback's future) would stay in the connection's task for its whole life.
+        // beside the callback's future) would stay in the connection's task for its whole
+        // life, as every captured value does.
         let config = Box::new(self.config);
+        // Boxed for the same reason: calling it moves what it captured into its future.
+        let callback = Box::new(callback);
         let on_upgrade = self.on_upgrade;
         tokio::spawn(async move {
             if let Ok(upgraded) = on_upgrade.await {
