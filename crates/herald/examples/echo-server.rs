@@ -36,8 +36,12 @@ async fn serve(addr: &str) -> std::io::Result<()> {
         tcp.set_nodelay(true)?;
         let config = config.clone();
         tokio::spawn(async move {
-            let accepted = herald::accept_with(tcp, &config, |_| Ok(Default::default())).await;
-            let Ok(mut ws) = accepted else { return };
+            // One binding: a separate `Result` local would stay in the task's future beside
+            // `ws` for the connection's whole life (another 800 bytes).
+            let Ok(mut ws) = herald::accept_with(tcp, &config, |_| Ok(Default::default())).await
+            else {
+                return;
+            };
             // `feed` queues without flushing; the next `recv` writes every queued echo in one
             // vectored write before it waits for input.
             while let Some(Ok(message)) = ws.recv().await {

@@ -152,9 +152,14 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&Request) -> std::result::Result<Accept, Response>,
 {
-    let pending = read_request(io, config).await?;
-    match decide(pending.request()) {
-        Ok(accept) => pending.accept(accept).await,
-        Err(refusal) => Err(pending.refuse(&refusal).await),
-    }
+    // Boxed: the handshake's state (the request, its buffers) is several KiB, and a future
+    // holding it inline would keep that much in the connection's task for its whole life.
+    Box::pin(async move {
+        let pending = read_request(io, config).await?;
+        match decide(pending.request()) {
+            Ok(accept) => pending.accept(accept).await,
+            Err(refusal) => Err(pending.refuse(&refusal).await),
+        }
+    })
+    .await
 }

@@ -77,8 +77,10 @@ impl<S> std::fmt::Debug for WebSocket<S> {
     }
 }
 
-/// The first read's size: enough for a burst of small frames, little for an idle connection.
+/// The first direct read's size into the engine's buffer: enough for a burst of small frames.
 const MIN_READ: usize = 512;
+/// The stack buffer that reads go to while the engine's buffer is empty.
+const SCRATCH: usize = 8 * 1024;
 
 /// The RFC 6455 §5.3 masking source for clients: the thread-local, OS-seeded CSPRNG.
 pub(crate) fn os_entropy() -> Box<dyn herald_proto::Entropy> {
@@ -406,11 +408,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     // ---- reading ----------------------------------------------------------------------------
 
-    /// Reads into the engine's buffer. The read size adapts: it starts small (an idle
-    /// connection holds little memory), doubles after each read that fills the room it had, up
-    /// to `read_buffer_size`, and a frame in progress asks for its whole rest at once.
+    /// Reads into the engine's buffer. The read size adapts: it starts small, doubles after
+    /// each read that fills the room it had, up to `read_buffer_size`, and a frame in progress
+    /// asks for its whole rest at once.
+    ///
+    /// While nothing is buffered (an idle connection, or one that parsed all it read), the
+    /// read goes to a scratch buffer on the worker's stack and only what arrived is copied
+    /// into the engine's, which is released beforehand: a connection waiting for input holds
+    /// no read buffer at all.
     fn poll_read_more(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
-        let want = self.conn.read_hint().max(self.read_size);
+        let hint = self.conn.read_hint();
+        if hint <= SCRATCH && self.conn.read_buffer().is_empty() {
+            return self.poll_read_scratch(cx);
+        }
+        let want = hint.max(self.read_size);
         let buf = self.conn.read_buffer();
         buf.reserve(want);
         let room = buf.capacity() - buf.len();
@@ -423,6 +434,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             self.read_size = (self.read_size * 2).min(self.read_buffer_size);
         }
         Poll::Ready(Ok(n))
+    }
+
+    /// A read into stack memory while the engine's buffer is empty (see
+    /// [`poll_read_more`](Self::poll_read_more)).
+    fn poll_read_scratch(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
+        let buf = self.conn.read_buffer();
+        if buf.capacity() > 0 {
+            // Messages already handed out keep their bytes alive; this handle lets go.
+            *buf = BytesMut::new();
+        }
+        let mut scratch = [const { std::mem::MaybeUninit::<u8>::uninit() }; SCRATCH];
+        let mut read = tokio::io::ReadBuf::uninit(&mut scratch);
+        ready!(Pin::new(&mut self.io).poll_read(cx, &mut read))?;
+        let filled = read.filled();
+        self.conn.read_buffer().extend_from_slice(filled);
+        if filled.len() == SCRATCH {
+            self.read_size = (self.read_size * 2).min(self.read_buffer_size);
+        }
+        Poll::Ready(Ok(filled.len()))
     }
 
     fn on_event(&mut self, event: Event) -> Option<Message> {

@@ -160,21 +160,28 @@ impl WebSocketUpgrade {
             Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         };
         let deflate = accepted.deflate();
-        let config = self.config;
+        // Boxed, and consumed once the socket exists: a captured `Config` (or a `ws` local
+        // beside the callback's future) would stay in the connection's task for its whole
+        // life, as every captured value does.
+        let config = Box::new(self.config);
+        // Boxed for the same reason: calling it moves what it captured into its future.
+        let callback = Box::new(callback);
         let on_upgrade = self.on_upgrade;
         tokio::spawn(async move {
             if let Ok(upgraded) = on_upgrade.await {
-                let io = TokioIo::new(upgraded);
-                let ws = WebSocket::with_extensions(
-                    io,
-                    Role::Server,
-                    &config,
-                    Default::default(),
-                    deflate,
-                );
-                callback(ws).await;
+                callback(open_upgraded(upgraded, config, deflate)).await;
             }
         });
         accepted.into_http(Body::empty())
     }
+}
+
+/// The server's socket over an upgraded HTTP connection; `config` is freed here.
+fn open_upgraded(
+    upgraded: hyper::upgrade::Upgraded,
+    config: Box<Config>,
+    deflate: Option<herald_proto::DeflateParams>,
+) -> WebSocket<UpgradedIo> {
+    let io = TokioIo::new(upgraded);
+    WebSocket::with_extensions(io, Role::Server, &config, Default::default(), deflate)
 }

@@ -45,7 +45,8 @@ enum Mode {
     /// and the server's memory per connection.
     Connections(connections::Args),
     /// Subscribers on a `herald serve` hub and one publisher at a set rate: deliveries per
-    /// second, publish-to-receive latency and losses by offset.
+    /// second, publish-to-receive latency and losses by offset. With `--plain`, against any
+    /// plain WebSocket broadcast server, by sequence number.
     Fanout(fanout::Args),
 }
 

@@ -7,8 +7,11 @@
 //! offset, with a byte scan instead of a JSON parse, so the generator stays cheap per
 //! delivery. Subscribers can be spread over several processes (`--processes`), each under the
 //! open-file limit. The server must allow the publish rate (`herald serve --publish-rate 0`).
+//!
+//! With `--plain`, the same against any plain WebSocket broadcast server ([`plain`]).
 
 mod children;
+mod plain;
 mod publisher;
 mod sse;
 mod subscribers;
@@ -47,6 +50,11 @@ pub(crate) struct Args {
     /// stream per subscriber). The publisher always uses a WebSocket.
     #[arg(long, default_value = "websocket", value_parser = ["websocket", "sse"])]
     transport: String,
+    /// Plain WebSocket broadcast: subscribers and the publisher open the one URL, every
+    /// binary message carries a sequence number and its send time; works against any server
+    /// that relays each message to every other connection (`herald serve` plain mode too).
+    #[arg(long)]
+    plain: bool,
     /// Run as one of the subscriber processes of a parent `herald bench fanout`.
     #[arg(long, hide = true)]
     subscriber_process: bool,
@@ -56,6 +64,9 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: &Args) -> anyhow::Result<Report> {
+    if args.plain {
+        return plain::run(args).await;
+    }
     if args.subscriber_process {
         children::serve_parent(args).await?;
         // The parent prints the report; this process has said everything on stdout.
