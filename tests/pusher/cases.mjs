@@ -85,6 +85,27 @@ export const cases = {
     assert(empty.occupied === false, JSON.stringify(empty));
   },
 
+  async "presence: a user with two connections is one member, added once and removed with its last"({ herald, auth, open }) {
+    const alice = open(client(herald.port, auth, { user: "alice" }));
+    const ca = await subscribed(alice, "presence-tabs");
+    const added = [];
+    const removed = [];
+    ca.bind("pusher:member_added", (m) => added.push(m.id));
+    ca.bind("pusher:member_removed", (m) => removed.push(m.id));
+    const tab1 = open(client(herald.port, auth, { user: "bob" }));
+    await subscribed(tab1, "presence-tabs");
+    const tab2 = open(client(herald.port, auth, { user: "bob" }));
+    const c2 = await subscribed(tab2, "presence-tabs");
+    await until(() => added.length === 1, "bob added");
+    assert(c2.members.count === 2, `bob's second tab sees two members: ${c2.members.count}`);
+    tab2.disconnect();
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    assert(removed.length === 0 && ca.members.count === 2, "bob stays while a tab is open");
+    tab1.disconnect();
+    await until(() => removed.length === 1, "bob removed with his last tab");
+    assert(JSON.stringify(added) === '["bob"]' && JSON.stringify(removed) === '["bob"]', `${added} / ${removed}`);
+  },
+
   async "server SDK: triggerBatch, multi-channel trigger, signed requests only"({ herald, auth, open }) {
     const a = open(client(herald.port, auth));
     const [c1, c2] = await Promise.all([subscribed(a, "one"), subscribed(a, "two")]);

@@ -293,6 +293,7 @@ mod default {
         let example: String = text
             .lines()
             .skip_while(|l| *l != "# [namespaces.chat]")
+            .take_while(|l| !l.is_empty())
             .map(|l| format!("{}\n", l.trim_start_matches("# ")))
             .collect();
         assert!(

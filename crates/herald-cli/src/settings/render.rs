@@ -52,6 +52,7 @@ const PUSHER_APPS_EXAMPLE: &str = r#"
 # secret = "app-secret"
 # client_events = false            # true: client-* events on private and presence channels
 # namespace = "pusher-1001"        # the hub namespace of the app's channels
+# webhook_url = "http://127.0.0.1:3000/pusher/webhooks"  # Pusher's webhooks for the app
 "#;
 
 /// `[namespaces.NAME]` tables are TOML only (no flag or variable): shown as a commented

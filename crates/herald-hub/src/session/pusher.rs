@@ -5,7 +5,7 @@
 //! any connection.
 
 use super::{BYTES_PER_UNIT, End, Session, Wire};
-use crate::broadcast::Delivery;
+use crate::broadcast::{Delivery, PresenceEvent};
 use crate::limits::Rate;
 use crate::pusher::frame::{self, Envelope, Incoming, Outgoing};
 use crate::pusher::{App, Kind, sign};
@@ -15,7 +15,7 @@ use crate::users::Handle;
 use herald_hub_protocol::{ClientInfo, Disconnect, ErrorCode};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -33,6 +33,10 @@ pub(crate) struct PusherState {
     socket_id: String,
     /// The member each presence subscription joined as (its `channel_data`), by hub channel.
     members: HashMap<Arc<str>, ClientInfo>,
+    /// Each presence channel's users, by Pusher user id, and their connections (hub client
+    /// ids): a user is announced when its first connection joins and gone when its last
+    /// leaves, as Pusher announces users, not connections.
+    present: HashMap<Arc<str>, HashMap<String, HashSet<String>>>,
     /// The signed-in user, as the hub's users registry holds it, and its Pusher id.
     user: Option<(String, String)>,
     /// How the users registry reaches this connection, once it signs in.
@@ -45,8 +49,33 @@ impl PusherState {
             app,
             socket_id: crate::pusher::socket_id(client),
             members: HashMap::new(),
+            present: HashMap::new(),
             user: None,
             handle: None,
+        }
+    }
+}
+
+impl PusherState {
+    /// Counts a join or leave in its channel's users: whether it is the user's first
+    /// connection there (a join) or its last (a leave), so Pusher's event is due.
+    fn count_member(&mut self, event: &PresenceEvent) -> bool {
+        let (user, _) = frame::member(&event.user, &event.client);
+        let Some(users) = self.present.get_mut(&*event.channel) else {
+            return true;
+        };
+        if event.joined {
+            let clients = users.entry(user).or_default();
+            clients.insert(event.client.clone()) && clients.len() == 1
+        } else {
+            let Some(clients) = users.get_mut(&user) else {
+                return false;
+            };
+            if !clients.remove(&event.client) || !clients.is_empty() {
+                return false;
+            }
+            users.remove(&user);
+            true
         }
     }
 }
@@ -263,7 +292,7 @@ impl Session {
     }
 
     /// `subscription_succeeded`'s data: on a presence channel, its members by user id.
-    async fn members_data(&self, channel: &str, kind: Kind) -> Result<Value, Refused> {
+    async fn members_data(&mut self, channel: &str, kind: Kind) -> Result<Value, Refused> {
         if kind != Kind::Presence {
             return Ok(json!({}));
         }
@@ -273,9 +302,21 @@ impl Session {
             .await
             .map_err(|e| Refused(503, "hub", e.message))?;
         let mut hash = Map::new();
+        let mut present: HashMap<String, HashSet<String>> = HashMap::new();
         for c in &presence.clients {
             let (id, info) = frame::member(&c.user, &c.client);
+            present
+                .entry(id.clone())
+                .or_default()
+                .insert(c.client.clone());
             hash.insert(id, info);
+        }
+        if let Some(name) = self
+            .subscriptions
+            .get_key_value(channel)
+            .map(|(k, _)| k.clone())
+        {
+            self.pusher_mut().present.insert(name, present);
         }
         let ids: Vec<&String> = hash.keys().collect();
         Ok(json!({"presence": {"ids": ids, "hash": hash, "count": hash.len()}}))
@@ -284,6 +325,7 @@ impl Session {
     async fn pusher_unsubscribe(&mut self, name: &str) {
         let channel = self.pusher().app.hub_channel(name);
         if self.subscriptions.remove(channel.as_str()).is_some() {
+            self.pusher_mut().present.remove(channel.as_str());
             let info = self.channel_info(&channel);
             self.hub.unsubscribe(&channel, self.id, &info).await;
         }
@@ -439,6 +481,10 @@ impl Session {
                 let Some(name) = self.pusher().app.pusher_channel(&event.channel) else {
                     return Ok(());
                 };
+                if !self.pusher_mut().count_member(event) {
+                    // Another connection of a user already present, or not its last.
+                    return Ok(());
+                }
                 let text = if event.joined {
                     frame::member_added(name, &event.user, &event.client)
                 } else {
