@@ -4,6 +4,9 @@
 //! (complete, or told `recovered: false`).
 #![allow(clippy::unwrap_used, unreachable_pub)]
 
+mod common;
+
+use common::Node;
 use herald::{MaybeTlsStream, Message, WebSocket};
 use herald_hub_protocol::SUBPROTOCOL;
 use herald_redis::testing::RedisServer;
@@ -11,63 +14,31 @@ use serde_json::{Value, json};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
 const MESSAGES: u64 = 10_000;
 const CHANNEL: &str = "cluster:feed";
 const LIMIT: usize = 16 << 20;
 
-/// One `herald serve` process.
-struct Node {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Node {
-    async fn start(redis: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--broker", redis])
-            .args(["--publish-rate", "0", "--history-size", "20000"])
-            .args([
-                "--queue-size",
-                "20000",
-                "--max-message-size",
-                &LIMIT.to_string(),
-            ])
-            .env_remove("HERALD_CONFIG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if let Some(addr) = line.strip_prefix("herald: listening on http://") {
-                    return addr.parse().unwrap();
-                }
-            }
-            panic!("herald serve exited before listening");
-        })
-        .await
-        .expect("herald serve listens");
-        // Keep draining stderr so the node never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self { child, addr }
-    }
-
-    /// SIGKILL: no close frames, no goodbye.
-    async fn kill(&mut self) {
-        self.child.start_kill().unwrap();
-        let _ = self.child.wait().await;
-    }
+/// A node of the cluster under test.
+async fn node(redis: &str) -> Node {
+    let limit = LIMIT.to_string();
+    Node::start(&[
+        "--broker",
+        redis,
+        "--publish-rate",
+        "0",
+        "--history-size",
+        "20000",
+        "--queue-size",
+        "20000",
+        "--max-message-size",
+        &limit,
+    ])
+    .await
 }
 
 /// A `herald.v1` connection.
@@ -282,7 +253,7 @@ impl Cluster {
     async fn start(redis: RedisServer, nodes: usize, subscribers_per_node: usize) -> Self {
         let mut started = Vec::new();
         for _ in 0..nodes {
-            started.push(Node::start(&redis.url()).await);
+            started.push(node(&redis.url()).await);
         }
         let addrs: Vec<SocketAddr> = started.iter().map(|n| n.addr).collect();
         let (target, rx) = watch::channel(None);

@@ -3,54 +3,44 @@
 //! the per-user connection limit holds over all of them.
 #![allow(clippy::unwrap_used, unreachable_pub)]
 
+mod common;
+
 use herald::{MaybeTlsStream, Message, WebSocket};
-use herald_hub::auth::{Claims, issue_hs256};
 use herald_hub_protocol::SUBPROTOCOL;
 use herald_redis::testing::RedisServer;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SECRET: &str = "cluster-secret";
 const KEY: &str = "cluster-key";
 const WAIT: Duration = Duration::from_secs(20);
 
-/// One `herald serve` process.
+/// One `herald serve` node of the cluster, and its API.
 struct Node {
-    _child: Child,
+    /// The process, kept running as long as the node is.
+    _process: common::Node,
     addr: SocketAddr,
 }
 
 impl Node {
     async fn start(redis: &str, per_user: usize) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--broker", redis])
-            .args(["--jwt-secret", SECRET, "--api-key", KEY])
-            .args(["--max-connections-per-user", &per_user.to_string()])
-            .env_remove("HERALD_CONFIG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if let Some(addr) = line.strip_prefix("herald: listening on http://") {
-                    return addr.parse().unwrap();
-                }
-            }
-            panic!("herald serve exited before listening");
-        })
-        .await
-        .expect("herald serve listens");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let per_user = per_user.to_string();
+        let node = common::Node::start(&[
+            "--broker",
+            redis,
+            "--jwt-secret",
+            SECRET,
+            "--api-key",
+            KEY,
+            "--max-connections-per-user",
+            &per_user,
+        ])
+        .await;
+        let addr = node.addr;
         Self {
-            _child: child,
+            _process: node,
             addr,
         }
     }
@@ -87,20 +77,7 @@ impl Node {
 }
 
 fn token(user: &str) -> String {
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    let claims = Claims {
-        sub: user.into(),
-        exp,
-        channels: vec!["*".into()],
-        subscribe: vec![],
-        publish: vec![],
-        subs: vec![],
-    };
-    issue_hs256(SECRET, &claims).unwrap()
+    common::token(SECRET, user)
 }
 
 /// A `herald.v1` connection of a user.

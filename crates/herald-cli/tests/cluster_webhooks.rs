@@ -6,8 +6,10 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+mod common;
+
+use common::Node;
 use herald::{MaybeTlsStream, Message, WebSocket};
-use herald_hub::auth::{Claims, issue_hs256};
 use herald_hub_protocol::SUBPROTOCOL;
 use herald_redis::testing::RedisServer;
 use hmac::{Hmac, Mac};
@@ -15,11 +17,8 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 const SECRET: &str = "cluster-secret";
 const HOOK_SECRET: &str = "cluster-webhook-secret";
@@ -104,61 +103,33 @@ impl Receiver {
 }
 
 /// One `herald serve` process sending webhooks to `receiver`.
-struct Node {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Node {
-    async fn start(redis: &str, receiver: SocketAddr) -> Self {
-        let url = format!("http://{receiver}/events");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--broker", redis])
-            .args(["--jwt-secret", SECRET, "--webhook-url", &url])
-            .args(["--webhook-secret", HOOK_SECRET, "--webhook-grace", "500ms"])
-            .args(["--webhook-node-expiry", "2s", "--webhook-timeout", "1s"])
-            .env_remove("HERALD_CONFIG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if let Some(addr) = line.strip_prefix("herald: listening on http://") {
-                    return addr.parse().unwrap();
-                }
-            }
-            panic!("herald serve exited before listening");
-        })
-        .await
-        .expect("herald serve listens");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self { child, addr }
-    }
+async fn node(redis: &str, receiver: SocketAddr) -> Node {
+    let url = format!("http://{receiver}/events");
+    Node::start(&[
+        "--broker",
+        redis,
+        "--jwt-secret",
+        SECRET,
+        "--webhook-url",
+        &url,
+        "--webhook-secret",
+        HOOK_SECRET,
+        "--webhook-grace",
+        "500ms",
+        "--webhook-node-expiry",
+        "2s",
+        "--webhook-timeout",
+        "1s",
+    ])
+    .await
 }
 
 /// A `herald.v1` connection of `user` to `node`, past its `connected` push.
 async fn connect(node: &Node, user: &str) -> WebSocket<MaybeTlsStream> {
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    let claims = Claims {
-        sub: user.into(),
-        exp,
-        channels: vec!["*".into()],
-        subscribe: vec![],
-        publish: vec![],
-        subs: vec![],
-    };
     let url = format!(
         "ws://{}/ws?token={}",
         node.addr,
-        issue_hs256(SECRET, &claims).unwrap()
+        common::token(SECRET, user)
     );
     let builder = herald::ClientBuilder::new(&url)
         .unwrap()
@@ -212,7 +183,7 @@ async fn each_event_is_emitted_once_per_cluster_in_order_and_a_killed_nodes_user
     let (addr, receiver) = Receiver::start().await;
     let mut nodes = Vec::new();
     for _ in 0..3 {
-        nodes.push(Node::start(&redis.url(), addr).await);
+        nodes.push(node(&redis.url(), addr).await);
     }
 
     // Each user connects on two nodes, then leaves one after the other.
@@ -276,8 +247,7 @@ async fn each_event_is_emitted_once_per_cluster_in_order_and_a_killed_nodes_user
     receiver
         .wait_for("kim online", |e| of(e, "user_", "kim") == ["user_online"])
         .await;
-    nodes[2].child.start_kill().unwrap();
-    nodes[2].child.wait().await.unwrap();
+    nodes[2].kill().await;
     receiver
         .wait_for("kim offline after the node expiry", |e| {
             of(e, "user_", "kim") == ["user_online", "user_offline"]

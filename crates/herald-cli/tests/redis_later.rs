@@ -2,13 +2,13 @@
 //! refused with 109 as HTTP 503) and becomes healthy once Redis answers, without a restart.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use herald_redis::testing::RedisServer;
 use serde_json::Value;
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::Command;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const KEY: &str = "later-key";
 
@@ -39,28 +39,17 @@ async fn serve_starts_degraded_without_redis_and_heals_when_it_appears() {
         return;
     };
     redis.kill();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--broker", &redis.url()])
-        .args(["--api-key", KEY, "--redis-max-reconnect-delay", "500ms"])
-        .env_remove("HERALD_CONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr: SocketAddr = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(addr) = line.strip_prefix("herald: listening on http://") {
-                return addr.parse().unwrap();
-            }
-        }
-        panic!("herald serve exited before listening");
-    })
-    .await
-    .expect("herald serve listens without redis");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let url = redis.url();
+    let node = common::Node::start(&[
+        "--broker",
+        &url,
+        "--api-key",
+        KEY,
+        "--redis-max-reconnect-delay",
+        "500ms",
+    ])
+    .await;
+    let addr = node.addr;
 
     let (status, health) = request(addr, "GET", "/healthz", "").await;
     assert_eq!((status, health["status"].as_str()), (503, Some("degraded")));
