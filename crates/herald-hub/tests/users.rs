@@ -6,7 +6,6 @@
 mod common;
 
 use common::*;
-use herald_hub::auth::{Claims, issue_hs256};
 use serde_json::{Value, json};
 
 const SECRET: &str = "users-secret";
@@ -20,20 +19,7 @@ fn hub_config() -> herald_hub::HubConfig {
 }
 
 fn token(user: &str, subs: &[&str]) -> String {
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    let claims = Claims {
-        sub: user.into(),
-        exp,
-        channels: vec!["*".into()],
-        subscribe: vec![],
-        publish: vec![],
-        subs: subs.iter().map(|s| (*s).to_owned()).collect(),
-    };
-    issue_hs256(SECRET, &claims).unwrap()
+    user_token(SECRET, user, subs)
 }
 
 async fn connect(server: &Server, user: &str, subs: &[&str]) -> Client {

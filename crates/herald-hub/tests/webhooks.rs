@@ -11,7 +11,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use common::{Client, Server, wait_for};
 use herald_hub::HubConfig;
-use herald_hub::auth::{Claims, issue_hs256};
 use herald_hub::config::NamespaceConfig;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
@@ -132,20 +131,7 @@ fn config(addr: SocketAddr) -> HubConfig {
 }
 
 async fn connect(server: &Server, user: &str) -> Client {
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    let claims = Claims {
-        sub: user.into(),
-        exp,
-        channels: vec!["*".into()],
-        subscribe: vec![],
-        publish: vec![],
-        subs: vec![],
-    };
-    let token = issue_hs256(SECRET, &claims).unwrap();
+    let token = common::user_token(SECRET, user, &[]);
     Client::connect_url(&format!("{}?token={token}", server.url("/ws"))).await
 }
 

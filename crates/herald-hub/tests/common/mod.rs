@@ -285,3 +285,22 @@ pub async fn wait_for(mut condition: impl FnMut() -> bool) {
     }
     panic!("condition not met in time");
 }
+
+/// An HS256 token under `secret` for `user` on every channel, valid for ten minutes, with
+/// the server-side subscriptions `subs`.
+pub fn user_token(secret: &str, user: &str, subs: &[&str]) -> String {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let claims = herald_hub::auth::Claims {
+        sub: user.into(),
+        exp,
+        channels: vec!["*".into()],
+        subscribe: vec![],
+        publish: vec![],
+        subs: subs.iter().map(|s| (*s).to_owned()).collect(),
+    };
+    herald_hub::auth::issue_hs256(secret, &claims).unwrap()
+}
