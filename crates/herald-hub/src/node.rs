@@ -8,27 +8,60 @@ use herald_hub_protocol::{ClientInfo, Disconnect};
 use herald_proto::DeflateConfig;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
-use tokio::sync::{Notify, OnceCell, mpsc};
+use tokio::sync::{Notify, OnceCell};
 
 /// How the node reaches one connection.
 #[derive(Clone, Debug)]
 pub(crate) struct Subscriber {
-    /// The connection's outgoing queue.
-    pub(crate) queue: mpsc::Sender<Delivery>,
-    /// Asks the connection to close.
+    /// The connection's outgoing queue and kill signal.
     pub(crate) signal: Arc<Signal>,
     /// Whether it wants join/leave pushes.
     pub(crate) presence_events: bool,
 }
 
-/// A request to close a connection, from outside its task.
-#[derive(Debug, Default)]
+/// What reaches a connection's task from outside it: its deliveries, and a request to close.
+///
+/// The deliveries are a bounded queue behind a lock rather than a channel: a tokio channel
+/// allocates a 32-slot block and a cache-padded shared state (about 1.3 KiB) when it is made,
+/// on every connection, idle or not; this queue allocates on its first delivery and grows
+/// with the largest backlog it had, never past `capacity`.
+#[derive(Debug)]
 pub(crate) struct Signal {
     notify: Notify,
     reason: Mutex<Option<Disconnect>>,
+    deliveries: Mutex<Deliveries>,
+    ready: Notify,
+    capacity: usize,
+}
+
+#[derive(Debug, Default)]
+struct Deliveries {
+    queue: std::collections::VecDeque<Delivery>,
+    /// The connection's task stopped reading: deliveries are dropped, not counted.
+    closed: bool,
+}
+
+/// Why a delivery was not queued.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// `capacity` deliveries are waiting already: a slow consumer.
+    Full,
+    /// The connection is ending.
+    Closed,
 }
 
 impl Signal {
+    /// A connection's signal whose queue holds at most `capacity` deliveries.
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            notify: Notify::new(),
+            reason: Mutex::new(None),
+            deliveries: Mutex::new(Deliveries::default()),
+            ready: Notify::new(),
+            capacity,
+        }
+    }
+
     /// Asks for a close with `reason`; the first reason wins. Returns whether this call
     /// was the first.
     pub(crate) fn kill(&self, reason: Disconnect) -> bool {
@@ -49,6 +82,56 @@ impl Signal {
             }
             self.notify.notified().await;
         }
+    }
+
+    /// Queues a delivery for the connection's task, never waiting.
+    ///
+    /// # Errors
+    /// [`Refused`]: the queue is full, or the connection is ending.
+    pub(crate) fn push(&self, delivery: Delivery) -> Result<(), Refused> {
+        let mut d = self.deliveries.lock().unwrap_or_else(|e| e.into_inner());
+        if d.closed {
+            return Err(Refused::Closed);
+        }
+        if d.queue.len() >= self.capacity {
+            return Err(Refused::Full);
+        }
+        let was_empty = d.queue.is_empty();
+        d.queue.push_back(delivery);
+        drop(d);
+        // One wakeup per batch: a task that has not drained the queue yet is awake already
+        // or holds a stored permit.
+        if was_empty {
+            self.ready.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Moves up to `max` queued deliveries into `batch` without waiting; returns how many.
+    pub(crate) fn take(&self, batch: &mut Vec<Delivery>, max: usize) -> usize {
+        let mut d = self.deliveries.lock().unwrap_or_else(|e| e.into_inner());
+        let n = d.queue.len().min(max);
+        batch.extend(d.queue.drain(..n));
+        n
+    }
+
+    /// Waits for deliveries and moves up to `max` of them into `batch`; returns how many
+    /// (at least one). Cancel-safe: a delivery is either in `batch` or still queued.
+    pub(crate) async fn recv_many(&self, batch: &mut Vec<Delivery>, max: usize) -> usize {
+        loop {
+            let n = self.take(batch, max);
+            if n > 0 {
+                return n;
+            }
+            self.ready.notified().await;
+        }
+    }
+
+    /// The connection's task stops reading: what is queued is freed, later pushes refused.
+    pub(crate) fn close_queue(&self) {
+        let mut d = self.deliveries.lock().unwrap_or_else(|e| e.into_inner());
+        d.closed = true;
+        d.queue = std::collections::VecDeque::new();
     }
 }
 
@@ -219,14 +302,14 @@ impl Node {
             if presence_only && !subscriber.presence_events {
                 continue;
             }
-            match subscriber.queue.try_send(delivery.clone()) {
+            match subscriber.signal.push(delivery.clone()) {
                 Ok(()) => delivered += 1,
-                Err(mpsc::error::TrySendError::Full(_)) => {
+                Err(Refused::Full) => {
                     if subscriber.signal.kill(Disconnect::SLOW) {
                         self.metrics.slow_consumer_drops.inc();
                     }
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
+                Err(Refused::Closed) => {}
             }
         }
         self.metrics.messages_out.inc_by(delivered);

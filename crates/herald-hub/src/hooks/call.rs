@@ -129,12 +129,15 @@ impl Caller {
             return Err(Failure::OpenCircuit);
         }
         let started = Instant::now();
-        let sent = fetch::call(
+        // Boxed: the exchange (TCP, TLS, HTTP) is a future of several KiB, and every caller's
+        // future would be as large as its largest state for its whole life — a session's for
+        // as long as its connection lasts, idle or not. One allocation per backend call.
+        let sent = Box::pin(fetch::call(
             &self.url,
             self.tls.as_ref(),
             Outgoing::PostJson(body),
             self.bounds.max_answer,
-        );
+        ));
         let answer = tokio::time::timeout(self.bounds.timeout, sent)
             .await
             .unwrap_or(Err(FetchError::Timeout));

@@ -93,14 +93,6 @@ impl Transport {
     }
 }
 
-/// What a session pulls from besides its wire.
-struct Queues<'a> {
-    /// Fan-out's deliveries.
-    deliveries: &'a mut mpsc::Receiver<Delivery>,
-    /// The server API's operations.
-    ops: &'a mut mpsc::Receiver<ServerOp>,
-}
-
 /// Command cost units per 4 KiB of payload or reply.
 const BYTES_PER_UNIT: usize = 4096;
 
@@ -134,9 +126,7 @@ pub(crate) struct Session {
 
 /// Runs a connection to its end.
 pub(crate) async fn run<W: Wire>(hub: Arc<Hub>, mut wire: W, grant: Grant) {
-    // `HubConfig::validate` (in `Hub::new`) refused 0, which `mpsc::channel` panics on.
-    let (queue, mut rx) = mpsc::channel(hub.config.limits.queue_size);
-    let signal = Arc::new(Signal::default());
+    let signal = Arc::new(Signal::new(hub.config.limits.queue_size));
     let mode_name = match grant.mode {
         Mode::Plain { .. } => "plain",
         Mode::Protocol => "protocol",
@@ -148,36 +138,40 @@ pub(crate) async fn run<W: Wire>(hub: Arc<Hub>, mut wire: W, grant: Grant) {
     let transport_gauge = hub.metrics.transport_connections(transport);
     transport_gauge.inc();
     let subscriber = Subscriber {
-        queue,
         signal: signal.clone(),
         presence_events: false,
     };
     let mut session = Session::new(hub, grant.identity, grant.mode, subscriber);
     tracing::debug!(client = %session.info.client, user = %session.info.user, mode = mode_name, "connected");
-    let (ops, mut ops_rx) = mpsc::channel(OPS_QUEUE);
-    // Held to the end: with no sender the queue would read as closed on every turn.
-    let handle = Handle {
-        client: session.info.client.clone(),
-        ops,
-        signal: signal.clone(),
+    // The server API reaches a connection through its user (and the Pusher protocol through
+    // its state): an anonymous connection has no queue for server operations, which saves
+    // its two allocations on every such connection.
+    let reachable = !session.info.user.is_empty() || session.pusher.is_some();
+    let (handle, mut ops_rx) = if reachable {
+        let (ops, ops_rx) = mpsc::channel(OPS_QUEUE);
+        // Held to the end: with no sender the queue would read as closed on every turn.
+        let handle = Handle {
+            client: session.info.client.clone(),
+            ops,
+            signal: signal.clone(),
+        };
+        (Some(handle), Some(ops_rx))
+    } else {
+        (None, None)
     };
-    if let Some(state) = session.pusher.as_deref_mut() {
+    if let (Some(state), Some(handle)) = (session.pusher.as_deref_mut(), &handle) {
         state.handle = Some(handle.clone());
     }
-    if !session.info.user.is_empty() {
+    if let (false, Some(handle)) = (session.info.user.is_empty(), &handle) {
         let user = session.info.user.clone();
         session.hub.users.add(&user, session.id, handle.clone());
     }
     let end = match session.start(&mut wire).await {
-        Ok(()) => {
-            let queues = Queues {
-                deliveries: &mut rx,
-                ops: &mut ops_rx,
-            };
-            session.drive(&mut wire, queues, &signal).await
-        }
+        Ok(()) => session.drive(&mut wire, &mut ops_rx, &signal).await,
         Err(end) => end,
     };
+    // Fan-out stops queueing for this connection, and what it queued is freed.
+    signal.close_queue();
     let code = match end {
         End::Close(reason) => {
             let reason = if matches!(session.mode, Mode::Pusher(_)) {
@@ -254,11 +248,14 @@ impl Session {
         }
     }
 
-    async fn drive<W: Wire>(&mut self, wire: &mut W, queues: Queues<'_>, signal: &Signal) -> End {
-        let Queues {
-            deliveries: rx,
-            ops,
-        } = queues;
+    /// Runs the connection until it ends, pulling fan-out's deliveries from `signal` and
+    /// the server API's operations from `ops`.
+    async fn drive<W: Wire>(
+        &mut self,
+        wire: &mut W,
+        ops: &mut Option<mpsc::Receiver<ServerOp>>,
+        signal: &Signal,
+    ) -> End {
         // Every waiting future is made once and polled in place: a loop turn costs no
         // registration with the shutdown token, the kill signal or the timer wheel.
         let shutdown = self.hub.shutdown.clone();
@@ -272,7 +269,9 @@ impl Session {
         let idle = tokio::time::sleep_until(idle_deadline);
         tokio::pin!(cancelled, killed, expiry, notice, idle);
         // Deliveries pulled from the queue; those from `next` on are not on the wire yet.
-        let mut batch = Vec::with_capacity(64);
+        // Grown by the first deliveries and kept: an idle connection that never had one
+        // holds no buffer.
+        let mut batch = Vec::new();
         let mut next = 0;
         loop {
             if next < batch.len() && !wire.is_full() {
@@ -303,7 +302,7 @@ impl Session {
                 () = &mut cancelled => return End::Close(Disconnect::SHUTDOWN),
                 () = &mut expiry, if expiry_on => return End::Close(Disconnect::UNAUTHORIZED),
                 () = &mut notice, if notice_on => {
-                    if let Err(end) = self.refresh_due(wire).await {
+                    if let Err(end) = Box::pin(self.refresh_due(wire)).await {
                         return end;
                     }
                 }
@@ -330,18 +329,15 @@ impl Session {
                         return end;
                     }
                 }
-                n = rx.recv_many(&mut batch, 64), if room => {
-                    if n == 0 {
-                        return End::Close(Disconnect::INTERNAL);
-                    }
-                }
-                Some(op) = ops.recv(), if !wire.is_full() => {
+                _ = signal.recv_many(&mut batch, 64), if room => {}
+                Some(op) = next_op(ops), if !wire.is_full() => {
                     let handled = tokio::select! {
                         biased;
                         reason = &mut killed => Err(End::Close(reason)),
                         () = &mut cancelled => Err(End::Close(Disconnect::SHUTDOWN)),
                         () = &mut expiry => Err(End::Close(Disconnect::UNAUTHORIZED)),
-                        handled = self.on_server_op(op, wire) => handled,
+                        // Boxed, as commands are: rare, and large inline.
+                        handled = Box::pin(self.on_server_op(op, wire)) => handled,
                     };
                     if let Err(end) = handled {
                         return end;
@@ -370,14 +366,17 @@ impl Session {
         };
         self.hub.metrics.messages_in.inc();
         self.hub.metrics.bytes_in.inc_by(size as u64);
+        // A command's future is boxed: inline, the session's task would be as large as the
+        // largest command's state (subscribe with recovery, a Pusher presence join) for the
+        // connection's whole life. A plain-mode message, the hot path, stays inline.
         match self.mode.clone() {
             Mode::Plain { room } => self.on_plain(&room, message).await,
             Mode::Protocol => match message {
-                Message::Text(text) => self.on_command(&text, wire).await,
+                Message::Text(text) => Box::pin(self.on_command(&text, wire)).await,
                 _ => Err(End::Close(Disconnect::BAD_REQUEST)),
             },
             Mode::Pusher(_) => match message {
-                Message::Text(text) => self.on_pusher(&text, wire).await,
+                Message::Text(text) => Box::pin(self.on_pusher(&text, wire)).await,
                 _ => Err(End::Close(Disconnect::BAD_REQUEST)),
             },
         }
@@ -458,6 +457,14 @@ impl Session {
             let info = self.channel_info(&channel);
             self.hub.unsubscribe(&channel, self.id, &info).await;
         }
+    }
+}
+
+/// The next server operation; never, for a connection the server API cannot reach.
+async fn next_op(ops: &mut Option<mpsc::Receiver<ServerOp>>) -> Option<ServerOp> {
+    match ops {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 
