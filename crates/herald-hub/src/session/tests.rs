@@ -1328,6 +1328,7 @@ mod pusher_mode {
             client_events,
             namespace: None,
             webhook_url: None,
+            limits: crate::config::PusherLimits::default(),
         });
         let hub = Hub::new(config).unwrap();
         let app = hub.pusher.by_key("k").unwrap().clone();

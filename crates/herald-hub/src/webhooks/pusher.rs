@@ -40,7 +40,10 @@ impl PusherHook {
     fn event(&self, entry: &OutboxEntry) -> Option<Value> {
         match &entry.event {
             OutboxEvent::Tracked(Tracked::Channel(channel), held) => {
-                let name = channel.strip_prefix(&self.prefix)?;
+                // A user's own channel and the watchlists' presence (`#…`) are not Pusher's.
+                let name = channel
+                    .strip_prefix(&self.prefix)
+                    .filter(|n| !n.starts_with('#'))?;
                 let event = if *held {
                     "channel_occupied"
                 } else {
@@ -128,6 +131,7 @@ mod tests {
             client_events: true,
             namespace: None,
             webhook_url: Some("http://127.0.0.1:9/hook".into()),
+            limits: crate::config::PusherLimits::default(),
         };
         PusherHook::new(&app).unwrap()
     }
