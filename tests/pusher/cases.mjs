@@ -288,6 +288,25 @@ export const cases = {
     assert(webhooks.invalid === 0, `${webhooks.invalid} webhooks failed the SDK's check`);
   },
 
+  async "encrypted channel: the SDK encrypts, Herald relays only ciphertext, pusher-js decrypts"({ herald, auth, open }) {
+    const a = open(client(herald.port, auth, { user: "alice" }));
+    const channel = await subscribed(a, "private-encrypted-vault");
+    const got = next(channel, "secret");
+    await server(herald.port).trigger("private-encrypted-vault", "secret", { pin: 4321 });
+    assert((await got).pin === 4321, "decrypted by pusher-js");
+    const history = await (await fetch(`${herald.url}/api/history/pusher-app1:private-encrypted-vault`, {
+      headers: { "x-api-key": API_KEY },
+    })).json();
+    const stored = history.publications.at(-1)?.data;
+    const box = JSON.parse(stored?.data ?? "{}");
+    assert(box.nonce && box.ciphertext && !JSON.stringify(stored).includes("4321"),
+      `only ciphertext stored: ${JSON.stringify(stored)}`);
+    // pusher-js will not send one; sent raw, Herald refuses it too.
+    const refused = next(a.connection, "error");
+    a.send_event("client-x", {}, "private-encrypted-vault");
+    assert(/client events/.test(JSON.stringify(await refused)), "no client events on encrypted channels");
+  },
+
   async "per-app limits: app3 at its own limits, app1 on the same server unaffected"({ herald, auth, open, onClose }) {
     const auth3 = await startAuth(APPS.app3);
     onClose(() => auth3.close());

@@ -12,6 +12,11 @@ export const APPS = {
   app3: { id: "app3", key: "key-three", secret: "secret-three" },
 };
 export const API_KEY = "pusher-test-api-key";
+/**
+ * The master key the application's SDK derives `private-encrypted-` channels' secrets from;
+ * Herald never sees it.
+ */
+const MASTER_KEY = Buffer.alloc(32, 7).toString("base64");
 
 /**
  * The herald config the cases run with: three apps, the first with client events on, the
@@ -62,7 +67,7 @@ max_presence_members = 2
 /** The `pusher` server SDK pointed at a node. */
 export function server(port, app = APPS.app1) {
   return new PusherServer({
-    appId: app.id, key: app.key, secret: app.secret,
+    appId: app.id, key: app.key, secret: app.secret, encryptionMasterKeyBase64: MASTER_KEY,
     host: "127.0.0.1", port: String(port), useTLS: false,
   });
 }
@@ -72,7 +77,9 @@ export function server(port, app = APPS.app1) {
  * makes it: `user` (a form field) names who is asking; "mallory" is refused with 403.
  */
 export async function startAuth(app = APPS.app1) {
-  const sdk = new PusherServer({ appId: app.id, key: app.key, secret: app.secret });
+  const sdk = new PusherServer({
+    appId: app.id, key: app.key, secret: app.secret, encryptionMasterKeyBase64: MASTER_KEY,
+  });
   const srv = http.createServer((req, res) => {
     if (req.method === "GET") {
       page(req, res);
