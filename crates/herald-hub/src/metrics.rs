@@ -342,7 +342,10 @@ impl Metrics {
     /// Counts a refusal by one of a Pusher app's own limits.
     pub(crate) fn pusher_limit(&self, app: &str, limit: &'static str) {
         self.pusher_limit_hits
-            .get_or_create(&vec![("app".into(), app.into()), ("limit".into(), limit.into())])
+            .get_or_create(&vec![
+                ("app".into(), app.into()),
+                ("limit".into(), limit.into()),
+            ])
             .inc();
     }
 

@@ -293,7 +293,9 @@ impl HubConfig {
             }
             let longest = app.limits.max_channel_name_length;
             if longest == 0 || ns.len() + 1 + longest > crate::names::MAX_CHANNEL_LEN {
-                return fail("limits.max_channel_name_length must be 1 to 254 minus the namespace's length");
+                return fail(
+                    "limits.max_channel_name_length must be 1 to 254 minus the namespace's length",
+                );
             }
             if !self.namespaces.is_empty() && !self.namespaces.contains_key(&ns) {
                 return fail("its namespace is not configured in [namespaces]");

@@ -124,7 +124,10 @@ pub(crate) async fn batch_events(
     };
     if batch.len() > app.config.limits.max_batch_size {
         hub.metrics.pusher_limit(&app.config.id, "max_batch_size");
-        return refuse(&hub, bad("too many events in the batch (limits.max_batch_size)"));
+        return refuse(
+            &hub,
+            bad("too many events in the batch (limits.max_batch_size)"),
+        );
     }
     if batch
         .iter()
@@ -197,14 +200,20 @@ async fn trigger<'a>(hub: &Hub, app: &App, event: &'a Event) -> Result<Vec<&'a S
     }
     if channels.len() > limits.max_event_channels {
         over("max_event_channels");
-        return Err(refuse(hub, bad("too many channels (limits.max_event_channels)")));
+        return Err(refuse(
+            hub,
+            bad("too many channels (limits.max_event_channels)"),
+        ));
     }
     if event.name.is_empty() {
         return Err(refuse(hub, bad("no event name")));
     }
     if event.name.len() > limits.max_event_name_length {
         over("max_event_name_length");
-        return Err(refuse(hub, bad("event name too long (limits.max_event_name_length)")));
+        return Err(refuse(
+            hub,
+            bad("event name too long (limits.max_event_name_length)"),
+        ));
     }
     if event.data.get().len() > limits.max_event_size {
         over("max_event_size");

@@ -11,8 +11,9 @@
 //! ([`sign`]), its socket ids, its error codes and its message shapes. The session
 //! (`session/pusher.rs`) drives a connection through the hub's one session model.
 //!
-//! Webhooks (`channel_occupied`, `member_added`, …) are not sent: the points where they
-//! would be are marked `webhook:` in `session/pusher.rs`.
+//! Each app has its own limits ([`PusherLimits`](crate::config::PusherLimits), Pusher's by
+//! default), checked in the session and the API beside the hub's. Pusher webhooks come from
+//! the hub's outbox (`webhooks/pusher.rs`).
 
 pub(crate) mod api;
 pub(crate) mod frame;

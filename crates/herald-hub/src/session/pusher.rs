@@ -120,10 +120,16 @@ impl Session {
         let limit = app.config.limits.max_connections;
         if limit > 0 {
             let key = app.connections_key();
-            match self.hub.count_connection(&key, &self.info.client, limit).await {
+            match self
+                .hub
+                .count_connection(&key, &self.info.client, limit)
+                .await
+            {
                 Ok(true) => self.pusher_mut().counted = Some(key),
                 Ok(false) => {
-                    self.hub.metrics.pusher_limit(&app.config.id, "max_connections");
+                    self.hub
+                        .metrics
+                        .pusher_limit(&app.config.id, "max_connections");
                     return Err(End::Close(Disconnect::new(4004, "over connection quota")));
                 }
                 // As with the hub's own counts, an unreachable broker keeps nobody out.
@@ -240,7 +246,9 @@ impl Session {
         let app = state.app.clone();
         let per_app = app.config.limits.max_channels_per_connection;
         if per_app > 0 && self.subscriptions.len() >= per_app {
-            self.hub.metrics.pusher_limit(&app.config.id, "max_channels_per_connection");
+            self.hub
+                .metrics
+                .pusher_limit(&app.config.id, "max_channels_per_connection");
             return Err(Refused(429, "limit", "too many channels".into()));
         }
         if let Some(member) = &member {
@@ -315,7 +323,9 @@ impl Session {
         if users.len() < limit || users.contains(&me) {
             return Ok(());
         }
-        self.hub.metrics.pusher_limit(&app.config.id, "max_presence_members");
+        self.hub
+            .metrics
+            .pusher_limit(&app.config.id, "max_presence_members");
         // Pusher's over-capacity code: pusher-js reports it as the subscription's status.
         Err(Refused(4100, "limit", "presence channel is full".into()))
     }
@@ -364,7 +374,11 @@ impl Session {
         let Some(member) = member.filter(|m| valid_user_id(&m.user_id)) else {
             return Err(Refused(400, "channel_data", "invalid channel_data".into()));
         };
-        if member.user_info.as_ref().is_some_and(|i| i.get().len() > max_info) {
+        if member
+            .user_info
+            .as_ref()
+            .is_some_and(|i| i.get().len() > max_info)
+        {
             self.hub.metrics.pusher_limit(&app.id, "max_user_info_size");
             return Err(Refused(400, "channel_data", "user_info too large".into()));
         }
@@ -445,16 +459,27 @@ impl Session {
             self.hub.metrics.pusher_refusal("signin");
             return self.pusher_error(None, "user_data needs an id, once per connection", wire);
         };
-        if data.user_info.as_ref().is_some_and(|i| i.get().len() > limits.max_user_info_size) {
-            self.hub.metrics.pusher_limit(&app.config.id, "max_user_info_size");
+        if data
+            .user_info
+            .as_ref()
+            .is_some_and(|i| i.get().len() > limits.max_user_info_size)
+        {
+            self.hub
+                .metrics
+                .pusher_limit(&app.config.id, "max_user_info_size");
             return self.pusher_error(None, "user_info too large", wire);
         }
         let watchlist = data.watchlist.unwrap_or_default();
         if watchlist.len() > limits.max_watchlist {
-            self.hub.metrics.pusher_limit(&app.config.id, "max_watchlist");
+            self.hub
+                .metrics
+                .pusher_limit(&app.config.id, "max_watchlist");
             return self.pusher_error(None, "watchlist too long", wire);
         }
-        if watchlist.iter().any(|w| w.is_empty() || w.len() > MAX_USER_ID) {
+        if watchlist
+            .iter()
+            .any(|w| w.is_empty() || w.len() > MAX_USER_ID)
+        {
             self.hub.metrics.pusher_refusal("signin");
             return self.pusher_error(None, "invalid user id in watchlist", wire);
         }
@@ -571,11 +596,17 @@ impl Session {
         }
         // The app's limits, Pusher's codes: 4301 for each client event refused.
         let over = if message.event.len() > limits.max_event_name_length {
-            Some(("max_event_name_length", "client event rejected: event name too long"))
+            Some((
+                "max_event_name_length",
+                "client event rejected: event name too long",
+            ))
         } else if data.map_or(0, |d| d.get().len()) > limits.max_event_size {
             Some(("max_event_size", "client event rejected: data too large"))
         } else if self.pusher_mut().client_events.check(Instant::now()) != Rate::Allowed {
-            Some(("client_events_per_second", "client event rejected due to rate limit"))
+            Some((
+                "client_events_per_second",
+                "client event rejected due to rate limit",
+            ))
         } else {
             None
         };
@@ -739,7 +770,9 @@ impl Session {
             self.hub.unsubscribe(&channel, self.id, &info).await;
         }
         for channel in watching {
-            self.hub.unsubscribe(&channel, self.id, &self.info.clone()).await;
+            self.hub
+                .unsubscribe(&channel, self.id, &self.info.clone())
+                .await;
         }
     }
 }
