@@ -628,6 +628,28 @@ mod tests {
     }
 
     #[test]
+    fn a_pusher_apps_channel_names_must_fit_the_hubs_after_its_namespace() {
+        let mut c = HubConfig::default();
+        c.pusher.apps.push(crate::config::PusherApp {
+            id: "1".into(),
+            key: "k".into(),
+            secret: "s".into(),
+            client_events: false,
+            namespace: None,
+            webhook_url: None,
+            limits: crate::config::PusherLimits::default(),
+        });
+        assert!(c.validate().is_ok(), "Pusher's 164 fits after `pusher-1:`");
+        // `pusher-1:` is 9 bytes of the hub's 255.
+        c.pusher.apps[0].limits.max_channel_name_length = 246;
+        assert!(c.validate().is_ok());
+        for longest in [0, 247] {
+            c.pusher.apps[0].limits.max_channel_name_length = longest;
+            assert_eq!(key(&c), "pusher.apps", "{longest}");
+        }
+    }
+
+    #[test]
     fn an_unsupported_broker_names_the_broker_key_and_the_value() {
         let c = HubConfig {
             broker: BrokerConfig::parse("mongodb://db"),
