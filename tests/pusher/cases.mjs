@@ -128,6 +128,13 @@ export const cases = {
     const cross = await server(herald.port, { ...APPS.app1, id: APPS.app2.id })
       .trigger("one", "x", {}).then(() => null, (e) => e);
     assert(cross?.status === 401, `app1 credentials on app2: ${cross}`);
+    // A request the SDK signed an hour ago (its clock set back while it signs) is stale.
+    const now = Date.now;
+    Date.now = () => now() - 3600 * 1000;
+    const signedLate = sdk.trigger("one", "x", {});
+    Date.now = now;
+    const stale = await signedLate.then(() => null, (e) => e);
+    assert(stale?.status === 401 && /timestamp/.test(stale.body), `stale: ${stale?.status} ${stale?.body}`);
   },
 
   async "apps are isolated, unknown keys refused with 4001"({ herald, auth, open, onClose }) {
