@@ -449,5 +449,10 @@ export const cluster = {
     dave.disconnect();
     await until(() => events.length === 2, "dave offline, seen across nodes");
     assert(JSON.stringify(events) === '["online dave","offline dave"]', JSON.stringify(events));
+    // app3's max_connections (3) holds over both nodes.
+    const three = [n1, n1, n2].map((n) => open(client(n.port, auth, { app: APPS.app3 })));
+    await Promise.all(three.map((c) => state(c, "connected")));
+    const over = await next(open(client(n2.port, auth, { app: APPS.app3 })).connection, "error");
+    assert((over.error ?? over).data?.code === 4004, `a fourth on node 2: ${JSON.stringify(over)}`);
   },
 };
