@@ -128,6 +128,13 @@ export const cases = {
     const cross = await server(herald.port, { ...APPS.app1, id: APPS.app2.id })
       .trigger("one", "x", {}).then(() => null, (e) => e);
     assert(cross?.status === 401, `app1 credentials on app2: ${cross}`);
+    // A request the SDK signed an hour ago (its clock set back while it signs) is stale.
+    const now = Date.now;
+    Date.now = () => now() - 3600 * 1000;
+    const signedLate = sdk.trigger("one", "x", {});
+    Date.now = now;
+    const stale = await signedLate.then(() => null, (e) => e);
+    assert(stale?.status === 401 && /timestamp/.test(stale.body), `stale: ${stale?.status} ${stale?.body}`);
   },
 
   async "apps are isolated, unknown keys refused with 4001"({ herald, auth, open, onClose }) {
@@ -287,6 +294,127 @@ export const cases = {
     assert(of("channel_occupied").length === 1, "occupied once");
     assert(webhooks.invalid === 0, `${webhooks.invalid} webhooks failed the SDK's check`);
   },
+
+  async "encrypted channel: the SDK encrypts, Herald relays only ciphertext, pusher-js decrypts"({ herald, auth, open }) {
+    const a = open(client(herald.port, auth, { user: "alice" }));
+    const channel = await subscribed(a, "private-encrypted-vault");
+    const got = next(channel, "secret");
+    await server(herald.port).trigger("private-encrypted-vault", "secret", { pin: 4321 });
+    assert((await got).pin === 4321, "decrypted by pusher-js");
+    const history = await (await fetch(`${herald.url}/api/history/pusher-app1:private-encrypted-vault`, {
+      headers: { "x-api-key": API_KEY },
+    })).json();
+    const stored = history.publications.at(-1)?.data;
+    const box = JSON.parse(stored?.data ?? "{}");
+    assert(box.nonce && box.ciphertext && !JSON.stringify(stored).includes("4321"),
+      `only ciphertext stored: ${JSON.stringify(stored)}`);
+    // pusher-js will not send one; sent raw, Herald refuses it too.
+    const refused = next(a.connection, "error");
+    a.send_event("client-x", {}, "private-encrypted-vault");
+    assert(/client events/.test(JSON.stringify(await refused)), "no client events on encrypted channels");
+  },
+
+  async "per-app limits: app3 at its own limits, app1 on the same server unaffected"({ herald, auth, open, onClose }) {
+    const auth3 = await startAuth(APPS.app3);
+    onClose(() => auth3.close());
+    const three = (user) => open(client(herald.port, auth3, { user, app: APPS.app3 }));
+    const one = (user) => open(client(herald.port, auth, { user }));
+    // Presence: app3 holds two users, and refuses a third with Pusher's 4100.
+    const [a3, b3, c3] = [three("alice"), three("bob"), three("carol")];
+    const [p3] = await Promise.all([subscribed(a3, "presence-room"), subscribed(b3, "presence-room")]);
+    const full = await next(c3.subscribe("presence-room"), "pusher:subscription_error");
+    assert(full.status === 4100, `a third member refused: ${JSON.stringify(full)}`);
+    const [a1, b1, c1, d1] = [one("alice"), one("bob"), one("carol"), one("dave")];
+    const [p1, q1, r1] = await Promise.all(
+      [a1, b1, c1].map((c) => subscribed(c, "presence-room")));
+    assert(r1.members.count === 3, `app1 holds three members: ${r1.members.count}`);
+    // Connections: a fourth of app3 is closed with 4004; app1's fourth is connected.
+    const refused = await next(three("dave").connection, "error");
+    assert((refused.error ?? refused).data?.code === 4004, `over quota: ${JSON.stringify(refused)}`);
+    await state(d1, "connected");
+    // Client events: app3 lets 2 through at once and answers the rest with 4301; app1 all 5.
+    const got3 = [];
+    const got1 = [];
+    const q3 = b3.channel("presence-room");
+    q3.bind("client-n", (d) => got3.push(d.n));
+    q1.bind("client-n", (d) => got1.push(d.n));
+    const limited = next(a3.connection, "error");
+    for (let n = 0; n < 5; n++) {
+      p3.trigger("client-n", { n });
+      p1.trigger("client-n", { n });
+    }
+    const rate = await limited;
+    assert((rate.error ?? rate).data?.code === 4301, `rate limited: ${JSON.stringify(rate)}`);
+    await until(() => got1.length === 5, "app1's five client events");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert(JSON.stringify(got3) === "[0,1]", `app3 delivered two: ${got3}`);
+    // Event size: 100 bytes for app3, from the API (413) and from a client (4301); app1 takes it.
+    const big = { text: "x".repeat(200) };
+    const tooBig = await server(herald.port, APPS.app3).trigger("news", "big", big).then(() => null, (e) => e);
+    assert(tooBig?.status === 413, `app3's API refuses 200 bytes: ${tooBig}`);
+    const fine = await server(herald.port).trigger("news", "big", big);
+    assert(fine.status === 200, `app1 takes them: ${fine.status}`);
+    // Refused for its size whatever the rate (the burst's three errors came before).
+    const sized = next(a3.connection, "error");
+    p3.trigger("client-big", big);
+    const e = await sized;
+    assert((e.error ?? e).data?.code === 4301 && /too large/.test(JSON.stringify(e)), JSON.stringify(e));
+    const text = await (await fetch(`${herald.url}/metrics`)).text();
+    const hits = (app, limit) => Number(text.match(new RegExp(
+      `herald_pusher_limit_hits_total\\{app="${app}",limit="${limit}"\\} (\\d+)`))?.[1] ?? 0);
+    for (const limit of ["max_presence_members", "max_connections", "client_events_per_second", "max_event_size"]) {
+      assert(hits("app3", limit) >= 1, `${limit} counted for app3`);
+    }
+    assert(!/herald_pusher_limit_hits_total\{app="app1"/.test(text), "nothing counted for app1");
+  },
+
+  async "watchlist: online and offline events for the users a signed-in user watches"({ herald, auth, open }) {
+    const signedIn = async (c) => {
+      await state(c, "connected");
+      c.signin();
+      await until(() => c.user.serverToUserChannel?.subscribed, "signed in");
+      return c;
+    };
+    await signedIn(open(client(herald.port, auth, { user: "dave" })));
+    const carol = open(client(herald.port, auth, { user: "carol", watchlist: ["dave", "erin"] }));
+    const online = [];
+    const offline = [];
+    carol.user.watchlist.bind("online", (e) => online.push(...e.user_ids));
+    carol.user.watchlist.bind("offline", (e) => offline.push(...e.user_ids));
+    await signedIn(carol);
+    await until(() => online.includes("dave"), "dave online at sign-in");
+    const erin = await signedIn(open(client(herald.port, auth, { user: "erin" })));
+    await until(() => online.includes("erin"), "erin online");
+    // A user's second connection and its end change nothing; the last one is offline.
+    const again = await signedIn(open(client(herald.port, auth, { user: "erin" })));
+    again.disconnect();
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    assert(offline.length === 0, `erin still online: ${offline}`);
+    erin.disconnect();
+    await until(() => offline.includes("erin"), "erin offline with her last connection");
+    assert(JSON.stringify(online) === '["dave","erin"]' && JSON.stringify(offline) === '["erin"]',
+      `${online} / ${offline}`);
+  },
+
+  async "events reply: info=subscription_count,user_count through trigger and triggerBatch"({ herald, auth, open }) {
+    const a = open(client(herald.port, auth, { user: "alice" }));
+    const b = open(client(herald.port, auth, { user: "bob" }));
+    await Promise.all([subscribed(a, "presence-info"), subscribed(b, "presence-info"), subscribed(a, "info-public")]);
+    const sdk = server(herald.port);
+    const info = "subscription_count,user_count";
+    const reply = await (await sdk.trigger(["presence-info", "info-public"], "x", {}, { info })).json();
+    const [presence, plain] = [reply.channels?.["presence-info"], reply.channels?.["info-public"]];
+    assert(presence?.user_count === 2 && presence.subscription_count === 2, JSON.stringify(reply));
+    assert(plain?.subscription_count === 1 && !("user_count" in plain), JSON.stringify(reply));
+    const batch = await (await sdk.triggerBatch([
+      { channel: "info-public", name: "y", data: {}, info: "subscription_count" },
+      { channel: "presence-info", name: "y", data: {} },
+    ])).json();
+    assert(batch.batch?.[0]?.subscription_count === 1 && JSON.stringify(batch.batch[1]) === "{}",
+      JSON.stringify(batch));
+    const plainReply = await (await sdk.trigger("info-public", "z", {})).json();
+    assert(JSON.stringify(plainReply) === "{}", `no info asked: ${JSON.stringify(plainReply)}`);
+  },
 };
 
 /** Two nodes on one Redis: clients on each node meet in the same channels. */
@@ -306,5 +434,25 @@ export const cluster = {
     const added = next(ca, "pusher:member_added");
     const cb = await subscribed(b, "presence-both");
     assert((await added).id === "bob" && cb.members.count === 2, "presence across nodes");
+    // A watchlist on node 2 follows a user signed in on node 1.
+    const carol = open(client(n2.port, auth, { user: "carol", watchlist: ["dave"] }));
+    const events = [];
+    carol.user.watchlist.bind("online", (e) => events.push(`online ${e.user_ids}`));
+    carol.user.watchlist.bind("offline", (e) => events.push(`offline ${e.user_ids}`));
+    await state(carol, "connected");
+    carol.signin();
+    await until(() => carol.user.serverToUserChannel?.subscribed, "carol signed in");
+    const dave = open(client(n1.port, auth, { user: "dave" }));
+    await state(dave, "connected");
+    dave.signin();
+    await until(() => events.length === 1, "dave online, seen across nodes");
+    dave.disconnect();
+    await until(() => events.length === 2, "dave offline, seen across nodes");
+    assert(JSON.stringify(events) === '["online dave","offline dave"]', JSON.stringify(events));
+    // app3's max_connections (3) holds over both nodes.
+    const three = [n1, n1, n2].map((n) => open(client(n.port, auth, { app: APPS.app3 })));
+    await Promise.all(three.map((c) => state(c, "connected")));
+    const over = await next(open(client(n2.port, auth, { app: APPS.app3 })).connection, "error");
+    assert((over.error ?? over).data?.code === 4004, `a fourth on node 2: ${JSON.stringify(over)}`);
   },
 };

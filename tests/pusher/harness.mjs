@@ -8,11 +8,19 @@ import PusherServer from "pusher";
 export const APPS = {
   app1: { id: "app1", key: "key-one", secret: "secret-one" },
   app2: { id: "app2", key: "key-two", secret: "secret-two" },
+  // Tight limits of its own (writeConfig), beside app1 at Pusher's defaults.
+  app3: { id: "app3", key: "key-three", secret: "secret-three" },
 };
 export const API_KEY = "pusher-test-api-key";
+/**
+ * The master key the application's SDK derives `private-encrypted-` channels' secrets from;
+ * Herald never sees it.
+ */
+const MASTER_KEY = Buffer.alloc(32, 7).toString("base64");
 
 /**
- * The herald config the cases run with: two apps, the first with client events on; browser
+ * The herald config the cases run with: three apps, the first with client events on, the
+ * third with client events and small limits of its own; browser
  * pages from `origin` (the auth endpoint's, which serves the test page) may connect.
  */
 export function writeConfig(path, origin, webhookUrl = "") {
@@ -41,13 +49,25 @@ ${hook}
 id = "${APPS.app2.id}"
 key = "${APPS.app2.key}"
 secret = "${APPS.app2.secret}"
+
+[[pusher.apps]]
+id = "${APPS.app3.id}"
+key = "${APPS.app3.key}"
+secret = "${APPS.app3.secret}"
+client_events = true
+
+[pusher.apps.limits]
+max_connections = 3
+client_events_per_second = 2
+max_event_size = 100
+max_presence_members = 2
 `);
 }
 
 /** The `pusher` server SDK pointed at a node. */
 export function server(port, app = APPS.app1) {
   return new PusherServer({
-    appId: app.id, key: app.key, secret: app.secret,
+    appId: app.id, key: app.key, secret: app.secret, encryptionMasterKeyBase64: MASTER_KEY,
     host: "127.0.0.1", port: String(port), useTLS: false,
   });
 }
@@ -57,7 +77,9 @@ export function server(port, app = APPS.app1) {
  * makes it: `user` (a form field) names who is asking; "mallory" is refused with 403.
  */
 export async function startAuth(app = APPS.app1) {
-  const sdk = new PusherServer({ appId: app.id, key: app.key, secret: app.secret });
+  const sdk = new PusherServer({
+    appId: app.id, key: app.key, secret: app.secret, encryptionMasterKeyBase64: MASTER_KEY,
+  });
   const srv = http.createServer((req, res) => {
     if (req.method === "GET") {
       page(req, res);
@@ -75,7 +97,10 @@ export async function startAuth(app = APPS.app1) {
       }
       let answer;
       if (req.url.startsWith("/user-auth")) {
-        answer = sdk.authenticateUser(socket, { id: user, name: `User ${user}` });
+        const watchlist = form.get("watchlist");
+        const data = { id: user, name: `User ${user}` };
+        if (watchlist) data.watchlist = watchlist.split(",");
+        answer = sdk.authenticateUser(socket, data);
       } else {
         const channel = form.get("channel_name");
         answer = channel.startsWith("presence-")
@@ -131,13 +156,17 @@ function page(req, res) {
   }
 }
 
-/** A pusher-js client of `app` on the node at `port`, authorised as `user`. */
-export function client(port, auth, { user = "anon", app = APPS.app1, ...options } = {}) {
+/**
+ * A pusher-js client of `app` on the node at `port`, authorised as `user`; on sign-in the
+ * auth endpoint gives it `watchlist` (user ids), if any.
+ */
+export function client(port, auth, { user = "anon", app = APPS.app1, watchlist = [], ...options } = {}) {
+  const signin = watchlist.length ? { user, watchlist: watchlist.join(",") } : { user };
   return new Pusher(app.key, {
     wsHost: "127.0.0.1", wsPort: port, forceTLS: false, enabledTransports: ["ws"],
     disableStats: true, cluster: "mt1",
     channelAuthorization: { endpoint: `${auth.url}/channel-auth`, transport: "ajax", params: { user } },
-    userAuthentication: { endpoint: `${auth.url}/user-auth`, transport: "ajax", params: { user } },
+    userAuthentication: { endpoint: `${auth.url}/user-auth`, transport: "ajax", params: signin },
     ...options,
   });
 }

@@ -78,6 +78,9 @@ pub struct Metrics {
     /// `message`, `signature`, `channel`, `client_event`, `api_auth`, `api_timestamp`, …;
     /// docs/pusher.md).
     pub pusher_refusals: Family<Labels, Counter>,
+    /// What a Pusher app's own limits refused, by app id and limit (`max_connections`,
+    /// `client_events_per_second`, `max_event_size`, …; docs/pusher.md, Limits).
+    pub pusher_limit_hits: Family<Labels, Counter>,
     /// Open sessions, by transport (`websocket`, `sse`).
     pub transport_connections: Family<Labels, Gauge>,
     /// Sessions closed, by transport and close code.
@@ -111,6 +114,7 @@ impl Metrics {
         broker_up.set(1);
         let limit_hits = Family::<Labels, Counter>::default();
         let pusher_refusals = Family::<Labels, Counter>::default();
+        let pusher_limit_hits = Family::<Labels, Counter>::default();
         let broker_errors = Family::<Labels, Counter>::default();
         let namespace_refusals = Family::<Labels, Counter>::default();
         let history_channels = Gauge::default();
@@ -260,6 +264,11 @@ impl Metrics {
             pusher_refusals.clone(),
         );
         registry.register(
+            "pusher_limit_hits",
+            "Times a Pusher app's own limit refused something, by app and limit",
+            pusher_limit_hits.clone(),
+        );
+        registry.register(
             "history_channels",
             "Channels with retained history (memory broker)",
             history_channels.clone(),
@@ -289,6 +298,7 @@ impl Metrics {
             webhook_events,
             webhook_queue,
             pusher_refusals,
+            pusher_limit_hits,
             connections,
             subscriptions,
             messages_in,
@@ -326,6 +336,16 @@ impl Metrics {
     pub(crate) fn pusher_refusal(&self, reason: &'static str) {
         self.pusher_refusals
             .get_or_create(&vec![("reason".into(), reason.into())])
+            .inc();
+    }
+
+    /// Counts a refusal by one of a Pusher app's own limits.
+    pub(crate) fn pusher_limit(&self, app: &str, limit: &'static str) {
+        self.pusher_limit_hits
+            .get_or_create(&vec![
+                ("app".into(), app.into()),
+                ("limit".into(), limit.into()),
+            ])
             .inc();
     }
 

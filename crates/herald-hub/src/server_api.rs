@@ -249,16 +249,28 @@ impl Hub {
         if limit == 0 || user.is_empty() {
             return Ok(true);
         }
-        let admitted = self
-            .timed(
-                "connection_add",
-                self.broker.connection_add(user, client, limit),
-            )
-            .await?;
+        let admitted = self.count_connection(user, client, limit).await?;
         if !admitted {
             self.metrics.limit_hit("max_connections_per_user");
         }
         Ok(admitted)
+    }
+
+    /// Counts connection `client` under `key` over every node, unless `limit` are counted
+    /// there already: the count [`admit_connection`](Self::admit_connection) keeps per user,
+    /// for other groups of connections (a Pusher app's). Released by
+    /// [`release_connection`](Self::release_connection) with the same key.
+    pub(crate) async fn count_connection(
+        &self,
+        key: &str,
+        client: &str,
+        limit: usize,
+    ) -> Outcome<bool> {
+        self.timed(
+            "connection_add",
+            self.broker.connection_add(key, client, limit),
+        )
+        .await
     }
 
     /// Stops counting a connection [`admit_connection`](Self::admit_connection) counted.

@@ -36,6 +36,7 @@ async fn every_metric_the_dashboard_queries_is_exported_by_the_hub() {
         &m.webhook_events,
         &m.ws_upgrades,
         &m.pusher_refusals,
+        &m.pusher_limit_hits,
         &m.transport_disconnects,
         &m.transport_bytes_out,
     ] {

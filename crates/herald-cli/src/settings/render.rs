@@ -53,6 +53,19 @@ const PUSHER_APPS_EXAMPLE: &str = r#"
 # client_events = false            # true: client-* events on private and presence channels
 # namespace = "pusher-1001"        # the hub namespace of the app's channels
 # webhook_url = "http://127.0.0.1:3000/pusher/webhooks"  # Pusher's webhooks for the app
+#
+# [pusher.apps.limits]             # the app's own limits, each at Pusher's value when unset
+# max_connections = 0              # open connections over every node (0: none); 4004 past it
+# client_events_per_second = 10    # per connection (0: none); pusher:error 4301 past it
+# max_event_size = 10240           # bytes of an event's data: 4301 from a client, 413 in the API
+# max_event_name_length = 200
+# max_event_channels = 100         # channels of one API event
+# max_batch_size = 10              # events of one batch_events
+# max_channel_name_length = 164
+# max_channels_per_connection = 0  # 0: limits.max_subscriptions only
+# max_presence_members = 100       # users per presence channel; subscription_error 4100 past it
+# max_user_info_size = 1024        # bytes of a member's or signed-in user's user_info
+# max_watchlist = 100              # user ids in a signed-in user's watchlist
 "#;
 
 /// `[namespaces.NAME]` tables are TOML only (no flag or variable): shown as a commented

@@ -467,3 +467,19 @@ fn help_lists_every_flag_with_its_variable_and_default() {
     assert_eq!(help.matches("[default: ").count(), SETTINGS.len());
     assert!(help.contains("[default: 127.0.0.1:8080]"));
 }
+
+#[test]
+fn the_pusher_app_example_uncommented_is_an_app_at_pushers_limits() {
+    let text = render::default_file();
+    let start = text.find("# [[pusher.apps]]").unwrap();
+    let example: String = text[start..]
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| l.trim_start_matches('#').trim_start())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let config: HubConfig = toml::from_str(&format!("[pusher]\n{example}")).unwrap();
+    let app = &config.pusher.apps[0];
+    assert_eq!(app.id, "1001");
+    assert_eq!(app.limits, herald_hub::config::PusherLimits::default());
+}

@@ -13,7 +13,7 @@ mod webhooks;
 pub use broker::BrokerConfig;
 pub use hooks::{CommandHookConfig, ConnectHookConfig, HooksConfig};
 pub use namespace::{MAX_HISTORY_SIZE, MAX_NAMESPACES, NamespaceConfig};
-pub use pusher::{MAX_PUSHER_APPS, PusherApp, PusherConfig};
+pub use pusher::{MAX_PUSHER_APPS, PusherApp, PusherConfig, PusherLimits};
 pub use users::UsersConfig;
 pub use validate::{ConfigError, NamespaceProblem, RouteProblem};
 pub use webhooks::{WEBHOOK_EVENTS, WebhooksConfig};

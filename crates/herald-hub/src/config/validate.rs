@@ -291,6 +291,12 @@ impl HubConfig {
             if !valid_channel(&format!("{ns}:c")) || ns.contains(':') {
                 return fail("the namespace is not a namespace name");
             }
+            let longest = app.limits.max_channel_name_length;
+            if longest == 0 || ns.len() + 1 + longest > crate::names::MAX_CHANNEL_LEN {
+                return fail(
+                    "limits.max_channel_name_length must be 1 to 254 minus the namespace's length",
+                );
+            }
             if !self.namespaces.is_empty() && !self.namespaces.contains_key(&ns) {
                 return fail("its namespace is not configured in [namespaces]");
             }
@@ -619,6 +625,28 @@ mod tests {
     #[test]
     fn default_config_passes() {
         assert_eq!(HubConfig::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_pusher_apps_channel_names_must_fit_the_hubs_after_its_namespace() {
+        let mut c = HubConfig::default();
+        c.pusher.apps.push(crate::config::PusherApp {
+            id: "1".into(),
+            key: "k".into(),
+            secret: "s".into(),
+            client_events: false,
+            namespace: None,
+            webhook_url: None,
+            limits: crate::config::PusherLimits::default(),
+        });
+        assert!(c.validate().is_ok(), "Pusher's 164 fits after `pusher-1:`");
+        // `pusher-1:` is 9 bytes of the hub's 255.
+        c.pusher.apps[0].limits.max_channel_name_length = 246;
+        assert!(c.validate().is_ok());
+        for longest in [0, 247] {
+            c.pusher.apps[0].limits.max_channel_name_length = longest;
+            assert_eq!(key(&c), "pusher.apps", "{longest}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use super::frame::Envelope;
 use super::signed::{Refusal, verify};
-use super::{App, Kind, valid_channel, valid_socket_id};
+use super::{App, Kind, valid_socket_id};
 use crate::http::api::{read_body, reply_error};
 use crate::hub::Hub;
 use axum::Json;
@@ -19,13 +19,6 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
-/// Most channels one event may go to (Pusher's limit).
-const MAX_EVENT_CHANNELS: usize = 100;
-/// Most events in one batch (Pusher's limit).
-const MAX_BATCH: usize = 10;
-/// Longest event name (Pusher's limit).
-const MAX_EVENT_NAME: usize = 200;
-
 #[derive(Deserialize)]
 pub(crate) struct Event {
     name: String,
@@ -36,6 +29,9 @@ pub(crate) struct Event {
     channels: Option<Vec<String>>,
     #[serde(default)]
     socket_id: Option<String>,
+    /// The channel attributes the reply carries: `subscription_count`, `user_count`.
+    #[serde(default)]
+    info: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -91,9 +87,21 @@ pub(crate) async fn events(
             bad("expected {\"name\", \"data\", \"channel\" or \"channels\"}"),
         );
     };
-    match trigger(&hub, &app, &event).await {
-        Ok(response) | Err(response) => response,
+    let channels = match trigger(&hub, &app, &event).await {
+        Ok(channels) => channels,
+        Err(response) => return response,
+    };
+    let Some(info) = event.info.as_deref() else {
+        return Json(json!({})).into_response();
+    };
+    let mut replies = Map::new();
+    for channel in channels {
+        match attributes(&hub, &app, channel, info).await {
+            Ok(attributes) => replies.insert(channel.clone(), attributes),
+            Err(response) => return response,
+        };
     }
+    Json(json!({ "channels": replies })).into_response()
 }
 
 pub(crate) async fn batch_events(
@@ -114,9 +122,12 @@ pub(crate) async fn batch_events(
             bad("expected {\"batch\": [{\"name\", \"channel\", \"data\"}]}"),
         );
     };
-    if batch.len() > MAX_BATCH {
-        hub.metrics.limit_hit("pusher_batch");
-        return refuse(&hub, bad("at most 10 events per batch"));
+    if batch.len() > app.config.limits.max_batch_size {
+        hub.metrics.pusher_limit(&app.config.id, "max_batch_size");
+        return refuse(
+            &hub,
+            bad("too many events in the batch (limits.max_batch_size)"),
+        );
     }
     if batch
         .iter()
@@ -129,21 +140,89 @@ pub(crate) async fn batch_events(
             return response;
         }
     }
-    Json(json!({})).into_response()
+    if batch.iter().all(|e| e.info.is_none()) {
+        return Json(json!({})).into_response();
+    }
+    // One reply per event, in order: its channel's attributes, `{}` for an event without.
+    let mut replies = Vec::with_capacity(batch.len());
+    for event in &batch {
+        let reply = match (event.channel.as_ref(), event.info.as_deref()) {
+            (Some(channel), Some(info)) => match attributes(&hub, &app, channel, info).await {
+                Ok(attributes) => attributes,
+                Err(response) => return response,
+            },
+            _ => json!({}),
+        };
+        replies.push(reply);
+    }
+    Json(json!({ "batch": replies })).into_response()
 }
 
-/// Publishes `event` to each of its channels, in order; the first refusal stops it.
-async fn trigger(hub: &Hub, app: &App, event: &Event) -> Result<Response, Response> {
+/// The attributes `info` (comma-separated) asks for of app channel `channel`, as the events
+/// reply gives them: `subscription_count` for any channel, `user_count` for a presence
+/// channel (on others it is left out, as Pusher leaves it).
+async fn attributes(hub: &Hub, app: &App, channel: &str, info: &str) -> Result<Value, Response> {
+    let asked = |attribute: &str| info.split(',').any(|a| a.trim() == attribute);
+    let hub_channel = app.hub_channel(channel);
+    let mut attributes = Map::new();
+    if asked("subscription_count") {
+        let listed = hub
+            .channels(Some(&hub_channel))
+            .await
+            .map_err(|e| reply_error(&e))?;
+        let count = listed.channels.get(&hub_channel).copied().unwrap_or(0);
+        attributes.insert("subscription_count".into(), count.into());
+    }
+    if asked("user_count") && Kind::of(channel) == Kind::Presence {
+        let counts = hub
+            .presence_counts(&hub_channel)
+            .await
+            .map_err(|e| reply_error(&e))?;
+        attributes.insert("user_count".into(), counts.users.into());
+    }
+    Ok(Value::Object(attributes))
+}
+
+/// Publishes `event` to each of its channels, in order, within the app's limits; the first
+/// refusal stops it. Returns the channels.
+async fn trigger<'a>(hub: &Hub, app: &App, event: &'a Event) -> Result<Vec<&'a String>, Response> {
+    let limits = &app.config.limits;
+    let over = |limit| {
+        hub.metrics.pusher_limit(&app.config.id, limit);
+    };
     let channels: Vec<&String> = event
         .channel
         .iter()
         .chain(event.channels.iter().flatten())
         .collect();
-    if channels.is_empty() || channels.len() > MAX_EVENT_CHANNELS {
-        return Err(refuse(hub, bad("one to 100 channels")));
+    if channels.is_empty() {
+        return Err(refuse(hub, bad("no channel")));
     }
-    if event.name.is_empty() || event.name.len() > MAX_EVENT_NAME {
-        return Err(refuse(hub, bad("an event name is 1-200 characters")));
+    if channels.len() > limits.max_event_channels {
+        over("max_event_channels");
+        return Err(refuse(
+            hub,
+            bad("too many channels (limits.max_event_channels)"),
+        ));
+    }
+    if event.name.is_empty() {
+        return Err(refuse(hub, bad("no event name")));
+    }
+    if event.name.len() > limits.max_event_name_length {
+        over("max_event_name_length");
+        return Err(refuse(
+            hub,
+            bad("event name too long (limits.max_event_name_length)"),
+        ));
+    }
+    if event.data.get().len() > limits.max_event_size {
+        over("max_event_size");
+        let refusal = Refusal(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "api_request",
+            "event data too large (limits.max_event_size)",
+        );
+        return Err(refuse(hub, refusal));
     }
     if event
         .socket_id
@@ -152,7 +231,7 @@ async fn trigger(hub: &Hub, app: &App, event: &Event) -> Result<Response, Respon
     {
         return Err(refuse(hub, bad("invalid socket_id")));
     }
-    if !channels.iter().all(|c| publishable(c)) {
+    if !channels.iter().all(|c| publishable(app, c)) {
         return Err(refuse(hub, bad("invalid channel name")));
     }
     let envelope = Envelope {
@@ -162,21 +241,21 @@ async fn trigger(hub: &Hub, app: &App, event: &Event) -> Result<Response, Respon
         user_id: None,
     };
     let payload = envelope.to_payload();
-    for channel in channels {
+    for channel in &channels {
         let published = hub
             .publish(&app.hub_channel(channel), payload.clone(), None)
             .await;
         published.map_err(|e| reply_error(&e))?;
     }
-    Ok(Json(json!({})).into_response())
+    Ok(channels)
 }
 
-/// A channel the API may trigger on: a Pusher channel name, or a user's own channel
+/// A channel the API may trigger on: one of the app's channel names, or a user's own channel
 /// (`#server-to-user-ID`, what `sendToUser` sends to).
-fn publishable(channel: &str) -> bool {
+fn publishable(app: &App, channel: &str) -> bool {
     match channel.strip_prefix("#server-to-user-") {
-        Some(user) => !user.is_empty() && crate::names::valid_channel(channel),
-        None => valid_channel(channel),
+        Some(user) => !user.is_empty() && crate::names::valid_channel(&app.hub_channel(channel)),
+        None => app.valid_channel(channel),
     }
 }
 
@@ -193,7 +272,7 @@ pub(crate) async fn channels(
         Err(response) => return response,
     };
     let prefix = param(&params, "filter_by_prefix").unwrap_or("");
-    if !prefix.is_empty() && !valid_channel(prefix) {
+    if !prefix.is_empty() && !app.valid_channel(prefix) {
         return refuse(&hub, bad("invalid filter_by_prefix"));
     }
     let user_count = info_has(&params, "user_count");
@@ -207,7 +286,8 @@ pub(crate) async fn channels(
     };
     let mut channels = Map::new();
     for name in listed.channels.keys() {
-        let Some(channel) = app.pusher_channel(name) else {
+        // A user's own channel and the watchlists' presence (`#…`) are not Pusher channels.
+        let Some(channel) = app.pusher_channel(name).filter(|c| !c.starts_with('#')) else {
             continue;
         };
         let mut attributes = Map::new();
@@ -234,7 +314,7 @@ pub(crate) async fn channel(
         Ok(opened) => opened,
         Err(response) => return response,
     };
-    if !valid_channel(&name) {
+    if !app.valid_channel(&name) {
         return refuse(&hub, bad("invalid channel name"));
     }
     let channel = app.hub_channel(&name);
@@ -271,7 +351,7 @@ pub(crate) async fn users(
         Ok(opened) => opened,
         Err(response) => return response,
     };
-    if !valid_channel(&name) || Kind::of(&name) != Kind::Presence {
+    if !app.valid_channel(&name) || Kind::of(&name) != Kind::Presence {
         return refuse(&hub, bad("users are listed for presence channels only"));
     }
     let presence = match hub.presence(&app.hub_channel(&name)).await {

@@ -52,6 +52,19 @@ pub(crate) struct Signin {
 #[derive(Debug, Deserialize)]
 pub(crate) struct Member {
     pub(crate) user_id: Value,
+    #[serde(default)]
+    pub(crate) user_info: Option<Box<RawValue>>,
+}
+
+/// `pusher:signin`'s `user_data`: the user, what the application says of it, and the users
+/// whose comings and goings it is told (`pusher_internal:watchlist_events`).
+#[derive(Debug, Deserialize)]
+pub(crate) struct UserData {
+    pub(crate) id: String,
+    #[serde(default)]
+    pub(crate) user_info: Option<Box<RawValue>>,
+    #[serde(default)]
+    pub(crate) watchlist: Option<Vec<String>>,
 }
 
 /// A Pusher event as a hub publication's data.
@@ -157,6 +170,12 @@ pub(crate) fn error(code: Option<u16>, message: &str) -> String {
 pub(crate) fn subscription_error(channel: &str, status: u16, message: &str) -> String {
     let data = json!({"type": "AuthError", "error": message, "status": status});
     json!({"event": "pusher:subscription_error", "channel": channel, "data": data}).to_string()
+}
+
+/// `pusher_internal:watchlist_events` with one event, `online` or `offline`, for `user_ids`.
+pub(crate) fn watchlist_events(name: &str, user_ids: &[String]) -> String {
+    let data = json!({"events": [{"name": name, "user_ids": user_ids}]});
+    event("pusher_internal:watchlist_events", None, &data)
 }
 
 /// `pusher_internal:member_added` for the hub member `user` (see [`member`]).

@@ -11,8 +11,9 @@
 //! ([`sign`]), its socket ids, its error codes and its message shapes. The session
 //! (`session/pusher.rs`) drives a connection through the hub's one session model.
 //!
-//! Webhooks (`channel_occupied`, `member_added`, …) are not sent: the points where they
-//! would be are marked `webhook:` in `session/pusher.rs`.
+//! Each app has its own limits ([`PusherLimits`](crate::config::PusherLimits), Pusher's by
+//! default), checked in the session and the API beside the hub's. Pusher webhooks come from
+//! the hub's outbox (`webhooks/pusher.rs`).
 
 pub(crate) mod api;
 pub(crate) mod frame;
@@ -47,6 +48,25 @@ impl App {
     /// so two apps' users never meet.
     pub(crate) fn hub_user(&self, id: &str) -> String {
         format!("{}{id}", self.prefix)
+    }
+
+    /// Whether `name` is a channel name of this app: Pusher's characters, and no longer than
+    /// its `limits.max_channel_name_length`.
+    pub(crate) fn valid_channel(&self, name: &str) -> bool {
+        valid_channel(name, self.config.limits.max_channel_name_length)
+    }
+
+    /// The key the app's connections are counted under over every node (for
+    /// `limits.max_connections`), in the broker's count of connections by user: it starts
+    /// with a NUL, so no user id meets it in practice.
+    pub(crate) fn connections_key(&self) -> String {
+        format!("\0pusher-app:{}", self.config.id)
+    }
+
+    /// The hidden hub channel a signed-in user is present in, for the watchlists that name
+    /// the user: `#` is not a Pusher channel character, so no client subscribes to it.
+    pub(crate) fn online_channel(&self, id: &str) -> String {
+        format!("{}#online-{id}", self.prefix)
     }
 }
 
@@ -131,11 +151,12 @@ pub(crate) fn valid_socket_id(id: &str) -> bool {
         .is_some_and(|(a, b)| digits(a) && digits(b))
 }
 
-/// Pusher's channel name rule: at most 164 characters of `A-Za-z0-9_-=@,.;`. (`;` is not a
-/// hub channel character, so a name with one is refused by the hub's name rule in turn.)
-pub(crate) fn valid_channel(name: &str) -> bool {
+/// Pusher's channel name rule: at most `longest` (Pusher's: 164) characters of
+/// `A-Za-z0-9_-=@,.;`. (`;` is not a hub channel character, so a name with one is refused by
+/// the hub's name rule in turn.)
+pub(crate) fn valid_channel(name: &str, longest: usize) -> bool {
     !name.is_empty()
-        && name.len() <= 164
+        && name.len() <= longest
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_-=@,.;".contains(&b))
@@ -166,9 +187,11 @@ mod tests {
 
     #[test]
     fn channel_names_follow_pushers_rule() {
-        assert!(valid_channel("private-a_b-c=d@e,f.g;h"));
-        assert!(!valid_channel("a b"));
-        assert!(!valid_channel("a:b"));
-        assert!(!valid_channel(&"a".repeat(165)));
+        assert!(valid_channel("private-a_b-c=d@e,f.g;h", 164));
+        assert!(!valid_channel("a b", 164));
+        assert!(!valid_channel("a:b", 164));
+        assert!(valid_channel(&"a".repeat(164), 164));
+        assert!(!valid_channel(&"a".repeat(165), 164));
+        assert!(!valid_channel("", 164));
     }
 }

@@ -117,6 +117,7 @@ mod tests {
             client_events: false,
             namespace: None,
             webhook_url: None,
+            limits: crate::config::PusherLimits::default(),
         });
         let hub = Hub::new(config).unwrap();
         let app = hub.pusher.by_id("1").unwrap().clone();

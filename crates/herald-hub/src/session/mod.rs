@@ -244,7 +244,7 @@ impl Session {
         match self.mode.clone() {
             Mode::Plain { room } => self.start_plain(&room).await,
             Mode::Protocol => self.start_protocol(wire).await,
-            Mode::Pusher(_) => self.start_pusher(wire),
+            Mode::Pusher(_) => self.start_pusher(wire).await,
         }
     }
 
@@ -450,6 +450,7 @@ impl Session {
         if !self.info.user.is_empty() {
             self.hub.users.remove(&self.info.user, self.id);
         }
+        self.finish_pusher().await;
         self.sign_out();
         self.release().await;
         let channels: Vec<Arc<str>> = self.subscriptions.drain().map(|(c, _)| c).collect();

@@ -6,7 +6,7 @@
 
 use super::{BYTES_PER_UNIT, End, Session, Wire};
 use crate::broadcast::{Delivery, PresenceEvent};
-use crate::limits::Rate;
+use crate::limits::{Rate, RateLimiter};
 use crate::pusher::frame::{self, Envelope, Incoming, Outgoing};
 use crate::pusher::{App, Kind, sign};
 use crate::recovery::{Live, LiveFilter};
@@ -22,9 +22,12 @@ use std::time::Instant;
 /// The prefix of a signed-in user's own channel (`#server-to-user-ID`).
 const USER_CHANNEL: &str = "#server-to-user-";
 
-/// Longest `channel_data` or `user_data`: Pusher caps `user_info` at 1 KB; this leaves room
-/// for the id and the JSON around it.
-const MAX_USER_DATA: usize = 2048;
+/// What a `channel_data` or `user_data` may hold besides its `user_info` (bounded by the
+/// app's `limits.max_user_info_size`): the id and the JSON around it.
+const USER_DATA_OVERHEAD: usize = 1024;
+
+/// Longest user id (Pusher's).
+const MAX_USER_ID: usize = 128;
 
 /// A Pusher connection's state besides the session's.
 #[derive(Debug)]
@@ -41,10 +44,19 @@ pub(crate) struct PusherState {
     user: Option<(String, String)>,
     /// How the users registry reaches this connection, once it signs in.
     pub(crate) handle: Option<Handle>,
+    /// Client events sent (the app's `limits.client_events_per_second`).
+    client_events: RateLimiter,
+    /// The key the app's connection count holds this connection under, once counted.
+    counted: Option<String>,
+    /// Signed in: the hub channel its user is present in for the watchlists that name it.
+    online: Option<Arc<str>>,
+    /// The users its watchlist names, by the hub channel of their presence.
+    watching: HashMap<Arc<str>, String>,
 }
 
 impl PusherState {
     pub(crate) fn new(app: Arc<App>, client: &str) -> Self {
+        let rate = app.config.limits.client_events_per_second;
         Self {
             app,
             socket_id: crate::pusher::socket_id(client),
@@ -52,6 +64,10 @@ impl PusherState {
             present: HashMap::new(),
             user: None,
             handle: None,
+            client_events: RateLimiter::new(rate, rate),
+            counted: None,
+            online: None,
+            watching: HashMap::new(),
         }
     }
 }
@@ -97,7 +113,29 @@ impl Session {
             .expect("a pusher session has its state")
     }
 
-    pub(super) fn start_pusher(&mut self, wire: &mut impl Wire) -> Result<(), End> {
+    /// Admits the connection within the app's `limits.max_connections` (4004 past it), then
+    /// sends `pusher:connection_established`.
+    pub(super) async fn start_pusher(&mut self, wire: &mut impl Wire) -> Result<(), End> {
+        let app = self.pusher().app.clone();
+        let limit = app.config.limits.max_connections;
+        if limit > 0 {
+            let key = app.connections_key();
+            match self
+                .hub
+                .count_connection(&key, &self.info.client, limit)
+                .await
+            {
+                Ok(true) => self.pusher_mut().counted = Some(key),
+                Ok(false) => {
+                    self.hub
+                        .metrics
+                        .pusher_limit(&app.config.id, "max_connections");
+                    return Err(End::Close(Disconnect::new(4004, "over connection quota")));
+                }
+                // As with the hub's own counts, an unreachable broker keeps nobody out.
+                Err(_) => {}
+            }
+        }
         let timeout = self.hub.config.pusher.activity_timeout.as_secs();
         let text = frame::established(&self.pusher().socket_id, timeout);
         self.send_text(text, wire)
@@ -140,7 +178,7 @@ impl Session {
                 None => self.bad_data("pusher:unsubscribe", wire),
             },
             "pusher:signin" => match parse::<frame::Signin>(data) {
-                Some(s) => self.signin(s, wire),
+                Some(s) => self.signin(s, wire).await,
                 None => self.bad_data("pusher:signin", wire),
             },
             event if event.starts_with("client-") => self.client_event(&message, data, wire).await,
@@ -205,6 +243,17 @@ impl Session {
             self.hub.metrics.limit_hit("max_subscriptions");
             return Err(Refused(429, "limit", "too many subscriptions".into()));
         }
+        let app = state.app.clone();
+        let per_app = app.config.limits.max_channels_per_connection;
+        if per_app > 0 && self.subscriptions.len() >= per_app {
+            self.hub
+                .metrics
+                .pusher_limit(&app.config.id, "max_channels_per_connection");
+            return Err(Refused(429, "limit", "too many channels".into()));
+        }
+        if let Some(member) = &member {
+            self.presence_room(&app, &channel, member).await?;
+        }
         let info = member.unwrap_or_else(|| self.info.clone());
         let mut subscriber = self.subscriber.clone();
         subscriber.presence_events = kind == Kind::Presence;
@@ -248,6 +297,39 @@ impl Session {
         Ok((data, replay))
     }
 
+    /// Whether presence channel `channel` has room for `member`: a user already there (by
+    /// another connection) always has; a new one only below `limits.max_presence_members`.
+    async fn presence_room(
+        &self,
+        app: &App,
+        channel: &str,
+        member: &ClientInfo,
+    ) -> Result<(), Refused> {
+        let limit = app.config.limits.max_presence_members;
+        if limit == 0 {
+            return Ok(());
+        }
+        let presence = self
+            .hub
+            .presence(channel)
+            .await
+            .map_err(|e| Refused(503, "hub", e.message))?;
+        let (me, _) = frame::member(&member.user, &member.client);
+        let users: HashSet<String> = presence
+            .clients
+            .iter()
+            .map(|c| frame::member(&c.user, &c.client).0)
+            .collect();
+        if users.len() < limit || users.contains(&me) {
+            return Ok(());
+        }
+        self.hub
+            .metrics
+            .pusher_limit(&app.config.id, "max_presence_members");
+        // Pusher's over-capacity code: pusher-js reports it as the subscription's status.
+        Err(Refused(4100, "limit", "presence channel is full".into()))
+    }
+
     /// The presence member this subscription joins as (`None`: the connection itself), once
     /// the app's signature over it checks out.
     fn authorize(&self, s: &frame::Subscribe) -> Result<Option<ClientInfo>, Refused> {
@@ -263,7 +345,12 @@ impl Session {
                 )),
             };
         }
-        if !crate::pusher::valid_channel(name) {
+        if !state.app.valid_channel(name) {
+            let limits = &state.app.config.limits;
+            if name.len() > limits.max_channel_name_length {
+                let id = &state.app.config.id;
+                self.hub.metrics.pusher_limit(id, "max_channel_name_length");
+            }
             return Err(Refused(400, "channel", "invalid channel name".into()));
         }
         let kind = Kind::of(name);
@@ -280,10 +367,20 @@ impl Session {
         let Some(data) = data else {
             return Ok(None);
         };
-        let valid = data.len() <= MAX_USER_DATA
-            && serde_json::from_str::<frame::Member>(data).is_ok_and(|m| !m.user_id.is_null());
-        if !valid {
+        let max_info = app.limits.max_user_info_size;
+        let member = (data.len() <= max_info + USER_DATA_OVERHEAD)
+            .then(|| serde_json::from_str::<frame::Member>(data).ok())
+            .flatten();
+        let Some(member) = member.filter(|m| valid_user_id(&m.user_id)) else {
             return Err(Refused(400, "channel_data", "invalid channel_data".into()));
+        };
+        if member
+            .user_info
+            .as_ref()
+            .is_some_and(|i| i.get().len() > max_info)
+        {
+            self.hub.metrics.pusher_limit(&app.id, "max_user_info_size");
+            return Err(Refused(400, "channel_data", "user_info too large".into()));
         }
         Ok(Some(ClientInfo {
             client: self.info.client.clone(),
@@ -340,31 +437,130 @@ impl Session {
     }
 
     /// `pusher:signin`: the app's signature over `SOCKET_ID::user::USER_DATA`, then the
-    /// connection is the user's (terminate_connections, the user's own channel).
-    fn signin(&mut self, s: frame::Signin, wire: &mut impl Wire) -> Result<(), End> {
+    /// connection is the user's (terminate_connections, the user's own channel), present for
+    /// the watchlists that name the user, and told about the users its own watchlist names.
+    async fn signin(&mut self, s: frame::Signin, wire: &mut impl Wire) -> Result<(), End> {
         let state = self.pusher();
         let message = format!("{}::user::{}", state.socket_id, s.user_data);
-        let app = &state.app.config;
-        if !sign::verify_auth(&app.key, &app.secret, &message, &s.auth) {
+        let app = state.app.clone();
+        if !sign::verify_auth(&app.config.key, &app.config.secret, &message, &s.auth) {
             self.hub.metrics.pusher_refusal("signature");
             return self.pusher_error(Some(4009), "invalid signin signature", wire);
         }
-        let id = (s.user_data.len() <= MAX_USER_DATA)
-            .then(|| serde_json::from_str::<Value>(&s.user_data).ok())
+        let limits = &app.config.limits;
+        let longest = limits.max_user_info_size
+            + USER_DATA_OVERHEAD
+            + limits.max_watchlist * (MAX_USER_ID + 3);
+        let data = (s.user_data.len() <= longest)
+            .then(|| serde_json::from_str::<frame::UserData>(&s.user_data).ok())
             .flatten()
-            .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_owned))
-            .filter(|id| !id.is_empty());
-        let (Some(id), None) = (id, &state.user) else {
+            .filter(|d| !d.id.is_empty() && d.id.len() <= MAX_USER_ID);
+        let (Some(data), None) = (data, &state.user) else {
             self.hub.metrics.pusher_refusal("signin");
             return self.pusher_error(None, "user_data needs an id, once per connection", wire);
         };
-        let user = state.app.hub_user(&id);
+        if data
+            .user_info
+            .as_ref()
+            .is_some_and(|i| i.get().len() > limits.max_user_info_size)
+        {
+            self.hub
+                .metrics
+                .pusher_limit(&app.config.id, "max_user_info_size");
+            return self.pusher_error(None, "user_info too large", wire);
+        }
+        let watchlist = data.watchlist.unwrap_or_default();
+        if watchlist.len() > limits.max_watchlist {
+            self.hub
+                .metrics
+                .pusher_limit(&app.config.id, "max_watchlist");
+            return self.pusher_error(None, "watchlist too long", wire);
+        }
+        if watchlist
+            .iter()
+            .any(|w| w.is_empty() || w.len() > MAX_USER_ID)
+        {
+            self.hub.metrics.pusher_refusal("signin");
+            return self.pusher_error(None, "invalid user id in watchlist", wire);
+        }
+        let id = data.id;
+        let user = app.hub_user(&id);
         if let Some(handle) = state.handle.clone() {
             self.hub.users.add(&user, self.id, handle);
         }
-        self.pusher_mut().user = Some((user, id));
+        self.pusher_mut().user = Some((user, id.clone()));
         let data = json!({"user_data": s.user_data});
-        self.send_text(frame::event("pusher:signin_success", None, &data), wire)
+        self.send_text(frame::event("pusher:signin_success", None, &data), wire)?;
+        self.go_online(&app, &id).await;
+        self.watch(&app, watchlist, wire).await
+    }
+
+    /// Joins the presence of the signed-in user's online channel, which the watchlists that
+    /// name the user follow. Best effort, as presence is: sign-in stands without it.
+    async fn go_online(&mut self, app: &App, id: &str) {
+        let channel = app.online_channel(id);
+        let info = ClientInfo {
+            client: self.info.client.clone(),
+            user: id.to_owned(),
+        };
+        let member = Member {
+            id: self.id,
+            info: &info,
+            subscriber: self.subscriber.clone(),
+        };
+        if let Ok(joined) = self.hub.subscribe(&channel, member, Start::default()).await {
+            self.pusher_mut().online = Some(joined.name);
+        }
+    }
+
+    /// Follows the presence of each watched user's online channel, and sends
+    /// `pusher_internal:watchlist_events` with those online now; then each watched user's
+    /// first connection (over every node) is an `online` event, its last an `offline`.
+    async fn watch(
+        &mut self,
+        app: &App,
+        watchlist: Vec<String>,
+        wire: &mut impl Wire,
+    ) -> Result<(), End> {
+        let mut online = Vec::new();
+        let me = self.pusher().user.as_ref().map(|(_, id)| id.clone());
+        for id in watchlist.into_iter().filter(|w| Some(w) != me.as_ref()) {
+            let channel = app.online_channel(&id);
+            if self.pusher().watching.contains_key(channel.as_str()) {
+                continue;
+            }
+            let mut subscriber = self.subscriber.clone();
+            subscriber.presence_events = true;
+            let member = Member {
+                id: self.id,
+                info: &self.info.clone(),
+                subscriber,
+            };
+            let Ok(joined) = self.hub.subscribe(&channel, member, Start::default()).await else {
+                continue;
+            };
+            let name = joined.name;
+            self.pusher_mut().watching.insert(name.clone(), id.clone());
+            // The watched user's connections, which the presence events then keep.
+            let clients: HashSet<String> = match self.hub.presence(&channel).await {
+                Ok(presence) => presence
+                    .clients
+                    .into_iter()
+                    .filter(|c| c.user == id)
+                    .map(|c| c.client)
+                    .collect(),
+                Err(_) => HashSet::new(),
+            };
+            if !clients.is_empty() {
+                online.push(id.clone());
+            }
+            let users = HashMap::from([(id, clients)]);
+            self.pusher_mut().present.insert(name, users);
+        }
+        if online.is_empty() {
+            return Ok(());
+        }
+        self.send_text(frame::watchlist_events("online", &online), wire)
     }
 
     async fn client_event(
@@ -392,10 +588,31 @@ impl Session {
             .get(channel.as_str())
             .map(|m| frame::member(&m.user, &m.client).0);
         let socket_id = state.socket_id.clone();
+        let limits = state.app.config.limits;
         let app = state.app.config.id.clone();
         if let Some(reason) = refusal {
             self.hub.metrics.pusher_refusal("client_event");
             return self.pusher_error(None, reason, wire);
+        }
+        // The app's limits, Pusher's codes: 4301 for each client event refused.
+        let over = if message.event.len() > limits.max_event_name_length {
+            Some((
+                "max_event_name_length",
+                "client event rejected: event name too long",
+            ))
+        } else if data.map_or(0, |d| d.get().len()) > limits.max_event_size {
+            Some(("max_event_size", "client event rejected: data too large"))
+        } else if self.pusher_mut().client_events.check(Instant::now()) != Rate::Allowed {
+            Some((
+                "client_events_per_second",
+                "client event rejected due to rate limit",
+            ))
+        } else {
+            None
+        };
+        if let Some((limit, reason)) = over {
+            self.hub.metrics.pusher_limit(&app, limit);
+            return self.pusher_error(Some(4301), reason, wire);
         }
         if self.publish_rate.check(Instant::now()) != Rate::Allowed {
             self.hub.metrics.limit_hit("publish_rate");
@@ -473,6 +690,15 @@ impl Session {
                 Ok(wire.send_prepared(&out.message)?)
             }
             Delivery::Presence(event) => {
+                if let Some(watched) = self.pusher().watching.get(&event.channel) {
+                    // Only the watched user's own connections count, not other watchers'.
+                    if event.user != *watched || !self.pusher_mut().count_member(event) {
+                        return Ok(());
+                    }
+                    let name = if event.joined { "online" } else { "offline" };
+                    let text = frame::watchlist_events(name, std::slice::from_ref(&event.user));
+                    return self.send_text(text, wire);
+                }
                 if event.client == self.info.client
                     || !self.subscriptions.contains_key(&event.channel)
                 {
@@ -520,6 +746,44 @@ impl Session {
         if let Some((user, _)) = user {
             self.hub.users.remove(&user, self.id);
         }
+    }
+
+    /// Leaves what a Pusher connection holds besides its subscriptions: the app's connection
+    /// count, the user's online channel and the watched users' (each an `offline` to the
+    /// watchers of a user whose last connection this was).
+    pub(super) async fn finish_pusher(&mut self) {
+        let Some(state) = self.pusher.as_deref_mut() else {
+            return;
+        };
+        let counted = state.counted.take();
+        let online = state.online.take();
+        let watching: Vec<Arc<str>> = state.watching.drain().map(|(c, _)| c).collect();
+        let user = state.user.as_ref().map(|(_, id)| id.clone());
+        if let Some(key) = counted {
+            self.hub.release_connection(&key, &self.info.client).await;
+        }
+        if let (Some(channel), Some(id)) = (online, user) {
+            let info = ClientInfo {
+                client: self.info.client.clone(),
+                user: id,
+            };
+            self.hub.unsubscribe(&channel, self.id, &info).await;
+        }
+        for channel in watching {
+            self.hub
+                .unsubscribe(&channel, self.id, &self.info.clone())
+                .await;
+        }
+    }
+}
+
+/// Whether a presence member's `user_id` is one Pusher accepts: a string or number of at most
+/// 128 characters.
+fn valid_user_id(id: &Value) -> bool {
+    match id {
+        Value::String(s) => !s.is_empty() && s.len() <= MAX_USER_ID,
+        Value::Number(n) => n.to_string().len() <= MAX_USER_ID,
+        _ => false,
     }
 }
 

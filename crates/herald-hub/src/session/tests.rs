@@ -1324,10 +1324,14 @@ mod pusher_mode {
     //! `pusher:error` or `pusher:subscription_error` and counted, never a panic or a close;
     //! signatures decide private and presence subscriptions.
     use super::*;
-    use crate::config::PusherApp;
+    use crate::config::{PusherApp, PusherLimits};
     use crate::pusher::sign;
 
     fn pusher_fixture(client_events: bool) -> Fixture {
+        pusher_fixture_with(client_events, PusherLimits::default())
+    }
+
+    fn pusher_fixture_with(client_events: bool, limits: PusherLimits) -> Fixture {
         let mut config = HubConfig::default();
         config.pusher.apps.push(PusherApp {
             id: "1".into(),
@@ -1336,6 +1340,7 @@ mod pusher_mode {
             client_events,
             namespace: None,
             webhook_url: None,
+            limits,
         });
         let hub = Hub::new(config).unwrap();
         let app = hub.pusher.by_key("k").unwrap().clone();
@@ -1365,6 +1370,18 @@ mod pusher_mode {
 
         fn socket_id(&self) -> String {
             crate::pusher::socket_id(&self.session.info.client)
+        }
+
+        fn limit_hits(&self, limit: &str) -> u64 {
+            let labels = vec![
+                ("app".to_owned(), "1".to_owned()),
+                ("limit".to_owned(), limit.to_owned()),
+            ];
+            self.hub
+                .metrics
+                .pusher_limit_hits
+                .get_or_create(&labels)
+                .get()
         }
 
         fn refusals(&self, reason: &str) -> u64 {
@@ -1489,6 +1506,74 @@ mod pusher_mode {
         assert_eq!(out.len(), 1, "nothing replayed: {out:?}");
         let data: Value = serde_json::from_str(out[0]["data"].as_str().unwrap()).unwrap();
         assert_eq!(data["herald_recovered"], false);
+    }
+
+    #[tokio::test]
+    async fn an_apps_own_limits_answer_with_pushers_codes_and_count_by_app() {
+        let limits = PusherLimits {
+            max_connections: 1,
+            client_events_per_second: 2,
+            max_event_size: 16,
+            max_channel_name_length: 12,
+            max_user_info_size: 8,
+            ..PusherLimits::default()
+        };
+        let mut f = pusher_fixture_with(true, limits);
+        let socket = f.socket_id();
+        let auth = |m: &str| format!("k:{}", sign::hex_hmac("s", m));
+        let message = sign::channel_message(&socket, "private-x", None);
+        f.pusher(json!({"event": "pusher:subscribe",
+            "data": {"channel": "private-x", "auth": auth(&message)}}))
+            .await;
+        let big = json!({"text": "x".repeat(20)});
+        let out = f
+            .pusher(json!({"event": "client-x", "channel": "private-x", "data": big}))
+            .await;
+        assert_eq!(out[0]["data"]["code"], 4301, "{out:?}");
+        for n in 0..2 {
+            let out = f
+                .pusher(json!({"event": "client-x", "channel": "private-x", "data": n}))
+                .await;
+            assert!(out.is_empty(), "within the rate: {out:?}");
+        }
+        let out = f
+            .pusher(json!({"event": "client-x", "channel": "private-x", "data": 3}))
+            .await;
+        assert_eq!(out[0]["data"]["code"], 4301, "{out:?}");
+        let out = f
+            .pusher(json!({"event": "pusher:subscribe", "data": {"channel": "a-long-channel"}}))
+            .await;
+        assert_eq!(out[0]["data"]["status"], 400, "{out:?}");
+        let data = r#"{"user_id":"u","user_info":{"name":"too long"}}"#;
+        let message = sign::channel_message(&socket, "presence-x", Some(data));
+        let out = f
+            .pusher(
+                json!({"event": "pusher:subscribe", "data": {"channel": "presence-x",
+                "auth": auth(&message), "channel_data": data}}),
+            )
+            .await;
+        assert_eq!(out[0]["data"]["status"], 400, "{out:?}");
+        // The app's one connection is this one: a second is closed with 4004.
+        f.session.start_pusher(&mut f.wire).await.unwrap();
+        let mut second = fixture_on(f.hub.clone(), f.session.mode.clone());
+        let end = second.session.start_pusher(&mut second.wire).await;
+        assert_eq!(
+            end.map_err(|e| matches!(e, End::Close(d) if d.code == 4004)),
+            Err(true)
+        );
+        for (limit, hits) in [
+            ("max_event_size", 1),
+            ("client_events_per_second", 1),
+            ("max_channel_name_length", 1),
+            ("max_user_info_size", 1),
+            ("max_connections", 1),
+        ] {
+            assert_eq!(f.limit_hits(limit), hits, "{limit}");
+        }
+        // Once it ends, the count has room again.
+        f.session.finish().await;
+        let mut third = fixture_on(f.hub.clone(), f.session.mode.clone());
+        third.session.start_pusher(&mut third.wire).await.unwrap();
     }
 
     #[tokio::test]

@@ -40,7 +40,10 @@ impl PusherHook {
     fn event(&self, entry: &OutboxEntry) -> Option<Value> {
         match &entry.event {
             OutboxEvent::Tracked(Tracked::Channel(channel), held) => {
-                let name = channel.strip_prefix(&self.prefix)?;
+                // A user's own channel and the watchlists' presence (`#…`) are not Pusher's.
+                let name = channel
+                    .strip_prefix(&self.prefix)
+                    .filter(|n| !n.starts_with('#'))?;
                 let event = if *held {
                     "channel_occupied"
                 } else {
@@ -128,6 +131,7 @@ mod tests {
             client_events: true,
             namespace: None,
             webhook_url: Some("http://127.0.0.1:9/hook".into()),
+            limits: crate::config::PusherLimits::default(),
         };
         PusherHook::new(&app).unwrap()
     }
@@ -141,7 +145,7 @@ mod tests {
     }
 
     #[test]
-    fn only_the_apps_channels_and_presence_members_become_pusher_events() {
+    fn only_the_apps_channels_and_presence_members_become_pusher_events_not_hidden_ones() {
         let member = |channel: &str| Tracked::Member {
             channel: channel.into(),
             user: r#"{"user_id":"ann","user_info":{}}"#.into(),
@@ -154,6 +158,15 @@ mod tests {
             entry(OutboxEvent::Tracked(
                 Tracked::Channel("pusher-8:room".into()),
                 true,
+            )),
+            // A user's own channel and a watchlist's presence are not the app's channels.
+            entry(OutboxEvent::Tracked(
+                Tracked::Channel("pusher-7:#server-to-user-ann".into()),
+                true,
+            )),
+            entry(OutboxEvent::Tracked(
+                Tracked::Channel("pusher-7:#online-ann".into()),
+                false,
             )),
             entry(OutboxEvent::Tracked(member("pusher-7:presence-a"), true)),
             entry(OutboxEvent::Tracked(member("pusher-7:private-a"), true)),
