@@ -85,6 +85,9 @@ pub struct Metrics {
     /// Bytes written to clients by the HTTP transports, by transport (`sse`): events,
     /// heartbeats and all.
     pub transport_bytes_out: Family<Labels, Counter>,
+    /// Requests of the HTTP fallbacks refused after their session began (a POST or poll for
+    /// an unknown session, a body too large, ...), by transport, status and reason.
+    pub transport_refusals: Family<Labels, Counter>,
 }
 
 impl Metrics {
@@ -139,6 +142,7 @@ impl Metrics {
         let transport_connections = Family::<Labels, Gauge>::default();
         let transport_disconnects = Family::<Labels, Counter>::default();
         let transport_bytes_out = Family::<Labels, Counter>::default();
+        let transport_refusals = Family::<Labels, Counter>::default();
         registry.register(
             "transport_connections",
             "Open sessions, by transport",
@@ -153,6 +157,11 @@ impl Metrics {
             "transport_bytes_out",
             "Bytes written to clients by the HTTP transports, by transport",
             transport_bytes_out.clone(),
+        );
+        registry.register(
+            "transport_refusals",
+            "Requests of the HTTP fallbacks refused, by transport, status and reason",
+            transport_refusals.clone(),
         );
         registry.register(
             "hook_calls",
@@ -305,6 +314,7 @@ impl Metrics {
             transport_connections,
             transport_disconnects,
             transport_bytes_out,
+            transport_refusals,
         }
     }
 
@@ -373,6 +383,17 @@ impl Metrics {
         self.transport_bytes_out
             .get_or_create(&vec![("transport".into(), transport.into())])
             .clone()
+    }
+
+    /// Counts a refused request of an HTTP fallback (`stream`, `poll`).
+    pub(crate) fn transport_refused(&self, transport: &str, status: u16, reason: &'static str) {
+        self.transport_refusals
+            .get_or_create(&vec![
+                ("transport".into(), transport.into()),
+                ("status".into(), status.to_string()),
+                ("reason".into(), reason.into()),
+            ])
+            .inc();
     }
 
     /// The connection gauge for a mode (`plain` or `protocol`).

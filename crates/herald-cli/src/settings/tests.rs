@@ -366,6 +366,7 @@ fn the_table_has_one_row_per_config_field() {
                 request_timeout: _,
                 close_timeout: _,
                 refusal_timeout: _,
+                poll_timeout: _,
             },
         heartbeat: HeartbeatConfig {
             interval: _,

@@ -381,6 +381,11 @@ pub struct LimitsConfig {
     /// socket is closed: a client that does not read cannot keep it. Default 1 s.
     #[serde(with = "humantime_serde")]
     pub refusal_timeout: Duration,
+    /// A long-polling session (`/poll`) with no poll held and none arriving this long ends
+    /// with 4004, as a client that stopped reading. Bounds sessions whose client vanished.
+    /// Default 30 s.
+    #[serde(with = "humantime_serde")]
+    pub poll_timeout: Duration,
 }
 
 impl Default for LimitsConfig {
@@ -404,6 +409,7 @@ impl Default for LimitsConfig {
             request_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(2),
             refusal_timeout: Duration::from_secs(1),
+            poll_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -505,7 +505,8 @@ impl HubConfig {
         burst("limits.command_burst", l.command_rate, l.command_burst)?;
         positive("limits.request_timeout", l.request_timeout)?;
         positive("limits.close_timeout", l.close_timeout)?;
-        positive("limits.refusal_timeout", l.refusal_timeout)
+        positive("limits.refusal_timeout", l.refusal_timeout)?;
+        positive("limits.poll_timeout", l.poll_timeout)
     }
 
     fn routes(&self) -> Result<(), ConfigError> {
