@@ -367,6 +367,8 @@ fn the_table_has_one_row_per_config_field() {
                 close_timeout: _,
                 refusal_timeout: _,
                 poll_timeout: _,
+                http2_idle_timeout: _,
+                http2_max_pending_resets: _,
             },
         heartbeat: HeartbeatConfig {
             interval: _,
