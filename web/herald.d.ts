@@ -68,14 +68,20 @@ export interface HeraldOptions {
   getToken?: () => Promise<string> | string;
   /** The transport constructor: the browser's WebSocket by default. */
   WebSocket?: new (url: string, protocol: string) => TransportLike;
-  /** Transports in order of preference (default in a page: `["websocket", "stream"]`, else
-   * `["websocket"]`). One that does not reach `connected` gives way to the next at once; the
-   * one that connected is remembered (localStorage `herald.transport`) and tried first. */
-  transports?: Array<"websocket" | "stream">;
-  /** Ms a WebSocket may take to reach `connected` before the next transport (default 4000). */
+  /** Transports in order of preference (default in a page: `["websocket", "stream", "poll"]`,
+   * else `["websocket"]`). One that does not reach `connected` gives way to the next at once;
+   * the one that connected is remembered (localStorage `herald.transport`) and tried first. */
+  transports?: Array<"websocket" | "stream" | "poll">;
+  /** Ms a transport (all but the last) may take to reach `connected` before the next one
+   * (default 4000). */
   fallbackTimeout?: number;
+  /** Ms between WebSocket probes while connected over a fallback; one that reaches
+   * `connected` moves the client back to WebSocket (default 60000; 0: never). */
+  probeInterval?: number;
   /** The emulation's constructor (tests pass a fake). */
   HttpStream?: new (url: string, options: { fetch?: typeof fetch }) => TransportLike;
+  /** The long-polling constructor (tests pass a fake). */
+  HttpPoll?: new (url: string, options: { fetch?: typeof fetch }) => TransportLike;
   /** The fetch the emulation uses (default `globalThis.fetch`). */
   fetch?: typeof fetch;
   /** Where the working transport is remembered (default localStorage; `null`: nowhere). */
@@ -159,14 +165,21 @@ export declare class HttpStream implements TransportLike {
   onerror: Handler<unknown> | null;
 }
 
+/** herald.v1 over long polls: `GET /poll` opens, `GET /poll/{session}?last=N` brings the
+ * messages after `N`, commands go up by `POST /poll/{session}`; shaped like a WebSocket. */
+export declare class HttpPoll extends HttpStream {}
+
 /** The emulation's downstream URL for a WebSocket URL: `ws://h/ws?q` → `http://h/stream?q`. */
 export declare function streamUrl(url: string): string;
+
+/** The long-polling URL for a WebSocket URL: `ws://h/ws?q` → `http://h/poll?q`. */
+export declare function pollUrl(url: string): string;
 
 export declare class Herald {
   constructor(url: string, options?: HeraldOptions);
   readonly state: "connecting" | "connected" | "disconnected";
   /** The transport in use, or to be tried next. */
-  readonly transport: "websocket" | "stream";
+  readonly transport: "websocket" | "stream" | "poll";
   /** This connection's id, after `connected`. */
   readonly clientId: string | null;
   readonly user: string | null;

@@ -99,7 +99,8 @@ function callSafely(fn, value) {
 
 const DEFAULTS = {
   backoff: { min: 500, max: 20000 },
-  fallbackTimeout: 4000, // ms for a WebSocket to say `connected` before the next transport
+  fallbackTimeout: 4000, // ms for a transport to say `connected` before the next one
+  probeInterval: 60000, // ms between WebSocket probes while on a fallback (0: never)
   timeout: 10000, // ms for a reply
   pingMargin: 5000, // ms of silence beyond the server's ping_interval before we ask
   pingTimeout: 10000, // ms to wait for the answer to our ping
@@ -115,12 +116,22 @@ function storage() {
   }
 }
 
-/** The emulation's downstream URL for a WebSocket URL: `ws://h/ws?q` → `http://h/stream?q`. */
-export function streamUrl(url) {
+/** An HTTP sibling of a WebSocket URL: `ws://h/ws?q` → `http://h/{name}?q`. */
+function siblingUrl(url, name) {
   const u = new URL(url, globalThis.location?.href);
   u.protocol = u.protocol === "wss:" ? "https:" : u.protocol === "ws:" ? "http:" : u.protocol;
-  u.pathname = u.pathname.replace(/\/[^/]*$/, "/stream");
+  u.pathname = u.pathname.replace(/\/[^/]*$/, `/${name}`);
   return u.href;
+}
+
+/** The emulation's downstream URL for a WebSocket URL: `ws://h/ws?q` → `http://h/stream?q`. */
+export function streamUrl(url) {
+  return siblingUrl(url, "stream");
+}
+
+/** The long-polling URL for a WebSocket URL: `ws://h/ws?q` → `http://h/poll?q`. */
+export function pollUrl(url) {
+  return siblingUrl(url, "poll");
 }
 
 /**
@@ -141,6 +152,7 @@ export class HttpStream {
     this._session = null;
     this._closed = false;
     this._last = { code: 1006, reason: "stream ended" };
+    this._path = "stream"; // where commands are POSTed: `{path}/{session}`
     this.onmessage = null;
     this.onclose = null;
     this.onerror = null;
@@ -209,7 +221,7 @@ export class HttpStream {
     if (this._posting || !this._session || this._outbox.length === 0 || this._closed) return;
     this._posting = true;
     const body = this._outbox.splice(0).join("\n");
-    const url = new URL(`stream/${encodeURIComponent(this._session)}`, this._url);
+    const url = new URL(`${this._path}/${encodeURIComponent(this._session)}`, this._url);
     try {
       // text/plain: a "simple" request, so a cross-origin POST needs no preflight.
       const response = await this._fetch(url.href, {
@@ -249,18 +261,87 @@ export class HttpStream {
   }
 }
 
+/** Poll failures in a row (the network, not a refusal) before the connection counts as lost. */
+const POLL_RETRIES = 3;
+
+/**
+ * herald.v1 over long polls, for a proxy that holds streamed responses back: `GET /poll`
+ * opens the session, then each `GET /poll/{session}?last=N` returns the messages after number
+ * `N`, held by the server until there is one. An answer lost in flight (a network failure) is
+ * asked for again with the same `last`, so nothing is skipped; commands go up as for
+ * HttpStream (`POST /poll/{session}`). A refused poll (404: the session or its node is gone)
+ * or the session's `disconnect` closes it.
+ */
+export class HttpPoll extends HttpStream {
+  constructor(url, options = {}) {
+    super(url, options);
+    this._path = "poll";
+    this._last = { code: 1006, reason: "polling ended" };
+  }
+
+  async _read() {
+    const init = { credentials: "include", cache: "no-store", signal: this._abort.signal };
+    const open = await this._fetch(this._url.href, init);
+    if (!open.ok) {
+      this._last = { code: 1006, reason: `HTTP ${open.status}` };
+      return;
+    }
+    this._session = (await open.json()).session;
+    this._post();
+    const url = new URL(`poll/${encodeURIComponent(this._session)}`, this._url);
+    let last = 0;
+    let failures = 0;
+    while (!this._closed) {
+      url.search = `?last=${last}`;
+      let body;
+      try {
+        const response = await this._fetch(url.href, init);
+        if (!response.ok) {
+          const reason = (await response.text().catch(() => "")).trim();
+          this._last = { code: 1006, reason: `poll ${response.status} ${reason}`.trim() };
+          return;
+        }
+        body = await response.json();
+      } catch (e) {
+        if (this._closed || ++failures > POLL_RETRIES) {
+          this._last = { code: 1006, reason: `poll failed: ${e.message}` };
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 250 * failures));
+        continue;
+      }
+      failures = 0;
+      if (body.from > last + 1) {
+        this._last = { code: 1006, reason: "poll skipped messages" };
+        return;
+      }
+      for (const [i, message] of body.messages.entries()) {
+        if (this._closed) return;
+        if (body.from + i <= last) continue; // sent again: had it already
+        last = body.from + i;
+        this.onmessage?.({ data: JSON.stringify(message) });
+      }
+      if (body.disconnect) {
+        this._last = { code: body.disconnect.code, reason: body.disconnect.reason };
+        return;
+      }
+    }
+  }
+}
+
 /** A client of one hub. Nothing happens until `connect()`. */
 export class Herald {
   constructor(url, options = {}) {
     this.url = url;
     this.options = { ...DEFAULTS, ...options, backoff: { ...DEFAULTS.backoff, ...options.backoff } };
-    // In order of preference. The emulation needs a page's origin to find /stream by default.
-    this.options.transports ??= globalThis.location ? ["websocket", "stream"] : ["websocket"];
+    // In order of preference. The emulations need a page's origin to find /stream by default.
+    this.options.transports ??= globalThis.location ? ["websocket", "stream", "poll"] : ["websocket"];
     this.state = "disconnected";
     this.clientId = null;
     this.user = null;
     this._Transport = options.WebSocket ?? globalThis.WebSocket;
     this._HttpStream = options.HttpStream ?? HttpStream;
+    this._HttpPoll = options.HttpPoll ?? HttpPoll;
     this._storage = options.storage === undefined ? storage() : options.storage;
     // The transport to try next: what worked last time (remembered), else the first.
     const remembered = this._storage?.getItem(STORAGE_KEY);
@@ -281,6 +362,8 @@ export class Herald {
     this._idleTimer = null;
     this._pingInterval = 25;
     this._proven = false; // a transport connected once: stick to it
+    this._probeTimer = null;
+    this._moving = false; // reconnecting at once to a transport that a probe found working
   }
 
   // The token source that can be asked again: `getToken`, or a `token` given as a function.
@@ -341,15 +424,20 @@ export class Herald {
     let ws;
     const kind = this.transport;
     try {
-      ws = kind === "stream" ? new this._HttpStream(streamUrl(url), { fetch: this.options.fetch }) : new this._Transport(url, "herald.v1");
+      const fetch = this.options.fetch;
+      if (kind === "stream") ws = new this._HttpStream(streamUrl(url), { fetch });
+      else if (kind === "poll") ws = new this._HttpPoll(pollUrl(url), { fetch });
+      else ws = new this._Transport(url, "herald.v1");
     } catch (e) {
       this._drop(1006, e.message, true);
       return;
     }
     this._ws = ws;
-    // A handshake that never completes counts as a dead connection too; a WebSocket that a
-    // proxy holds without answering gives way to the next transport sooner.
-    const hurry = kind === "websocket" && this._nextTransport();
+    // A handshake that never completes counts as a dead connection too; a transport that a
+    // proxy holds without answering (a WebSocket upgrade left hanging, a stream buffered)
+    // gives way to the next one sooner. The last in the list gets the full timeout.
+    const list = this.options.transports;
+    const hurry = list.indexOf(kind) < list.length - 1 && this._nextTransport();
     const wait = hurry ? this.options.fallbackTimeout : this.options.timeout;
     this._timers.clearTimeout(this._idleTimer);
     this._idleTimer = this._timers.setTimeout(() => this._dead(), wait);
@@ -394,8 +482,11 @@ export class Herald {
     const next = this._ws && this._nextTransport();
     const hurry = next && this.options.transports.indexOf(next) > 0;
     if (next) this.transport = next;
+    const moving = this._moving;
+    this._moving = false;
     this._ws = null;
     this._timers.clearTimeout(this._idleTimer);
+    this._timers.clearTimeout(this._probeTimer);
     for (const p of this._pending.values()) {
       this._timers.clearTimeout(p.timer);
       p.reject(localError(failure));
@@ -410,7 +501,7 @@ export class Herald {
     }
     this._setState("disconnected", { code, reason, willReconnect });
     if (willReconnect) {
-      const delay = hurry ? 0 : backoffDelay(this._attempt++, this.options.backoff, this._random);
+      const delay = hurry || moving ? 0 : backoffDelay(this._attempt++, this.options.backoff, this._random);
       this._retryTimer = this._timers.setTimeout(() => this._open(), delay);
     }
   }
@@ -473,6 +564,69 @@ export class Herald {
     this._setState("connected", { client: msg.client, user: msg.user });
     for (const sub of this._subs.values()) sub._subscribe();
     for (const q of this._queue.splice(0)) q.send();
+    this._scheduleProbe();
+  }
+
+  // On a fallback, a WebSocket is tried now and then: a proxy may have been fixed, or the
+  // page moved to a network that lets it through.
+  _scheduleProbe() {
+    this._timers.clearTimeout(this._probeTimer);
+    const every = this.options.probeInterval;
+    if (!every || this.transport === "websocket" || !this.options.transports.includes("websocket")) return;
+    this._probeTimer = this._timers.setTimeout(() => this._probe(), every);
+  }
+
+  // Opens a WebSocket beside the fallback; one that reaches `connected` within
+  // `fallbackTimeout` is closed again and the client moves to WebSocket: a new session that
+  // recovers every subscription from its position, as after any reconnect.
+  async _probe() {
+    const current = this._ws;
+    let url;
+    try {
+      url = await this._connectUrl();
+    } catch {
+      return this._scheduleProbe();
+    }
+    if (this._ws !== current || this.state !== "connected") return;
+    let probe;
+    try {
+      probe = new this._Transport(url, "herald.v1");
+    } catch {
+      return this._scheduleProbe();
+    }
+    let settled = false;
+    const end = (works) => {
+      if (settled) return;
+      settled = true;
+      this._timers.clearTimeout(timer);
+      probe.onmessage = probe.onclose = null;
+      try {
+        probe.close(1000, "probe");
+      } catch {
+        // Never opened: nothing to close.
+      }
+      if (this._ws !== current || this.state !== "connected") return;
+      if (!works) return this._scheduleProbe();
+      this.transport = "websocket";
+      try {
+        this._storage?.setItem(STORAGE_KEY, "websocket");
+      } catch {
+        // Not remembered: the next page load starts with the default order anyway.
+      }
+      this._moving = true;
+      this._drop(1000, "moving to websocket", true);
+      current.close(1000);
+    };
+    const timer = this._timers.setTimeout(() => end(false), this.options.fallbackTimeout);
+    probe.onmessage = (e) => {
+      try {
+        if (JSON.parse(e.data).push === "connected") end(true);
+      } catch {
+        // Not herald.v1: not a working WebSocket.
+      }
+    };
+    probe.onclose = () => end(false);
+    probe.onerror = () => {};
   }
 
   _onServerSubscribed(msg) {

@@ -60,7 +60,7 @@ async function handshakes(page) {
 async function transports(node) {
   const text = await (await fetch(`${node.url}/metrics`)).text();
   const count = (t) => Number(text.match(new RegExp(`herald_transport_connections\\{transport="${t}"\\} (\\d+)`))?.[1] ?? 0);
-  return { websocket: count("websocket"), stream: count("stream") };
+  return { websocket: count("websocket"), stream: count("stream"), poll: count("poll") };
 }
 
 /** An HS256 token from `herald token`. */
@@ -551,8 +551,8 @@ export const cases = {
       await seen(d, "hello over the fallback");
       await send(d, "and back");
       await seen(b, "and back");
-      const all = (await Promise.all(nodes.map(transports))).reduce((a, c) => ({ websocket: a.websocket + c.websocket, stream: a.stream + c.stream }));
-      assert.deepEqual(all, { websocket: 0, stream: 2 }, "no WebSocket got through nginx");
+      const all = (await Promise.all(nodes.map(transports))).reduce((a, c) => ({ websocket: a.websocket + c.websocket, stream: a.stream + c.stream, poll: a.poll + c.poll }));
+      assert.deepEqual(all, { websocket: 0, stream: 2, poll: 0 }, "no WebSocket got through nginx");
       await nodes[home].kill();
       await badge(d, "connecting", 10000);
       const missed = ["while Dan's node was gone 1", "while Dan's node was gone 2", "while Dan's node was gone 3"];
@@ -582,6 +582,82 @@ export const cases = {
       for (const p of proxies) p.stop();
       await Promise.all(nodes.map((n) => n.kill()));
       redis.stop();
+    }
+  },
+
+  async "behind a buffering nginx without upgrades the chat runs on long-polling across nodes"(t) {
+    if (!exists("redis-server")) t.skip("redis-server is not installed (apt-get install redis-server)");
+    if (!exists("nginx") && !exists("/usr/sbin/nginx")) t.skip("nginx is not installed (apt-get install nginx)");
+    const redis = await startRedis(path.join(t.out, "redis.log"));
+    const nodes = [];
+    let front;
+    try {
+      for (const name of ["node1", "node2"]) {
+        const logFile = path.join(t.out, `herald-buffered-${name}.log`);
+        nodes.push(await startHerald(t.bin, { args: ["--broker", redis.url], logFile }));
+      }
+      front = await startNginx(nodes.map((n) => n.port), { upgrade: false, buffering: true });
+      const r = room();
+      const [d, b] = await Promise.all([t.page(chat(front.url, r, "Dan")), t.page(chat(front.url, r, "Bob"))]);
+      await Promise.all([badge(d, "connected", 30000), badge(b, "connected", 30000)]);
+      for (const page of [d, b]) {
+        assert.equal(await page.evaluate(() => localStorage.getItem("herald.transport")), "poll", "the stream delivered nothing: long-polling");
+      }
+      await online(d, ["Bob", "Dan"]);
+      await online(b, ["Bob", "Dan"]);
+      await send(b, "hello over long polls");
+      await seen(d, "hello over long polls");
+      await send(d, "and back");
+      await seen(b, "and back");
+      for (let i = 1; i <= 3; i++) await send(b, `burst ${i}`);
+      await seen(d, "burst 3");
+      await sleep(300);
+      assert.deepEqual(await texts(d), ["hello over long polls", "and back", "burst 1", "burst 2", "burst 3"], "each once, in order");
+      const all = (await Promise.all(nodes.map(transports))).reduce((a, c) => ({ websocket: a.websocket + c.websocket, poll: a.poll + c.poll }));
+      assert.deepEqual(all, { websocket: 0, poll: 2 }, "both pages poll");
+      await t.shot(d, "chat-long-polling");
+    } finally {
+      front?.stop();
+      await Promise.all(nodes.map((n) => n.kill()));
+      redis.stop();
+    }
+  },
+
+  async "on a fallback the page probes WebSocket and moves back to it once it gets through"(t) {
+    if (!exists("nginx") && !exists("/usr/sbin/nginx")) t.skip("nginx is not installed (apt-get install nginx)");
+    const node = t.server;
+    const blocked = await startNginx([node.port], { upgrade: false });
+    // The page's origin: first through the front that refuses upgrades, then straight to the
+    // hub, as when a proxy is fixed or the page moves to another network.
+    const front = await startProxy(blocked.port);
+    try {
+      const r = room();
+      const w = await t.page();
+      // The page's clock jumps ahead to the next probe instead of waiting a minute.
+      await w.clock.install();
+      await w.goto(chat(front.url, r, "Wes"));
+      const other = await t.page(chat(node.url, r, "Ola"));
+      await Promise.all([badge(w, "connected", 20000), badge(other, "connected")]);
+      assert.equal(await w.evaluate(() => localStorage.getItem("herald.transport")), "stream");
+      const before = await transports(node);
+      await send(other, "before the probe");
+      await seen(w, "before the probe");
+      front.setTarget(node.port);
+      await w.clock.fastForward(61000);
+      await w.waitForFunction(() => localStorage.getItem("herald.transport") === "websocket", null, { timeout: 10000 });
+      await badge(w, "connected", 10000);
+      await online(w, ["Ola", "Wes"]);
+      const after = await transports(node);
+      assert.equal(after.websocket, before.websocket + 1, `moved to a WebSocket: ${JSON.stringify({ before, after })}`);
+      await send(other, "after the probe");
+      await seen(w, "after the probe");
+      await send(w, "from a WebSocket again");
+      await seen(other, "from a WebSocket again");
+      assert.deepEqual((await texts(w)).filter((x) => x === "before the probe"), ["before the probe"], "recovered, nothing twice");
+      await t.shot(w, "chat-probed-back");
+    } finally {
+      front.close?.();
+      blocked.stop();
     }
   },
 

@@ -187,12 +187,20 @@ export async function startProxy(target) {
  * Debian's nginx in front of `ports` (round robin, no stickiness), as any user, everything in
  * a temporary directory. `upgrade: false` leaves out the Upgrade/Connection lines, so every
  * WebSocket upgrade fails and only plain HTTP (the event streams and POSTs) gets through.
+ * `buffering: true` makes nginx hold streamed bytes, as a buffering proxy does: buffering on
+ * with the hub's `X-Accel-Buffering: no` ignored, and gzip on for event streams, whose deflate
+ * output stays in nginx's buffers until they fill (buffering alone does not hold them: nginx
+ * passes on what it read at once). An event stream then delivers nothing, not even its head,
+ * and only responses that end (long polls) get through.
  */
-export async function startNginx(ports, { upgrade }) {
+export async function startNginx(ports, { upgrade, buffering = false }) {
   const dir = mkdtempSync(path.join(os.tmpdir(), "herald-nginx-"));
   const port = await freePort();
   const upgradeLines = upgrade
     ? "proxy_set_header Upgrade $http_upgrade;\n      proxy_set_header Connection $connection_upgrade;"
+    : "";
+  const bufferingLines = buffering
+    ? "proxy_buffering on;\n      proxy_ignore_headers X-Accel-Buffering;\n      proxy_buffer_size 64k;\n      proxy_buffers 4 64k;\n      proxy_busy_buffers_size 64k;\n      gzip on;\n      gzip_proxied any;\n      gzip_min_length 0;\n      gzip_types text/event-stream application/json;"
     : "";
   writeFileSync(
     path.join(dir, "nginx.conf"),
@@ -217,6 +225,7 @@ http {
       proxy_pass http://herald;
       proxy_http_version 1.1;
       ${upgradeLines}
+      ${bufferingLines}
       proxy_set_header Host $http_host;
       proxy_read_timeout 1h;
       proxy_next_upstream error timeout;

@@ -2,7 +2,7 @@
 // no WebSocket gets through, remembering what worked; and that emulation's wire format.
 import { test, beforeEach } from "node:test";
 import assert from "node:assert/strict";
-import { Herald, HttpStream, streamUrl } from "../herald.js";
+import { Herald, HttpPoll, HttpStream, pollUrl, streamUrl } from "../herald.js";
 import { FakeClock, FakeSocket, settle } from "./fake.js";
 
 let clock;
@@ -219,5 +219,154 @@ test("when neither transport connects, the client alternates between them with b
     await clock.advance(2500);
   }
   assert.deepEqual(kinds, ["websocket", "stream", "websocket", "stream"]);
+  c.close();
+});
+
+/** A fetch playing a long-polling hub: answers each poll from `script` (by call), records all. */
+function pollFetch(script) {
+  const calls = [];
+  const fetch = async (url, init = {}) => {
+    calls.push({ url, method: init.method ?? "GET", body: init.body });
+    if (init.method === "POST") return new Response(null, { status: 202 });
+    if (new URL(url).pathname === "/poll") return Response.json({ session: "n.s1" });
+    const step = script.shift();
+    if (!step) return new Promise(() => {}); // held for ever
+    if (step === "lost") throw new TypeError("network error");
+    if (step.status) return new Response(`${step.reason}\n`, { status: step.status });
+    return Response.json(step);
+  };
+  return { fetch, calls };
+}
+
+test("the poll URL is the WebSocket URL's sibling /poll, query kept", () => {
+  assert.equal(pollUrl("ws://h:1/ws?token=a"), "http://h:1/poll?token=a");
+});
+
+test("HttpPoll says what it received: a lost answer is asked for again with the same last", async () => {
+  const f = pollFetch([
+    { from: 1, messages: [{ push: "connected", client: "c1" }] },
+    "lost",
+    { from: 2, messages: [{ id: 1, result: {} }, { id: 2, result: {} }] },
+    { from: 4, messages: [{ id: 3, result: {} }] },
+  ]);
+  const ws = new HttpPoll("http://hub/poll?token=t", { fetch: f.fetch });
+  const got = [];
+  ws.onmessage = (e) => got.push(JSON.parse(e.data));
+  ws.send('{"id":1}');
+  await until(() => got.length === 4);
+  assert.deepEqual(
+    got.map((m) => m.id ?? m.push),
+    ["connected", 1, 2, 3],
+  );
+  const polls = f.calls.filter((c) => c.method === "GET").map((c) => c.url);
+  assert.deepEqual(polls.slice(0, 6), [
+    "http://hub/poll?token=t",
+    "http://hub/poll/n.s1?last=0",
+    "http://hub/poll/n.s1?last=1",
+    "http://hub/poll/n.s1?last=1", // the lost answer, asked for again
+    "http://hub/poll/n.s1?last=3",
+    "http://hub/poll/n.s1?last=4",
+  ]);
+  const post = f.calls.find((c) => c.method === "POST");
+  assert.equal(post.url, "http://hub/poll/n.s1");
+  assert.equal(post.body, '{"id":1}');
+  ws.close();
+});
+
+test("HttpPoll closes with the session's disconnect, or after a refused poll", async () => {
+  let f = pollFetch([{ from: 1, messages: [], disconnect: { code: 4001, reason: "slow consumer" } }]);
+  let ws = new HttpPoll("http://hub/poll", { fetch: f.fetch });
+  let closed = null;
+  ws.onclose = (e) => (closed = e);
+  await until(() => closed);
+  assert.deepEqual(closed, { code: 4001, reason: "slow consumer" });
+
+  f = pollFetch([{ status: 404, reason: "the session's node does not answer" }]);
+  ws = new HttpPoll("http://hub/poll", { fetch: f.fetch });
+  closed = null;
+  ws.onclose = (e) => (closed = e);
+  await until(() => closed);
+  assert.equal(closed.code, 1006);
+  assert.match(closed.reason, /poll 404 the session's node does not answer/);
+});
+
+class FakePoll extends FakeSocket {
+  constructor(url) {
+    super(url, "poll");
+  }
+}
+
+const three = (extra = {}) => ({
+  WebSocket: FakeSocket,
+  HttpStream: FakeStream,
+  HttpPoll: FakePoll,
+  transports: ["websocket", "stream", "poll"],
+  fallbackTimeout: 3000,
+  timers: clock,
+  ...extra,
+});
+
+test("a stream that delivers nothing in fallbackTimeout gives way to long-polling, remembered", async () => {
+  const storage = memory();
+  const c = new Herald("ws://hub/ws", three({ storage }));
+  c.connect();
+  await settle();
+  await clock.advance(3000);
+  assert.ok(FakeSocket.last instanceof FakeStream);
+  // A buffering proxy: the stream is open, and nothing of it arrives.
+  await clock.advance(3000);
+  assert.ok(FakeSocket.last instanceof FakePoll, "polling, at once");
+  assert.equal(FakeSocket.last.url, "http://hub/poll");
+  FakeSocket.last.connected();
+  assert.equal(c.transport, "poll");
+  assert.equal(storage.items.get("herald.transport"), "poll");
+  c.close();
+});
+
+test("on a fallback, a WebSocket is probed now and then, and the client moves to it once it works", async () => {
+  const storage = memory({ "herald.transport": "poll" });
+  const c = new Herald("ws://hub/ws", three({ storage, probeInterval: 60000 }));
+  const states = [];
+  c.on("state", (e) => states.push(e.state));
+  c.connect();
+  await settle();
+  const poll = FakeSocket.last;
+  assert.ok(poll instanceof FakePoll);
+  poll.connected(1000); // no ping due while the test advances the clock
+  const sub = c.subscribe("room");
+  await settle();
+  poll.reply(poll.lastCommand("subscribe"), { epoch: "e", offset: 4 });
+  await settle();
+  // The first probe: a WebSocket that never answers is given up after fallbackTimeout.
+  await clock.advance(60000);
+  const first = FakeSocket.last;
+  assert.ok(!(first instanceof FakeStream) && first.protocol === "herald.v1", "a WebSocket probe");
+  await clock.advance(3000);
+  assert.deepEqual(first.closedWith, { code: 1000, reason: "probe" });
+  assert.equal(c.transport, "poll");
+  assert.equal(c.state, "connected");
+  assert.equal(poll.closedWith, null, "the fallback kept");
+  // The next probe works: the client moves to a WebSocket at once.
+  await clock.advance(60000);
+  const second = FakeSocket.last;
+  second.connected();
+  await clock.advance(0);
+  assert.deepEqual(second.closedWith, { code: 1000, reason: "probe" });
+  assert.deepEqual(poll.closedWith, { code: 1000, reason: undefined });
+  const ws = FakeSocket.last;
+  assert.ok(ws !== second && ws.protocol === "herald.v1", "a new WebSocket");
+  assert.equal(c.transport, "websocket");
+  assert.equal(storage.items.get("herald.transport"), "websocket");
+  ws.connected(1000);
+  await settle();
+  // The subscription recovers from where it was, as after any reconnect.
+  const again = ws.lastCommand("subscribe");
+  assert.equal(again.params.channel, "room");
+  assert.deepEqual(again.params.recover, { offset: 4, epoch: "e" });
+  assert.deepEqual(states.slice(-3), ["disconnected", "connecting", "connected"]);
+  // On WebSocket, nothing is probed.
+  await clock.advance(120000);
+  assert.equal(FakeSocket.last, ws);
+  sub.unsubscribe?.();
   c.close();
 });

@@ -92,6 +92,20 @@ pub(crate) struct Question {
     /// holding the session queues them and says so in [`Report::delivered`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) deliver: Option<Deliver>,
+    /// A long poll that reached another node (`GET /poll/{session}`): the node holding the
+    /// session answers what is queued after `last` in [`Report::polled`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) poll: Option<PollAsk>,
+}
+
+/// A poll for the long-polling session `session`, having received up to message `last`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PollAsk {
+    /// The session id.
+    pub(crate) session: String,
+    /// The last message number received.
+    pub(crate) last: u64,
 }
 
 /// Commands for the emulated connection `session`, one `herald.v1` command per line.
@@ -112,7 +126,9 @@ impl Question {
             .deliver
             .as_ref()
             .is_none_or(|d| name_ok(&d.session));
-        (question.pattern.as_deref().is_none_or(name_ok) && deliver_ok).then_some(question)
+        let poll_ok = question.poll.as_ref().is_none_or(|p| name_ok(&p.session));
+        (question.pattern.as_deref().is_none_or(name_ok) && deliver_ok && poll_ok)
+            .then_some(question)
     }
 
     /// The question as the bus carries it.
@@ -139,6 +155,9 @@ pub(crate) struct Report {
     /// With `deliver`: what this node did with the commands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) delivered: Option<crate::transport::stream::Posted>,
+    /// With `poll`: the session's queued messages, or why there are none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) polled: Option<crate::transport::poll::Polled>,
 }
 
 impl Report {

@@ -58,6 +58,8 @@ pub struct Hub {
     pub(crate) users: Arc<Users>,
     /// The emulated connections' downstreams on this node (`/stream`).
     pub(crate) streams: Arc<crate::transport::stream::Streams>,
+    /// The long-polling sessions' queued messages on this node (`/poll`).
+    pub(crate) polls: Arc<crate::transport::poll::Polls>,
     pub(crate) per_ip: Arc<PerIp>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) ws: herald::Config,
@@ -121,6 +123,7 @@ impl Hub {
         ));
         let users = Arc::new(Users::default());
         let streams = Arc::new(crate::transport::stream::Streams::default());
+        let polls = Arc::new(crate::transport::poll::Polls::default());
         let node_id = format!("{:08x}", rand::random::<u32>());
         broker.start(Arc::new(HubEvents {
             node: node.clone(),
@@ -129,6 +132,7 @@ impl Hub {
             node_id: node_id.clone(),
             reasons: crate::control::Reasons::default(),
             streams: streams.clone(),
+            polls: polls.clone(),
         }));
         let limit = config.limits.max_message_size;
         let ws = herald::Config::default()
@@ -153,6 +157,7 @@ impl Hub {
             node,
             users,
             streams,
+            polls,
             shutdown: CancellationToken::new(),
             ws,
             tls,

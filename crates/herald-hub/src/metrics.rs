@@ -88,6 +88,12 @@ pub struct Metrics {
     /// Bytes written to clients by the HTTP transports, by transport (`sse`): events,
     /// heartbeats and all.
     pub transport_bytes_out: Family<Labels, Counter>,
+    /// Requests of the HTTP fallbacks refused after their session began (a POST or poll for
+    /// an unknown session, a body too large, ...), by transport, status and reason.
+    pub transport_refusals: Family<Labels, Counter>,
+    /// HTTP/2 connections that ended in a connection error, by its code (`enhance_your_calm`,
+    /// `protocol_error`, `frame_size_error`, ...): a GOAWAY the server sent, or the peer's.
+    pub http2_errors: Family<Labels, Counter>,
 }
 
 impl Metrics {
@@ -143,6 +149,8 @@ impl Metrics {
         let transport_connections = Family::<Labels, Gauge>::default();
         let transport_disconnects = Family::<Labels, Counter>::default();
         let transport_bytes_out = Family::<Labels, Counter>::default();
+        let transport_refusals = Family::<Labels, Counter>::default();
+        let http2_errors = Family::<Labels, Counter>::default();
         registry.register(
             "transport_connections",
             "Open sessions, by transport",
@@ -157,6 +165,16 @@ impl Metrics {
             "transport_bytes_out",
             "Bytes written to clients by the HTTP transports, by transport",
             transport_bytes_out.clone(),
+        );
+        registry.register(
+            "transport_refusals",
+            "Requests of the HTTP fallbacks refused, by transport, status and reason",
+            transport_refusals.clone(),
+        );
+        registry.register(
+            "http2_errors",
+            "HTTP/2 connections ended by a connection error, by code",
+            http2_errors.clone(),
         );
         registry.register(
             "hook_calls",
@@ -315,6 +333,8 @@ impl Metrics {
             transport_connections,
             transport_disconnects,
             transport_bytes_out,
+            transport_refusals,
+            http2_errors,
         }
     }
 
@@ -393,6 +413,24 @@ impl Metrics {
         self.transport_bytes_out
             .get_or_create(&vec![("transport".into(), transport.into())])
             .clone()
+    }
+
+    /// Counts an HTTP/2 connection that ended in a connection error.
+    pub(crate) fn http2_error(&self, code: &str) {
+        self.http2_errors
+            .get_or_create(&vec![("code".into(), code.into())])
+            .inc();
+    }
+
+    /// Counts a refused request of an HTTP fallback (`stream`, `poll`).
+    pub(crate) fn transport_refused(&self, transport: &str, status: u16, reason: &'static str) {
+        self.transport_refusals
+            .get_or_create(&vec![
+                ("transport".into(), transport.into()),
+                ("status".into(), status.to_string()),
+                ("reason".into(), reason.into()),
+            ])
+            .inc();
     }
 
     /// The connection gauge for a mode (`plain` or `protocol`).

@@ -73,7 +73,7 @@ pub async fn run(
             peer,
             tracker: tracker.clone(),
             permit,
-            streams: StreamSlots(limit.clone()),
+            streams: StreamSlots(limit.clone(), Activity::default()),
         };
         tracker.spawn(serve_connection(serve, stream));
     }
@@ -186,14 +186,100 @@ struct Slots {
 
 /// The `limits.max_connections` semaphore, for the WebSockets of an HTTP/2 connection: each
 /// takes a slot of its own at its extended CONNECT, as each HTTP/1.1 WebSocket has its
-/// connection's.
+/// connection's. Each also keeps its connection from counting as idle.
 #[derive(Clone, Debug)]
-pub(crate) struct StreamSlots(Arc<Semaphore>);
+pub(crate) struct StreamSlots(Arc<Semaphore>, Activity);
+
+/// A WebSocket's slot on an HTTP/2 connection.
+#[derive(Debug)]
+pub(crate) struct StreamSlot(
+    #[allow(dead_code)] OwnedSemaphorePermit,
+    #[allow(dead_code)] Busy,
+);
 
 impl StreamSlots {
     /// A slot, or `None` when the server is full.
-    pub(crate) fn acquire(&self) -> Option<OwnedSemaphorePermit> {
-        self.0.clone().try_acquire_owned().ok()
+    pub(crate) fn acquire(&self) -> Option<StreamSlot> {
+        let permit = self.0.clone().try_acquire_owned().ok()?;
+        Some(StreamSlot(permit, self.1.busy()))
+    }
+}
+
+/// What an HTTP/2 connection has under way: requests (until their response body ended) and
+/// WebSockets. A connection with none for `limits.http2_idle_timeout` is closed.
+#[derive(Clone, Debug, Default)]
+struct Activity(Arc<ActivityState>);
+
+#[derive(Debug, Default)]
+struct ActivityState {
+    open: std::sync::atomic::AtomicUsize,
+    changed: tokio::sync::Notify,
+}
+
+/// One thing under way on a connection, for as long as it lives.
+#[derive(Debug)]
+pub(crate) struct Busy(Activity);
+
+impl Activity {
+    fn busy(&self) -> Busy {
+        self.0
+            .open
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.0.changed.notify_waiters();
+        Busy(self.clone())
+    }
+
+    /// Returns once nothing was under way for `timeout`.
+    async fn idle(&self, timeout: std::time::Duration) {
+        loop {
+            let changed = self.0.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.0.open.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+                tokio::select! {
+                    () = tokio::time::sleep(timeout) => return,
+                    () = changed => {}
+                }
+            } else {
+                changed.await;
+            }
+        }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0
+            .0
+            .open
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.0.0.changed.notify_waiters();
+    }
+}
+
+/// A response body that keeps its connection busy until it ends.
+struct Guarded {
+    body: axum::body::Body,
+    _busy: Busy,
+}
+
+impl hyper::body::Body for Guarded {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -261,45 +347,76 @@ impl Serve {
             permit,
             streams,
         } = self;
+        let activity = streams.1.clone();
+        let watched = activity.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            let busy = activity.busy();
             let extensions = request.extensions_mut();
             extensions.insert(axum::extract::ConnectInfo(peer));
             extensions.insert(tracker.clone());
             extensions.insert(permit.clone());
             extensions.insert(streams.clone());
             let mut router = router.clone();
-            async move { tower::Service::call(&mut router, request).await }
+            async move {
+                let response = tower::Service::call(&mut router, request).await?;
+                Ok::<_, std::convert::Infallible>(
+                    response.map(|body| axum::body::Body::new(Guarded { body, _busy: busy })),
+                )
+            }
         });
         let io = TokioIo::new(stream);
         if http2 {
+            let idle = hub.config.limits.http2_idle_timeout;
             let connection = http2_builder(&hub).serve_connection(io, service);
-            drive(&hub, peer, connection, |c| c.graceful_shutdown()).await;
+            let metrics = hub.metrics.clone();
+            let idle = async move {
+                watched.idle(idle).await;
+                metrics.limit_hit("http2_idle_timeout");
+                tracing::debug!(%peer, ?idle, "idle http/2 connection closed");
+            };
+            drive(&hub, peer, connection, |c| c.graceful_shutdown(), idle).await;
         } else {
             let connection = http1(&hub).serve_connection(io, service).with_upgrades();
-            drive(&hub, peer, connection, |c| c.graceful_shutdown()).await;
+            let never = std::future::pending();
+            drive(&hub, peer, connection, |c| c.graceful_shutdown(), never).await;
         }
     }
 }
 
-/// Runs a hyper connection until it ends, or until shutdown, which lets the request in
-/// progress finish within `shutdown_http_timeout`.
-async fn drive<C>(hub: &Hub, peer: SocketAddr, connection: C, graceful: fn(std::pin::Pin<&mut C>))
-where
+/// Runs a hyper connection until it ends, or until shutdown or `idle` (an HTTP/2 connection
+/// with nothing under way for `limits.http2_idle_timeout`), which close it gracefully (on
+/// HTTP/2 a GOAWAY with NO_ERROR), letting the request in progress finish within
+/// `shutdown_http_timeout`.
+async fn drive<C>(
+    hub: &Hub,
+    peer: SocketAddr,
+    connection: C,
+    graceful: fn(std::pin::Pin<&mut C>),
+    idle: impl Future<Output = ()>,
+) where
     C: Future<Output = Result<(), hyper::Error>>,
 {
     tokio::pin!(connection);
-    tokio::select! {
-        result = connection.as_mut() => {
-            if let Err(e) = result {
-                count_connection_error(hub, &e);
-                tracing::debug!(%peer, error = %e, "http connection ended");
-            }
-        }
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
         () = hub.shutdown.cancelled() => {
             graceful(connection.as_mut());
             let deadline = hub.config.shutdown_http_timeout;
             let _ = tokio::time::timeout(deadline, connection).await;
+            return;
         }
+        () = idle => {
+            graceful(connection.as_mut());
+            let deadline = hub.config.shutdown_http_timeout;
+            match tokio::time::timeout(deadline, connection).await {
+                Ok(result) => result,
+                Err(_) => return,
+            }
+        }
+    };
+    if let Err(e) = result {
+        count_connection_error(hub, &e);
+        tracing::debug!(%peer, error = %e, "http connection ended");
     }
 }
 
@@ -311,7 +428,12 @@ const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\n";
 /// `SETTINGS_ENABLE_CONNECT_PROTOCOL` (RFC 8441 §3):
 ///
 /// - `max_concurrent_streams`: `limits.max_streams_per_connection`;
-/// - `max_header_list_size`: the handshake head limit, as for HTTP/1.1 heads;
+/// - `max_header_list_size`: the handshake head limit, as for HTTP/1.1 heads (a larger
+///   header list is answered 431 on its stream);
+/// - `max_pending_accept_reset_streams` and `max_local_error_reset_streams`:
+///   `limits.http2_max_pending_resets`; a client that resets (or makes the server reset) more
+///   streams than that before they are served gets GOAWAY ENHANCE_YOUR_CALM (rapid reset,
+///   CVE-2023-44487);
 /// - HTTP/2 PINGs after `heartbeat.interval` of silence, the connection dropped when one is
 ///   not answered within `heartbeat.timeout`: a vanished peer frees its slots;
 /// - flow-control windows of 64 KiB per stream (HTTP/2's default) and 1 MiB per connection,
@@ -328,6 +450,8 @@ fn http2_builder(hub: &Hub) -> hyper::server::conn::http2::Builder<TokioExecutor
         .keep_alive_interval(hub.config.heartbeat.interval)
         .keep_alive_timeout(hub.config.heartbeat.timeout)
         .max_concurrent_streams(streams)
+        .max_pending_accept_reset_streams(limits.http2_max_pending_resets)
+        .max_local_error_reset_streams(limits.http2_max_pending_resets)
         .max_header_list_size(head)
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
@@ -369,6 +493,12 @@ const MIN_HYPER_BUF_SIZE: usize = 8192;
 /// Counts the bounds hyper enforced on its own: it answered 431 to an oversize head, or
 /// closed a connection whose head did not arrive in time.
 fn count_connection_error(hub: &Hub, e: &hyper::Error) {
+    let h2 = std::error::Error::source(e).and_then(|s| s.downcast_ref::<h2::Error>());
+    if let Some(reason) = h2.and_then(h2::Error::reason) {
+        // An HTTP/2 connection error: ours (a GOAWAY we sent) or the peer's.
+        hub.metrics
+            .http2_error(&format!("{reason:?}").to_ascii_lowercase());
+    }
     if e.is_parse_too_large() {
         hub.metrics.rejected(431);
         hub.metrics.limit_hit("head_size");

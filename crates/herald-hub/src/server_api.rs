@@ -138,7 +138,7 @@ impl Hub {
             .survey(Question {
                 channels: true,
                 pattern: pattern.map(str::to_owned),
-                deliver: None,
+                ..Question::default()
             })
             .await?;
         let mut channels = BTreeMap::new();

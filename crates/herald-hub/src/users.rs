@@ -78,6 +78,7 @@ pub(crate) struct HubEvents {
     pub(crate) node_id: String,
     pub(crate) reasons: control::Reasons,
     pub(crate) streams: Arc<crate::transport::stream::Streams>,
+    pub(crate) polls: Arc<crate::transport::poll::Polls>,
 }
 
 impl HubEvents {
@@ -132,6 +133,10 @@ impl HubEvents {
                 let commands = Bytes::copy_from_slice(d.commands.as_bytes());
                 self.streams.deliver(&d.session, commands)
             }),
+            polled: question
+                .poll
+                .as_ref()
+                .map(|p| self.polls.answer(&p.session, p.last)),
         }
     }
 }

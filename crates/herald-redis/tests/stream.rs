@@ -130,3 +130,71 @@ async fn a_post_on_another_node_reaches_the_stream_and_a_dead_nodes_session_is_4
     assert_eq!(status, 404, "{response}");
     b.stop().await;
 }
+
+async fn get(node: &Node, target: &str) -> (u16, String) {
+    let mut tcp = TcpStream::connect(node.addr).await.unwrap();
+    let request = format!(
+        "GET {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        node.addr
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(WAIT, tcp.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    let status = out.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, out)
+}
+
+/// Polls `node` until an answer carries `needle`; returns the `last` it acknowledges.
+async fn poll_until(node: &Node, session: &str, last: u64, needle: &str) -> u64 {
+    let mut last = last;
+    for _ in 0..50 {
+        let (status, response) = get(node, &format!("/poll/{session}?last={last}")).await;
+        assert_eq!(status, 200, "{response}");
+        let body: serde_json::Value =
+            serde_json::from_str(response.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        let from = body["from"].as_u64().unwrap();
+        assert_eq!(from, last + 1, "{body}");
+        last += body["messages"].as_array().unwrap().len() as u64;
+        if response.contains(needle) {
+            return last;
+        }
+    }
+    panic!("{needle} never came");
+}
+
+#[tokio::test]
+async fn a_poll_on_another_node_gets_the_sessions_messages_and_a_dead_nodes_session_is_404() {
+    let Some(redis) = RedisServer::start("a_poll_on_another_node_gets_the_sessions") else {
+        return;
+    };
+    let (a, b) = (Node::start(&redis).await, Node::start(&redis).await);
+    let (status, response) = get(&a, "/poll").await;
+    assert_eq!(status, 200, "{response}");
+    let start = response.find("{\"session\":\"").unwrap() + 12;
+    let session = &response[start..start + response[start..].find('"').unwrap()];
+    // Polls and POSTs alternate between the nodes, as a round-robin proxy sends them.
+    let last = poll_until(&b, session, 0, "\"connected\"").await;
+    let command = r#"{"id":41,"method":"subscribe","params":{"channel":"room"}}"#;
+    let (status, response) = post(&b, session, command).await;
+    assert_eq!(status, 202, "{response}");
+    let last = poll_until(&a, session, last, "{\"id\":41,\"result\"").await;
+    let ping = r#"{"id":42,"method":"ping"}"#;
+    let mut tcp = TcpStream::connect(b.addr).await.unwrap();
+    let request = format!(
+        "POST /poll/{session} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{ping}",
+        b.addr,
+        ping.len()
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    tcp.read_to_string(&mut out).await.unwrap();
+    assert!(out.starts_with("HTTP/1.1 202"), "{out}");
+    poll_until(&b, session, last, "{\"id\":42,").await;
+    a.stop().await;
+    let (status, response) = get(&b, &format!("/poll/{session}?last={last}")).await;
+    assert_eq!(status, 404, "{response}");
+    b.stop().await;
+}

@@ -425,6 +425,17 @@ pub(crate) static SETTINGS: &[Setting] = &[
     setting("limits.refusal_timeout", "refusal-timeout", Kind::Duration, "DURATION", "3s",
         |c| duration(c.limits.refusal_timeout),
         "How long writing a 503 or 429 refusal at accept may take before the socket is closed."),
+    setting("limits.poll_timeout", "poll-timeout", Kind::Duration, "DURATION", "45s",
+        |c| duration(c.limits.poll_timeout),
+        "A long-polling session with no poll held and none arriving this long ends with 4004."),
+    setting("limits.http2_idle_timeout", "http2-idle-timeout", Kind::Duration, "DURATION", "2m",
+        |c| duration(c.limits.http2_idle_timeout),
+        "An HTTP/2 connection with no request and no WebSocket under way this long is closed \
+         (GOAWAY NO_ERROR)."),
+    setting("limits.http2_max_pending_resets", "http2-max-pending-resets", Kind::Count, "N", "50",
+        |c| count(c.limits.http2_max_pending_resets),
+        "HTTP/2 streams a client may reset before they were served; more gets GOAWAY \
+         ENHANCE_YOUR_CALM (rapid reset)."),
     setting("heartbeat.interval", "ping-interval", Kind::Duration, "DURATION", "10s",
         |c| duration(c.heartbeat.interval), "Ping a connection that was silent this long."),
     setting("heartbeat.timeout", "pong-timeout", Kind::Duration, "DURATION", "5s",

@@ -366,6 +366,9 @@ fn the_table_has_one_row_per_config_field() {
                 request_timeout: _,
                 close_timeout: _,
                 refusal_timeout: _,
+                poll_timeout: _,
+                http2_idle_timeout: _,
+                http2_max_pending_resets: _,
             },
         heartbeat: HeartbeatConfig {
             interval: _,
@@ -401,7 +404,7 @@ fn the_table_has_one_row_per_config_field() {
         shutdown_timeout: _,
         shutdown_http_timeout: _,
     } = HubConfig::default();
-    const FIELDS: usize = 110;
+    const FIELDS: usize = 113;
     assert_eq!(SETTINGS.len(), FIELDS);
     let keys: std::collections::HashSet<_> = SETTINGS.iter().map(|s| s.key).collect();
     let flags: std::collections::HashSet<_> = SETTINGS.iter().map(|s| s.flag).collect();

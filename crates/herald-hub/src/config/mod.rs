@@ -381,6 +381,19 @@ pub struct LimitsConfig {
     /// socket is closed: a client that does not read cannot keep it. Default 1 s.
     #[serde(with = "humantime_serde")]
     pub refusal_timeout: Duration,
+    /// A long-polling session (`/poll`) with no poll held and none arriving this long ends
+    /// with 4004, as a client that stopped reading. Bounds sessions whose client vanished.
+    /// Default 30 s.
+    #[serde(with = "humantime_serde")]
+    pub poll_timeout: Duration,
+    /// An HTTP/2 connection with no request and no WebSocket under way this long is closed
+    /// (GOAWAY NO_ERROR): an idle connection holds no slot for ever. Default 60 s.
+    #[serde(with = "humantime_serde")]
+    pub http2_idle_timeout: Duration,
+    /// Streams an HTTP/2 client may reset (or make the server reset) before they were served;
+    /// more gets GOAWAY ENHANCE_YOUR_CALM. Stops the rapid-reset flood (CVE-2023-44487).
+    /// Default 20.
+    pub http2_max_pending_resets: usize,
 }
 
 impl Default for LimitsConfig {
@@ -404,6 +417,9 @@ impl Default for LimitsConfig {
             request_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(2),
             refusal_timeout: Duration::from_secs(1),
+            poll_timeout: Duration::from_secs(30),
+            http2_idle_timeout: Duration::from_secs(60),
+            http2_max_pending_resets: 20,
         }
     }
 }

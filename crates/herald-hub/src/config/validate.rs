@@ -511,7 +511,13 @@ impl HubConfig {
         burst("limits.command_burst", l.command_rate, l.command_burst)?;
         positive("limits.request_timeout", l.request_timeout)?;
         positive("limits.close_timeout", l.close_timeout)?;
-        positive("limits.refusal_timeout", l.refusal_timeout)
+        positive("limits.refusal_timeout", l.refusal_timeout)?;
+        positive("limits.poll_timeout", l.poll_timeout)?;
+        positive("limits.http2_idle_timeout", l.http2_idle_timeout)?;
+        at_least_one(
+            "limits.http2_max_pending_resets",
+            l.http2_max_pending_resets,
+        )
     }
 
     fn routes(&self) -> Result<(), ConfigError> {

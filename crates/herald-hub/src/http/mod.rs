@@ -32,7 +32,12 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
         .route("/ws", websocket())
         .route("/sse", get(crate::transport::sse::stream))
         .route("/stream", get(crate::transport::stream::downstream))
-        .route("/stream/{session}", post(crate::transport::stream::post));
+        .route("/stream/{session}", post(crate::transport::stream::post))
+        .route("/poll", get(crate::transport::poll::open))
+        .route(
+            "/poll/{session}",
+            get(crate::transport::poll::poll).post(crate::transport::stream::post),
+        );
     for asset in web::ASSETS {
         router = router.route(asset.path, get(move || async move { web::serve(asset) }));
     }

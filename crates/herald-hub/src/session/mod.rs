@@ -80,6 +80,8 @@ pub(crate) enum Transport {
     Sse,
     /// herald.v1 over an event stream and POSTs (`/stream`).
     Stream,
+    /// herald.v1 over long polls and POSTs (`/poll`).
+    Poll,
 }
 
 impl Transport {
@@ -89,6 +91,7 @@ impl Transport {
             Self::WebSocket => "websocket",
             Self::Sse => "sse",
             Self::Stream => "stream",
+            Self::Poll => "poll",
         }
     }
 }

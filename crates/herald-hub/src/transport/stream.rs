@@ -21,7 +21,7 @@ use crate::transport::sse::{event_body, events, with_cors};
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, Request, StatusCode, header};
+use axum::http::{HeaderMap, Request, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use herald::Message;
@@ -33,9 +33,9 @@ use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
 /// POSTed bodies queued per session before the session reads them; more are 429.
-const INBOX: usize = 8;
+pub(crate) const INBOX: usize = 8;
 /// The longest session id accepted.
-const MAX_SESSION: usize = 64;
+pub(crate) const MAX_SESSION: usize = 64;
 
 /// This node's downstreams by session id: where a POST's commands go.
 #[derive(Debug, Default)]
@@ -69,11 +69,11 @@ impl Streams {
         }
     }
 
-    fn add(&self, id: String, inbox: mpsc::Sender<Bytes>) {
+    pub(crate) fn add(&self, id: String, inbox: mpsc::Sender<Bytes>) {
         lock(&self.map).insert(id, inbox);
     }
 
-    fn remove(&self, id: &str) {
+    pub(crate) fn remove(&self, id: &str) {
         lock(&self.map).remove(id);
     }
 }
@@ -83,7 +83,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// A session id: the node's id, a dot, 128 random bits.
-fn session_id(node: &str) -> String {
+pub(crate) fn session_id(node: &str) -> String {
     format!("{node}.{:032x}", rand::random::<u128>())
 }
 
@@ -139,14 +139,21 @@ pub(crate) async fn downstream(
     with_cors(events(body_rx), origin)
 }
 
-/// `POST /stream/{session}`: the body's commands, for the session wherever it is held.
+/// `POST /stream/{session}` (and `POST /poll/{session}`): the body's commands, for the
+/// session wherever it is held.
 pub(crate) async fn post(
     State(hub): State<Arc<Hub>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(session): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let transport = if uri.path().starts_with("/poll/") {
+        Transport::Poll
+    } else {
+        Transport::Stream
+    };
     let origin = origin(&headers);
     if let Err(response) = check_origin(&hub, &headers, peer) {
         return response;
@@ -154,13 +161,25 @@ pub(crate) async fn post(
     let limit = hub.config.limits.max_message_size;
     let body = match read_bounded(&hub, &headers, body, limit, "stream_post_size").await {
         Ok(body) => body,
-        Err(response) => return with_cors(response, origin),
+        Err(response) => {
+            let status = response.status();
+            let reason = match status {
+                StatusCode::PAYLOAD_TOO_LARGE => "request body too large",
+                StatusCode::REQUEST_TIMEOUT => "request body timed out",
+                _ => "unreadable body",
+            };
+            hub.metrics
+                .transport_refused(transport.name(), status.as_u16(), reason);
+            return with_cors(response, origin);
+        }
     };
     let outcome = hub.post_to_stream(&session, body).await;
     let response = match outcome {
         Ok(()) => StatusCode::ACCEPTED.into_response(),
         Err((status, reason)) => {
             hub.metrics.rejected(status.as_u16());
+            hub.metrics
+                .transport_refused(transport.name(), status.as_u16(), reason);
             tracing::debug!(%peer, status = status.as_u16(), reason, "stream post refused");
             (status, format!("{reason}\n")).into_response()
         }
@@ -168,11 +187,15 @@ pub(crate) async fn post(
     with_cors(response, origin)
 }
 
-fn origin(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn origin(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
 }
 
-fn check_origin(hub: &Hub, headers: &HeaderMap, peer: SocketAddr) -> Result<(), Response> {
+pub(crate) fn check_origin(
+    hub: &Hub,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+) -> Result<(), Response> {
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     if hub.origins.allows(origin(headers), host) {
         return Ok(());
@@ -227,6 +250,17 @@ impl Hub {
     }
 }
 
+/// A POST's lines, as commands; a body that is not UTF-8 ends the session (4500) as a
+/// malformed command would.
+pub(crate) fn take_lines(lines: &mut VecDeque<String>, body: &[u8]) {
+    let Ok(text) = std::str::from_utf8(body) else {
+        lines.push_back(String::new());
+        return;
+    };
+    let posted = text.split('\n').map(str::trim).filter(|l| !l.is_empty());
+    lines.extend(posted.map(str::to_owned));
+}
+
 /// The downstream of one emulated connection.
 struct StreamWire {
     body: EventBody,
@@ -245,15 +279,8 @@ impl Drop for StreamWire {
 }
 
 impl StreamWire {
-    /// A POST's lines, as commands; a body that is not UTF-8 ends the session (4500) as a
-    /// malformed command would.
     fn take(&mut self, body: &[u8]) {
-        let Ok(text) = std::str::from_utf8(body) else {
-            self.lines.push_back(String::new());
-            return;
-        };
-        let lines = text.split('\n').map(str::trim).filter(|l| !l.is_empty());
-        self.lines.extend(lines.map(str::to_owned));
+        take_lines(&mut self.lines, body);
     }
 }
 
