@@ -85,6 +85,10 @@ pub struct Metrics {
     /// Bytes written to clients by the HTTP transports, by transport (`sse`): events,
     /// heartbeats and all.
     pub transport_bytes_out: Family<Labels, Counter>,
+    /// Requests to `/admin` refused for missing or wrong credentials.
+    pub admin_refusals: Counter,
+    /// Configuration reloads (SIGHUP), by outcome (`applied`, `unchanged`, `refused`).
+    pub config_reloads: Family<Labels, Counter>,
 }
 
 impl Metrics {
@@ -121,6 +125,18 @@ impl Metrics {
         let hook_calls = Family::<Labels, Counter>::default();
         let webhook_events = Family::<Labels, Counter>::default();
         let webhook_queue = Gauge::default();
+        let admin_refusals = Counter::default();
+        let config_reloads = Family::<Labels, Counter>::default();
+        registry.register(
+            "admin_refusals",
+            "Requests to /admin refused for missing or wrong credentials",
+            admin_refusals.clone(),
+        );
+        registry.register(
+            "config_reloads",
+            "Configuration reloads, by outcome (applied, unchanged, refused)",
+            config_reloads.clone(),
+        );
         registry.register(
             "webhook_events",
             "Webhook events, by outcome (queued, sent, failed, dropped)",
@@ -305,7 +321,16 @@ impl Metrics {
             transport_connections,
             transport_disconnects,
             transport_bytes_out,
+            admin_refusals,
+            config_reloads,
         }
+    }
+
+    /// Counts a configuration reload by its outcome.
+    pub(crate) fn config_reload(&self, outcome: &'static str) {
+        self.config_reloads
+            .get_or_create(&vec![("outcome".into(), outcome.into())])
+            .inc();
     }
 
     /// Counts a refused handshake.

@@ -4,7 +4,7 @@ use super::table::SETTINGS;
 use super::*;
 use clap::{Args as _, CommandFactory as _, FromArgMatches as _};
 use herald_hub::config::{
-    ApiConfig, AuthConfig, CommandHookConfig, ConnectHookConfig, HeartbeatConfig, HistoryConfig,
+    AdminConfig, ApiConfig, AuthConfig, CommandHookConfig, ConnectHookConfig, HeartbeatConfig, HistoryConfig,
     HooksConfig, LimitsConfig, OriginConfig, PlainConfig, PresenceConfig, PusherConfig,
     RedisConfig, TlsConfig, UsersConfig, WebhooksConfig,
 };
@@ -274,6 +274,12 @@ fn the_table_has_one_row_per_config_field() {
                 jwks_max_age: _,
             },
         api: ApiConfig { key: _ },
+        admin:
+            AdminConfig {
+                enabled: _,
+                user: _,
+                password: _,
+            },
         hooks:
             HooksConfig {
                 connect:
@@ -401,7 +407,7 @@ fn the_table_has_one_row_per_config_field() {
         shutdown_timeout: _,
         shutdown_http_timeout: _,
     } = HubConfig::default();
-    const FIELDS: usize = 110;
+    const FIELDS: usize = 113;
     assert_eq!(SETTINGS.len(), FIELDS);
     let keys: std::collections::HashSet<_> = SETTINGS.iter().map(|s| s.key).collect();
     let flags: std::collections::HashSet<_> = SETTINGS.iter().map(|s| s.flag).collect();

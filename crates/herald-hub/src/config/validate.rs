@@ -133,6 +133,13 @@ pub enum ConfigError {
         /// What is wrong.
         problem: &'static str,
     },
+    /// `admin.enabled` is set without an `admin.password` of at least
+    /// [`MIN_ADMIN_PASSWORD`](super::MIN_ADMIN_PASSWORD) bytes, or `admin.user` is empty or
+    /// holds a `:` (which HTTP Basic cannot carry): set a user and a long password.
+    #[error(
+        "admin.enabled needs admin.user (no `:`) and an admin.password of at least 12 bytes"
+    )]
+    AdminCredentials,
 }
 
 /// What is wrong with a `[namespaces.NAME]` table.
@@ -222,6 +229,7 @@ impl ConfigError {
             Self::WebhookEvent(_) => "webhooks.events",
             Self::Namespace { .. } => "namespaces",
             Self::PusherApp { .. } => "pusher.apps",
+            Self::AdminCredentials => "admin.password",
         }
     }
 
@@ -265,7 +273,18 @@ impl HubConfig {
         self.personal_prefix()?;
         self.namespace_tables()?;
         positive("pusher.activity_timeout", self.pusher.activity_timeout)?;
-        self.pusher_apps()
+        self.pusher_apps()?;
+        self.admin_credentials()
+    }
+
+    fn admin_credentials(&self) -> Result<(), ConfigError> {
+        let admin = &self.admin;
+        let password = admin.password.as_deref().unwrap_or("");
+        let user_ok = !admin.user.is_empty() && !admin.user.contains(':');
+        if admin.enabled && (!user_ok || password.len() < super::MIN_ADMIN_PASSWORD) {
+            return Err(ConfigError::AdminCredentials);
+        }
+        Ok(())
     }
 
     fn pusher_apps(&self) -> Result<(), ConfigError> {

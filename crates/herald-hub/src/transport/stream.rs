@@ -174,7 +174,7 @@ fn origin(headers: &HeaderMap) -> Option<&str> {
 
 fn check_origin(hub: &Hub, headers: &HeaderMap, peer: SocketAddr) -> Result<(), Response> {
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    if hub.origins.allows(origin(headers), host) {
+    if hub.live().origins.allows(origin(headers), host) {
         return Ok(());
     }
     Err(Refusal::Hub(StatusCode::FORBIDDEN, "origin not allowed").respond(hub, peer))

@@ -41,7 +41,7 @@ pub(crate) async fn stream(
     let headers = &parts.headers;
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    if !hub.origins.allows(origin, host) {
+    if !hub.live().origins.allows(origin, host) {
         return Refusal::Hub(StatusCode::FORBIDDEN, "origin not allowed").respond(&hub, peer);
     }
     let query = parts.uri.query();
@@ -93,7 +93,7 @@ pub(crate) async fn stream(
 
 /// The request's channels, in order: at least one, at most `limits.max_subscriptions`.
 fn channels(hub: &Hub, query: Option<&str>) -> Result<Vec<String>, &'static str> {
-    let max = hub.config.limits.max_subscriptions;
+    let max = hub.live().config.limits.max_subscriptions;
     let mut channels = Vec::new();
     for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         if key != "channel" {
