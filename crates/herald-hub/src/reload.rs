@@ -112,6 +112,12 @@ impl Hub {
         self.live.load()
     }
 
+    /// The configuration in force: the startup one with the [`RELOADABLE`] keys of the
+    /// last reload applied.
+    pub fn running_config(&self) -> HubConfig {
+        self.live().config.clone()
+    }
+
     /// Takes the [`RELOADABLE`] settings of `new`: the whole of `new` is validated first, and
     /// its key files read, so a refused reload changes nothing. New handshakes, requests and
     /// connections see the new settings; a connection already open keeps the limits it

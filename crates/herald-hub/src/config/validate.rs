@@ -196,6 +196,8 @@ pub enum RouteProblem {
     EmptyParam,
     /// Its rooms (`PATH:…`) fall in a namespace that is not configured.
     UnknownNamespace,
+    /// It is under `/admin`, which the admin page serves (`admin.enabled`).
+    Admin,
 }
 
 impl fmt::Display for RouteProblem {
@@ -205,6 +207,7 @@ impl fmt::Display for RouteProblem {
             Self::Duplicate => "is listed twice",
             Self::EmptyParam => "has an empty parameter name",
             Self::UnknownNamespace => "names rooms in a namespace that is not configured",
+            Self::Admin => "is under /admin, which admin.enabled serves",
         })
     }
 }
@@ -539,6 +542,8 @@ impl HubConfig {
                 RouteProblem::EmptyParam
             } else if !self.route_namespace_known(route) {
                 RouteProblem::UnknownNamespace
+            } else if self.admin.enabled && (path == "/admin" || path.starts_with("/admin/")) {
+                RouteProblem::Admin
             } else {
                 continue;
             };
