@@ -42,28 +42,27 @@ fn reload(hub: &Hub, file: Option<&PathBuf>, flags: &HubFlags) {
         Err(e) => return hub.reload_refused(&e),
     };
     let changed = changed_keys(&hub.running_config(), &new);
-    if changed.is_empty() {
-        hub.reload_unchanged();
-        tracing::info!(file = %path.display(), "configuration reloaded: nothing changed");
-        return;
-    }
     let (applied, ignored): (Vec<&str>, Vec<&str>) =
         changed.iter().copied().partition(|k| reloadable(k));
-    if hub.reload(&new).is_err() {
-        // Counted and logged by the hub.
-        return;
-    }
-    tracing::info!(
-        file = %path.display(),
-        applied = applied.join(","),
-        "configuration reloaded"
-    );
     if !ignored.is_empty() {
         tracing::warn!(
             ignored = ignored.join(","),
             "configuration reload: these settings need a restart and keep their running values"
         );
     }
+    if applied.is_empty() {
+        hub.reload_unchanged();
+        tracing::info!(file = %path.display(), "configuration reloaded: nothing to apply");
+        return;
+    }
+    if hub.reload(&new).is_ok() {
+        tracing::info!(
+            file = %path.display(),
+            applied = applied.join(","),
+            "configuration reloaded"
+        );
+    }
+    // A refusal is counted and logged by the hub.
 }
 
 /// The keys whose values differ between `old` and `new`: every row of the settings table,
