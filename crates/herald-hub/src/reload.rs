@@ -45,7 +45,9 @@ pub const RELOADABLE: &[&str] = &[
 /// Whether a reload applies `key` (a dotted key: `origins.allowed`, `limits.publish_rate`).
 pub fn reloadable(key: &str) -> bool {
     RELOADABLE.iter().any(|r| match r.strip_suffix('.') {
-        Some(section) => key.strip_prefix(section).is_some_and(|k| k.starts_with('.')),
+        Some(section) => key
+            .strip_prefix(section)
+            .is_some_and(|k| k.starts_with('.')),
         None => key == *r,
     })
 }

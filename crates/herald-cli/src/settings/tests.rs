@@ -4,9 +4,9 @@ use super::table::SETTINGS;
 use super::*;
 use clap::{Args as _, CommandFactory as _, FromArgMatches as _};
 use herald_hub::config::{
-    AdminConfig, ApiConfig, AuthConfig, CommandHookConfig, ConnectHookConfig, HeartbeatConfig, HistoryConfig,
-    HooksConfig, LimitsConfig, OriginConfig, PlainConfig, PresenceConfig, PusherConfig,
-    RedisConfig, TlsConfig, UsersConfig, WebhooksConfig,
+    AdminConfig, ApiConfig, AuthConfig, CommandHookConfig, ConnectHookConfig, HeartbeatConfig,
+    HistoryConfig, HooksConfig, LimitsConfig, OriginConfig, PlainConfig, PresenceConfig,
+    PusherConfig, RedisConfig, TlsConfig, UsersConfig, WebhooksConfig,
 };
 use std::collections::HashMap;
 use std::path::Path;

@@ -136,9 +136,7 @@ pub enum ConfigError {
     /// `admin.enabled` is set without an `admin.password` of at least
     /// [`MIN_ADMIN_PASSWORD`](super::MIN_ADMIN_PASSWORD) bytes, or `admin.user` is empty or
     /// holds a `:` (which HTTP Basic cannot carry): set a user and a long password.
-    #[error(
-        "admin.enabled needs admin.user (no `:`) and an admin.password of at least 12 bytes"
-    )]
+    #[error("admin.enabled needs admin.user (no `:`) and an admin.password of at least 12 bytes")]
     AdminCredentials,
 }
 

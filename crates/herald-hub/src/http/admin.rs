@@ -55,12 +55,14 @@ pub(super) fn routes(mut router: Router<Arc<Hub>>) -> Router<Arc<Hub>> {
     for asset in web::ADMIN_ASSETS {
         router = router.route(
             asset.path,
-            axum::routing::get(move |State(hub): State<Arc<Hub>>, headers: HeaderMap| async move {
-                match authorize(&hub, &headers) {
-                    Ok(()) => web::serve(asset),
-                    Err(response) => response,
-                }
-            }),
+            axum::routing::get(
+                move |State(hub): State<Arc<Hub>>, headers: HeaderMap| async move {
+                    match authorize(&hub, &headers) {
+                        Ok(()) => web::serve(asset),
+                        Err(response) => response,
+                    }
+                },
+            ),
         );
     }
     router
@@ -74,7 +76,10 @@ pub(super) fn routes(mut router: Router<Arc<Hub>>) -> Router<Arc<Hub>> {
 /// lengths: their SHA-256 digests are compared byte by byte, all of them.
 pub(crate) fn same_secret(given: &[u8], expected: &[u8]) -> bool {
     let (a, b) = (Sha256::digest(given), Sha256::digest(expected));
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 /// Checks the request's Basic credentials against `admin.user` and `admin.password`; `Err`
