@@ -227,6 +227,8 @@ fn every_setting_writes_the_field_it_reads() {
             "tls.key" => args.push("--tls-cert=cert.pem"),
             // Webhooks without a secret are refused.
             "webhooks.url" => args.push("--webhook-secret=s3"),
+            // The admin page needs its password.
+            "admin.enabled" => args.push("--admin-password=twelve-bytes-or-more"),
             _ => {}
         }
         let e = merge(None, &args, &[]).unwrap_or_else(|e| panic!("{}: {e}", setting.key));
