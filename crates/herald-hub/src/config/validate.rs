@@ -644,6 +644,30 @@ mod tests {
     }
 
     #[test]
+    fn the_admin_page_needs_a_user_and_a_long_password_and_owns_its_paths() {
+        let mut c = HubConfig::default();
+        c.admin.enabled = true;
+        assert_eq!(c.validate(), Err(ConfigError::AdminCredentials));
+        c.admin.password = Some("short".into());
+        assert_eq!(c.validate().unwrap_err().key(), "admin.password");
+        c.admin.password = Some("twelve bytes".into());
+        assert_eq!(c.validate(), Ok(()));
+        c.admin.user = "a:b".into();
+        assert_eq!(c.validate(), Err(ConfigError::AdminCredentials));
+        c.admin.user = "ops".into();
+        c.plain.routes = vec![super::super::PlainRoute {
+            path: "/admin/api/x".into(),
+            params: Vec::new(),
+        }];
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "plain.routes: path `/admin/api/x` is under /admin, which admin.enabled serves"
+        );
+        c.admin.enabled = false;
+        assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
     fn an_unsupported_broker_names_the_broker_key_and_the_value() {
         let c = HubConfig {
             broker: BrokerConfig::parse("mongodb://db"),
