@@ -205,7 +205,9 @@ async fn tail(
     }
     let channels = match sse::channels(&hub, parts.uri.query()) {
         Ok(channels) => channels,
-        Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
+        Err(reason) => {
+            return super::ws::Refusal::Hub(StatusCode::BAD_REQUEST, reason).respond(&hub, peer);
+        }
     };
     let identity = Identity {
         user: String::new(),
