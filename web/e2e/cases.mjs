@@ -388,6 +388,57 @@ export const cases = {
     }
   },
 
+  async "the admin page shows the chat's channel, tails it, publishes to it and disconnects its user; wrong credentials get 401"(t) {
+    const secret = "e2e-admin-secret";
+    const password = "e2e-admin-password";
+    const args = ["--config", "web/chat.toml", "--jwt-secret", secret, "--admin", "--admin-password", password];
+    const server = await startHerald(t.bin, { args, logFile: path.join(t.out, "herald-admin.log") });
+    try {
+      // Off by default: the shared server has no /admin.
+      assert.equal((await fetch(`${t.server.url}/admin`)).status, 404);
+      const refused = await fetch(`${server.url}/admin/api/overview`);
+      assert.equal(refused.status, 401);
+      assert.match(refused.headers.get("www-authenticate"), /^Basic realm="herald admin"/);
+      const r = room();
+      const channel = `chat:${r}`;
+      const ann = await t.page(`${server.url}/?room=${r}&token=${token(t.bin, secret, "ann")}`);
+      await badge(ann, "connected");
+      const admin = await t.page(`${server.url}/admin`, { httpCredentials: { username: "admin", password } });
+      const row = admin.locator("#channels tbody tr", { hasText: channel });
+      for (let i = 0; i < 50 && !(await row.count()); i++) {
+        await admin.click("#refresh");
+        await sleep(200);
+      }
+      assert.equal(await row.locator("td").nth(1).textContent(), "1");
+      assert.ok(Number(await admin.textContent("#connections")) >= 1);
+      assert.ok(await admin.locator("#nodes tbody tr").count() >= 1);
+      // The live tail gets the chat's messages.
+      await row.locator("button").click();
+      await admin.waitForSelector(`#tail[data-live="${channel}"]`, { state: "attached", timeout: 10000 });
+      await send(ann, "Hello, whoever watches");
+      await admin.locator("#tail li", { hasText: "Hello, whoever watches" }).waitFor({ timeout: 10000 });
+      // Published from the page, it reaches the chat (and the tail).
+      await admin.fill("#publish-data", JSON.stringify({ text: "A word from the operator" }));
+      await admin.click("#publish-form button");
+      await seen(ann, "A word from the operator");
+      await admin.locator("#publish-result", { hasText: "published at offset" }).waitFor({ timeout: 5000 });
+      await admin.locator("#tail li", { hasText: "A word from the operator" }).waitFor({ timeout: 10000 });
+      await t.shot(admin, "admin");
+      // Disconnecting the user closes the chat page for good (4504).
+      await admin.fill("#disconnect-user", "ann");
+      await admin.click("#disconnect-form button");
+      await badge(ann, "closed");
+      assert.match(await ann.getAttribute("#status", "title"), /4504/);
+      // Wrong credentials: 401, counted.
+      const intruder = await t.page(undefined, { httpCredentials: { username: "admin", password: "not-the-password" } });
+      const response = await intruder.goto(`${server.url}/admin`);
+      assert.equal(response.status(), 401);
+      assert.ok((await sample(ann, "herald_admin_refusals_total")) >= 2);
+    } finally {
+      await server.stop();
+    }
+  },
+
   async "a page's short-lived token is refreshed and its connection outlives it"(t) {
     const secret = "e2e-refresh";
     const args = ["--jwt-secret", secret, "--refresh-notice", "2s"];

@@ -4,6 +4,7 @@
 mod bench;
 mod connect;
 mod logging;
+mod reload;
 mod serve;
 mod settings;
 mod token;

@@ -1,5 +1,6 @@
 //! `herald serve`: runs the hub until SIGINT or SIGTERM, then shuts down gracefully (every
-//! WebSocket closed with 1001, bounded by `shutdown_timeout`) and exits 0.
+//! WebSocket closed with 1001, bounded by `shutdown_timeout`) and exits 0. SIGHUP rereads
+//! the configuration file (`reload.rs`).
 
 use crate::logging;
 use crate::settings::{self, ConfigFile, HubFlags};
@@ -54,14 +55,24 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         .thread_name("herald")
         .build()
         .context("starting the tokio runtime")?;
-    let served = runtime.block_on(serve(effective.config));
+    let reload = Reload {
+        file: args.config,
+        flags: args.hub,
+    };
+    let served = runtime.block_on(serve(effective.config, reload));
     // `run` has closed every connection by now; do not wait for stragglers (a blocked
     // resolver thread, say) beyond a moment.
     runtime.shutdown_timeout(Duration::from_secs(1));
     served.map(|()| ExitCode::SUCCESS)
 }
 
-async fn serve(config: HubConfig) -> anyhow::Result<()> {
+/// What a SIGHUP rereads: the file given at start, with the flags given at start.
+struct Reload {
+    file: Option<PathBuf>,
+    flags: HubFlags,
+}
+
+async fn serve(config: HubConfig, reload: Reload) -> anyhow::Result<()> {
     let tls = config.tls.cert.is_some() && config.tls.key.is_some();
     let listen = config.listen;
     let broker = redact(&config.broker.to_string());
@@ -75,6 +86,8 @@ async fn serve(config: HubConfig) -> anyhow::Result<()> {
     // Handlers are installed before the address is announced, so a signal sent by whoever
     // reads that line is always a graceful shutdown.
     let shutdown = shutdown_signal().context("installing signal handlers")?;
+    crate::reload::on_sighup(hub.clone(), reload.file, reload.flags)
+        .context("installing the SIGHUP handler")?;
     let scheme = if tls { "https" } else { "http" };
     tracing::info!(address = %local, "listening");
     eprintln!("herald: listening on {scheme}://{local}");

@@ -1,7 +1,7 @@
 //! The hub's shared state: configuration, broker, authenticator, Origin policy, metrics and
 //! the node's subscriber registry.
 
-use crate::auth::{Authenticator, JwtAuthenticator, KeyError};
+use crate::auth::KeyError;
 use crate::broker::{Broker, MemoryBroker};
 use crate::config::{BrokerConfig, ConfigError, HubConfig};
 use crate::hooks::{CommandHooks, ConnectHook};
@@ -10,7 +10,6 @@ use crate::metrics::Metrics;
 pub(crate) use crate::names::valid_channel;
 use crate::namespace::Namespaces;
 use crate::node::Node;
-use crate::origin::OriginPolicy;
 use crate::users::{HubEvents, Users};
 use crate::webhooks::Webhooks;
 use herald_proto::DeflateConfig;
@@ -45,14 +44,15 @@ pub struct Hub {
     /// Every namespace's rules, resolved from `config` once.
     pub(crate) namespaces: Namespaces,
     pub(crate) broker: Arc<dyn Broker>,
-    pub(crate) auth: Arc<dyn Authenticator>,
+    /// What a reload may change: the Origin policy, the token verifier, keys and some
+    /// limits (`reload.rs`). Read it with [`Hub::live`]; `config` keeps the startup values.
+    pub(crate) live: arc_swap::ArcSwap<crate::reload::Live>,
     /// The connect hook, when `hooks.connect.url` is set.
     pub(crate) connect_hook: Option<ConnectHook>,
     /// The subscribe, publish and RPC hooks whose URL is set.
     pub(crate) command_hooks: CommandHooks,
     /// The webhooks, when `webhooks.url` is set.
     pub(crate) webhooks: Option<Arc<Webhooks>>,
-    pub(crate) origins: OriginPolicy,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) node: Arc<Node>,
     pub(crate) users: Arc<Users>,
@@ -102,9 +102,7 @@ impl Hub {
     pub fn with_broker(config: HubConfig, broker: Arc<dyn Broker>) -> Result<Arc<Self>, HubError> {
         config.validate()?;
         let metrics = Arc::new(Metrics::new());
-        let jwt = JwtAuthenticator::new(&config.auth, metrics.clone())?;
-        jwt.start();
-        let auth = Arc::new(jwt);
+        let live = crate::reload::Live::new(config.clone(), metrics.clone())?;
         // `validate` refused half a pair: both files are set, or neither.
         let tls = match (&config.tls.cert, &config.tls.key) {
             (Some(cert), Some(key)) => Some(tls_config(cert, key, config.http2)?),
@@ -145,13 +143,12 @@ impl Hub {
             .close_timeout(config.limits.close_timeout)
             .write_timeout(Some(config.limits.write_timeout).filter(|t| !t.is_zero()));
         Ok(Arc::new(Self {
-            origins: OriginPolicy::new(&config.origins),
             namespaces: Namespaces::new(&config),
             per_ip: PerIp::new(config.limits.max_connections_per_ip),
             connect_hook: ConnectHook::new(&config.hooks.connect, metrics.clone()),
             command_hooks: CommandHooks::new(&config.hooks, &metrics),
             webhooks: Webhooks::new(&config, metrics.clone()).map(Arc::new),
-            auth,
+            live: arc_swap::ArcSwap::from_pointee(live),
             broker,
             metrics,
             node,

@@ -60,6 +60,7 @@ mod node;
 mod origin;
 mod pusher;
 mod recovery;
+pub mod reload;
 mod server;
 mod server_api;
 mod service;

@@ -94,6 +94,10 @@ pub struct Metrics {
     /// HTTP/2 connections that ended in a connection error, by its code (`enhance_your_calm`,
     /// `protocol_error`, `frame_size_error`, ...): a GOAWAY the server sent, or the peer's.
     pub http2_errors: Family<Labels, Counter>,
+    /// Requests to `/admin` refused for missing or wrong credentials.
+    pub admin_refusals: Counter,
+    /// Configuration reloads (SIGHUP), by outcome (`applied`, `unchanged`, `refused`).
+    pub config_reloads: Family<Labels, Counter>,
 }
 
 impl Metrics {
@@ -131,6 +135,18 @@ impl Metrics {
         let hook_calls = Family::<Labels, Counter>::default();
         let webhook_events = Family::<Labels, Counter>::default();
         let webhook_queue = Gauge::default();
+        let admin_refusals = Counter::default();
+        let config_reloads = Family::<Labels, Counter>::default();
+        registry.register(
+            "admin_refusals",
+            "Requests to /admin refused for missing or wrong credentials",
+            admin_refusals.clone(),
+        );
+        registry.register(
+            "config_reloads",
+            "Configuration reloads, by outcome (applied, unchanged, refused)",
+            config_reloads.clone(),
+        );
         registry.register(
             "webhook_events",
             "Webhook events, by outcome (queued, sent, failed, dropped)",
@@ -335,7 +351,16 @@ impl Metrics {
             transport_bytes_out,
             transport_refusals,
             http2_errors,
+            admin_refusals,
+            config_reloads,
         }
+    }
+
+    /// Counts a configuration reload by its outcome.
+    pub(crate) fn config_reload(&self, outcome: &'static str) {
+        self.config_reloads
+            .get_or_create(&vec![("outcome".into(), outcome.into())])
+            .inc();
     }
 
     /// Counts a refused handshake.

@@ -245,7 +245,7 @@ impl Hub {
     /// # Errors
     /// The broker's error; nothing was counted.
     pub(crate) async fn admit_connection(&self, user: &str, client: &str) -> Outcome<bool> {
-        let limit = self.config.limits.max_connections_per_user;
+        let limit = self.live().config.limits.max_connections_per_user;
         if limit == 0 || user.is_empty() {
             return Ok(true);
         }

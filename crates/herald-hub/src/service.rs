@@ -365,7 +365,7 @@ impl Hub {
 
     /// How many of `publications`, in their order, fit in one reply.
     fn fitting(&self, publications: &[Arc<Publication>]) -> usize {
-        let cap = self.config.limits.max_reply_size;
+        let cap = self.live().config.limits.max_reply_size;
         let mut total = 0usize;
         publications
             .iter()

@@ -39,6 +39,7 @@ async fn every_metric_the_dashboard_queries_is_exported_by_the_hub() {
         &m.pusher_limit_hits,
         &m.transport_disconnects,
         &m.transport_bytes_out,
+        &m.config_reloads,
     ] {
         family.get_or_create(&one("label")).inc_by(0);
     }

@@ -19,11 +19,12 @@ mod tests;
 pub(crate) use command::{ConfigCommand, main as config_main, print};
 pub(crate) use file::ConfigFile;
 pub(crate) use render::effective_file;
+pub(crate) use table::SETTINGS;
 
 use clap::{Arg, ArgAction, ArgMatches, FromArgMatches};
 use herald_hub::HubConfig;
 use std::fmt;
-use table::{SETTINGS, Setting, section_title};
+use table::{Setting, section_title};
 use toml::{Table, Value};
 
 /// A configuration that cannot be used; the message starts with where the value came from

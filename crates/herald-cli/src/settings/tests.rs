@@ -4,9 +4,9 @@ use super::table::SETTINGS;
 use super::*;
 use clap::{Args as _, CommandFactory as _, FromArgMatches as _};
 use herald_hub::config::{
-    ApiConfig, AuthConfig, CommandHookConfig, ConnectHookConfig, HeartbeatConfig, HistoryConfig,
-    HooksConfig, LimitsConfig, OriginConfig, PlainConfig, PresenceConfig, PusherConfig,
-    RedisConfig, TlsConfig, UsersConfig, WebhooksConfig,
+    AdminConfig, ApiConfig, AuthConfig, CommandHookConfig, ConnectHookConfig, HeartbeatConfig,
+    HistoryConfig, HooksConfig, LimitsConfig, OriginConfig, PlainConfig, PresenceConfig,
+    PusherConfig, RedisConfig, TlsConfig, UsersConfig, WebhooksConfig,
 };
 use std::collections::HashMap;
 use std::path::Path;
@@ -227,6 +227,8 @@ fn every_setting_writes_the_field_it_reads() {
             "tls.key" => args.push("--tls-cert=cert.pem"),
             // Webhooks without a secret are refused.
             "webhooks.url" => args.push("--webhook-secret=s3"),
+            // The admin page needs its password.
+            "admin.enabled" => args.push("--admin-password=twelve-bytes-or-more"),
             _ => {}
         }
         let e = merge(None, &args, &[]).unwrap_or_else(|e| panic!("{}: {e}", setting.key));
@@ -274,6 +276,12 @@ fn the_table_has_one_row_per_config_field() {
                 jwks_max_age: _,
             },
         api: ApiConfig { key: _ },
+        admin:
+            AdminConfig {
+                enabled: _,
+                user: _,
+                password: _,
+            },
         hooks:
             HooksConfig {
                 connect:
@@ -404,7 +412,7 @@ fn the_table_has_one_row_per_config_field() {
         shutdown_timeout: _,
         shutdown_http_timeout: _,
     } = HubConfig::default();
-    const FIELDS: usize = 113;
+    const FIELDS: usize = 116;
     assert_eq!(SETTINGS.len(), FIELDS);
     let keys: std::collections::HashSet<_> = SETTINGS.iter().map(|s| s.key).collect();
     let flags: std::collections::HashSet<_> = SETTINGS.iter().map(|s| s.flag).collect();

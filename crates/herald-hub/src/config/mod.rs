@@ -40,6 +40,8 @@ pub struct HubConfig {
     pub auth: AuthConfig,
     /// The HTTP API for backends.
     pub api: ApiConfig,
+    /// The operator's page at `/admin`.
+    pub admin: AdminConfig,
     /// Calls to the application's backend (the connect, subscribe, publish and RPC hooks).
     pub hooks: HooksConfig,
     /// Events to the application's backend (`channel_occupied`, `user_online`, …).
@@ -91,6 +93,7 @@ impl Default for HubConfig {
             origins: OriginConfig::default(),
             auth: AuthConfig::default(),
             api: ApiConfig::default(),
+            admin: AdminConfig::default(),
             hooks: HooksConfig::default(),
             webhooks: WebhooksConfig::default(),
             history: HistoryConfig::default(),
@@ -279,6 +282,32 @@ pub struct ApiConfig {
     /// The key a backend sends in `X-API-Key` (or `Authorization: apikey KEY`). Without it
     /// the API answers 403 to everything.
     pub key: Option<String>,
+}
+
+/// The shortest `admin.password`, in bytes.
+pub const MIN_ADMIN_PASSWORD: usize = 12;
+
+/// The operator's page at `/admin` and the JSON it reads, behind HTTP Basic credentials of
+/// their own (not the API key: an operator's browser need not hold the backends' secret).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Serve `/admin`. Default false: the path answers 404.
+    pub enabled: bool,
+    /// The user name the page asks for. Default `admin`.
+    pub user: String,
+    /// The password; required when `enabled` (at least 12 bytes).
+    pub password: Option<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            user: "admin".into(),
+            password: None,
+        }
+    }
 }
 
 /// History per channel.

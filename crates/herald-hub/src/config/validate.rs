@@ -133,6 +133,11 @@ pub enum ConfigError {
         /// What is wrong.
         problem: &'static str,
     },
+    /// `admin.enabled` is set without an `admin.password` of at least
+    /// [`MIN_ADMIN_PASSWORD`](super::MIN_ADMIN_PASSWORD) bytes, or `admin.user` is empty or
+    /// holds a `:` (which HTTP Basic cannot carry): set a user and a long password.
+    #[error("admin.enabled needs admin.user (no `:`) and an admin.password of at least 12 bytes")]
+    AdminCredentials,
 }
 
 /// What is wrong with a `[namespaces.NAME]` table.
@@ -189,6 +194,8 @@ pub enum RouteProblem {
     EmptyParam,
     /// Its rooms (`PATH:…`) fall in a namespace that is not configured.
     UnknownNamespace,
+    /// It is under `/admin`, which the admin page serves (`admin.enabled`).
+    Admin,
 }
 
 impl fmt::Display for RouteProblem {
@@ -198,6 +205,7 @@ impl fmt::Display for RouteProblem {
             Self::Duplicate => "is listed twice",
             Self::EmptyParam => "has an empty parameter name",
             Self::UnknownNamespace => "names rooms in a namespace that is not configured",
+            Self::Admin => "is under /admin, which admin.enabled serves",
         })
     }
 }
@@ -222,6 +230,7 @@ impl ConfigError {
             Self::WebhookEvent(_) => "webhooks.events",
             Self::Namespace { .. } => "namespaces",
             Self::PusherApp { .. } => "pusher.apps",
+            Self::AdminCredentials => "admin.password",
         }
     }
 
@@ -265,7 +274,18 @@ impl HubConfig {
         self.personal_prefix()?;
         self.namespace_tables()?;
         positive("pusher.activity_timeout", self.pusher.activity_timeout)?;
-        self.pusher_apps()
+        self.pusher_apps()?;
+        self.admin_credentials()
+    }
+
+    fn admin_credentials(&self) -> Result<(), ConfigError> {
+        let admin = &self.admin;
+        let password = admin.password.as_deref().unwrap_or("");
+        let user_ok = !admin.user.is_empty() && !admin.user.contains(':');
+        if admin.enabled && (!user_ok || password.len() < super::MIN_ADMIN_PASSWORD) {
+            return Err(ConfigError::AdminCredentials);
+        }
+        Ok(())
     }
 
     fn pusher_apps(&self) -> Result<(), ConfigError> {
@@ -532,6 +552,8 @@ impl HubConfig {
                 RouteProblem::EmptyParam
             } else if !self.route_namespace_known(route) {
                 RouteProblem::UnknownNamespace
+            } else if self.admin.enabled && (path == "/admin" || path.starts_with("/admin/")) {
+                RouteProblem::Admin
             } else {
                 continue;
             };
@@ -653,6 +675,30 @@ mod tests {
             c.pusher.apps[0].limits.max_channel_name_length = longest;
             assert_eq!(key(&c), "pusher.apps", "{longest}");
         }
+    }
+
+    #[test]
+    fn the_admin_page_needs_a_user_and_a_long_password_and_owns_its_paths() {
+        let mut c = HubConfig::default();
+        c.admin.enabled = true;
+        assert_eq!(c.validate(), Err(ConfigError::AdminCredentials));
+        c.admin.password = Some("short".into());
+        assert_eq!(c.validate().unwrap_err().key(), "admin.password");
+        c.admin.password = Some("twelve bytes".into());
+        assert_eq!(c.validate(), Ok(()));
+        c.admin.user = "a:b".into();
+        assert_eq!(c.validate(), Err(ConfigError::AdminCredentials));
+        c.admin.user = "ops".into();
+        c.plain.routes = vec![super::super::PlainRoute {
+            path: "/admin/api/x".into(),
+            params: Vec::new(),
+        }];
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "plain.routes: path `/admin/api/x` is under /admin, which admin.enabled serves"
+        );
+        c.admin.enabled = false;
+        assert_eq!(c.validate(), Ok(()));
     }
 
     #[test]

@@ -66,7 +66,8 @@ pub(crate) fn reply_error(e: &ErrorBody) -> Response {
 
 /// Checks the API key in constant time; `Err` is the response to send.
 pub(super) fn authorize(hub: &Hub, headers: &HeaderMap) -> Result<(), Response> {
-    let Some(expected) = hub.config.api.key.as_deref() else {
+    let live = hub.live();
+    let Some(expected) = live.config.api.key.as_deref() else {
         return Err(error(
             StatusCode::FORBIDDEN,
             "api disabled: no api key configured",
@@ -82,13 +83,7 @@ pub(super) fn authorize(hub: &Hub, headers: &HeaderMap) -> Result<(), Response> 
                 .and_then(|v| v.strip_prefix("apikey "))
         })
         .unwrap_or("");
-    let same = given.len() == expected.len()
-        && given
-            .bytes()
-            .zip(expected.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if same {
+    if super::admin::same_secret(given.as_bytes(), expected.as_bytes()) {
         Ok(())
     } else {
         Err(error(StatusCode::UNAUTHORIZED, "invalid api key"))
@@ -168,7 +163,7 @@ pub(crate) async fn read_bounded(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large(hub, limit_name));
     }
-    let timeout = hub.config.limits.request_timeout;
+    let timeout = hub.live().config.limits.request_timeout;
     match tokio::time::timeout(timeout, collect(body, limit)).await {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(BodyError::TooLarge)) => Err(too_large(hub, limit_name)),

@@ -1,5 +1,6 @@
 //! The HTTP side: WebSocket upgrades, the backend API, health, metrics and the demo page.
 
+mod admin;
 pub(crate) mod api;
 pub(crate) mod head;
 mod users_api;
@@ -40,6 +41,9 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
         );
     for asset in web::ASSETS {
         router = router.route(asset.path, get(move || async move { web::serve(asset) }));
+    }
+    if hub.config.admin.enabled {
+        router = admin::routes(router);
     }
     if !hub.pusher.is_empty() {
         router = router

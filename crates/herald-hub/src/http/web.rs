@@ -44,6 +44,21 @@ pub(super) const ASSETS: &[Asset] = &[
     ),
 ];
 
+/// The operator's page (`/admin`), served behind its credentials (`admin.rs`).
+pub(super) const ADMIN_ASSETS: &[Asset] = &[
+    asset("/admin", HTML, include_str!("../../../../web/admin.html")),
+    asset(
+        "/admin/admin.js",
+        JS,
+        include_str!("../../../../web/admin.js"),
+    ),
+    asset(
+        "/admin/admin.css",
+        CSS,
+        include_str!("../../../../web/admin.css"),
+    ),
+];
+
 const fn asset(path: &'static str, content_type: &'static str, body: &'static str) -> Asset {
     Asset {
         path,
@@ -54,7 +69,7 @@ const fn asset(path: &'static str, content_type: &'static str, body: &'static st
 
 /// Whether `path` is taken by an embedded file (so no plain-mode route may claim it).
 pub(super) fn is_asset(path: &str) -> bool {
-    ASSETS.iter().any(|a| a.path == path)
+    ASSETS.iter().chain(ADMIN_ASSETS).any(|a| a.path == path)
 }
 
 // The pages run only their own scripts and styles and talk only to this server: even a

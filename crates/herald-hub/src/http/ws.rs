@@ -131,7 +131,7 @@ async fn check(hub: &Hub, upgrade: &WebSocketUpgrade, peer: SocketAddr) -> Resul
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok());
-    if !hub.origins.allows(request.origin(), host) {
+    if !hub.live().origins.allows(request.origin(), host) {
         return Err((StatusCode::FORBIDDEN, "origin not allowed").into());
     }
     // With the hook deciding, the room is checked first: a request without one costs the
@@ -164,8 +164,8 @@ pub(crate) async fn identify(
     let token =
         find_token(request.headers, request.query, &hub.config.auth).filter(|t| !t.is_empty());
     // The per-IP slot is in the connection's `Permit`, which the session holds.
-    hub.auth
-        .authenticate(token.as_deref())
+    let auth = hub.live().auth.clone();
+    auth.authenticate(token.as_deref())
         .await
         .map_err(|e| Refusal::Hub(StatusCode::UNAUTHORIZED, e.reason()))
 }
@@ -177,7 +177,7 @@ fn deciding_hook<'h>(hub: &'h Hub, request: Handshake<'_>) -> Option<&'h Connect
     let has_token = token.is_some_and(|t| !t.is_empty());
     hub.connect_hook
         .as_ref()
-        .filter(|_| !has_token || !hub.config.auth.has_key())
+        .filter(|_| !has_token || !hub.live().config.auth.has_key())
 }
 
 /// The connect hook's answer, or the failure rule: 503 when the hook is overloaded, else
@@ -195,11 +195,12 @@ async fn admit(
             StatusCode::SERVICE_UNAVAILABLE,
             "too many handshakes waiting for the backend",
         )),
-        Err(_) if hook.fail_open => hub
-            .auth
-            .authenticate(None)
-            .await
-            .map_err(|e| Refusal::Hub(StatusCode::UNAUTHORIZED, e.reason())),
+        Err(_) if hook.fail_open => {
+            let auth = hub.live().auth.clone();
+            auth.authenticate(None)
+                .await
+                .map_err(|e| Refusal::Hub(StatusCode::UNAUTHORIZED, e.reason()))
+        }
         Err(_) => Err(Refusal::Hub(
             StatusCode::SERVICE_UNAVAILABLE,
             "backend unavailable",

@@ -43,7 +43,7 @@ pub(crate) async fn upgrade(
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok());
-    if !hub.origins.allows(request.origin(), host) {
+    if !hub.live().origins.allows(request.origin(), host) {
         hub.metrics.rejected(403);
         return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
     }

@@ -205,7 +205,7 @@ impl Session {
         subscriber: Subscriber,
     ) -> Self {
         let (id, client) = hub.next_client_id();
-        let limits = hub.config.limits;
+        let limits = hub.live().config.limits;
         let expiry = identity.expires.and_then(deadline_from_unix);
         let by_hook = identity.from_hook && hub.command_hooks.refreshes();
         let notice = match mode {
@@ -267,7 +267,7 @@ impl Session {
         // The token's timers move when a `refresh` replaces it; unset ones are never polled.
         let expiry = tokio::time::sleep_until(self.expiry.unwrap_or_else(Instant::now));
         let notice = tokio::time::sleep_until(self.notice.unwrap_or_else(Instant::now));
-        let idle_timeout = self.hub.config.limits.idle_timeout;
+        let idle_timeout = self.hub.live().config.limits.idle_timeout;
         let mut idle_deadline = Instant::now() + idle_timeout;
         let idle = tokio::time::sleep_until(idle_deadline);
         tokio::pin!(cancelled, killed, expiry, notice, idle);

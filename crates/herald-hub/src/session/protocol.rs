@@ -144,7 +144,7 @@ impl Session {
         if self.subscriptions.contains_key(channel) {
             return Err(ErrorBody::new(ErrorCode::ALREADY_SUBSCRIBED));
         }
-        if self.subscriptions.len() >= self.hub.config.limits.max_subscriptions {
+        if self.subscriptions.len() >= self.hub.live().config.limits.max_subscriptions {
             self.hub.metrics.limit_hit("max_subscriptions");
             return Err(ErrorBody::with_message(
                 ErrorCode::LIMIT_EXCEEDED,

@@ -239,7 +239,7 @@ impl Session {
             // pusher-js subscribes again after a reconnect of its own; already done.
             return Ok((self.members_data(&channel, kind).await?, Vec::new()));
         }
-        if self.subscriptions.len() >= self.hub.config.limits.max_subscriptions {
+        if self.subscriptions.len() >= self.hub.live().config.limits.max_subscriptions {
             self.hub.metrics.limit_hit("max_subscriptions");
             return Err(Refused(429, "limit", "too many subscriptions".into()));
         }

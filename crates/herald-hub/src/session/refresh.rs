@@ -109,7 +109,8 @@ impl Session {
                 AuthError::Missing.reason(),
             );
         }
-        let identity = match self.hub.auth.authenticate(Some(&p.token)).await {
+        let auth = self.hub.live().auth.clone();
+        let identity = match auth.authenticate(Some(&p.token)).await {
             Ok(identity) => identity,
             Err(e) => {
                 let result = if e == AuthError::Expired {

@@ -35,7 +35,7 @@ impl Session {
         {
             Ok(true) => {
                 self.counted = !self.info.user.is_empty()
-                    && self.hub.config.limits.max_connections_per_user > 0;
+                    && self.hub.live().config.limits.max_connections_per_user > 0;
             }
             Ok(false) => return Err(End::Close(Disconnect::CONNECTION_LIMIT)),
             Err(_) => {}
@@ -166,7 +166,7 @@ impl Session {
         if self.subscriptions.contains_key(channel) {
             return Ok(Joined::Skipped);
         }
-        if self.subscriptions.len() >= self.hub.config.limits.max_subscriptions {
+        if self.subscriptions.len() >= self.hub.live().config.limits.max_subscriptions {
             self.hub.metrics.limit_hit("max_subscriptions");
             return Ok(Joined::Skipped);
         }

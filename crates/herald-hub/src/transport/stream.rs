@@ -197,7 +197,7 @@ pub(crate) fn check_origin(
     peer: SocketAddr,
 ) -> Result<(), Response> {
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    if hub.origins.allows(origin(headers), host) {
+    if hub.live().origins.allows(origin(headers), host) {
         return Ok(());
     }
     Err(Refusal::Hub(StatusCode::FORBIDDEN, "origin not allowed").respond(hub, peer))

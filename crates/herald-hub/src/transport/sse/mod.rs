@@ -41,7 +41,7 @@ pub(crate) async fn stream(
     let headers = &parts.headers;
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    if !hub.origins.allows(origin, host) {
+    if !hub.live().origins.allows(origin, host) {
         return Refusal::Hub(StatusCode::FORBIDDEN, "origin not allowed").respond(&hub, peer);
     }
     let query = parts.uri.query();
@@ -59,6 +59,37 @@ pub(crate) async fn stream(
         Ok(identity) => identity,
         Err(refusal) => return with_cors(refusal.respond(&hub, peer), origin),
     };
+    let opened = Opened {
+        peer,
+        tracker,
+        permit,
+        identity,
+    };
+    with_cors(open(hub, opened, headers, channels).await, origin)
+}
+
+/// An event stream admitted by its caller: who it is for and what it holds.
+pub(crate) struct Opened {
+    pub(crate) peer: SocketAddr,
+    pub(crate) tracker: TaskTracker,
+    pub(crate) permit: Permit,
+    pub(crate) identity: crate::auth::Identity,
+}
+
+/// Runs the session of an admitted event stream on `channels` (resumed from the request's
+/// `Last-Event-ID`) and answers once every subscribe succeeded, or with the first refusal.
+pub(crate) async fn open(
+    hub: Arc<Hub>,
+    opened: Opened,
+    headers: &HeaderMap,
+    channels: Vec<String>,
+) -> Response {
+    let Opened {
+        peer,
+        tracker,
+        permit,
+        identity,
+    } = opened;
     let last = headers.get("last-event-id").map(HeaderValue::as_bytes);
     let resume = event_id::parse(last, channels.len());
     let (body, body_rx) = event_body(&hub, Transport::Sse);
@@ -76,7 +107,7 @@ pub(crate) async fn stream(
         session::run(session_hub, wire, grant).await;
         drop((token, permit));
     });
-    let response = match ready_rx.await {
+    match ready_rx.await {
         Ok(Ok(())) => events(body_rx),
         Ok(Err((status, reason))) => {
             hub.metrics.rejected(status.as_u16());
@@ -87,13 +118,12 @@ pub(crate) async fn stream(
         Err(_) => {
             Refusal::Hub(StatusCode::SERVICE_UNAVAILABLE, "session ended").respond(&hub, peer)
         }
-    };
-    with_cors(response, origin)
+    }
 }
 
 /// The request's channels, in order: at least one, at most `limits.max_subscriptions`.
-fn channels(hub: &Hub, query: Option<&str>) -> Result<Vec<String>, &'static str> {
-    let max = hub.config.limits.max_subscriptions;
+pub(crate) fn channels(hub: &Hub, query: Option<&str>) -> Result<Vec<String>, &'static str> {
+    let max = hub.live().config.limits.max_subscriptions;
     let mut channels = Vec::new();
     for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         if key != "channel" {
