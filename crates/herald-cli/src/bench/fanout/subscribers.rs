@@ -117,6 +117,7 @@ impl Group {
             let subscriber = Subscriber {
                 urls: urls.clone(),
                 node: usize::try_from(i).unwrap_or(0) % urls.len(),
+                index: usize::try_from(i).unwrap_or(0),
                 recover: args.recover,
                 source: args.source.first().copied(),
                 epoch: String::new(),
@@ -193,6 +194,8 @@ struct Subscriber {
     /// connection, goes on to the next.
     urls: Arc<[String]>,
     node: usize,
+    /// This subscriber's number among all of them.
+    index: usize,
     /// Reconnect after a lost connection and resubscribe with `recover`.
     recover: bool,
     /// The local address connections are made from.
@@ -319,8 +322,12 @@ impl Subscriber {
     ) -> anyhow::Result<Option<(Feed, u64)>> {
         let lost_at = Instant::now();
         self.shared.reconnects.fetch_add(1, Ordering::Relaxed);
+        // The subscribers of one node spread over all the others, then try each in turn.
+        let others = self.urls.len().saturating_sub(1).max(1);
+        let mut step = 1 + self.index % others;
         loop {
-            self.node = (self.node + 1) % self.urls.len();
+            self.node = (self.node + step) % self.urls.len();
+            step = 1;
             if draining.is_none() && *self.done.borrow() {
                 *draining = Some(Instant::now());
             }
