@@ -25,6 +25,7 @@ struct ChildTally {
     duplicates: u64,
     reconnects: u64,
     not_recovered: u64,
+    start_retries: u64,
     back: String,
 }
 
@@ -48,6 +49,7 @@ pub(super) async fn serve_parent(args: &Args) -> anyhow::Result<()> {
         duplicates: tally.duplicates,
         reconnects: tally.reconnects,
         not_recovered: tally.not_recovered,
+        start_retries: tally.start_retries,
         back: encode(&tally.back)?,
     })?;
     stdout.write_all(format!("{line}\n").as_bytes()).await?;
@@ -160,6 +162,7 @@ impl Children {
                 duplicates: tally.duplicates,
                 reconnects: tally.reconnects,
                 not_recovered: tally.not_recovered,
+                start_retries: tally.start_retries,
                 back: decode(&tally.back)?,
             });
             let _ = child.wait().await;

@@ -136,6 +136,11 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Report> {
     if args.recover {
         report.add("reconnects", "reconnects", tally.reconnects);
         report.add("not_recovered", "recovered: false", tally.not_recovered);
+        report.add(
+            "start_retries",
+            "first connections retried",
+            tally.start_retries,
+        );
         let back = Latency::of(&tally.back);
         let ms = |us: u64| serde_json::Value::from(us as f64 / 1000.0);
         report.add("back_p50_ms", "back after a loss p50 (ms)", ms(back.p50));

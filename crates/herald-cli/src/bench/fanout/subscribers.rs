@@ -32,6 +32,8 @@ pub(super) struct Tally {
     pub(super) reconnects: u64,
     /// Resubscribes the server answered with `recovered: false` (their gap is in `losses`).
     pub(super) not_recovered: u64,
+    /// First connections tried again (`--recover`).
+    pub(super) start_retries: u64,
     /// From a lost connection to the recovering subscribe reply, in microseconds.
     pub(super) back: Histogram<u64>,
 }
@@ -47,6 +49,7 @@ impl Default for Tally {
             duplicates: 0,
             reconnects: 0,
             not_recovered: 0,
+            start_retries: 0,
             back: histogram(),
         }
     }
@@ -61,6 +64,7 @@ impl Tally {
         self.duplicates += other.duplicates;
         self.reconnects += other.reconnects;
         self.not_recovered += other.not_recovered;
+        self.start_retries += other.start_retries;
         let _ = self.latency.add(&other.latency);
         let _ = self.back.add(&other.back);
     }
@@ -73,6 +77,7 @@ struct Shared {
     duplicates: AtomicU64,
     reconnects: AtomicU64,
     not_recovered: AtomicU64,
+    start_retries: AtomicU64,
     latency: Vec<Mutex<Histogram<u64>>>,
     back: Mutex<Histogram<u64>>,
     /// The last offset published per channel, known once publishing ended.
@@ -98,6 +103,7 @@ impl Group {
             duplicates: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             not_recovered: AtomicU64::new(0),
+            start_retries: AtomicU64::new(0),
             latency: (0..SHARDS).map(|_| Mutex::new(histogram())).collect(),
             back: Mutex::new(histogram()),
             targets: (0..args.channels).map(|_| AtomicU64::new(0)).collect(),
@@ -184,6 +190,7 @@ impl Group {
             duplicates: self.shared.duplicates.load(Ordering::Relaxed),
             reconnects: self.shared.reconnects.load(Ordering::Relaxed),
             not_recovered: self.shared.not_recovered.load(Ordering::Relaxed),
+            start_retries: self.shared.start_retries.load(Ordering::Relaxed),
             back,
         }
     }
@@ -262,7 +269,7 @@ impl Subscriber {
             let (feed, offset) = super::sse::Feed::open(url, &self.channel).await?;
             (Feed::Sse(feed), offset)
         } else {
-            self.websocket(None).await?
+            self.first_websocket().await?
         };
         drop(permit);
         self.ready.add_permits(1);
@@ -311,6 +318,24 @@ impl Subscriber {
             let _ = ws.close(CloseCode::NORMAL, "").await;
         }
         Ok(())
+    }
+
+    /// The first subscription. With `--recover`, a refused or timed-out attempt (a node
+    /// restarting, a full accept queue) is tried again on the next node, as a client would,
+    /// until the timeout; counted in `start_retries`.
+    async fn first_websocket(&mut self) -> anyhow::Result<(Feed, u64)> {
+        let started = Instant::now();
+        loop {
+            match self.websocket(None).await {
+                Ok(subscribed) => return Ok(subscribed),
+                Err(e) if !self.recover || started.elapsed() > self.timeout => return Err(e),
+                Err(_) => {
+                    self.shared.start_retries.fetch_add(1, Ordering::Relaxed);
+                    self.node = (self.node + 1) % self.urls.len();
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
     }
 
     /// After a lost connection: the next node, then the one after, until a subscribe with
