@@ -123,7 +123,11 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Report> {
     report.generator_cpu_pct = cpu.generator_pct;
     report.server_cpu_pct = cpu.server_pct;
     report.add("published", "publications", published.acknowledged);
-    report.add("refused", "publishes refused (temporary)", published.refused);
+    report.add(
+        "refused",
+        "publishes refused (temporary)",
+        published.refused,
+    );
     report.add("channels", "channels", args.channels);
     let rate = if args.rate == 0 {
         serde_json::Value::from("max")

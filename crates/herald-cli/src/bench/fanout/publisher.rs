@@ -37,7 +37,10 @@ pub(super) async fn run(args: &Args, progress: &Progress) -> anyhow::Result<Publ
         let mut acknowledged = 0u64;
         let mut refused = 0u64;
         loop {
-            if sent_rx.borrow().is_some_and(|sent| acknowledged + refused >= sent) {
+            if sent_rx
+                .borrow()
+                .is_some_and(|sent| acknowledged + refused >= sent)
+            {
                 break;
             }
             let message = tokio::select! {
@@ -49,14 +52,15 @@ pub(super) async fn run(args: &Args, progress: &Progress) -> anyhow::Result<Publ
             };
             if text.contains("\"error\"") {
                 if !text.contains("\"temporary\":true") {
-                    anyhow::bail!(
-                        "publish refused: {text} (run the server with --publish-rate 0)"
-                    );
+                    anyhow::bail!("publish refused: {text} (run the server with --publish-rate 0)");
                 }
                 // Counted, and the run goes on: with outcome unknown (111) the publication may
                 // still have its offset, which subscribers then count like any other.
                 refused += 1;
-                if sent_rx.borrow().is_some_and(|sent| acknowledged + refused >= sent) {
+                if sent_rx
+                    .borrow()
+                    .is_some_and(|sent| acknowledged + refused >= sent)
+                {
                     break;
                 }
                 window.add_permits(1);
