@@ -31,6 +31,7 @@ pub struct ClientBuilder {
     pub(crate) request: ClientRequest,
     pub(crate) config: Config,
     connect_timeout: Duration,
+    local_address: Option<std::net::IpAddr>,
     #[cfg(feature = "tls")]
     tls: Option<std::sync::Arc<crate::tls::ClientConfig>>,
 }
@@ -45,6 +46,7 @@ impl ClientBuilder {
             request: ClientRequest::new(url)?,
             config: Config::default(),
             connect_timeout: Duration::from_secs(10),
+            local_address: None,
             #[cfg(feature = "tls")]
             tls: None,
         })
@@ -89,6 +91,14 @@ impl ClientBuilder {
         self
     }
 
+    /// The local address the TCP connection is made from (its port is picked by the system).
+    /// Default: the system's choice. A load generator gives each of its processes its own
+    /// address in 127.0.0.0/8, so their connections do not share one range of ephemeral ports.
+    pub fn local_address(mut self, address: std::net::IpAddr) -> Self {
+        self.local_address = Some(address);
+        self
+    }
+
     /// TLS settings for `wss://` (default: the platform's roots). See [`crate::tls`].
     #[cfg(feature = "tls")]
     pub fn tls_config(mut self, tls: std::sync::Arc<crate::tls::ClientConfig>) -> Self {
@@ -110,7 +120,7 @@ impl ClientBuilder {
     /// The TCP connection, with TLS for `wss://` (offering `h2` by ALPN when `h2`).
     pub(crate) async fn open_transport(&self, h2: bool) -> Result<MaybeTlsStream> {
         let addr = (self.request.host().to_owned(), self.request.port());
-        let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr))
+        let tcp = tokio::time::timeout(self.connect_timeout, self.open_tcp(addr))
             .await
             .map_err(|_| Error::Io(std::io::ErrorKind::TimedOut.into()))??;
         tcp.set_nodelay(true)?;
@@ -119,6 +129,30 @@ impl ClientBuilder {
         } else {
             Ok(MaybeTlsStream::Plain(tcp))
         }
+    }
+
+    /// The TCP connection to `addr`, from [`Self::local_address`] when one is set (to the
+    /// first resolved address of its family).
+    async fn open_tcp(&self, addr: (String, u16)) -> std::io::Result<TcpStream> {
+        let Some(local) = self.local_address else {
+            return TcpStream::connect(addr).await;
+        };
+        let remote = tokio::net::lookup_host(addr)
+            .await?
+            .find(|remote| remote.is_ipv4() == local.is_ipv4())
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::AddrNotAvailable,
+                    "the host has no address of the local address's family",
+                )
+            })?;
+        let socket = if local.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.bind(std::net::SocketAddr::new(local, 0))?;
+        socket.connect(remote).await
     }
 
     #[cfg(feature = "tls")]

@@ -256,3 +256,44 @@ mod handshake_timeout {
         assert_eq!(started.elapsed(), Duration::from_secs(3));
     }
 }
+
+#[tokio::test]
+async fn a_client_connects_from_the_local_address_it_is_given() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peers = tokio::spawn(async move {
+        let mut peers = Vec::new();
+        for _ in 0..2 {
+            let (tcp, peer) = listener.accept().await.unwrap();
+            peers.push(peer.ip());
+            let mut ws = herald::accept(tcp).await.unwrap();
+            ws.send(Message::text("hi")).await.unwrap();
+        }
+        peers
+    });
+    for source in ["127.0.0.3", "127.0.0.4"] {
+        let (mut ws, _) = herald::ClientBuilder::new(&format!("ws://{addr}/"))
+            .unwrap()
+            .local_address(source.parse().unwrap())
+            .connect()
+            .await
+            .unwrap();
+        assert_eq!(common::next_data(&mut ws).await, Message::text("hi"));
+    }
+    let peers = peers.await.unwrap();
+    let expected: Vec<std::net::IpAddr> =
+        vec!["127.0.0.3".parse().unwrap(), "127.0.0.4".parse().unwrap()];
+    assert_eq!(peers, expected);
+
+    // An IPv6 local address cannot reach an IPv4-only host: said before any socket is opened.
+    let err = herald::ClientBuilder::new(&format!("ws://{addr}/"))
+        .unwrap()
+        .local_address("::1".parse().unwrap())
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, herald::Error::Io(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable),
+        "{err:?}"
+    );
+}

@@ -22,6 +22,11 @@ struct ChildTally {
     losses: u64,
     errors: u64,
     latency: String,
+    duplicates: u64,
+    reconnects: u64,
+    not_recovered: u64,
+    start_retries: u64,
+    back: String,
 }
 
 /// The child side.
@@ -35,20 +40,38 @@ pub(super) async fn serve_parent(args: &Args) -> anyhow::Result<()> {
     let line = stdin.next_line().await?.context("parent went away")?;
     let targets = parse_done(&line)?;
     let tally = group.finish(&targets).await;
-    let mut histogram = Vec::new();
-    V2Serializer::new()
-        .serialize(&tally.latency, &mut histogram)
-        .map_err(|e| anyhow::anyhow!("histogram: {e:?}"))?;
     let line = serde_json::to_string(&ChildTally {
         delivered: tally.delivered,
         bytes: tally.bytes,
         losses: tally.losses,
         errors: tally.errors,
-        latency: base64::engine::general_purpose::STANDARD.encode(histogram),
+        latency: encode(&tally.latency)?,
+        duplicates: tally.duplicates,
+        reconnects: tally.reconnects,
+        not_recovered: tally.not_recovered,
+        start_retries: tally.start_retries,
+        back: encode(&tally.back)?,
     })?;
     stdout.write_all(format!("{line}\n").as_bytes()).await?;
     stdout.flush().await?;
     Ok(())
+}
+
+/// A histogram as HDR V2, base64.
+fn encode(histogram: &hdrhistogram::Histogram<u64>) -> anyhow::Result<String> {
+    let mut bytes = Vec::new();
+    V2Serializer::new()
+        .serialize(histogram, &mut bytes)
+        .map_err(|e| anyhow::anyhow!("histogram: {e:?}"))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+/// A histogram from [`encode`].
+fn decode(text: &str) -> anyhow::Result<hdrhistogram::Histogram<u64>> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(text)?;
+    Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| anyhow::anyhow!("histogram: {e:?}"))
 }
 
 fn parse_done(line: &str) -> anyhow::Result<Vec<u64>> {
@@ -75,8 +98,19 @@ impl Children {
         for p in 0..args.processes {
             let share = args.subscribers / args.processes
                 + u64::from(p < args.subscribers % args.processes);
-            let mut child = tokio::process::Command::new(&exe)
-                .args(["bench", "fanout", &args.common.url, "--subscriber-process"])
+            let mut command = tokio::process::Command::new(&exe);
+            command.args(["bench", "fanout", &args.common.url, "--subscriber-process"]);
+            for url in &args.also {
+                command.args(["--also", url]);
+            }
+            if args.recover {
+                command.arg("--recover");
+            }
+            if !args.source.is_empty() {
+                let turn = usize::try_from(p).unwrap_or(0) % args.source.len();
+                command.args(["--source", &args.source[turn].to_string()]);
+            }
+            let mut child = command
                 .args([
                     "--subscribers",
                     &share.to_string(),
@@ -119,16 +153,17 @@ impl Children {
                 .await?
                 .context("a subscriber process died")?;
             let tally: ChildTally = serde_json::from_str(&report)?;
-            let bytes = base64::engine::general_purpose::STANDARD.decode(tally.latency)?;
-            let latency = Deserializer::new()
-                .deserialize(&mut bytes.as_slice())
-                .map_err(|e| anyhow::anyhow!("histogram: {e:?}"))?;
             total.merge(Tally {
                 delivered: tally.delivered,
                 bytes: tally.bytes,
                 losses: tally.losses,
                 errors: tally.errors,
-                latency,
+                latency: decode(&tally.latency)?,
+                duplicates: tally.duplicates,
+                reconnects: tally.reconnects,
+                not_recovered: tally.not_recovered,
+                start_retries: tally.start_retries,
+                back: decode(&tally.back)?,
             });
             let _ = child.wait().await;
         }

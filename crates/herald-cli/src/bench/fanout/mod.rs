@@ -55,6 +55,19 @@ pub(crate) struct Args {
     /// that relays each message to every other connection (`herald serve` plain mode too).
     #[arg(long)]
     plain: bool,
+    /// More nodes of the same cluster: subscribers spread round robin over the URL and these
+    /// (the publisher stays on the URL).
+    #[arg(long, value_name = "URL")]
+    also: Vec<String>,
+    /// A subscriber whose connection is lost (its node stopped) reconnects to the next node and
+    /// resubscribes with `recover` from its last offset; reports reconnects and the time from
+    /// the loss to the recovering reply. A `recovered: false` counts its gap as lost.
+    #[arg(long)]
+    recover: bool,
+    /// Local addresses subscriber connections are made from, one per subscriber process in
+    /// turn (e.g. 127.0.0.2, 127.0.0.3, …): each process then has its own ephemeral ports.
+    #[arg(long, value_name = "IP")]
+    source: Vec<std::net::IpAddr>,
     /// Run as one of the subscriber processes of a parent `herald bench fanout`.
     #[arg(long, hide = true)]
     subscriber_process: bool,
@@ -104,11 +117,17 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Report> {
     report.bytes_per_s = tally.bytes as f64 / seconds;
     report.latency_us = Latency::of(&tally.latency);
     report.latency_label = "publish to receive";
-    report.errors = tally.errors;
+    // A publication received twice is as wrong as one never received.
+    report.errors = tally.errors + tally.duplicates;
     report.losses = tally.losses;
     report.generator_cpu_pct = cpu.generator_pct;
     report.server_cpu_pct = cpu.server_pct;
     report.add("published", "publications", published.acknowledged);
+    report.add(
+        "refused",
+        "publishes refused (temporary)",
+        published.refused,
+    );
     report.add("channels", "channels", args.channels);
     let rate = if args.rate == 0 {
         serde_json::Value::from("max")
@@ -118,6 +137,21 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Report> {
     report.add("rate", "publish rate (/s)", rate);
     report.add("size", "data size (bytes)", args.size);
     report.add("processes", "subscriber processes", args.processes);
+    report.add("duplicates", "duplicates", tally.duplicates);
+    if args.recover {
+        report.add("reconnects", "reconnects", tally.reconnects);
+        report.add("not_recovered", "recovered: false", tally.not_recovered);
+        report.add(
+            "start_retries",
+            "first connections retried",
+            tally.start_retries,
+        );
+        let back = Latency::of(&tally.back);
+        let ms = |us: u64| serde_json::Value::from(us as f64 / 1000.0);
+        report.add("back_p50_ms", "back after a loss p50 (ms)", ms(back.p50));
+        report.add("back_p99_ms", "back after a loss p99 (ms)", ms(back.p99));
+        report.add("back_max_ms", "back after a loss max (ms)", ms(back.max));
+    }
     Ok(report)
 }
 
