@@ -16,8 +16,6 @@
 //! [`REMOTE_RETRY`] while nothing is, until the poll's hold time passed.
 
 use crate::control::{PollAsk, Question};
-use crate::hooks::Handshake;
-use crate::http::ws::identify;
 use crate::hub::Hub;
 use crate::server::Permit;
 use crate::session::{self, Gone, Grant, Mode, Transport, Wire};
@@ -252,18 +250,9 @@ pub(crate) async fn open(
     let (parts, _body) = request.into_parts();
     let headers = &parts.headers;
     let origin = origin(headers);
-    if let Err(response) = check_origin(&hub, headers, peer) {
-        return response;
-    }
-    let handshake = Handshake {
-        path: parts.uri.path(),
-        query: parts.uri.query(),
-        headers,
-        protocols: &[],
-    };
-    let identity = match identify(&hub, handshake, peer).await {
+    let identity = match super::admit(&hub, &parts, peer).await {
         Ok(identity) => identity,
-        Err(refusal) => return with_cors(refusal.respond(&hub, peer), origin),
+        Err(response) => return response,
     };
     let id = stream::session_id(hub.node_id());
     let outbox = Arc::new(Outbox {

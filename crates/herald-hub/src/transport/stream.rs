@@ -10,9 +10,8 @@
 
 use crate::broadcast::{Broadcast, PresenceEvent};
 use crate::control::{Deliver, Question};
-use crate::hooks::Handshake;
 use crate::http::api::read_bounded;
-use crate::http::ws::{Refusal, identify};
+use crate::http::ws::Refusal;
 use crate::hub::Hub;
 use crate::server::Permit;
 use crate::session::{self, Gone, Grant, Mode, Transport, Wire};
@@ -98,18 +97,9 @@ pub(crate) async fn downstream(
     let (parts, _body) = request.into_parts();
     let headers = &parts.headers;
     let origin = origin(headers);
-    if let Err(response) = check_origin(&hub, headers, peer) {
-        return response;
-    }
-    let handshake = Handshake {
-        path: parts.uri.path(),
-        query: parts.uri.query(),
-        headers,
-        protocols: &[],
-    };
-    let identity = match identify(&hub, handshake, peer).await {
+    let identity = match super::admit(&hub, &parts, peer).await {
         Ok(identity) => identity,
-        Err(refusal) => return with_cors(refusal.respond(&hub, peer), origin),
+        Err(response) => return response,
     };
     let (mut body, body_rx) = event_body(&hub, Transport::Stream);
     let id = session_id(hub.node_id());

@@ -11,8 +11,7 @@
 mod event_id;
 mod wire;
 
-use crate::hooks::Handshake;
-use crate::http::ws::{Refusal, identify};
+use crate::http::ws::Refusal;
 use crate::hub::Hub;
 use crate::server::Permit;
 use crate::session::{self, Grant, Mode, Transport};
@@ -39,25 +38,14 @@ pub(crate) async fn stream(
 ) -> Response {
     let (parts, _body) = request.into_parts();
     let headers = &parts.headers;
-    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    if !hub.live().origins.allows(origin, host) {
-        return Refusal::Hub(StatusCode::FORBIDDEN, "origin not allowed").respond(&hub, peer);
-    }
-    let query = parts.uri.query();
-    let channels = match channels(&hub, query) {
+    let origin = crate::transport::stream::origin(headers);
+    let identity = match crate::transport::admit(&hub, &parts, peer).await {
+        Ok(identity) => identity,
+        Err(response) => return response,
+    };
+    let channels = match channels(&hub, parts.uri.query()) {
         Ok(channels) => channels,
         Err(reason) => return Refusal::Hub(StatusCode::BAD_REQUEST, reason).respond(&hub, peer),
-    };
-    let handshake = Handshake {
-        path: parts.uri.path(),
-        query,
-        headers,
-        protocols: &[],
-    };
-    let identity = match identify(&hub, handshake, peer).await {
-        Ok(identity) => identity,
-        Err(refusal) => return with_cors(refusal.respond(&hub, peer), origin),
     };
     let opened = Opened {
         peer,
