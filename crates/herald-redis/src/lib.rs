@@ -109,10 +109,13 @@ mod broker;
 mod control;
 mod error;
 mod fanout;
+mod link;
 mod options;
 mod outbox;
 mod pending;
 mod presence;
+mod slot;
+mod target;
 mod users;
 mod wire;
 
