@@ -310,6 +310,63 @@ impl RedisCluster {
         new
     }
 
+    /// Moves `key`'s slot, with its keys, to another master (as `redis-cli --cluster
+    /// reshard` does: IMPORTING, MIGRATING, MIGRATE, then SETSLOT NODE on every master);
+    /// returns the new owner's port.
+    pub fn move_slot(&self, key: &str) -> u16 {
+        let from = self.master_of(key);
+        let live = self.live_port();
+        let slot = cli(live, &["cluster", "keyslot", key])
+            .map(|s| s.trim().to_owned())
+            .expect("CLUSTER KEYSLOT");
+        let masters: Vec<u16> = self
+            .nodes
+            .iter()
+            .filter(|n| n.alive())
+            .map(|n| n.port)
+            .filter(|&p| cli(p, &["role"]).is_some_and(|r| r.starts_with("master")))
+            .collect();
+        let to = *masters
+            .iter()
+            .find(|&&p| p != from)
+            .expect("another master");
+        let id = |port: u16| {
+            cli(port, &["cluster", "myid"])
+                .map(|s| s.trim().to_owned())
+                .expect("CLUSTER MYID")
+        };
+        let (from_id, to_id) = (id(from), id(to));
+        cli(to, &["cluster", "setslot", &slot, "importing", &from_id]).expect("IMPORTING");
+        cli(from, &["cluster", "setslot", &slot, "migrating", &to_id]).expect("MIGRATING");
+        loop {
+            let keys =
+                cli(from, &["cluster", "getkeysinslot", &slot, "100"]).expect("GETKEYSINSLOT");
+            let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
+            if keys.is_empty() {
+                break;
+            }
+            let port = to.to_string();
+            let mut migrate = vec!["migrate", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+            migrate.extend(keys);
+            cli(from, &migrate).expect("MIGRATE");
+        }
+        for &master in &masters {
+            cli(master, &["cluster", "setslot", &slot, "node", &to_id]).expect("SETSLOT NODE");
+        }
+        let slot: u16 = slot.parse().expect("a slot number");
+        wait_until(
+            "every node to agree on the move",
+            Duration::from_secs(30),
+            || {
+                self.nodes
+                    .iter()
+                    .filter(|n| n.alive())
+                    .all(|n| self.owner(n.port, slot) == Some(to))
+            },
+        );
+        to
+    }
+
     fn live_port(&self) -> u16 {
         self.nodes
             .iter()

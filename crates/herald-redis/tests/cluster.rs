@@ -150,3 +150,57 @@ async fn cluster_nodes_hear_channels_on_every_shard_and_answer_surveys() {
         "one per node"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_slot_is_followed_subscribers_recover_and_fan_out_resumes() {
+    let Some(cluster) = RedisCluster::start("a_moved_slot_is_followed") else {
+        return;
+    };
+    let factory = |history| broker(cluster.url(), history);
+    let (publisher, _) = conformance::started(&factory, HistoryConfig::default()).await;
+    let (listener, recorder) = conformance::started(&factory, HistoryConfig::default()).await;
+    let channel = conformance::fresh_channel("moved");
+    listener.subscribe(&channel).await.unwrap();
+    let publish = |n: u64| {
+        let (publisher, channel) = (publisher.clone(), channel.clone());
+        async move {
+            publisher
+                .publish(
+                    &channel,
+                    Payload::Json(n.to_string().into()),
+                    None,
+                    Retention::default(),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let before = publish(1).await;
+    let key = herald_redis::testing::channel_key(&channel);
+    let from = cluster.master_of(&key);
+    let to = cluster.move_slot(&key);
+    assert_ne!(from, to);
+    // The old owner dropped the subscription: the node tells its subscribers (they recover),
+    // re-subscribes on the new owner, and tells them once more when it is confirmed.
+    recorder
+        .wait_until("lost, twice", |e| {
+            e.iter().filter(|e| **e == Event::Lost).count() >= 2
+        })
+        .await;
+    let after = publish(2).await;
+    recorder
+        .wait_until("the publication after the move", |e| {
+            e.iter().any(|e| {
+                *e == Event::Publication(channel.clone(), after.epoch.clone(), after.offset)
+            })
+        })
+        .await;
+    // The new owner's history continues, in a new epoch: another server took the channel,
+    // so positions from before it are not trusted to continue.
+    let history = listener
+        .history(&channel, HistoryQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(history.position, after);
+    assert_ne!(after.epoch, before.epoch);
+}
