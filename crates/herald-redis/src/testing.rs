@@ -170,17 +170,37 @@ fn wait_listening(port: u16) {
     }
 }
 
-/// `redis-cli -p PORT ARGS…`'s output, or `None` when it failed.
+/// `redis-cli -p PORT ARGS…`'s output, or `None` when it failed or took over 60 s (`--cluster
+/// create` waits for the cluster to join without a bound of its own).
 fn cli(port: u16, args: &[&str]) -> Option<String> {
-    let out = Command::new("redis-cli")
+    let mut child = Command::new("redis-cli")
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .output()
+        .spawn()
         .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    let mut stdout = child.stdout.take()?;
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut out);
+        out
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let out = reader.join().ok()?;
+    status?.success().then_some(out)
 }
 
 /// Polls `ready` every 50 ms until it holds, for at most `within`.
@@ -222,7 +242,8 @@ impl Drop for Scratch {
 }
 
 /// A Redis Cluster of three masters and three replicas (`redis-cli --cluster create
-/// --cluster-replicas 1`), a node timeout of 1 s so that a killed master's replica takes over
+/// --cluster-replicas 1`), a node timeout of 2 s (short, yet long enough that a loaded
+/// machine does not fail a master over by mistake) so that a killed master's replica takes over
 /// within a few seconds.
 #[derive(Debug)]
 pub struct RedisCluster {
@@ -252,7 +273,7 @@ impl RedisCluster {
                         "--cluster-config-file",
                         &conf,
                         "--cluster-node-timeout",
-                        "1000",
+                        "2000",
                     ],
                 )
             })
@@ -406,7 +427,8 @@ impl RedisCluster {
 }
 
 /// A master, one replica, and three Sentinels (quorum 2) watching the master under the name
-/// `herald`, with a down-after of 1 s: a killed master's replica is promoted within a few
+/// `herald`, with a down-after of 2 s (short, yet long enough that a loaded machine does not
+/// fail over by mistake): a killed master's replica is promoted within a few
 /// seconds. Three Sentinels, as Sentinel's documentation asks for the smallest sound setup.
 #[derive(Debug)]
 pub struct RedisSentinels {
@@ -446,7 +468,7 @@ impl RedisSentinels {
                     &conf,
                     format!(
                         "sentinel monitor {name} 127.0.0.1 {master_port} 2\n\
-                         sentinel down-after-milliseconds {name} 1000\n\
+                         sentinel down-after-milliseconds {name} 2000\n\
                          sentinel failover-timeout {name} 10000\n\
                          sentinel parallel-syncs {name} 1\n",
                         name = Self::MASTER
