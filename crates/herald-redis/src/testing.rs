@@ -242,8 +242,7 @@ impl Drop for Scratch {
 }
 
 /// A Redis Cluster of three masters and three replicas (`redis-cli --cluster create
-/// --cluster-replicas 1`), a node timeout of 2 s (short, yet long enough that a loaded
-/// machine does not fail a master over by mistake) so that a killed master's replica takes over
+/// --cluster-replicas 1`), a node timeout of 1 s so that a killed master's replica takes over
 /// within a few seconds.
 #[derive(Debug)]
 pub struct RedisCluster {
@@ -273,7 +272,9 @@ impl RedisCluster {
                         "--cluster-config-file",
                         &conf,
                         "--cluster-node-timeout",
-                        "2000",
+                        "1000",
+                        "--repl-diskless-sync-delay",
+                        "0",
                     ],
                 )
             })
@@ -318,7 +319,7 @@ impl RedisCluster {
             node.kill();
         }
         let mut new = old;
-        wait_until("a replica's promotion", Duration::from_secs(30), || {
+        wait_until("a replica's promotion", Duration::from_secs(60), || {
             let live = self.live_port();
             match self.owner(live, slot) {
                 Some(owner) if owner != old => {
@@ -415,12 +416,18 @@ impl RedisCluster {
         })
     }
 
+    /// Every node knows the others and every slot is served, and every replica is in sync
+    /// (a replica that never synced does not take over from a master that dies).
     fn wait_healthy(&self) {
         wait_until("the cluster to be whole", Duration::from_secs(30), || {
             self.nodes.iter().all(|n| {
-                cli(n.port, &["cluster", "info"]).is_some_and(|i| {
+                let whole = cli(n.port, &["cluster", "info"]).is_some_and(|i| {
                     i.contains("cluster_state:ok") && i.contains("cluster_known_nodes:6")
-                })
+                });
+                let synced = cli(n.port, &["info", "replication"]).is_some_and(|i| {
+                    i.contains("role:master") || i.contains("master_link_status:up")
+                });
+                whole && synced
             })
         });
     }
@@ -450,7 +457,8 @@ impl RedisSentinels {
         }
         let master_port = free_port();
         let dir = Scratch::new("sentinel", master_port);
-        let master = Node::spawn(master_port, &dir.0, &[]);
+        // No wait before the replica's full sync (5 s by default).
+        let master = Node::spawn(master_port, &dir.0, &["--repl-diskless-sync-delay", "0"]);
         let replica = Node::spawn(
             free_port(),
             &dir.0,
