@@ -131,8 +131,9 @@ fn warn_if_exposed(config: &HubConfig) {
     }
 }
 
-/// The hub on the configured broker: in memory, or Redis for `redis://` and `rediss://` URLs
-/// (several nodes on one Redis share channels, history and presence).
+/// The hub on the configured broker: in memory, or Redis for `redis://`, `rediss://`,
+/// `redis+cluster://` and `redis+sentinel://` URLs (several nodes on one Redis, one Redis
+/// Cluster or one Sentinel-watched master share channels, history and presence).
 async fn hub(config: HubConfig) -> anyhow::Result<Arc<Hub>> {
     let BrokerConfig::Redis { url } = &config.broker else {
         return Hub::new(config).context("starting the hub");
@@ -195,5 +196,9 @@ mod tests {
             "rediss://***@cache:6380/2"
         );
         assert_eq!(redact("redis://:secret@cache"), "redis://***@cache");
+        assert_eq!(
+            redact("redis+sentinel://:secret@s1:26379,s2:26379/main"),
+            "redis+sentinel://***@s1:26379,s2:26379/main"
+        );
     }
 }

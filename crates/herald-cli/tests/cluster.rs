@@ -1,7 +1,9 @@
-//! Several `herald serve` processes on one real redis-server: every subscriber on every node
-//! gets every publication from every node once, in offset order — also when a node is
-//! SIGKILLed (its clients move to the other nodes and recover), and when Redis restarts empty
-//! (complete, or told `recovered: false`).
+//! Several `herald serve` processes on one real redis-server, a real Redis Cluster (three
+//! masters, three replicas) or a real master behind three Sentinels: every subscriber on
+//! every node gets every publication from every node once, in offset order — also when a
+//! node is SIGKILLed (its clients move to the other nodes and recover), and when Redis
+//! restarts empty or a Redis master is killed and its replica promoted (complete, or told
+//! `recovered: false`; never a silent gap).
 #![allow(clippy::unwrap_used, unreachable_pub)]
 
 mod common;
@@ -9,7 +11,7 @@ mod common;
 use common::Node;
 use herald::{MaybeTlsStream, Message, WebSocket};
 use herald_hub_protocol::SUBPROTOCOL;
-use herald_redis::testing::RedisServer;
+use herald_redis::testing::{RedisCluster, RedisSentinels, RedisServer, channel_key};
 use serde_json::{Value, json};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -241,16 +243,34 @@ fn spawn<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> S
     Box::pin(async move { handle.await.unwrap() })
 }
 
+/// The Redis the nodes share.
+#[derive(Debug)]
+enum Backend {
+    Server(RedisServer),
+    Cluster(RedisCluster),
+    Sentinels(RedisSentinels),
+}
+
+impl Backend {
+    fn url(&self) -> String {
+        match self {
+            Self::Server(redis) => redis.url(),
+            Self::Cluster(redis) => redis.url(),
+            Self::Sentinels(redis) => redis.url(),
+        }
+    }
+}
+
 /// The cluster under test: Redis, nodes, subscribers spread over them.
 struct Cluster {
-    redis: RedisServer,
+    redis: Backend,
     nodes: Vec<Node>,
     subscribers: Vec<Spawned<Seen>>,
     target: watch::Sender<Option<(String, u64)>>,
 }
 
 impl Cluster {
-    async fn start(redis: RedisServer, nodes: usize, subscribers_per_node: usize) -> Self {
+    async fn start(redis: Backend, nodes: usize, subscribers_per_node: usize) -> Self {
         let mut started = Vec::new();
         for _ in 0..nodes {
             started.push(node(&redis.url()).await);
@@ -372,7 +392,7 @@ async fn three_nodes_deliver_every_publication_to_every_subscriber_once_in_order
     let Some(redis) = RedisServer::start("three_nodes_deliver_every_publication") else {
         return;
     };
-    let cluster = Cluster::start(redis, 3, 2).await;
+    let cluster = Cluster::start(Backend::Server(redis), 3, 2).await;
     let published = Arc::new(AtomicU64::new(0));
     let publishers = cluster.publish(&published);
     let seen = cluster.finish(publishers, 0).await;
@@ -387,7 +407,7 @@ async fn a_node_killed_mid_stream_loses_nothing_its_clients_recover_elsewhere() 
     let Some(redis) = RedisServer::start("a_node_killed_mid_stream") else {
         return;
     };
-    let mut cluster = Cluster::start(redis, 3, 2).await;
+    let mut cluster = Cluster::start(Backend::Server(redis), 3, 2).await;
     let published = Arc::new(AtomicU64::new(0));
     let publishers = cluster.publish(&published);
     wait_published(&published, MESSAGES / 3).await;
@@ -415,11 +435,14 @@ async fn redis_restarted_mid_stream_ends_complete_or_explicitly_unrecovered() {
     let Some(redis) = RedisServer::start("redis_restarted_mid_stream") else {
         return;
     };
-    let mut cluster = Cluster::start(redis, 3, 2).await;
+    let mut cluster = Cluster::start(Backend::Server(redis), 3, 2).await;
     let published = Arc::new(AtomicU64::new(0));
     let publishers = cluster.publish(&published);
     wait_published(&published, MESSAGES / 3).await;
-    cluster.redis.restart();
+    let Backend::Server(redis) = &mut cluster.redis else {
+        unreachable!("started on one server")
+    };
+    redis.restart();
     eprintln!(
         "redis restarted after {} publications",
         published.load(Ordering::Relaxed)
@@ -443,4 +466,88 @@ async fn redis_restarted_mid_stream_ends_complete_or_explicitly_unrecovered() {
             "live delivery may have missed publications: 4002"
         );
     }
+}
+
+/// After a Redis master died mid-stream: no subscriber saw a duplicate or a gap, and one that
+/// was never told `recovered: false` saw complete sequences: every epoch it saw runs from
+/// offset 1 to its last without a hole (the promoted replica starts a new epoch at its first
+/// publish, announced by the epoch of the publications themselves), ending at the channel's
+/// last position (`finish` waits for it).
+fn assert_complete_or_unrecovered(seen: &[Seen]) {
+    for s in seen {
+        assert!(
+            s.anomalies.is_empty(),
+            "duplicates or gaps: {:?}",
+            &s.anomalies[..s.anomalies.len().min(5)]
+        );
+        if s.unrecovered > 0 {
+            continue;
+        }
+        let mut epochs: Vec<(&str, Vec<u64>)> = Vec::new();
+        for (epoch, offset) in &s.received {
+            match epochs.last_mut() {
+                Some((e, offsets)) if e == epoch => offsets.push(*offset),
+                _ => epochs.push((epoch, vec![*offset])),
+            }
+        }
+        for (epoch, offsets) in &epochs {
+            let n = offsets.len() as u64;
+            assert!(offsets.iter().copied().eq(1..=n), "epoch {epoch}: a hole");
+        }
+        let distinct: std::collections::BTreeSet<&str> = epochs.iter().map(|e| e.0).collect();
+        assert_eq!(distinct.len(), epochs.len(), "an epoch came back");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_on_a_redis_cluster_deliver_every_publication_once_in_order() {
+    let Some(redis) = RedisCluster::start("three_nodes_on_a_redis_cluster") else {
+        return;
+    };
+    let cluster = Cluster::start(Backend::Cluster(redis), 3, 2).await;
+    let published = Arc::new(AtomicU64::new(0));
+    let publishers = cluster.publish(&published);
+    let seen = cluster.finish(publishers, 0).await;
+    assert_eq!(published.load(Ordering::Relaxed), MESSAGES);
+    for s in &seen {
+        assert_complete(s, MESSAGES);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cluster_master_killed_mid_stream_ends_complete_or_explicitly_unrecovered() {
+    let Some(redis) = RedisCluster::start("a_cluster_master_killed_mid_stream") else {
+        return;
+    };
+    let mut cluster = Cluster::start(Backend::Cluster(redis), 3, 2).await;
+    let published = Arc::new(AtomicU64::new(0));
+    let publishers = cluster.publish(&published);
+    wait_published(&published, MESSAGES / 3).await;
+    let Backend::Cluster(redis) = &mut cluster.redis else {
+        unreachable!("started on a cluster")
+    };
+    let at = published.load(Ordering::Relaxed);
+    let promoted = redis.fail_over(&channel_key(CHANNEL));
+    eprintln!("the channel's master killed after {at} publications; {promoted} promoted");
+    let seen = cluster.finish(publishers, 0).await;
+    assert_complete_or_unrecovered(&seen);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sentinel_failover_mid_stream_ends_complete_or_explicitly_unrecovered() {
+    let Some(redis) = RedisSentinels::start("a_sentinel_failover_mid_stream") else {
+        return;
+    };
+    let mut cluster = Cluster::start(Backend::Sentinels(redis), 3, 2).await;
+    let published = Arc::new(AtomicU64::new(0));
+    let publishers = cluster.publish(&published);
+    wait_published(&published, MESSAGES / 3).await;
+    let Backend::Sentinels(redis) = &mut cluster.redis else {
+        unreachable!("started behind sentinels")
+    };
+    let at = published.load(Ordering::Relaxed);
+    let promoted = redis.fail_over();
+    eprintln!("the master killed after {at} publications; {promoted} promoted");
+    let seen = cluster.finish(publishers, 0).await;
+    assert_complete_or_unrecovered(&seen);
 }

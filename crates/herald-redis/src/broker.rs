@@ -2,11 +2,14 @@
 
 use crate::control::Control;
 use crate::error::{Failure, bounded};
-use crate::fanout::Fanout;
+use crate::fanout::{Fanout, Incoming, Source};
+use crate::link::{Commands, Follower};
 use crate::options::RedisOptions;
 use crate::presence::{self, Held};
+use crate::target::Target;
 use crate::users;
-use crate::wire::{self, Keys, VACANT};
+use crate::wire::{self, Keys};
+use futures_util::StreamExt;
 use futures_util::future::{AbortHandle, BoxFuture, FutureExt, abortable};
 use herald_hub::broker::{
     Appended, Broker, BrokerError, BrokerEvents, Health, History, HistoryQuery, Lead, OutboxEntry,
@@ -14,7 +17,7 @@ use herald_hub::broker::{
 };
 use herald_hub::config::HistoryConfig;
 use herald_hub_protocol::{ClientInfo, StreamPosition};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManagerConfig;
 use redis::{RedisError, Script};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -30,11 +33,15 @@ static PRESENCE: LazyLock<Script> = LazyLock::new(|| Script::new(PRESENCE_CODE))
 /// Channels per presence refresh round trip (one pipeline), bounding a request's size.
 const REFRESH_BATCH: usize = 1000;
 
+/// Script calls in flight at once when a cluster runs them one by one (presence and
+/// connection refreshes).
+const CLUSTER_AT_ONCE: usize = 64;
+
 /// Most publications one history read asks Redis for (`XRANGE COUNT` takes an `i64`).
 const MAX_READ: usize = u32::MAX as usize;
 
 struct Inner {
-    conn: ConnectionManager,
+    conn: Commands,
     history: HistoryConfig,
     options: RedisOptions,
     fanout: Arc<Fanout>,
@@ -73,8 +80,10 @@ impl Drop for RedisBroker {
 }
 
 impl RedisBroker {
-    /// Connects to Redis at `url` (`redis://HOST[:PORT][/DB]`, `rediss://…`), with the
-    /// default [`RedisOptions`]. `history` is kept for the broker's `Debug` only: what each
+    /// Connects to Redis at `url`, with the default [`RedisOptions`]: one server
+    /// (`redis://HOST[:PORT][/DB]`, `rediss://…`), a Redis Cluster
+    /// (`redis+cluster://HOST:PORT,HOST:PORT…`, its seed nodes) or the master Sentinel names
+    /// (`redis+sentinel://HOST:PORT,HOST:PORT…/MASTER[/DB]`, the Sentinels). `history` is kept for the broker's `Debug` only: what each
     /// channel retains comes with its publishes, and Redis has no node-wide bounds of its own. Must run inside a tokio
     /// runtime: it spawns the node's pub/sub reader and its upkeep.
     ///
@@ -94,18 +103,44 @@ impl RedisBroker {
         history: HistoryConfig,
         options: RedisOptions,
     ) -> Result<Self, BrokerError> {
-        let client =
-            redis::Client::open(url).map_err(|e| Failure::from_redis(&e).into_read_error())?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.connect_timeout))
             .set_response_timeout(Some(options.op_timeout))
             .set_max_delay(options.max_reconnect_delay);
-        let manager = client.get_connection_manager_with_config(config);
-        let conn = bounded(options.op_timeout, manager)
-            .await
-            .map_err(Failure::into_read_error)?;
-        let control = Arc::new(Control::new(conn.clone(), options.op_timeout));
-        let (fanout, stream) = Fanout::connect(client, options.op_timeout, control.clone()).await?;
+        let (conn, fanout, stream) = match Target::parse(url).map_err(Failure::into_read_error)? {
+            Target::Single(url) => {
+                let client = redis::Client::open(url)
+                    .map_err(|e| Failure::from_redis(&e).into_read_error())?;
+                let manager = client.get_connection_manager_with_config(config);
+                let conn = Commands::Single(
+                    bounded(options.op_timeout, manager)
+                        .await
+                        .map_err(Failure::into_read_error)?,
+                );
+                let control = Arc::new(Control::new(conn.clone(), options.op_timeout));
+                let (fanout, stream) =
+                    Fanout::connect(Source::Server(client), options.op_timeout, control).await?;
+                (conn, fanout, stream)
+            }
+            Target::Sentinel {
+                sentinels,
+                master,
+                settings,
+            } => {
+                let follower = Follower::connect(&sentinels, &master, &settings, options, config)
+                    .await
+                    .map_err(Failure::into_read_error)?;
+                let follower = Arc::new(follower);
+                let conn = Commands::Sentinel(follower.clone());
+                let control = Arc::new(Control::new(conn.clone(), options.op_timeout));
+                let (fanout, stream) =
+                    Fanout::connect(Source::Sentinel(follower), options.op_timeout, control)
+                        .await?;
+                (conn, fanout, stream)
+            }
+            Target::Cluster(seeds) => connect_cluster(&seeds, options).await?,
+        };
+        let control = fanout.control();
         let inner = Arc::new(Inner {
             conn,
             history,
@@ -125,6 +160,42 @@ impl RedisBroker {
             background: vec![reader_handle, upkeep_handle],
         })
     }
+}
+
+/// The command connection and fan-out on a Redis Cluster: two cluster clients, one for
+/// commands and one (RESP3, with a push channel) for pub/sub.
+async fn connect_cluster(
+    seeds: &[String],
+    options: RedisOptions,
+) -> Result<(Commands, Arc<Fanout>, Incoming), BrokerError> {
+    let builder = |seeds: &[String]| {
+        redis::cluster::ClusterClientBuilder::new(seeds.to_vec())
+            .connection_timeout(options.connect_timeout)
+            .response_timeout(options.op_timeout)
+    };
+    // A cluster that cannot be reached is unavailable, whatever the client calls it.
+    let unreachable = |e: Failure| BrokerError::Unavailable(e.to_string());
+    let commands = builder(seeds)
+        .build()
+        .map_err(|e| Failure::from_redis(&e).into_read_error())?;
+    let conn = bounded(options.op_timeout, commands.get_async_connection())
+        .await
+        .map_err(unreachable)?;
+    let conn = Commands::Cluster(conn);
+    let control = Arc::new(Control::new(conn.clone(), options.op_timeout));
+    let (sender, pushes) = tokio::sync::mpsc::unbounded_channel();
+    let pubsub = builder(seeds)
+        .use_protocol(redis::ProtocolVersion::RESP3)
+        .push_sender(sender)
+        .build()
+        .map_err(|e| Failure::from_redis(&e).into_read_error())?;
+    let (fanout, stream) = Fanout::connect_cluster(&pubsub, pushes, options.op_timeout, control)
+        .await
+        .map_err(|e| match e {
+            BrokerError::Internal(e) => BrokerError::Unavailable(e),
+            e => e,
+        })?;
+    Ok((conn, fanout, stream))
 }
 
 /// A new epoch, offered to the scripts: used only when Redis has none for the channel (or no
@@ -160,7 +231,7 @@ impl Inner {
         let (client, user) = publisher.map(|p| (p.client, p.user)).unwrap_or_default();
         let mut call = PUBLISH.key(&keys.meta);
         call.key(&keys.history)
-            .key(VACANT)
+            .key(&keys.vacant)
             .arg(new_epoch())
             .arg(new_epoch())
             .arg(retention.size)
@@ -169,7 +240,8 @@ impl Inner {
             .arg(wire::kind(&payload))
             .arg(payload.bytes().as_ref())
             .arg(client)
-            .arg(user);
+            .arg(user)
+            .arg(self.publish_command());
         let mut conn = self.conn.clone();
         let (offset, epoch): (u64, String) = self
             .track(call.invoke_async(&mut conn))
@@ -184,7 +256,7 @@ impl Inner {
         let limit = query.limit.min(MAX_READ);
         let mut call = HISTORY.key(&keys.meta);
         call.key(&keys.history)
-            .key(VACANT)
+            .key(&keys.vacant)
             .arg(wire::first_id(query.after, limit).unwrap_or_default())
             .arg(limit)
             .arg(new_epoch())
@@ -210,7 +282,8 @@ impl Inner {
         call.key(&keys.users)
             .arg(op)
             .arg(&keys.topic)
-            .arg(millis(self.options.member_lifetime));
+            .arg(millis(self.options.member_lifetime))
+            .arg(self.publish_command());
         for (client, user) in members {
             call.arg(client).arg(user);
         }
@@ -223,6 +296,29 @@ impl Inner {
     /// `op` for many channels' members in one round trip: a pipeline that loads the script
     /// (so it is there even if Redis lost its script cache) and then calls it per channel.
     async fn presence_batch(&self, op: &str, batch: &[Held]) -> Result<(), Failure> {
+        if self.conn.is_cluster() {
+            // A cluster pipeline goes to one shard: one script call per channel instead.
+            return self
+                .each(
+                    batch
+                        .iter()
+                        .map(|held| {
+                            let keys = Keys::new(&held.channel);
+                            let mut call = PRESENCE.key(&keys.members);
+                            call.key(&keys.users)
+                                .arg(op)
+                                .arg(&keys.topic)
+                                .arg(millis(self.options.member_lifetime))
+                                .arg(self.publish_command());
+                            for (client, user) in &held.members {
+                                call.arg(client).arg(user);
+                            }
+                            call
+                        })
+                        .collect(),
+                )
+                .await;
+        }
         let mut pipe = redis::pipe();
         pipe.cmd("SCRIPT").arg("LOAD").arg(PRESENCE_CODE).ignore();
         let lifetime = millis(self.options.member_lifetime);
@@ -235,7 +331,8 @@ impl Inner {
                 .arg(&keys.users)
                 .arg(op)
                 .arg(&keys.topic)
-                .arg(lifetime);
+                .arg(lifetime)
+                .arg(self.publish_command());
             for (client, user) in &held.members {
                 pipe.arg(client).arg(user);
             }
@@ -243,6 +340,34 @@ impl Inner {
         }
         let mut conn = self.conn.clone();
         self.track(pipe.query_async::<()>(&mut conn)).await
+    }
+
+    /// `PUBLISH`, or `SPUBLISH` on a cluster (the scripts' fan-out command).
+    fn publish_command(&self) -> &'static str {
+        if self.conn.is_cluster() {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        }
+    }
+
+    /// Runs script calls (each on its own shard), a bounded number at once; the first
+    /// failure is returned after all ran.
+    async fn each(&self, calls: Vec<redis::ScriptInvocation<'static>>) -> Result<(), Failure> {
+        let mut runs: Vec<BoxFuture<'_, Result<(), Failure>>> = Vec::with_capacity(calls.len());
+        for call in calls {
+            let mut conn = self.conn.clone();
+            runs.push(Box::pin(async move {
+                self.track(call.invoke_async::<redis::Value>(&mut conn))
+                    .await
+                    .map(drop)
+            }));
+        }
+        let results: Vec<Result<(), Failure>> = futures_util::stream::iter(runs)
+            .buffer_unordered(CLUSTER_AT_ONCE)
+            .collect()
+            .await;
+        results.into_iter().collect()
     }
 
     /// PUBLISHes a control frame to every node; returns how many nodes got it.
@@ -354,6 +479,16 @@ impl Inner {
     async fn refresh_connections(&self) {
         let held = self.connections.snapshot();
         let lifetime = millis(self.options.member_lifetime);
+        if self.conn.is_cluster() {
+            let calls = held
+                .iter()
+                .map(|(user, clients)| users::refresh_one(user, clients, lifetime))
+                .collect();
+            if let Err(e) = self.each(calls).await {
+                tracing::warn!(users = held.len(), error = %e, "connection count refresh failed");
+            }
+            return;
+        }
         for batch in held.chunks(REFRESH_BATCH) {
             let mut conn = self.conn.clone();
             let pipe = users::refresh(batch, lifetime);
@@ -401,6 +536,11 @@ async fn upkeep(inner: Arc<Inner>) {
     loop {
         tick.tick().await;
         let was_up = inner.commands_up.load(Ordering::Relaxed);
+        if let Commands::Sentinel(follower) = &inner.conn
+            && let Err(e) = follower.check().await
+        {
+            tracing::debug!(error = %e, "sentinel check failed");
+        }
         inner.ping().await;
         let back = !was_up && inner.commands_up.load(Ordering::Relaxed);
         let due = refreshed.is_none_or(|at| at.elapsed() >= inner.options.refresh_every);

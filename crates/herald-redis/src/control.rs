@@ -1,22 +1,27 @@
 //! The control bus over Redis pub/sub, on the node's one pub/sub connection.
 //!
-//! Every node subscribes to `herald:ctl` (to all nodes) and `herald:ctl:NODE` (to this node
-//! only; NODE is the broker's random id). Frames:
+//! Every node subscribes to `herald:{ctl}` (to all nodes) and `herald:{ctl}:NODE` (to this
+//! node only; NODE is the broker's random id). Frames:
 //!
 //! - `c` + message: a control message, handed to `BrokerEvents::control`;
 //! - `s NODE ID\n` + question: a survey from node NODE; each node PUBLISHes its answer to
-//!   `herald:ctl:NODE` as `a ID\n` + answer.
+//!   `herald:{ctl}:NODE` as `a ID\n` + answer.
+//!
+//! The bus stays on classic pub/sub, also on a Redis Cluster: a classic PUBLISH reaches the
+//! subscribers of every shard. The topics share the hash tag `{ctl}`, so a cluster client
+//! sends every node's SUBSCRIBEs and every PUBLISH to the one master owning that slot, and
+//! PUBLISH's count of receivers (which counts one server's subscribers) still counts every node.
 //!
 //! PUBLISH answers with the number of subscribers that got the frame: for a survey on
-//! `herald:ctl`, the number of nodes, which is how many answers the asking node waits for
+//! `herald:{ctl}`, the number of nodes, which is how many answers the asking node waits for
 //! (up to its timeout). Everything is bounded: frames (`MAX_CONTROL_SIZE` plus a header),
 //! surveys in flight ([`MAX_PENDING`]), answers per survey ([`MAX_ANSWERS`]) and answers
 //! being sent at once ([`MAX_SENDING`]); what does not fit, or does not parse, is dropped and
 //! counted through `BrokerEvents::control_malformed`.
 
+use crate::link::Commands;
 use bytes::Bytes;
 use herald_hub::broker::{BrokerError, BrokerEvents, MAX_CONTROL_SIZE};
-use redis::aio::ConnectionManager;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,7 +29,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 
 /// The topic every node hears.
-pub(crate) const ALL: &str = "herald:ctl";
+pub(crate) const ALL: &str = "herald:{ctl}";
 /// Surveys in flight on one node; one more is refused.
 pub(crate) const MAX_PENDING: usize = 64;
 /// Answers one survey keeps (nodes in a cluster).
@@ -42,7 +47,7 @@ struct Pending {
 /// This node's side of the bus.
 pub(crate) struct Control {
     node: String,
-    conn: ConnectionManager,
+    conn: Commands,
     next: AtomicU64,
     pending: Mutex<HashMap<u64, Pending>>,
     sending: Arc<Semaphore>,
@@ -50,7 +55,7 @@ pub(crate) struct Control {
 }
 
 impl Control {
-    pub(crate) fn new(conn: ConnectionManager, op_timeout: Duration) -> Self {
+    pub(crate) fn new(conn: Commands, op_timeout: Duration) -> Self {
         Self {
             node: format!("{:016x}", rand::random::<u64>()),
             conn,
@@ -111,7 +116,7 @@ impl Control {
         Ok((frame, waiter))
     }
 
-    /// A frame from `herald:ctl` or this node's topic.
+    /// A frame from `herald:{ctl}` or this node's topic.
     pub(crate) fn deliver(
         self: &Arc<Self>,
         topic: &str,

@@ -6,7 +6,7 @@
 //! client's input must never turn into a degraded node.
 
 use herald_hub::broker::BrokerError;
-use redis::{ErrorKind, RedisError};
+use redis::{ErrorKind, RedisError, ServerErrorKind};
 use std::future::Future;
 use std::time::Duration;
 
@@ -41,6 +41,19 @@ impl Failure {
 
     pub(crate) fn from_redis(e: &RedisError) -> Self {
         let kind = match e.kind() {
+            // Refused before running: the shard or master is failing over (a cluster with a
+            // slot unserved, a master gone, a demoted master refusing writes, a server
+            // loading its data). Nothing ran, and Redis is, for this key, out of reach.
+            ErrorKind::Server(
+                ServerErrorKind::ClusterDown
+                | ServerErrorKind::TryAgain
+                | ServerErrorKind::MasterDown
+                | ServerErrorKind::ReadOnly
+                | ServerErrorKind::BusyLoading,
+            )
+            | ErrorKind::ClusterConnectionNotFound
+            | ErrorKind::MasterNameNotFoundBySentinel
+            | ErrorKind::NoValidReplicasFoundBySentinel => FailureKind::NotSent,
             ErrorKind::Server(_) | ErrorKind::Extension => FailureKind::ErrorReply,
             ErrorKind::Io if e.is_connection_refusal() => FailureKind::NotSent,
             // A command may have been written before the connection broke.

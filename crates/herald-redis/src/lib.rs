@@ -4,8 +4,26 @@
 //! Start with [`RedisBroker::connect`] (or [`RedisBroker::connect_with`] and
 //! [`RedisOptions`] for other timings), then hand the broker to
 //! `herald_hub::Hub::with_broker`. This crate is not a Redis client (it uses the `redis`
-//! crate) and does not support Redis Cluster: a channel's keys are not hash-tagged into one
-//! slot. One Redis server (with replicas or Sentinel in front, if you like) serves all nodes.
+//! crate). Redis comes in three shapes, by URL:
+//!
+//! - `redis://HOST[:PORT][/DB]` (`rediss://` for TLS): one server.
+//! - `redis+cluster://HOST:PORT,HOST:PORT…`: a Redis Cluster, by seed nodes. Every key of a
+//!   channel carries its slot's hash tag, so each script runs on the one shard owning the
+//!   channel; fan-out is sharded pub/sub (`SPUBLISH`/`SSUBSCRIBE`, Redis 7), so a channel's
+//!   traffic stays on its shard. The node re-SSUBSCRIBEs its channels when a shard's
+//!   connection drops (failover) or a shard drops a subscription (its slot moved), and its
+//!   subscribers recover meanwhile (4002, as for any lost pub/sub connection).
+//! - `redis+sentinel://HOST:PORT,HOST:PORT…/MASTER[/DB]`: the master the Sentinels name
+//!   MASTER. The node asks them every [`RedisOptions::check_every`] and, when they name
+//!   another master, moves its command and pub/sub connections there (subscribers recover).
+//!
+//! # Failover and lost writes
+//! Redis replicates asynchronously: publications a master acknowledged just before it died
+//! may be missing on the replica that takes over, and the replica would reuse their offsets.
+//! `publish.lua` stores the server's replication id (`master_replid`, which a promotion
+//! changes) with the channel's epoch, and starts a new epoch when it differs: clients that
+//! saw the lost offsets get `recovered: false`, never a different publication under an
+//! offset they already hold.
 //!
 //! # How the [`Broker`](herald_hub::broker::Broker) invariants hold
 //! - **Atomic publish.** `publish.lua` runs as one script: it creates the epoch if missing,
@@ -25,33 +43,45 @@
 //!   removing presence members create no key; SUBSCRIBE is not a key. Only a publish and a
 //!   presence add create a channel's keys.
 //! - **The vacant epoch.** A channel without a meta hash reads as offset 0 in the epoch
-//!   stored at `herald:vacant`, which `publish.lua` replaces with a fresh value (offered by
-//!   the node) whenever it creates a stream. When that key is missing (a new or restarted
-//!   Redis, or evicted) the first read sets it, so reads of empty channels agree with each
-//!   other (a `history` then a `subscribe` that recovers from it) until a stream is created.
+//!   stored at its slot's `herald:{TAG}:vacant`, which `publish.lua` replaces with a fresh
+//!   value (offered by the node) whenever it creates a stream in that slot. When that key is
+//!   missing (a new or restarted Redis, or evicted) the first read sets it, so reads of an
+//!   empty channel agree with each other (a `history` then a `subscribe` that recovers from
+//!   it) until a stream is created in its slot. At most 16,384 such keys exist, whatever
+//!   clients read.
 //!
 //! # Redis keys
-//! For a channel `C` (the name is used as is):
+//! For a channel `C` (the name is used as is) in hash slot `S` (CRC16 of the whole name,
+//! modulo 16384, as Redis Cluster computes it), `TAG` is a short decimal string that hashes to
+//! `S` (the same for every channel of the slot), so that all of these hash to `S`:
 //!
 //! | key | type | holds | expires |
 //! |---|---|---|---|
-//! | `herald:m:C` | hash | `top` (last offset), `epoch` | the retention's TTL after the last publish |
-//! | `herald:h:C` | stream | publications, entry id `OFFSET-0`, fields `k` (kind `j`/`t`/`b`), `c` (publisher client, empty for none), `u` (user), `d` (payload); `MAXLEN` the retention's size (exact) | with the meta hash |
-//! | `herald:p:C` | sorted set | present client ids, scored by expiry (Redis server time, ms) | twice the member lifetime after the last add |
-//! | `herald:u:C` | hash | client id → user id of present members | with the sorted set |
-//! | `herald:c:C` | pub/sub topic | `p OFFSET EPOCH KIND CLIENTLEN USERLEN\n` + client, user, payload; `j`/`l CLIENTLEN USERLEN\n` + client, user for join/leave | — |
+//! | `herald:{TAG}:m:C` | hash | `top` (last offset), `epoch`, `r` (the server's replication id when the epoch began) | the retention's TTL after the last publish |
+//! | `herald:{TAG}:h:C` | stream | publications, entry id `OFFSET-0`, fields `k` (kind `j`/`t`/`b`), `c` (publisher client, empty for none), `u` (user), `d` (payload); `MAXLEN` the retention's size (exact) | with the meta hash |
+//! | `herald:{TAG}:p:C` | sorted set | present client ids, scored by expiry (Redis server time, ms) | twice the member lifetime after the last add |
+//! | `herald:{TAG}:u:C` | hash | client id → user id of present members | with the sorted set |
+//! | `herald:{TAG}:c:C` | pub/sub topic (sharded on a cluster) | `p OFFSET EPOCH KIND CLIENTLEN USERLEN\n` + client, user, payload; `j`/`l CLIENTLEN USERLEN\n` + client, user for join/leave | — |
+//! | `herald:{TAG}:vacant` | string | the slot's vacant epoch | never |
 //!
-//! and one key for all channels: `herald:vacant` (string), the vacant epoch; it does not
-//! expire. For a user `U` with `limits.max_connections_per_user` set: `herald:n:U`, a sorted
+//! Earlier versions named these `herald:m:C` and so on, with one `herald:vacant`: a node of
+//! this version does not read them. Nothing there needs migrating (history is a bounded,
+//! expiring buffer): old keys expire with their TTL, and clients recovering from old
+//! positions get `recovered: false` once. The webhook outbox's keys carry the tag `{o}` (one
+//! slot; see `outbox.rs`). For a user `U` with `limits.max_connections_per_user` set: `herald:n:U`, a sorted
 //! set of its connections' client ids scored by expiry (Redis server time, ms), refreshed by
 //! their nodes with the presence members and expiring twice the member lifetime after the
 //! last change; `connections.lua` checks the limit and adds in one step.
 //!
 //! # The control bus
-//! Every node's pub/sub connection also subscribes `herald:ctl` (control messages and
-//! surveys to every node) and `herald:ctl:NODE` (answers to this node's surveys; NODE is a
+//! Every node's pub/sub connection also subscribes `herald:{ctl}` (control messages and
+//! surveys to every node) and `herald:{ctl}:NODE` (answers to this node's surveys; NODE is a
 //! random id per broker). A survey waits for as many answers as PUBLISH reported receivers
-//! of the question, up to its timeout. See `control.rs` for the frames and their bounds.
+//! of the question, up to its timeout. See `control.rs` for the frames and their bounds. On a
+//! cluster the bus stays on classic pub/sub, which reaches every shard: it is light (surveys
+//! and control messages, not publications), and the tag `{ctl}` puts every node's
+//! SUBSCRIBEs and every PUBLISH on one master, so PUBLISH's count of receivers counts every
+//! node.
 //!
 //! Each publish carries the channel's [`Retention`](herald_hub::broker::Retention) (its
 //! namespace's history size and TTL, passed to `publish.lua` as `MAXLEN` and `PEXPIRE`), so
@@ -70,7 +100,8 @@
 //!
 //! # Cost
 //! One publish is one round trip (`EVALSHA`; `EVAL` once after Redis lost its script cache)
-//! running 6 commands in Redis: `HGET`, `HINCRBY`, `XADD`, `PEXPIRE` ×2, `PUBLISH` (4 more,
+//! running 7 commands in Redis: `INFO replication`, `HMGET`, `HINCRBY`, `XADD`, `PEXPIRE` ×2,
+//! `PUBLISH` (`SPUBLISH` on a cluster) (4 more,
 //! `DEL`, `HSET`, `SET` of the vacant epoch, when it starts an epoch; 4 with
 //! a retention of size 0). A history read or a subscribe is one round trip each.
 //!
@@ -78,7 +109,8 @@
 //! Each node lists its members in the channel's sorted set with an expiry one member lifetime
 //! ahead ([`RedisOptions::member_lifetime`], 30 s) and re-adds all of them every
 //! [`RedisOptions::refresh_every`] (10 s), and at once when Redis answers again after failing:
-//! one pipeline per 1,000 channels, so a slow cycle is one round trip, and a member that
+//! one pipeline per 1,000 channels, so a slow cycle is one round trip (on a cluster, where a
+//! pipeline goes to one shard, one call per channel, 64 at once), and a member that
 //! expired or was swept while Redis stalled comes back (announced by a join) rather than being
 //! lost for good. Every presence operation first removes expired members and announces their
 //! leave, so a crashed node's members disappear within about a lifetime (on the next presence
@@ -104,15 +136,25 @@
 //! who subscribed during the outage. Redis also ends a pub/sub connection that falls behind
 //! (`client-output-buffer-limit pubsub`, 32 MB by default): that too is a lost connection,
 //! turned into recovery rather than silent loss.
+//!
+//! On a cluster, a reply saying the slot is not served now (`CLUSTERDOWN`, `TRYAGAIN`,
+//! `MASTERDOWN`), a demoted master's `READONLY` and a server still `LOADING` are
+//! unavailability too: the command did not run, so a publish fails as unavailable (109) and
+//! health is degraded until Redis answers again. The cluster client retries redirects
+//! (`MOVED`, `ASK`) itself. Its push channel (the pub/sub side) is unbounded in this process;
+//! what bounds it is Redis's own `client-output-buffer-limit pubsub`, as above.
 
 mod broker;
 mod control;
 mod error;
 mod fanout;
+mod link;
 mod options;
 mod outbox;
 mod pending;
 mod presence;
+mod slot;
+mod target;
 mod users;
 mod wire;
 

@@ -1,17 +1,18 @@
 //! The webhook outbox in Redis: `outbox.lua` decides every event in one atomic step, the
-//! stream `herald:o:out` holds them until the leader delivered them.
+//! stream `herald:{o}:out` holds them until the leader delivered them.
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `herald:o:out` | stream | events: `k` (encoded thing), `h` (`1` held, `0` released), or `j` (JSON) |
-//! | `herald:o:nodes` | sorted set | node ids scored by the end of their life (ms) |
-//! | `herald:o:pending` | sorted set | released things scored by the end of their grace delay |
-//! | `herald:o:lease` | string | the delivering node's id, expiring with its lease |
-//! | `herald:o:k:THING` | set | the nodes that hold THING |
-//! | `herald:o:h:NODE` | set | the things NODE holds |
+//! | `herald:{o}:out` | stream | events: `k` (encoded thing), `h` (`1` held, `0` released), or `j` (JSON) |
+//! | `herald:{o}:nodes` | sorted set | node ids scored by the end of their life (ms) |
+//! | `herald:{o}:pending` | sorted set | released things scored by the end of their grace delay |
+//! | `herald:{o}:lease` | string | the delivering node's id, expiring with its lease |
+//! | `herald:{o}:k:THING` | set | the nodes that hold THING |
+//! | `herald:{o}:h:NODE` | set | the things NODE holds |
 //!
-//! The script names the per-thing and per-node keys itself, so the outbox needs one Redis
-//! server (not Redis Cluster), like the rest of this broker.
+//! The script names the per-thing and per-node keys itself; every key carries the hash tag
+//! `{o}`, so on a Redis Cluster the whole outbox lives in one slot (one shard) and each step,
+//! the dead-node sweep included, stays one atomic script there.
 
 use herald_hub::broker::{Appended, Lead, OutboxEntry, OutboxEvent, OutboxPolicy, Tracked};
 use redis::{Script, Value};
@@ -21,11 +22,11 @@ use std::time::Duration;
 static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/outbox.lua")));
 
 /// The outbox stream.
-pub(crate) const OUT: &str = "herald:o:out";
-const NODES: &str = "herald:o:nodes";
-const PENDING: &str = "herald:o:pending";
-const LEASE: &str = "herald:o:lease";
-const PREFIX: &str = "herald:o:";
+pub(crate) const OUT: &str = "herald:{o}:out";
+const NODES: &str = "herald:{o}:nodes";
+const PENDING: &str = "herald:{o}:pending";
+const LEASE: &str = "herald:{o}:lease";
+const PREFIX: &str = "herald:{o}:";
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)

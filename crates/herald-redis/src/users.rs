@@ -38,6 +38,21 @@ pub(crate) fn remove(
     call
 }
 
+/// The script call that refreshes `user`'s connections `clients` (one at a time, on a
+/// cluster, where a pipeline goes to one shard).
+pub(crate) fn refresh_one(
+    user: &str,
+    clients: &[String],
+    lifetime_ms: u64,
+) -> redis::ScriptInvocation<'static> {
+    let mut call = SCRIPT.key(key(user));
+    call.arg("refresh").arg(lifetime_ms);
+    for client in clients {
+        call.arg(client);
+    }
+    call
+}
+
 /// One pipeline that refreshes every connection in `held` (loading the script first, in
 /// case Redis lost its cache).
 pub(crate) fn refresh(held: &[(String, Vec<String>)], lifetime_ms: u64) -> redis::Pipeline {

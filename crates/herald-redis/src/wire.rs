@@ -19,13 +19,22 @@ pub(crate) struct Keys {
     pub(crate) users: String,
     /// Pub/sub topic.
     pub(crate) topic: String,
+    /// The vacant epoch of the channel's slot (string), which every new stream in the slot
+    /// replaces.
+    pub(crate) vacant: String,
 }
 
-/// Prefix of every pub/sub topic; the channel name follows it.
-pub(crate) const TOPIC_PREFIX: &str = "herald:c:";
+/// What a pub/sub topic starts with: `herald:{TAG}:c:` and the channel name follow.
+const TOPIC_START: &str = "herald:{";
+/// What separates a topic's slot tag from its channel name.
+const TOPIC_MIDDLE: &str = "}:c:";
 
-/// The one key shared by all channels: the vacant epoch, which every new stream replaces.
-pub(crate) const VACANT: &str = "herald:vacant";
+/// The channel a pub/sub topic is for, or `None` for another topic (the control bus's).
+pub(crate) fn topic_channel(topic: &str) -> Option<&str> {
+    let rest = topic.strip_prefix(TOPIC_START)?;
+    let (tag, channel) = rest.split_once(TOPIC_MIDDLE)?;
+    (!tag.is_empty() && tag.bytes().all(|b| b.is_ascii_digit())).then_some(channel)
+}
 
 /// Offsets above this cannot be in Redis: the scripts see numbers as doubles, exact up to
 /// 2^53, and offsets grow by one per publication.
@@ -39,13 +48,17 @@ pub(crate) fn first_id(after: u64, limit: usize) -> Option<String> {
 }
 
 impl Keys {
+    /// Every key of `channel` is hash-tagged with its slot's tag (see `slot.rs`), so that
+    /// one script can touch all of them on a Redis Cluster.
     pub(crate) fn new(channel: &str) -> Self {
+        let tag = crate::slot::tag(channel);
         Self {
-            meta: format!("herald:m:{channel}"),
-            history: format!("herald:h:{channel}"),
-            members: format!("herald:p:{channel}"),
-            users: format!("herald:u:{channel}"),
-            topic: format!("{TOPIC_PREFIX}{channel}"),
+            meta: format!("herald:{{{tag}}}:m:{channel}"),
+            history: format!("herald:{{{tag}}}:h:{channel}"),
+            members: format!("herald:{{{tag}}}:p:{channel}"),
+            users: format!("herald:{{{tag}}}:u:{channel}"),
+            topic: format!("{TOPIC_START}{tag}{TOPIC_MIDDLE}{channel}"),
+            vacant: format!("herald:{{{tag}}}:vacant"),
         }
     }
 }
@@ -226,5 +239,32 @@ mod tests {
         ] {
             assert_eq!(parse(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_channels_keys_and_topic_share_one_slot_and_the_topic_names_the_channel() {
+        for channel in ["room", "a}b{c", "{x}", "ns:with:colons"] {
+            let keys = Keys::new(channel);
+            // Redis hashes the text between the first `{` and the next `}`.
+            let tag = |key: &str| -> String {
+                let open = key.find('{').expect("a tag");
+                let close = key[open..].find('}').expect("a closed tag") + open;
+                key[open + 1..close].to_owned()
+            };
+            let all = [
+                &keys.meta,
+                &keys.history,
+                &keys.members,
+                &keys.users,
+                &keys.topic,
+                &keys.vacant,
+            ];
+            for key in all {
+                assert_eq!(tag(key), crate::slot::tag(channel), "{key}");
+            }
+            assert_eq!(topic_channel(&keys.topic), Some(channel));
+        }
+        assert_eq!(topic_channel("herald:{ctl}"), None);
+        assert_eq!(topic_channel("herald:{ctl}:0af3"), None);
     }
 }

@@ -102,7 +102,9 @@ pub(crate) static SETTINGS: &[Setting] = &[
     setting("listen", "listen", Kind::Addr, "ADDR", "0.0.0.0:8080", |c| text(&c.listen.to_string()),
         "Address to listen on; port 0 picks a free port."),
     setting("broker", "broker", Kind::Text, "URL", "redis://127.0.0.1:6379", |c| text(&c.broker.to_string()),
-        "`memory` (one node) or a redis:// / rediss:// URL shared by every node."),
+        "`memory` (one node), or Redis shared by every node: a redis:// / rediss:// URL (one server), \
+         redis+cluster://HOST:PORT,HOST:PORT (a Redis Cluster's seed nodes) or \
+         redis+sentinel://HOST:PORT,HOST:PORT/MASTER (the Sentinels naming the master)."),
     setting("deflate", "deflate", Kind::Bool, "BOOL", "false", |c| boolean(c.deflate),
         "Offer permessage-deflate (RFC 7692) to clients."),
     setting("http2", "http2", Kind::Bool, "BOOL", "false", |c| boolean(c.http2),

@@ -22,12 +22,13 @@
 //!   channel's stream, so unique channel names read by clients cost the broker nothing.
 //! - **A channel without a stream reads as offset 0 in the vacant epoch.** The broker keeps
 //!   one *vacant epoch* for every channel that has no stream (never published, or its stream
-//!   was lost). It is never the epoch of a stream, and it is replaced whenever the broker
-//!   creates a stream for any channel. So a position read before a channel's first
-//!   publication matches no position read once that channel had a stream: recovering from
-//!   it after a publication, or after a stream came and went, is never mistaken for
-//!   continuity, while a quiet channel's position stays valid as long as no stream was
-//!   created anywhere. A broker may also replace it at other times (the Redis broker when
+//!   was lost), or one per fixed group of channels (the Redis broker: per Redis Cluster hash
+//!   slot, so that one shard keeps it with the channels' keys). It is never the epoch of a
+//!   stream, and it is replaced whenever the broker creates a stream for any channel of its
+//!   group. So a position read before a channel's first publication matches no position read
+//!   once that channel had a stream: recovering from it after a publication, or after a
+//!   stream came and went, is never mistaken for continuity, while a quiet channel's position
+//!   stays valid as long as no stream was created in its group. A broker may also replace it at other times (the Redis broker when
 //!   Redis lost its copy); that only costs a `recovered: false`.
 //!
 //! # The control bus

@@ -19,7 +19,9 @@ pub enum BrokerConfig {
     #[default]
     Memory,
     /// `redis://[USER[:PASSWORD]@]HOST[:PORT][/DB]`, or `rediss://…` for TLS: one Redis shared
-    /// by every node, with the timings of the `[redis]` section
+    /// by every node; `redis+cluster://[USER[:PASSWORD]@]HOST:PORT[,HOST:PORT…]`: a Redis
+    /// Cluster, by its seed nodes; `redis+sentinel://[USER[:PASSWORD]@]HOST:PORT[,HOST:PORT…]/MASTER[/DB]`:
+    /// the master the Sentinels name MASTER. With the timings of the `[redis]` section
     /// ([`RedisConfig`](super::RedisConfig)).
     Redis {
         /// The URL as written (with its password, if it has one).
@@ -31,12 +33,21 @@ pub enum BrokerConfig {
 }
 
 impl BrokerConfig {
-    /// Reads the string form: `memory`, a `redis://` or `rediss://` URL, or else
+    /// Reads the string form: `memory`, a `redis://`, `rediss://`, `redis+cluster://` or
+    /// `redis+sentinel://` URL, or else
     /// [`Unsupported`](Self::Unsupported). Case matters (`Memory` is unsupported).
     pub fn parse(s: &str) -> Self {
         if s == "memory" {
             Self::Memory
-        } else if s.starts_with("redis://") || s.starts_with("rediss://") {
+        } else if [
+            "redis://",
+            "rediss://",
+            "redis+cluster://",
+            "redis+sentinel://",
+        ]
+        .iter()
+        .any(|scheme| s.starts_with(scheme))
+        {
             Self::Redis { url: s.to_owned() }
         } else {
             Self::Unsupported(s.to_owned())
@@ -74,8 +85,25 @@ impl<'de> Deserialize<'de> for BrokerConfig {
     }
 }
 
-/// `redis://[USER[:PASSWORD]@]HOST[:PORT][/DB]`, or `rediss://` for TLS.
+/// `redis://[USER[:PASSWORD]@]HOST[:PORT][/DB]`, `rediss://` for TLS, or the cluster and
+/// Sentinel forms: comma-separated `HOST:PORT`s (a port each), then for Sentinel `/MASTER`
+/// and an optional `/DB`.
 fn redis_url(url: &str) -> bool {
+    if let Some(rest) = url.strip_prefix("redis+cluster://") {
+        let hosts = rest.rsplit_once('@').map_or(rest, |(_, hosts)| hosts);
+        return !hosts.contains('/') && host_list(hosts);
+    }
+    if let Some(rest) = url.strip_prefix("redis+sentinel://") {
+        let Some((authority, path)) = rest.split_once('/') else {
+            return false;
+        };
+        let hosts = authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, hosts)| hosts);
+        let (master, db) = path.split_once('/').unwrap_or((path, ""));
+        let db_ok = db.is_empty() || db.parse::<u32>().is_ok();
+        return host_list(hosts) && !master.is_empty() && !master.contains('/') && db_ok;
+    }
     let Some(rest) = url
         .strip_prefix("redis://")
         .or_else(|| url.strip_prefix("rediss://"))
@@ -100,6 +128,15 @@ fn redis_url(url: &str) -> bool {
     !host.is_empty() && port_ok && db_ok
 }
 
+/// `HOST:PORT[,HOST:PORT…]`, each with a host and a numeric port.
+fn host_list(hosts: &str) -> bool {
+    hosts.split(',').all(|host| {
+        host.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && !host.contains('@') && port.parse::<u16>().is_ok()
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +149,10 @@ mod tests {
             "redis://cache:6379/2",
             "rediss://user:p%40ss@cache.internal:6380",
             "redis://[::1]:6379",
+            "redis+cluster://10.0.0.1:7000,10.0.0.2:7000",
+            "redis+cluster://u:p@cache-1:7000",
+            "redis+sentinel://s1:26379,s2:26379,s3:26379/main",
+            "redis+sentinel://:secret@s1:26379/main/2",
         ] {
             assert!(BrokerConfig::parse(ok).validate().is_ok(), "{ok}");
         }
@@ -122,6 +163,13 @@ mod tests {
             "redis://host:port",
             "http://cache",
             "redis://h/x",
+            "redis+cluster://",
+            "redis+cluster://h",
+            "redis+cluster://h:1,",
+            "redis+cluster://h:1/0",
+            "redis+sentinel://s:1",
+            "redis+sentinel://s:1/",
+            "redis+sentinel://s:1/m/x",
         ] {
             let e = BrokerConfig::parse(bad).validate().unwrap_err();
             assert_eq!(e.key(), "broker", "{bad}");

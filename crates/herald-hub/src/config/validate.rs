@@ -32,7 +32,10 @@ macro_rules! command_hook_keys {
 #[non_exhaustive]
 pub enum ConfigError {
     /// `broker` is neither `memory` nor a Redis URL of the documented shape: fix the value.
-    #[error("broker `{0}` is neither `memory` nor a redis://HOST[:PORT][/DB] or rediss:// URL")]
+    #[error(
+        "broker `{0}` is neither `memory` nor a redis://HOST[:PORT][/DB], rediss://, \
+         redis+cluster://HOST:PORT[,HOST:PORT...] or redis+sentinel://HOST:PORT[,...]/MASTER URL"
+    )]
     Broker(String),
     /// One of `tls.cert` and `tls.key` is set without the other: set both, or neither.
     #[error("{set} is set without {missing}: set both for https, or neither")]

@@ -1,8 +1,9 @@
 -- Read a channel's position and the publications from a stream id on, in one consistent step.
 -- It creates nothing for the channel: reading a channel that has no stream leaves its keys as
--- they were. The one shared vacant-epoch key is set when it is missing, so that two reads of
--- empty channels agree until a stream is created.
--- KEYS[1] meta hash (top, epoch)   KEYS[2] history stream   KEYS[3] vacant epoch (string)
+-- they were. The slot's vacant-epoch key is set when it is missing, so that two reads of
+-- empty channels agree until a stream is created in the slot.
+-- KEYS[1] meta hash (top, epoch)   KEYS[2] history stream
+-- KEYS[3] the slot's vacant epoch (string); all three share one hash slot
 -- ARGV: 1 first stream id to read, built by the node ('' reads only the position),
 --       2 count, 3 the vacant epoch to report when Redis holds none,
 --       4 direction: 'fwd' (the oldest from the first id on) or 'rev' (the newest down to

@@ -2,15 +2,16 @@
 -- client -> user. Expired members (their node stopped refreshing them) are removed and
 -- announced as leaves by whichever node sweeps first.
 -- KEYS[1] members zset   KEYS[2] users hash
--- ARGV: 1 op (add|remove|list), 2 pub/sub topic, 3 member lifetime ms,
---       then clients and users in pairs (add, remove)
+-- ARGV: 1 op (add|remove|list), 2 pub/sub topic, 3 member lifetime ms, 4 the publish
+--       command (PUBLISH, or SPUBLISH on a Redis Cluster), then clients and users in pairs
+--       (add, remove). The keys and the topic share one hash slot.
 -- A node's refresh is `add` of every member it holds: a member that expired or was swept
 -- while Redis stalled is added back (and its join announced again), not lost for good.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local life = tonumber(ARGV[3])
 local function announce(kind, client, user)
-  redis.call('PUBLISH', ARGV[2], kind .. ' ' .. #client .. ' ' .. #user .. '\n' .. client .. user)
+  redis.call(ARGV[4], ARGV[2], kind .. ' ' .. #client .. ' ' .. #user .. '\n' .. client .. user)
 end
 for _, client in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
   local user = redis.call('HGET', KEYS[2], client) or ''
@@ -19,7 +20,7 @@ for _, client in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
   announce('l', client, user)
 end
 local op = ARGV[1]
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   local client, user = ARGV[i], ARGV[i + 1]
   if op == 'add' then
     local added = redis.call('ZADD', KEYS[1], now + life, client)
