@@ -554,3 +554,10 @@ impl RedisSentinels {
 pub fn channel_key(channel: &str) -> String {
     crate::wire::Keys::new(channel).meta
 }
+
+/// The Redis keys of `channel`'s history stream, presence members and their users, as the
+/// broker writes them: for tests that look at (or remove) them directly.
+pub fn channel_keys(channel: &str) -> [String; 3] {
+    let keys = crate::wire::Keys::new(channel);
+    [keys.history, keys.members, keys.users]
+}

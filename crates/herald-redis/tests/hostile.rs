@@ -433,12 +433,12 @@ async fn presence_survives_a_redis_stall_longer_than_the_member_lifetime() {
 
     // Redis losing the keys outright is the same: the refresh adds the member back.
     let mut conn = redis_conn(&redis).await;
-    let _: u64 = redis::cmd("DEL")
-        .arg("herald:p:room")
-        .arg("herald:u:room")
+    let deleted: u64 = redis::cmd("DEL")
+        .arg(&herald_redis::testing::channel_keys("room")[1..])
         .query_async(&mut conn)
         .await
         .unwrap();
+    assert_eq!(deleted, 2, "the presence keys were there to lose");
     let back = async || listed(&other, &id).await;
     eventually("the member is back after losing its keys", back).await;
 }

@@ -166,12 +166,16 @@ async fn each_namespaces_size_and_ttl_reach_redis_and_another_node_reads_latest_
     assert_eq!(offsets(&newest["publications"]), [5, 4]);
     let lobby = reader.ok("history", json!({"channel": "lobby"})).await;
     assert_eq!(offsets(&lobby["publications"]), [1, 2, 3, 4, 5]);
-    let short = pttl(&redis, "herald:h:prices:eur").await;
+    let short = pttl(
+        &redis,
+        &herald_redis::testing::channel_keys("prices:eur")[0],
+    )
+    .await;
     assert!(
         short > 0 && short <= 2000,
         "the namespace's TTL: {short} ms"
     );
-    let long = pttl(&redis, "herald:h:lobby").await;
+    let long = pttl(&redis, &herald_redis::testing::channel_keys("lobby")[0]).await;
     assert!(
         long > 2000,
         "history.ttl for the default namespace: {long} ms"
