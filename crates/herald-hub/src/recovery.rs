@@ -22,12 +22,15 @@ pub(crate) struct Recovery {
 }
 
 /// Whether `history`, read with `HistoryQuery { after: since.offset, .. }`, continues the
-/// stream right after `since`: the same epoch, not ahead of the stream, and its first
+/// stream right after `since`: the same epoch (or `since` is offset 0 in the vacant epoch
+/// the stream replaced when it was created), not ahead of the stream, and its first
 /// publication (if any) is `since.offset + 1`, so nothing between the two was trimmed. The one
 /// reachability rule: `history` replies and recovery both use it.
 pub(crate) fn continues_from(since: &StreamPosition, history: &History) -> bool {
     let top = history.position.offset;
-    since.epoch == history.position.epoch
+    let same_stream = since.epoch == history.position.epoch
+        || (since.offset == 0 && history.vacant_before.as_ref() == Some(&since.epoch));
+    same_stream
         && since.offset <= top
         && match history.publications.first() {
             Some(first) => Some(first.offset) == since.offset.checked_add(1),
@@ -134,6 +137,7 @@ mod tests {
                 epoch: epoch.into(),
             },
             publications: (oldest.max(after + 1)..=top).map(publication).collect(),
+            vacant_before: None,
         }
     }
 
@@ -171,6 +175,41 @@ mod tests {
         assert!(!r.recovered && r.publications.is_empty());
     }
 
+    /// A stream created for a channel without one, naming the vacant epoch it replaced.
+    fn first_stream(vacant: &str, top: u64, oldest: u64) -> History {
+        History {
+            vacant_before: Some(vacant.into()),
+            ..history("e", top, oldest, 0)
+        }
+    }
+
+    #[test]
+    fn a_position_read_before_the_first_publish_recovers_the_stream_that_replaced_its_epoch() {
+        let r = recover(&at(0, "v"), first_stream("v", 3, 1));
+        assert!(r.recovered);
+        let offsets: Vec<u64> = r.publications.iter().map(|p| p.offset).collect();
+        assert_eq!(offsets, [1, 2, 3]);
+        assert_eq!(r.position, at(3, "e"));
+    }
+
+    #[test]
+    fn a_vacant_position_does_not_recover_a_stream_that_replaced_another_vacant_epoch() {
+        let r = recover(&at(0, "older"), first_stream("v", 3, 1));
+        assert!(!r.recovered && r.publications.is_empty());
+    }
+
+    #[test]
+    fn a_vacant_position_does_not_recover_a_first_stream_trimmed_past_offset_1() {
+        let r = recover(&at(0, "v"), first_stream("v", 9, 4));
+        assert!(!r.recovered && r.publications.is_empty());
+    }
+
+    #[test]
+    fn only_offset_0_of_the_replaced_vacant_epoch_continues_into_the_stream() {
+        let r = recover(&at(1, "v"), first_stream("v", 3, 1));
+        assert!(!r.recovered);
+    }
+
     #[test]
     fn recovery_from_ahead_of_the_stream_is_not_recovered() {
         let r = recover(&at(9, "e"), history("e", 7, 1, 9));
@@ -194,17 +233,24 @@ mod tests {
         /// exactly the offsets after the position up to the top, or nothing.
         #[test]
         fn recovery_is_complete_or_empty(
-            top in 0u64..50, retained in 0u64..50, since in 0u64..60, same_epoch: bool
+            top in 0u64..50, retained in 0u64..50, since in 0u64..60, epoch in 0u8..3,
+            first_stream: bool
         ) {
             let oldest = top.saturating_sub(retained) + 1;
-            let epoch = if same_epoch { "e" } else { "x" };
-            let r = recover(&at(since, epoch), history("e", top, oldest, since));
+            // The stream's own epoch, the vacant epoch it replaced (if it names one), or
+            // another.
+            let epoch = ["e", "v", "x"][usize::from(epoch)];
+            let mut read = history("e", top, oldest, since);
+            read.vacant_before = first_stream.then(|| "v".to_owned());
+            let r = recover(&at(since, epoch), read);
+            let same = epoch == "e" || (epoch == "v" && first_stream && since == 0);
             if r.recovered {
                 let offsets: Vec<u64> = r.publications.iter().map(|p| p.offset).collect();
                 prop_assert_eq!(offsets, (since + 1..=top).collect::<Vec<_>>());
+                prop_assert!(same);
             } else {
                 prop_assert!(r.publications.is_empty());
-                prop_assert!(!same_epoch || since > top || since + 1 < oldest);
+                prop_assert!(!same || since > top || since + 1 < oldest);
             }
         }
 

@@ -44,6 +44,43 @@ async fn resubscribe_recovers_every_missed_publication_in_order() {
     server.stop().await;
 }
 
+/// A client that subscribed before the channel's first publication holds offset 0 of the
+/// vacant epoch; the first stream names that epoch, so it recovers from offset 1.
+#[tokio::test]
+async fn a_subscriber_from_before_the_first_publication_recovers_it_all() {
+    let mut server = Server::start(config()).await;
+    let mut publisher = Client::connect(&server).await;
+    // Another channel's stream exists, so the vacant epochs are not new.
+    publisher.publish("elsewhere", json!(0)).await;
+    let mut reader = Client::connect(&server).await;
+    let sub = reader.subscribe("fresh").await;
+    assert_eq!(sub["offset"], 0);
+    let vacant = sub["epoch"].clone();
+    drop(reader);
+    for i in 1..=3 {
+        publisher.publish("fresh", json!(i)).await;
+    }
+    let mut reader = Client::connect(&server).await;
+    let sub = reader
+        .ok(
+            "subscribe",
+            json!({"channel": "fresh", "recover": {"offset": 0, "epoch": vacant}}),
+        )
+        .await;
+    assert_eq!(sub["recovered"], true, "{sub}");
+    assert_eq!(offsets(&sub["publications"]), [1, 2, 3]);
+    assert_ne!(sub["epoch"], vacant);
+    // A history read `since` that position is reachable by the same rule.
+    let history = reader
+        .ok(
+            "history",
+            json!({"channel": "fresh", "since": {"offset": 0, "epoch": vacant}}),
+        )
+        .await;
+    assert_eq!(offsets(&history["publications"]), [1, 2, 3]);
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn resubscribe_with_nothing_missed_is_recovered_and_empty() {
     let mut server = Server::start(config()).await;

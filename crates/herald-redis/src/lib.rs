@@ -43,12 +43,15 @@
 //!   removing presence members create no key; SUBSCRIBE is not a key. Only a publish and a
 //!   presence add create a channel's keys.
 //! - **The vacant epoch.** A channel without a meta hash reads as offset 0 in the epoch
-//!   stored at its slot's `herald:{TAG}:vacant`, which `publish.lua` replaces with a fresh
-//!   value (offered by the node) whenever it creates a stream in that slot. When that key is
-//!   missing (a new or restarted Redis, or evicted) the first read sets it, so reads of an
-//!   empty channel agree with each other (a `history` then a `subscribe` that recovers from
-//!   it) until a stream is created in its slot. At most 16,384 such keys exist, whatever
-//!   clients read.
+//!   stored at its slot's `herald:{TAG}:v`, which `publish.lua` replaces with a fresh value
+//!   (offered by the node) whenever it creates a stream in that slot, noting the replaced one
+//!   in the new stream's meta hash (`b`): a client that read `(b, 0)` before the channel's
+//!   first publish recovers the stream from offset 1. When that key is missing (a new or
+//!   restarted Redis, or evicted) or was set under another replication id (a failover), the
+//!   first read sets it, so reads of an empty channel agree with each other (a `history` then
+//!   a `subscribe` that recovers from it) until a stream is created in its slot, and no
+//!   position read from an old master continues into a stream of the new one. At most 16,384
+//!   such keys exist, whatever clients read.
 //!
 //! # Redis keys
 //! For a channel `C` (the name is used as is) in hash slot `S` (CRC16 of the whole name,
@@ -57,15 +60,16 @@
 //!
 //! | key | type | holds | expires |
 //! |---|---|---|---|
-//! | `herald:{TAG}:m:C` | hash | `top` (last offset), `epoch`, `r` (the server's replication id when the epoch began) | the retention's TTL after the last publish |
+//! | `herald:{TAG}:m:C` | hash | `top` (last offset), `epoch`, `r` (the server's replication id when the epoch began), `b` (the vacant epoch the stream replaced, empty for none) | the retention's TTL after the last publish |
 //! | `herald:{TAG}:h:C` | stream | publications, entry id `OFFSET-0`, fields `k` (kind `j`/`t`/`b`), `c` (publisher client, empty for none), `u` (user), `d` (payload); `MAXLEN` the retention's size (exact) | with the meta hash |
 //! | `herald:{TAG}:p:C` | sorted set | present client ids, scored by expiry (Redis server time, ms) | twice the member lifetime after the last add |
 //! | `herald:{TAG}:u:C` | hash | client id → user id of present members | with the sorted set |
 //! | `herald:{TAG}:c:C` | pub/sub topic (sharded on a cluster) | `p OFFSET EPOCH KIND CLIENTLEN USERLEN\n` + client, user, payload; `j`/`l CLIENTLEN USERLEN\n` + client, user for join/leave | — |
-//! | `herald:{TAG}:vacant` | string | the slot's vacant epoch | never |
+//! | `herald:{TAG}:v` | hash | the slot's vacant epoch `e`, and `r` the replication id it was set under | never |
 //!
-//! Earlier versions named these `herald:m:C` and so on, with one `herald:vacant`: a node of
-//! this version does not read them. Nothing there needs migrating (history is a bounded,
+//! Earlier versions named these `herald:m:C` and so on, with one `herald:vacant`, and kept a
+//! slot's vacant epoch in the string `herald:{TAG}:vacant`: a node of this version does not
+//! read them (the old vacant strings, at most one per slot, can be deleted). Nothing there needs migrating (history is a bounded,
 //! expiring buffer): old keys expire with their TTL, and clients recovering from old
 //! positions get `recovered: false` once. The webhook outbox's keys carry the tag `{o}` (one
 //! slot; see `outbox.rs`). For a user `U` with `limits.max_connections_per_user` set: `herald:n:U`, a sorted
@@ -101,9 +105,8 @@
 //! # Cost
 //! One publish is one round trip (`EVALSHA`; `EVAL` once after Redis lost its script cache)
 //! running 7 commands in Redis: `INFO replication`, `HMGET`, `HINCRBY`, `XADD`, `PEXPIRE` ×2,
-//! `PUBLISH` (`SPUBLISH` on a cluster) (4 more,
-//! `DEL`, `HSET`, `SET` of the vacant epoch, when it starts an epoch; 4 with
-//! a retention of size 0). A history read or a subscribe is one round trip each.
+//! `PUBLISH` (`SPUBLISH` on a cluster) (4 more when it starts an epoch: `DEL`, `HSET`, and
+//! `HMGET` and `HSET` of the vacant epoch; 5 in all with a retention of size 0). A history read or a subscribe is one round trip each.
 //!
 //! # Presence
 //! Each node lists its members in the channel's sorted set with an expiry one member lifetime

@@ -555,6 +555,12 @@ pub fn channel_key(channel: &str) -> String {
     crate::wire::Keys::new(channel).meta
 }
 
+/// Whether `key` holds a hash slot's vacant epoch (at most one per slot, 16,384, whatever
+/// clients read; the first read in a slot may set it).
+pub fn is_vacant_key(key: &str) -> bool {
+    crate::wire::is_vacant_key(key)
+}
+
 /// The Redis keys of `channel`'s history stream, presence members and their users, as the
 /// broker writes them: for tests that look at (or remove) them directly.
 pub fn channel_keys(channel: &str) -> [String; 3] {

@@ -19,8 +19,8 @@ pub(crate) struct Keys {
     pub(crate) users: String,
     /// Pub/sub topic.
     pub(crate) topic: String,
-    /// The vacant epoch of the channel's slot (string), which every new stream in the slot
-    /// replaces.
+    /// The vacant epoch of the channel's slot (hash: `e` the epoch, `r` the replication id
+    /// it was set under), which every new stream in the slot replaces.
     pub(crate) vacant: String,
 }
 
@@ -34,6 +34,18 @@ pub(crate) fn topic_channel(topic: &str) -> Option<&str> {
     let rest = topic.strip_prefix(TOPIC_START)?;
     let (tag, channel) = rest.split_once(TOPIC_MIDDLE)?;
     (!tag.is_empty() && tag.bytes().all(|b| b.is_ascii_digit())).then_some(channel)
+}
+
+/// The key of a slot's vacant epoch, for the slot's tag.
+pub(crate) fn vacant_key(tag: &str) -> String {
+    format!("herald:{{{tag}}}:v")
+}
+
+/// Whether `key` is a slot's vacant-epoch key.
+pub(crate) fn is_vacant_key(key: &str) -> bool {
+    key.strip_prefix("herald:{")
+        .and_then(|rest| rest.strip_suffix("}:v"))
+        .is_some_and(|tag| !tag.is_empty() && tag.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Offsets above this cannot be in Redis: the scripts see numbers as doubles, exact up to
@@ -58,7 +70,7 @@ impl Keys {
             members: format!("herald:{{{tag}}}:p:{channel}"),
             users: format!("herald:{{{tag}}}:u:{channel}"),
             topic: format!("{TOPIC_START}{tag}{TOPIC_MIDDLE}{channel}"),
-            vacant: format!("herald:{{{tag}}}:vacant"),
+            vacant: vacant_key(tag),
         }
     }
 }
@@ -151,6 +163,7 @@ pub(crate) fn parse_history(raw: Vec<Vec<u8>>) -> Option<History> {
     let mut raw = raw.into_iter();
     let top = std::str::from_utf8(&raw.next()?).ok()?.parse().ok()?;
     let epoch = String::from_utf8(raw.next()?).ok()?;
+    let before = String::from_utf8(raw.next()?).ok()?;
     let rest: Vec<Vec<u8>> = raw.collect();
     let mut publications = Vec::with_capacity(rest.len() / 5);
     for entry in rest.chunks(5) {
@@ -171,6 +184,7 @@ pub(crate) fn parse_history(raw: Vec<Vec<u8>>) -> Option<History> {
     Some(History {
         position: StreamPosition { offset: top, epoch },
         publications,
+        vacant_before: (!before.is_empty()).then_some(before),
     })
 }
 
@@ -261,6 +275,7 @@ mod tests {
             ];
             for key in all {
                 assert_eq!(tag(key), crate::slot::tag(channel), "{key}");
+                assert_eq!(is_vacant_key(key), std::ptr::eq(key, &keys.vacant), "{key}");
             }
             assert_eq!(topic_channel(&keys.topic), Some(channel));
         }

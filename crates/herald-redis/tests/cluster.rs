@@ -7,7 +7,7 @@ use herald_hub::broker::conformance::{self, Event};
 use herald_hub::broker::{Broker, HistoryQuery, Payload, Retention};
 use herald_hub::config::HistoryConfig;
 use herald_redis::RedisBroker;
-use herald_redis::testing::{RedisCluster, RedisSentinels};
+use herald_redis::testing::{RedisCluster, RedisSentinels, is_vacant_key};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +25,7 @@ async fn cluster_key_count(seeds: Vec<String>) -> u64 {
         .query_async(&mut conn)
         .await
         .unwrap();
-    keys.iter().filter(|k| !k.ends_with(":vacant")).count() as u64
+    keys.iter().filter(|k| !is_vacant_key(k)).count() as u64
 }
 
 async fn server_key_count(url: String) -> u64 {
@@ -36,7 +36,7 @@ async fn server_key_count(url: String) -> u64 {
         .query_async(&mut conn)
         .await
         .unwrap();
-    keys.iter().filter(|k| !k.ends_with(":vacant")).count() as u64
+    keys.iter().filter(|k| !is_vacant_key(k)).count() as u64
 }
 
 fn seeds(url: &str) -> Vec<String> {
@@ -74,6 +74,71 @@ async fn sentinel_broker_keeps_every_broker_invariant() {
         move |_| server_key_count(master.clone()),
     )
     .await;
+}
+
+/// A failover may lose what the old master acknowledged, a first stream with it: a position
+/// read before it in a vacant epoch continues into no stream of the new master, while one
+/// read there does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vacant_position_from_before_a_failover_continues_into_no_stream_after_it() {
+    let Some(mut sentinels) = RedisSentinels::start(
+        "a_vacant_position_from_before_a_failover_continues_into_no_stream_after_it",
+    ) else {
+        return;
+    };
+    let history = HistoryConfig::default();
+    let broker = broker(sentinels.url(), history).await;
+    let query = || HistoryQuery {
+        after: 0,
+        limit: 10,
+        reverse: false,
+    };
+    let channel = "failover:vacant";
+    let before = broker.history(channel, query()).await.unwrap();
+    assert_eq!(before.position.offset, 0);
+    // The vacant epoch reached the replica before its master died.
+    let master =
+        redis::Client::open(format!("redis://127.0.0.1:{}", sentinels.master_port())).unwrap();
+    let mut conn = master.get_multiplexed_async_connection().await.unwrap();
+    let synced: u64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(synced, 1, "the replica acknowledged the vacant epoch");
+    sentinels.fail_over();
+    let retention = Retention::from(&history);
+    let published = loop {
+        // The broker follows the Sentinels to the new master; until then a publish fails.
+        match broker
+            .publish(channel, Payload::Json("1".into()), None, retention)
+            .await
+        {
+            Ok(position) => break position,
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    let after = broker.history(channel, query()).await.unwrap();
+    assert_eq!(after.position, published);
+    assert_eq!(
+        after.vacant_before, None,
+        "the vacant epoch was set under the old master's replication id"
+    );
+    assert!(!conformance::recovers(&before.position, after));
+
+    let fresh = "failover:vacant-after";
+    let read = broker.history(fresh, query()).await.unwrap();
+    broker
+        .publish(fresh, Payload::Json("1".into()), None, retention)
+        .await
+        .unwrap();
+    let first = broker.history(fresh, query()).await.unwrap();
+    assert_eq!(
+        first.vacant_before.as_ref(),
+        Some(&read.position.epoch),
+        "a vacant epoch read from the new master continues into its first stream"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

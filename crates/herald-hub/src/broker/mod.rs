@@ -23,13 +23,19 @@
 //! - **A channel without a stream reads as offset 0 in the vacant epoch.** The broker keeps
 //!   one *vacant epoch* for every channel that has no stream (never published, or its stream
 //!   was lost), or one per fixed group of channels (the Redis broker: per Redis Cluster hash
-//!   slot, so that one shard keeps it with the channels' keys). It is never the epoch of a
-//!   stream, and it is replaced whenever the broker creates a stream for any channel of its
-//!   group. So a position read before a channel's first publication matches no position read
-//!   once that channel had a stream: recovering from it after a publication, or after a
-//!   stream came and went, is never mistaken for continuity, while a quiet channel's position
-//!   stays valid as long as no stream was created in its group. A broker may also replace it at other times (the Redis broker when
-//!   Redis lost its copy); that only costs a `recovered: false`.
+//!   slot, so that one shard keeps it with the channels' keys; the memory broker: per group
+//!   of a hash of the name). It is never the epoch of a stream, and it is replaced whenever
+//!   the broker creates a stream for any channel of its group.
+//! - **A new stream names the vacant epoch it replaced** ([`History::vacant_before`]). A
+//!   position `(V, 0)` read while the channel had no stream continues into the stream whose
+//!   `vacant_before` is `V`: no stream of the channel can have come and gone in between, as
+//!   creating one would have replaced `V`. So a client that subscribed before a channel's
+//!   first publication recovers that stream from offset 1, while a position read before a
+//!   stream that was since lost never continues into a later one. A stream started over in
+//!   place after a loss, or after a Redis failover (whose replica may lack what the old
+//!   master acknowledged), names none. A broker may also replace the vacant epoch at other
+//!   times (the Redis broker when Redis lost its copy, or after a failover); that only costs
+//!   a `recovered: false`.
 //!
 //! # The control bus
 //! Besides channels, a broker carries the hub's own messages between nodes (the server API):
@@ -123,6 +129,10 @@ pub struct History {
     /// Retained publications after the requested offset, oldest first (newest first for a
     /// [`HistoryQuery::reverse`] read).
     pub publications: Vec<Arc<Publication>>,
+    /// The vacant epoch the channel's stream replaced when it was created for a channel
+    /// without one: a position `(that epoch, 0)` continues at the stream's offset 1. `None`
+    /// for a channel without a stream, or a stream started over after a loss.
+    pub vacant_before: Option<String>,
 }
 
 /// Which part of history to read.

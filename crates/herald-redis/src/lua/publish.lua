@@ -1,8 +1,8 @@
 -- Publish one publication, atomically: offset, history, TTLs, epoch and fan-out in one step,
 -- so every node hears a channel's publications in offset order.
 -- Every key and the topic share one hash slot (a Redis Cluster shard runs the whole step).
--- KEYS[1] meta hash (top, epoch, r)   KEYS[2] history stream
--- KEYS[3] the slot's vacant epoch (string)
+-- KEYS[1] meta hash (top, epoch, r, b)   KEYS[2] history stream
+-- KEYS[3] the slot's vacant epoch (hash: e the epoch, r the replication id it was set under)
 -- ARGV: 1 epoch candidate, 2 vacant epoch candidate, 3 history size, 4 ttl ms (0: none),
 --       5 pub/sub topic, 6 kind (j|t|b), 7 payload, 8 publisher client ('' when none),
 --       9 publisher user, 10 the publish command (PUBLISH, or SPUBLISH on a Redis Cluster)
@@ -17,11 +17,20 @@ local epoch = meta[1]
 if not epoch or meta[2] ~= replid then
   -- History was lost (expired, evicted, server restarted empty, failed over) or never
   -- existed: a new epoch, a new stream, and a new vacant epoch, so a position read while the
-  -- channel had no stream matches nothing from now on.
+  -- channel had no stream matches no later stream but this one.
+  -- `b` names the vacant epoch this stream replaces, when the channel had no stream under
+  -- this server's replication id: a position (b, 0) read since continues at offset 1. A
+  -- stream left by an old master, or a vacant epoch set under one, names none: the old
+  -- master may have acknowledged a stream this server never got.
+  local before = ''
+  if not epoch then
+    local vacant = redis.call('HMGET', KEYS[3], 'e', 'r')
+    if vacant[1] and vacant[2] == replid then before = vacant[1] end
+  end
   epoch = ARGV[1]
   redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'epoch', epoch, 'top', 0, 'r', replid)
-  redis.call('SET', KEYS[3], ARGV[2])
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'top', 0, 'r', replid, 'b', before)
+  redis.call('HSET', KEYS[3], 'e', ARGV[2], 'r', replid)
 end
 local top = redis.call('HINCRBY', KEYS[1], 'top', 1)
 local offset = string.format('%d', top)

@@ -21,12 +21,26 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 use stream::{Budget, Stream, new_epoch};
 
-/// The channels with a stream, and the epoch of those without.
+/// How many groups of channels share a vacant epoch: creating a stream replaces its group's
+/// only, so it invalidates the positions of few quiet channels, not of every one.
+const VACANT_GROUPS: usize = 1024;
+
+/// The channels with a stream, and the epochs of those without.
 struct Streams {
     map: HashMap<Arc<str>, Arc<Mutex<Stream>>>,
-    /// What a channel without a stream reports; replaced, under the same write lock, whenever
-    /// a stream is inserted, so a read sees the map and the vacant epoch that go together.
-    vacant: Arc<str>,
+    /// What a channel without a stream reports, one per group of channels
+    /// ([`vacant_group`]); a group's is replaced, under the same write lock, whenever a
+    /// stream of the group is inserted, so a read sees the map and the vacant epoch that go
+    /// together.
+    vacant: Vec<Arc<str>>,
+}
+
+/// The group of `channel`'s vacant epoch: a hash of its name (fixed for the process).
+fn vacant_group(channel: &str) -> usize {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(channel);
+    // The remainder is below VACANT_GROUPS, so it fits.
+    usize::try_from(hash % VACANT_GROUPS as u64).unwrap_or(0)
 }
 
 /// The in-memory broker. Publish holds the channel's lock while it appends to history and
@@ -77,7 +91,7 @@ impl MemoryBroker {
             history: *history,
             streams: RwLock::new(Streams {
                 map: HashMap::new(),
-                vacant: new_epoch(),
+                vacant: (0..VACANT_GROUPS).map(|_| new_epoch()).collect(),
             }),
             budget: Budget::new(history.max_bytes),
             presence: Mutex::new(HashMap::new()),
@@ -167,9 +181,12 @@ impl MemoryBroker {
         if retention.size > 0 && !self.budget.could_fit(size, 0) {
             return Err(self.refuse("history.max_bytes"));
         }
-        let stream = Arc::new(Mutex::new(Stream::new(Instant::now(), retention)));
+        let group = vacant_group(channel);
+        let replaced = std::mem::replace(&mut streams.vacant[group], new_epoch());
+        let mut created = Stream::new(Instant::now(), retention);
+        created.vacant_before = Some(replaced);
+        let stream = Arc::new(Mutex::new(created));
         streams.map.insert(channel.into(), stream.clone());
-        streams.vacant = new_epoch();
         Ok(stream)
     }
 
@@ -256,7 +273,8 @@ impl MemoryBroker {
         loop {
             let (vacant, stream) = {
                 let streams = read(&self.streams);
-                (streams.vacant.clone(), streams.map.get(channel).cloned())
+                let vacant = &streams.vacant[vacant_group(channel)];
+                (vacant.clone(), streams.map.get(channel).cloned())
             };
             let Some(stream) = stream else {
                 return History {
@@ -265,6 +283,7 @@ impl MemoryBroker {
                         epoch: vacant.to_string(),
                     },
                     publications: Vec::new(),
+                    vacant_before: None,
                 };
             };
             let mut stream = lock(&stream);
@@ -280,6 +299,7 @@ impl MemoryBroker {
             return History {
                 position: stream.position(),
                 publications,
+                vacant_before: stream.vacant_before.as_deref().map(str::to_owned),
             };
         }
     }

@@ -65,6 +65,9 @@ pub(super) struct Stream {
     last_publish: Instant,
     /// Taken out of the broker's map by the sweep: whoever still holds it looks again.
     pub(super) removed: bool,
+    /// The vacant epoch this stream replaced when the broker created it (`None` once it
+    /// started over in place).
+    pub(super) vacant_before: Option<Arc<str>>,
 }
 
 impl Stream {
@@ -77,6 +80,7 @@ impl Stream {
             bytes: 0,
             last_publish: now,
             removed: false,
+            vacant_before: None,
         }
     }
 

@@ -159,19 +159,40 @@ fn trimmed_and_expired_publications_give_their_bytes_back() {
 }
 
 #[test]
-fn reads_of_unknown_channels_share_the_vacant_epoch_until_a_stream_is_created() {
+fn reads_of_unknown_channels_share_their_groups_vacant_epoch_until_a_stream_of_it_is_created() {
     let b = broker(HistoryConfig::default());
     let read = |c: &str| now(b.history(c, HistoryQuery::default())).unwrap().position;
-    let (x, y) = (read("x"), read("y"));
-    assert_eq!((x.offset, &x.epoch), (0, &y.epoch));
-    let published = now(b.publish("z", bytes(1), None, Retention::default())).unwrap();
-    assert_ne!(published.epoch, x.epoch);
+    // Three channels of one group, and one of another.
+    let group = super::vacant_group("x");
+    let mut same = (0..)
+        .map(|n| format!("c{n}"))
+        .filter(|c| super::vacant_group(c) == group);
+    let (y, z) = (same.next().unwrap(), same.next().unwrap());
+    let other = (0..)
+        .map(|n| format!("o{n}"))
+        .find(|c| super::vacant_group(c) != group)
+        .unwrap();
+    let (x0, y0, other0) = (read("x"), read(&y), read(&other));
+    assert_eq!((x0.offset, &x0.epoch), (0, &y0.epoch));
+    let published = now(b.publish(&z, bytes(1), None, Retention::default())).unwrap();
+    assert_ne!(published.epoch, x0.epoch);
     let after = read("x");
     assert_ne!(
-        after.epoch, x.epoch,
-        "a new stream replaces the vacant epoch"
+        after.epoch, x0.epoch,
+        "a new stream replaces its group's vacant epoch"
     );
     assert_ne!(after.epoch, published.epoch);
+    assert_eq!(
+        read(&other),
+        other0,
+        "another group's vacant epoch stays as it was"
+    );
+    let history = now(b.history(&z, HistoryQuery::default())).unwrap();
+    assert_eq!(
+        history.vacant_before.as_ref(),
+        Some(&x0.epoch),
+        "the stream names the vacant epoch it replaced"
+    );
     assert_eq!(b.stream_count(), 1);
 }
 
