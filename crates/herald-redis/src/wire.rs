@@ -42,6 +42,7 @@ pub(crate) fn vacant_key(tag: &str) -> String {
 }
 
 /// Whether `key` is a slot's vacant-epoch key.
+#[cfg(any(test, feature = "testing"))]
 pub(crate) fn is_vacant_key(key: &str) -> bool {
     key.strip_prefix("herald:{")
         .and_then(|rest| rest.strip_suffix("}:v"))
