@@ -106,8 +106,9 @@
 //! One publish is one round trip (`EVALSHA`; `EVAL` once after Redis lost its script cache)
 //! running 7 commands in Redis: `INFO replication`, `HMGET`, `HINCRBY`, `XADD`, `PEXPIRE` ×2,
 //! `PUBLISH` (`SPUBLISH` on a cluster) (4 more when it starts an epoch: `DEL`, `HSET`, and
-//! `HMGET` and `HSET` of the vacant epoch; 5 in all with a retention of size 0). A history read or a subscribe is one round trip each (a read of a channel without a stream
-//! runs `INFO replication` too, to tell the vacant epoch of an old master).
+//! `HMGET` and `HSET` of the vacant epoch; 5 in all with a retention of size 0). A history
+//! read or a subscribe is one round trip each (a read of a channel without a stream runs
+//! `INFO replication` too, to tell the vacant epoch of an old master).
 //!
 //! # Presence
 //! Each node lists its members in the channel's sorted set with an expiry one member lifetime
