@@ -149,11 +149,7 @@ impl Namespaces {
     ///
     /// # Errors
     /// 112 when namespacing is on and the channel's namespace is not configured.
-    pub(crate) fn rules(
-        &self,
-        channel: &str,
-        metrics: &Metrics,
-    ) -> Result<&Arc<Rules>, ErrorBody> {
+    pub(crate) fn rules(&self, channel: &str, metrics: &Metrics) -> Result<&Arc<Rules>, ErrorBody> {
         let Some((name, _)) = channel.split_once(SEPARATOR) else {
             return Ok(&self.default);
         };

@@ -102,8 +102,8 @@ impl Hub {
             }
             (rules.retention, rules.webhook_publications)
         };
-        let webhook = (webhook && self.webhooks.is_some())
-            .then(|| (payload.clone(), publisher.clone()));
+        let webhook =
+            (webhook && self.webhooks.is_some()).then(|| (payload.clone(), publisher.clone()));
         let publish = self.broker.publish(channel, payload, publisher, retention);
         let position = self.timed("publish", publish).await?;
         self.metrics.publications.inc();
@@ -342,7 +342,6 @@ impl Hub {
             let presence = self.tracks_presence(channel);
             webhooks.subscription(channel, &info.user, presence, false);
         }
-        // A channel held was subscribed, so its namespace is known.
         if self.tracks_presence(channel) {
             let _ = self
                 .timed(
@@ -370,16 +369,20 @@ impl Hub {
     /// # Errors
     /// 112 for an unknown namespace.
     fn rules(&self, channel: &str) -> Outcome<Arc<Rules>> {
-        self.live().namespaces.rules(channel, &self.metrics).cloned()
+        self.live()
+            .namespaces
+            .rules(channel, &self.metrics)
+            .cloned()
     }
 
-    /// Whether `channel`'s namespace tracks presence now (a channel left after a reload
-    /// removed its namespace: no).
+    /// Whether `channel`'s namespace may hold presence now: when it tracks presence, or when
+    /// a reload removed it since the channel was subscribed (its member is removed all the
+    /// same, so none is left behind).
     fn tracks_presence(&self, channel: &str) -> bool {
         self.live()
             .namespaces
             .rules(channel, &self.metrics)
-            .is_ok_and(|rules| rules.presence)
+            .map_or(true, |rules| rules.presence)
     }
 
     /// How many of `publications`, in their order, fit in one reply.

@@ -13,7 +13,12 @@ impl Session {
     /// 112 for an unknown namespace; the hook's 103 or 109.
     pub(super) async fn ask_subscribe(&self, channel: &str) -> Outcome<Option<Box<RawValue>>> {
         let hub = &self.hub;
-        if !hub.live().namespaces.rules(channel, &hub.metrics)?.subscribe_hook {
+        if !hub
+            .live()
+            .namespaces
+            .rules(channel, &hub.metrics)?
+            .subscribe_hook
+        {
             return Ok(None);
         }
         // A hook is on only in a configured namespace, so the channel has its prefix.
