@@ -11,11 +11,12 @@
 //! rules up when it runs, so every one after the reload follows the new rules: who may
 //! subscribe and publish, presence, recovery, `latest`, the hook flags, and the history size
 //! and TTL, which the broker is given with the next publish. A subscription already made is
-//! not judged again: it keeps receiving until the client unsubscribes or disconnects, even
-//! when its namespace lost the permission or was removed (its history, presence and
-//! publishing then answer as the new rules say: 112 for a removed namespace). An operation
-//! that waits on the broker (a subscribe reading history) finishes under the rules it
-//! started with. The memory broker's sweep period follows the shortest TTL, read again
+//! not judged again by the reload: it keeps receiving, even when its namespace lost the
+//! permission or was removed, until the client unsubscribes or disconnects, or until the
+//! connection's next token refresh, which checks its subscriptions against the rules in
+//! force. Its history, presence and publishing answer as the new rules say meanwhile (112
+//! for a removed namespace). An operation that waits on the broker (a subscribe reading
+//! history) finishes under the rules it started with. The memory broker's sweep period follows the shortest TTL, read again
 //! after every sweep. The merged configuration is validated whole, so a reload that removes
 //! a namespace a plain-mode route or a Pusher app (kept from the start) still needs is
 //! refused.
