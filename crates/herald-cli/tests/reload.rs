@@ -69,16 +69,12 @@ fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
 
-#[tokio::test]
-async fn sighup_applies_origins_and_limits_and_refuses_a_broken_file() {
-    let dir = std::env::temp_dir().join(format!("herald-reload-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("herald.toml");
-    write(&file, &config("https://old.example", 2, "127.0.0.1:0"));
+/// `herald serve --config file`: the process, its address, and its log lines as they come.
+async fn serve(file: &Path) -> (Child, SocketAddr, Arc<Mutex<Vec<String>>>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
         .arg("serve")
         .arg("--config")
-        .arg(&file)
+        .arg(file)
         .env_remove("HERALD_CONFIG")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -104,6 +100,16 @@ async fn sighup_applies_origins_and_limits_and_refuses_a_broken_file() {
             sink.lock().unwrap().push(line);
         }
     });
+    (child, addr, log)
+}
+
+#[tokio::test]
+async fn sighup_applies_origins_and_limits_and_refuses_a_broken_file() {
+    let dir = std::env::temp_dir().join(format!("herald-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("herald.toml");
+    write(&file, &config("https://old.example", 2, "127.0.0.1:0"));
+    let (mut child, addr, log) = serve(&file).await;
     let logged = |needle: &str| log.lock().unwrap().iter().any(|l| l.contains(needle));
 
     let (old, new) = ("https://old.example", "https://new.example");
@@ -145,6 +151,148 @@ async fn sighup_applies_origins_and_limits_and_refuses_a_broken_file() {
     // The same file again changes nothing.
     write(&file, &config(new, 5, "127.0.0.1:1"));
     hup(&child, addr, "unchanged").await;
+    assert_eq!(reloads(addr, "applied").await, 1);
+    assert_eq!(reloads(addr, "refused").await, 2);
+
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A `herald.v1` connection, anonymous.
+struct Conn {
+    ws: herald::WebSocket<herald::MaybeTlsStream>,
+    next_id: u64,
+}
+
+impl Conn {
+    async fn connect(addr: SocketAddr) -> Self {
+        let builder = herald::ClientBuilder::new(&format!("ws://{addr}/ws"))
+            .unwrap()
+            .subprotocol(herald_hub_protocol::SUBPROTOCOL);
+        let (ws, _) = builder.connect().await.unwrap();
+        let mut conn = Self { ws, next_id: 1 };
+        assert_eq!(conn.next().await["push"], "connected");
+        conn
+    }
+
+    async fn next(&mut self) -> serde_json::Value {
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(10), self.ws.recv()).await;
+            match message.unwrap().unwrap().unwrap() {
+                herald::Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+                herald::Message::Close(close) => panic!("closed: {close:?}"),
+                _ => {}
+            }
+        }
+    }
+
+    /// Sends a command; its reply, and the pushes that came first.
+    async fn call(
+        &mut self,
+        method: &str,
+        params: serde_json::Value,
+    ) -> (serde_json::Value, Vec<serde_json::Value>) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let command = serde_json::json!({"id": id, "method": method, "params": params});
+        let text = herald::Message::text(command.to_string());
+        self.ws.send(text).await.unwrap();
+        let mut pushes = Vec::new();
+        loop {
+            let value = self.next().await;
+            if value["id"] == id {
+                return (value, pushes);
+            }
+            pushes.push(value);
+        }
+    }
+
+    /// The error code of `method`'s reply, `None` for a result.
+    async fn code(&mut self, method: &str, channel: &str) -> Option<u64> {
+        let params = match method {
+            "publish" => serde_json::json!({"channel": channel, "data": {"n": 1}}),
+            _ => serde_json::json!({"channel": channel}),
+        };
+        let (reply, _) = self.call(method, params).await;
+        reply["error"]["code"].as_u64()
+    }
+}
+
+fn namespaces(tables: &str) -> String {
+    format!("listen = \"127.0.0.1:0\"\n\n{tables}")
+}
+
+/// Waits until a log line holds `needle` (the log follows the reload's count).
+async fn wait_logged(log: &Mutex<Vec<String>>, needle: &str) {
+    for _ in 0..200 {
+        if log.lock().unwrap().iter().any(|l| l.contains(needle)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("no log line with {needle}: {:?}", log.lock().unwrap());
+}
+
+#[tokio::test]
+async fn sighup_reloads_namespaces_for_the_next_command_and_refuses_a_broken_or_stranding_table() {
+    let dir = std::env::temp_dir().join(format!("herald-reload-ns-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("herald.toml");
+    // `chat` is where the default plain-mode route `/chat?groupId=` puts its rooms.
+    write(&file, &namespaces("[namespaces.chat]\npublish = false\n"));
+    let (mut child, addr, log) = serve(&file).await;
+
+    let mut conn = Conn::connect(addr).await;
+    assert_eq!(conn.code("subscribe", "chat:1").await, None);
+    assert_eq!(
+        conn.code("publish", "chat:1").await,
+        Some(103),
+        "publish = false"
+    );
+    assert_eq!(conn.code("subscribe", "news:1").await, Some(112), "no news");
+
+    // Publishing allowed and a namespace added: the same connection's next commands follow,
+    // and the subscription made before the reload keeps receiving.
+    let tables = "[namespaces.chat]\npublish = true\n\n[namespaces.news]\nlatest = 5\n";
+    write(&file, &namespaces(tables));
+    hup(&child, addr, "applied").await;
+    wait_logged(&log, "applied=\"namespaces\"").await;
+    let (reply, mut pushed) = conn
+        .call(
+            "publish",
+            serde_json::json!({"channel": "chat:1", "data": {"n": 2}}),
+        )
+        .await;
+    assert_eq!(reply["result"]["offset"], 1, "{reply}");
+    if pushed.is_empty() {
+        pushed.push(conn.next().await);
+    }
+    assert_eq!(pushed[0]["push"], "pub", "{pushed:?}");
+    assert_eq!(pushed[0]["data"]["n"], 2);
+    assert_eq!(conn.code("subscribe", "news:1").await, None);
+
+    // An invalid table, then one dropping `chat` that the `/chat` route needs: both refused
+    // with their first error, the rules in force stay.
+    write(
+        &file,
+        &namespaces("[namespaces.chat]\nlatest = 500\n\n[namespaces.news]\n"),
+    );
+    hup(&child, addr, "refused").await;
+    wait_logged(&log, "namespaces.chat.latest").await;
+    write(&file, &namespaces("[namespaces.news]\npublish = false\n"));
+    hup(&child, addr, "refused").await;
+    wait_logged(&log, "plain.routes").await;
+    assert_eq!(
+        conn.code("publish", "news:1").await,
+        None,
+        "news still publishes"
+    );
+    assert_eq!(
+        conn.code("publish", "chat:1").await,
+        None,
+        "chat still publishes"
+    );
     assert_eq!(reloads(addr, "applied").await, 1);
     assert_eq!(reloads(addr, "refused").await, 2);
 

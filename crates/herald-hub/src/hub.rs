@@ -8,7 +8,6 @@ use crate::hooks::{CommandHooks, ConnectHook};
 use crate::limits::PerIp;
 use crate::metrics::Metrics;
 pub(crate) use crate::names::valid_channel;
-use crate::namespace::Namespaces;
 use crate::node::Node;
 use crate::users::{HubEvents, Users};
 use crate::webhooks::Webhooks;
@@ -41,11 +40,9 @@ pub enum HubError {
 /// A running hub's state, shared by every connection.
 pub struct Hub {
     pub(crate) config: HubConfig,
-    /// Every namespace's rules, resolved from `config` once.
-    pub(crate) namespaces: Namespaces,
     pub(crate) broker: Arc<dyn Broker>,
-    /// What a reload may change: the Origin policy, the token verifier, keys and some
-    /// limits (`reload.rs`). Read it with [`Hub::live`]; `config` keeps the startup values.
+    /// What a reload may change: the Origin policy, the token verifier, keys, some limits
+    /// and the namespaces' rules (`reload.rs`). Read it with [`Hub::live`]; `config` keeps the startup values.
     pub(crate) live: arc_swap::ArcSwap<crate::reload::Live>,
     /// The connect hook, when `hooks.connect.url` is set.
     pub(crate) connect_hook: Option<ConnectHook>,
@@ -143,7 +140,6 @@ impl Hub {
             .close_timeout(config.limits.close_timeout)
             .write_timeout(Some(config.limits.write_timeout).filter(|t| !t.is_zero()));
         Ok(Arc::new(Self {
-            namespaces: Namespaces::new(&config),
             per_ip: PerIp::new(config.limits.max_connections_per_ip),
             connect_hook: ConnectHook::new(&config.hooks.connect, metrics.clone()),
             command_hooks: CommandHooks::new(&config.hooks, &metrics),

@@ -15,6 +15,7 @@ use crate::config::{HubConfig, NamespaceConfig};
 use crate::metrics::Metrics;
 use herald_hub_protocol::{ErrorBody, ErrorCode};
 use std::collections::HashMap;
+use std::sync::Arc;
 use wildmatch::WildMatch;
 
 /// What separates a namespace from the rest of a channel name.
@@ -104,12 +105,15 @@ impl Rules {
     }
 }
 
-/// Every namespace's rules, and the lookup from a channel name.
+/// Every namespace's rules, and the lookup from a channel name. Held by the reloadable
+/// settings (`reload.rs`): a reload swaps the whole set; an operation that waits on the
+/// broker keeps the one [`Rules`] it looked up (an `Arc`), so it finishes under the rules it
+/// started with.
 #[derive(Debug)]
 pub(crate) struct Namespaces {
-    default: Rules,
+    default: Arc<Rules>,
     /// Empty: namespacing is off.
-    named: HashMap<String, Rules>,
+    named: HashMap<String, Arc<Rules>>,
 }
 
 /// A refusal by a namespace rule: counted in `herald_namespace_refusals_total{rule}`, then
@@ -123,11 +127,11 @@ impl Namespaces {
     /// The rules of every configured namespace and of the default one.
     pub(crate) fn new(config: &HubConfig) -> Self {
         Self {
-            default: Rules::new(config, &NamespaceConfig::default()),
+            default: Arc::new(Rules::new(config, &NamespaceConfig::default())),
             named: config
                 .namespaces
                 .iter()
-                .map(|(name, table)| (name.clone(), Rules::new(config, table)))
+                .map(|(name, table)| (name.clone(), Arc::new(Rules::new(config, table))))
                 .collect(),
         }
     }
@@ -145,7 +149,7 @@ impl Namespaces {
     ///
     /// # Errors
     /// 112 when namespacing is on and the channel's namespace is not configured.
-    pub(crate) fn rules(&self, channel: &str, metrics: &Metrics) -> Result<&Rules, ErrorBody> {
+    pub(crate) fn rules(&self, channel: &str, metrics: &Metrics) -> Result<&Arc<Rules>, ErrorBody> {
         let Some((name, _)) = channel.split_once(SEPARATOR) else {
             return Ok(&self.default);
         };

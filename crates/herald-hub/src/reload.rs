@@ -5,12 +5,30 @@
 //! handshake, the API key and the admin credentials at each request, the rate limits, the
 //! idle timeout and `max_connections_per_user` when a connection starts (connections open
 //! before the reload keep theirs), `max_subscriptions` and `max_reply_size` at each command.
-//! Everything else (the listener, the broker, TLS, hooks, webhooks, namespaces, the
-//! WebSocket limits baked into each upgrade) needs a restart: a reload leaves it as it was.
+//!
+//! The `[namespaces.*]` tables are taken whole (a table the new file leaves out is gone) and
+//! their rules rebuilt; each command, request and plain-mode upgrade looks its channel's
+//! rules up when it runs, so every one after the reload follows the new rules: who may
+//! subscribe and publish, presence, recovery, `latest`, the hook flags, and the history size
+//! and TTL, which the broker is given with the next publish. A subscription already made is
+//! not judged again by the reload: it keeps receiving, even when its namespace lost the
+//! permission or was removed, until the client unsubscribes or disconnects, or until the
+//! connection's next token refresh, which checks its subscriptions against the rules in
+//! force. Its history, presence and publishing answer as the new rules say meanwhile (112
+//! for a removed namespace). An operation that waits on the broker (a subscribe reading
+//! history) finishes under the rules it started with. The memory broker's sweep period follows the shortest TTL, read again
+//! after every sweep. The merged configuration is validated whole, so a reload that removes
+//! a namespace a plain-mode route or a Pusher app (kept from the start) still needs is
+//! refused.
+//!
+//! Everything else (the listener, the broker, TLS, hooks, webhooks, the WebSocket limits
+//! baked into each upgrade, the top-level `history`, `presence` and `auth.anonymous_*`
+//! defaults a namespace inherits) needs a restart: a reload leaves it as it was.
 
 use crate::auth::{Authenticator, JwtAuthenticator};
 use crate::config::HubConfig;
 use crate::hub::{Hub, HubError};
+use crate::namespace::Namespaces;
 use crate::origin::OriginPolicy;
 use std::sync::Arc;
 
@@ -18,6 +36,7 @@ use std::sync::Arc;
 /// kept as the hub started with it.
 pub const RELOADABLE: &[&str] = &[
     "origins.",
+    "namespaces.",
     "auth.hs256_secret",
     "auth.rs256_public_key",
     "auth.es256_public_key",
@@ -42,12 +61,13 @@ pub const RELOADABLE: &[&str] = &[
     "limits.command_burst",
 ];
 
-/// Whether a reload applies `key` (a dotted key: `origins.allowed`, `limits.publish_rate`).
+/// Whether a reload applies `key` (a dotted key: `origins.allowed`, `limits.publish_rate`;
+/// or a whole section: `namespaces`).
 pub fn reloadable(key: &str) -> bool {
     RELOADABLE.iter().any(|r| match r.strip_suffix('.') {
         Some(section) => key
             .strip_prefix(section)
-            .is_some_and(|k| k.starts_with('.')),
+            .is_some_and(|k| k.is_empty() || k.starts_with('.')),
         None => key == *r,
     })
 }
@@ -59,6 +79,8 @@ pub(crate) struct Live {
     pub(crate) config: HubConfig,
     pub(crate) origins: OriginPolicy,
     pub(crate) auth: Arc<dyn Authenticator>,
+    /// Every namespace's rules, resolved from `config`.
+    pub(crate) namespaces: Namespaces,
 }
 
 impl Live {
@@ -71,6 +93,7 @@ impl Live {
         jwt.start();
         Ok(Self {
             origins: OriginPolicy::new(&config.origins),
+            namespaces: Namespaces::new(&config),
             auth: Arc::new(jwt),
             config,
         })
@@ -81,6 +104,7 @@ impl Live {
 fn merged(running: &HubConfig, new: &HubConfig) -> HubConfig {
     let mut out = running.clone();
     out.origins = new.origins.clone();
+    out.namespaces.clone_from(&new.namespaces);
     let (a, n) = (&mut out.auth, &new.auth);
     a.hs256_secret.clone_from(&n.hs256_secret);
     a.rs256_public_key.clone_from(&n.rs256_public_key);
@@ -166,12 +190,16 @@ impl Hub {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
     fn sections_and_keys_are_matched_whole() {
         assert!(reloadable("origins.allowed"));
         assert!(reloadable("limits.publish_rate"));
+        assert!(reloadable("namespaces"));
+        assert!(reloadable("namespaces.chat.publish"));
+        assert!(!reloadable("namespacesx"));
         assert!(!reloadable("limits.max_connections"));
         assert!(!reloadable("originsx.allowed"));
         assert!(!reloadable("listen"));
@@ -194,5 +222,62 @@ mod tests {
         assert_eq!(m.limits.max_subscriptions, 3);
         assert_eq!(m.origins.allowed, new.origins.allowed);
         assert_eq!(m.auth.anonymous_subscribe, None);
+    }
+
+    fn with_namespace(name: &str, publish: bool) -> HubConfig {
+        let mut c = HubConfig::default();
+        let table = crate::config::NamespaceConfig {
+            publish: Some(publish),
+            ..Default::default()
+        };
+        c.namespaces.insert(name.into(), table);
+        c
+    }
+
+    fn client_publish(hub: &Hub, channel: &str) -> Result<bool, u16> {
+        let live = hub.live();
+        let rules = live.namespaces.rules(channel, &hub.metrics);
+        rules.map(|r| r.client_publish).map_err(|e| e.code.0)
+    }
+
+    #[test]
+    fn a_merge_takes_the_namespace_tables_whole() {
+        let running = with_namespace("chat", false);
+        let mut new = with_namespace("chat", true);
+        new.namespaces.insert("news".into(), Default::default());
+        let m = merged(&running, &new);
+        assert_eq!(m.namespaces.len(), 2);
+        assert_eq!(m.namespaces["chat"].publish, Some(true));
+        // A namespace the new file leaves out is gone.
+        let m = merged(&m, &with_namespace("news", true));
+        assert_eq!(m.namespaces.keys().collect::<Vec<_>>(), ["news"]);
+    }
+
+    #[tokio::test]
+    async fn a_reload_swaps_the_rules_and_one_that_strands_a_route_changes_nothing() {
+        let mut start = with_namespace("chat", false);
+        start.plain.routes = vec![crate::config::PlainRoute {
+            path: "/chat".into(),
+            params: vec![],
+        }];
+        let hub = Hub::new(start).unwrap();
+        assert_eq!(client_publish(&hub, "chat:1"), Ok(false));
+        let mut new = with_namespace("chat", true);
+        new.namespaces.insert("news".into(), Default::default());
+        hub.reload(&new).unwrap();
+        assert_eq!(client_publish(&hub, "chat:1"), Ok(true));
+        assert_eq!(client_publish(&hub, "news:1"), Ok(true));
+        // The route `/chat` (kept from the start) needs the namespace `chat`: refused whole.
+        let e = hub.reload(&with_namespace("news", false)).unwrap_err();
+        assert!(e.to_string().contains("plain.routes"), "{e}");
+        assert_eq!(client_publish(&hub, "chat:1"), Ok(true));
+        assert_eq!(client_publish(&hub, "news:1"), Ok(true));
+        assert_eq!(hub.running_config().namespaces.len(), 2);
+        let refused = hub
+            .metrics
+            .config_reloads
+            .get_or_create(&vec![("outcome".into(), "refused".into())])
+            .get();
+        assert_eq!(refused, 1);
     }
 }

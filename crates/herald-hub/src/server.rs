@@ -102,15 +102,20 @@ pub async fn run(
 /// that closed.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Periodic upkeep: forgets idle in-memory histories.
+/// Periodic upkeep: forgets idle in-memory histories. The period follows the shortest
+/// history TTL in force, read again after every sweep, so a reload that shortens a TTL takes
+/// effect by the sweep after next.
 async fn maintain(hub: Arc<Hub>) {
-    let shortest = hub.namespaces.shortest_ttl();
-    let period = (shortest / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
-    let mut tick = tokio::time::interval(period);
     loop {
-        tick.tick().await;
+        let period = sweep_period(hub.live().namespaces.shortest_ttl());
+        tokio::time::sleep(period).await;
         hub.broker.maintain();
     }
+}
+
+/// How often to sweep for a shortest TTL of `shortest`: twice per TTL, from 1 s to 1 min.
+fn sweep_period(shortest: Duration) -> Duration {
+    (shortest / 2).clamp(Duration::from_secs(1), Duration::from_secs(60))
 }
 
 /// Why a connection was turned away at accept, before any byte of it was read.

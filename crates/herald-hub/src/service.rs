@@ -94,15 +94,17 @@ impl Hub {
         publisher: Option<ClientInfo>,
     ) -> Outcome<StreamPosition> {
         checked_channel(channel)?;
-        let rules = self.rules(channel)?;
-        if publisher.is_some() {
-            check_client_publish(rules, &self.metrics)?;
-        }
-        let webhook = (rules.webhook_publications && self.webhooks.is_some())
-            .then(|| (payload.clone(), publisher.clone()));
-        let publish = self
-            .broker
-            .publish(channel, payload, publisher, rules.retention);
+        let (retention, webhook) = {
+            let live = self.live();
+            let rules = live.namespaces.rules(channel, &self.metrics)?;
+            if publisher.is_some() {
+                check_client_publish(rules, &self.metrics)?;
+            }
+            (rules.retention, rules.webhook_publications)
+        };
+        let webhook =
+            (webhook && self.webhooks.is_some()).then(|| (payload.clone(), publisher.clone()));
+        let publish = self.broker.publish(channel, payload, publisher, retention);
         let position = self.timed("publish", publish).await?;
         self.metrics.publications.inc();
         if let (Some(webhooks), Some((payload, publisher))) = (&self.webhooks, webhook) {
@@ -124,10 +126,14 @@ impl Hub {
     /// unreachable, the broker's error.
     pub(crate) async fn history(&self, channel: &str, read: Read<'_>) -> Outcome<HistoryResult> {
         checked_channel(channel)?;
-        let rules = self.rules(channel)?;
+        let limit = self
+            .live()
+            .namespaces
+            .rules(channel, &self.metrics)?
+            .history_limit(read.limit);
         let query = HistoryQuery {
             after: read.since.map_or(0, |s| s.offset),
-            limit: rules.history_limit(read.limit),
+            limit,
             reverse: read.reverse,
         };
         let history = match read.since {
@@ -193,7 +199,10 @@ impl Hub {
     /// unknown namespace; the broker's error.
     pub(crate) async fn presence(&self, channel: &str) -> Outcome<PresenceResult> {
         checked_channel(channel)?;
-        check_presence(self.rules(channel)?, &self.metrics)?;
+        check_presence(
+            self.live().namespaces.rules(channel, &self.metrics)?,
+            &self.metrics,
+        )?;
         let clients = self
             .timed("presence", self.broker.presence(channel))
             .await?;
@@ -227,11 +236,11 @@ impl Hub {
                 self.node.add(self.broker.as_ref(), channel, id, subscriber),
             )
             .await?;
-        let query = self.first_read(rules, start);
+        let query = self.first_read(&rules, start);
         let history = self
             .timed("history", self.broker.history(channel, query))
             .await;
-        let joined = history.and_then(|history| self.joined(name, rules, start, history));
+        let joined = history.and_then(|history| self.joined(name, &rules, start, history));
         if joined.is_err() {
             self.node.remove(self.broker.as_ref(), channel, id).await;
             return joined;
@@ -330,11 +339,10 @@ impl Hub {
     pub(crate) async fn unsubscribe(&self, channel: &str, id: u64, info: &ClientInfo) {
         let removed = self.node.remove(self.broker.as_ref(), channel, id).await;
         if removed && let Some(webhooks) = self.webhooks_for(channel) {
-            let presence = self.rules(channel).is_ok_and(|rules| rules.presence);
+            let presence = self.tracks_presence(channel);
             webhooks.subscription(channel, &info.user, presence, false);
         }
-        // A channel held was subscribed, so its namespace is known.
-        if self.rules(channel).is_ok_and(|rules| rules.presence) {
+        if self.tracks_presence(channel) {
             let _ = self
                 .timed(
                     "presence_remove",
@@ -355,12 +363,26 @@ impl Hub {
             .then_some(webhooks)
     }
 
-    /// The rules of `channel`'s namespace.
+    /// The rules of `channel`'s namespace in force now, kept by an operation that waits on
+    /// the broker in between (a reload meanwhile does not change them under it).
     ///
     /// # Errors
     /// 112 for an unknown namespace.
-    fn rules(&self, channel: &str) -> Outcome<&Rules> {
-        self.namespaces.rules(channel, &self.metrics)
+    fn rules(&self, channel: &str) -> Outcome<Arc<Rules>> {
+        self.live()
+            .namespaces
+            .rules(channel, &self.metrics)
+            .cloned()
+    }
+
+    /// Whether `channel`'s namespace may hold presence now: when it tracks presence, or when
+    /// a reload removed it since the channel was subscribed (its member is removed all the
+    /// same, so none is left behind).
+    fn tracks_presence(&self, channel: &str) -> bool {
+        self.live()
+            .namespaces
+            .rules(channel, &self.metrics)
+            .map_or(true, |rules| rules.presence)
     }
 
     /// How many of `publications`, in their order, fit in one reply.

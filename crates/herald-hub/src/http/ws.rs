@@ -215,9 +215,10 @@ fn mode(hub: &Hub, request: &herald_proto::handshake::Request) -> Result<Mode, R
     }
     let routes = &hub.config.plain.routes;
     let room = names::plain_room(routes, request.path(), request.query()).map_err(refusal)?;
-    // `HubConfig::validate` refuses routes into unknown namespaces; checked all the same,
+    // `HubConfig::validate` refuses routes into unknown namespaces, at start and at every
+    // reload; checked all the same,
     // so no room reaches a session without its rules.
-    if hub.namespaces.rules(&room, &hub.metrics).is_err() {
+    if hub.live().namespaces.rules(&room, &hub.metrics).is_err() {
         return Err((StatusCode::BAD_REQUEST, "unknown namespace").into());
     }
     Ok(Mode::Plain { room })

@@ -13,7 +13,12 @@ impl Session {
     /// 112 for an unknown namespace; the hook's 103 or 109.
     pub(super) async fn ask_subscribe(&self, channel: &str) -> Outcome<Option<Box<RawValue>>> {
         let hub = &self.hub;
-        if !hub.namespaces.rules(channel, &hub.metrics)?.subscribe_hook {
+        if !hub
+            .live()
+            .namespaces
+            .rules(channel, &hub.metrics)?
+            .subscribe_hook
+        {
             return Ok(None);
         }
         // A hook is on only in a configured namespace, so the channel has its prefix.
@@ -35,8 +40,12 @@ impl Session {
         payload: &Payload,
     ) -> Outcome<Option<Box<RawValue>>> {
         let hub = &self.hub;
-        let rules = hub.namespaces.rules(channel, &hub.metrics)?;
-        if !rules.publish_hook || !rules.client_publish {
+        let asks = {
+            let live = hub.live();
+            let rules = live.namespaces.rules(channel, &hub.metrics)?;
+            rules.publish_hook && rules.client_publish
+        };
+        if !asks {
             return Ok(None);
         }
         hub.command_hooks

@@ -120,6 +120,7 @@ impl Session {
             Some(owner) if owner == self.info.user => Ok(()),
             Some(_) => Err(ErrorBody::new(ErrorCode::PERMISSION_DENIED)),
             None => hub
+                .live()
                 .namespaces
                 .check_subscribe(&self.identity, channel, &hub.metrics),
         }
@@ -141,7 +142,8 @@ impl Session {
         {
             return Err(ErrorBody::new(ErrorCode::PERMISSION_DENIED));
         }
-        hub.namespaces
+        hub.live()
+            .namespaces
             .check_publish(&self.identity, channel, &hub.metrics)
     }
 
