@@ -99,7 +99,7 @@ impl Hub {
     pub fn with_broker(config: HubConfig, broker: Arc<dyn Broker>) -> Result<Arc<Self>, HubError> {
         config.validate()?;
         let metrics = Arc::new(Metrics::new());
-        let live = crate::reload::Live::new(config.clone(), metrics.clone())?;
+        let live = crate::reload::Live::new(config.clone(), metrics.clone(), None)?;
         // `validate` refused half a pair: both files are set, or neither.
         let tls = match (&config.tls.cert, &config.tls.key) {
             (Some(cert), Some(key)) => Some(tls_config(cert, key, config.http2)?),

@@ -14,7 +14,7 @@ use crate::broker::Retention;
 use crate::config::{HubConfig, NamespaceConfig};
 use crate::metrics::Metrics;
 use herald_hub_protocol::{ErrorBody, ErrorCode};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use wildmatch::WildMatch;
 
@@ -114,6 +114,10 @@ pub(crate) struct Namespaces {
     default: Arc<Rules>,
     /// Empty: namespacing is off.
     named: HashMap<String, Arc<Rules>>,
+    /// The namespaces (`""` for the default one) whose rules tracked presence at some time
+    /// since the hub started: a subscription made then may have a presence member to remove,
+    /// though a reload turned presence off since.
+    had_presence: HashSet<String>,
 }
 
 /// A refusal by a namespace rule: counted in `herald_namespace_refusals_total{rule}`, then
@@ -126,14 +130,46 @@ fn refused(metrics: &Metrics, rule: &'static str, code: ErrorCode, message: &str
 impl Namespaces {
     /// The rules of every configured namespace and of the default one.
     pub(crate) fn new(config: &HubConfig) -> Self {
+        let default = Arc::new(Rules::new(config, &NamespaceConfig::default()));
+        let named: HashMap<String, Arc<Rules>> = config
+            .namespaces
+            .iter()
+            .map(|(name, table)| (name.clone(), Arc::new(Rules::new(config, table))))
+            .collect();
+        let had_presence = named
+            .iter()
+            .filter(|(_, rules)| rules.presence)
+            .map(|(name, _)| name.clone())
+            .chain(default.presence.then(String::new))
+            .collect();
         Self {
-            default: Arc::new(Rules::new(config, &NamespaceConfig::default())),
-            named: config
-                .namespaces
-                .iter()
-                .map(|(name, table)| (name.clone(), Arc::new(Rules::new(config, table))))
-                .collect(),
+            default,
+            named,
+            had_presence,
         }
+    }
+
+    /// The rules of `config`, remembering which namespaces tracked presence under
+    /// `previous` (and before it).
+    pub(crate) fn after(previous: &Self, config: &HubConfig) -> Self {
+        let mut next = Self::new(config);
+        next.had_presence
+            .extend(previous.had_presence.iter().cloned());
+        next
+    }
+
+    /// Whether a subscription to `channel` may have added a presence member: its namespace
+    /// tracks presence, did at some time since the hub started, or was removed by a reload
+    /// (so that unsubscribing leaves no member behind).
+    pub(crate) fn may_hold_presence(&self, channel: &str, metrics: &Metrics) -> bool {
+        let name = match channel.split_once(SEPARATOR) {
+            Some((name, _)) if !self.named.is_empty() => name,
+            _ => "",
+        };
+        self.had_presence.contains(name)
+            || self
+                .rules(channel, metrics)
+                .map_or(true, |rules| rules.presence)
     }
 
     /// The shortest history TTL of any namespace: how often the memory broker's sweep must
@@ -255,6 +291,32 @@ mod tests {
             config.namespaces.insert((*name).to_owned(), table.clone());
         }
         Namespaces::new(&config)
+    }
+
+    #[test]
+    fn a_namespace_that_tracked_presence_before_a_reload_may_still_hold_members() {
+        let table = |presence| NamespaceConfig {
+            presence: Some(presence),
+            ..NamespaceConfig::default()
+        };
+        let metrics = Metrics::new();
+        let before = with(&[("room", table(true)), ("feed", table(false))]);
+        assert!(before.may_hold_presence("room:1", &metrics));
+        assert!(!before.may_hold_presence("feed:1", &metrics));
+        let mut config = HubConfig::default();
+        config.namespaces.insert("room".into(), table(false));
+        config.namespaces.insert("feed".into(), table(false));
+        let after = Namespaces::after(&before, &config);
+        assert!(!after.rules("room:1", &metrics).unwrap().presence);
+        assert!(
+            after.may_hold_presence("room:1", &metrics),
+            "members added before presence was turned off are still removed"
+        );
+        assert!(!after.may_hold_presence("feed:1", &metrics));
+        assert!(
+            Namespaces::after(&after, &config).may_hold_presence("room:1", &metrics),
+            "remembered over later reloads"
+        );
     }
 
     #[test]

@@ -88,12 +88,16 @@ impl Live {
     pub(crate) fn new(
         config: HubConfig,
         metrics: Arc<crate::metrics::Metrics>,
+        previous: Option<&Self>,
     ) -> Result<Self, HubError> {
         let jwt = JwtAuthenticator::new(&config.auth, metrics)?;
         jwt.start();
         Ok(Self {
             origins: OriginPolicy::new(&config.origins),
-            namespaces: Namespaces::new(&config),
+            namespaces: match previous {
+                Some(previous) => Namespaces::after(&previous.namespaces, &config),
+                None => Namespaces::new(&config),
+            },
             auth: Arc::new(jwt),
             config,
         })
@@ -154,14 +158,16 @@ impl Hub {
     /// [`HubError::Config`] for a configuration [`HubConfig::validate`] refuses, or
     /// [`HubError::Key`] for an unusable key file.
     pub fn reload(&self, new: &HubConfig) -> Result<(), HubError> {
-        let running = merged(&self.live().config, new);
+        let previous = self.live();
+        let running = merged(&previous.config, new);
         // The merge is checked too: a key kept from the startup file (`admin.enabled`) may
         // need one that changed (`admin.password`).
         let built = new
             .validate()
             .and_then(|()| running.validate())
             .map_err(HubError::from)
-            .and_then(|()| Live::new(running, self.metrics.clone()));
+            .and_then(|()| Live::new(running, self.metrics.clone(), Some(&previous)));
+        drop(previous);
         match built {
             Ok(live) => {
                 self.live.store(Arc::new(live));

@@ -375,14 +375,13 @@ impl Hub {
             .cloned()
     }
 
-    /// Whether `channel`'s namespace may hold presence now: when it tracks presence, or when
-    /// a reload removed it since the channel was subscribed (its member is removed all the
-    /// same, so none is left behind).
+    /// Whether `channel`'s namespace may hold a presence member of a subscription: it tracks
+    /// presence, did before a reload turned it off, or a reload removed it since the channel
+    /// was subscribed (the member is removed all the same, so none is left behind).
     fn tracks_presence(&self, channel: &str) -> bool {
         self.live()
             .namespaces
-            .rules(channel, &self.metrics)
-            .map_or(true, |rules| rules.presence)
+            .may_hold_presence(channel, &self.metrics)
     }
 
     /// How many of `publications`, in their order, fit in one reply.
