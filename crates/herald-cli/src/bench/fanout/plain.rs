@@ -6,7 +6,10 @@
 //! its first 16 bytes, a sequence number and the send time (microseconds since the Unix epoch,
 //! both big-endian), padded to `--size`. Before measuring, the publisher sends probes (sequence
 //! `u64::MAX`) until every subscriber got one, so a server that joins a connection to its room
-//! after the handshake loses nothing to the start. Each subscriber counts losses, duplicates and
+//! after the handshake loses nothing to the start. Probing starts only once every subscriber
+//! finished its handshake: probes fanned out to thousands while the rest still connect keep a
+//! one-threaded server from accepting, and connections dropped from its full accept queue
+//! would never reach the room. Each subscriber counts losses, duplicates and
 //! gaps by sequence; each publication's "last subscriber" latency is the longest of its
 //! deliveries.
 
@@ -101,6 +104,10 @@ struct Shared {
     /// Per publication, the longest publish-to-receive time so far (µs).
     slowest: Vec<AtomicU64>,
     latency: Vec<Mutex<Histogram<u64>>>,
+    /// Subscribers that finished their handshake or failed it.
+    connected: Semaphore,
+    /// The first subscriber handshake that failed, if one did.
+    failed: Mutex<Option<String>>,
     /// Subscribers that got a probe.
     ready: Semaphore,
     /// Publications sent, once the publisher is done.
@@ -120,6 +127,8 @@ pub(super) async fn run(args: &Args) -> anyhow::Result<Report> {
     let shared = Arc::new(Shared {
         slowest: (0..count).map(|_| AtomicU64::new(0)).collect(),
         latency: (0..SHARDS).map(|_| Mutex::new(histogram())).collect(),
+        connected: Semaphore::new(0),
+        failed: Mutex::new(None),
         ready: Semaphore::new(0),
         published: AtomicU64::new(0),
         totals: Mutex::new((Sequence::default(), 0)),
@@ -220,9 +229,19 @@ async fn connect(url: &str, timeout: Duration) -> anyhow::Result<WebSocket> {
     Ok(builder.connect().await?.0)
 }
 
-/// Sends probes until every subscriber received one.
+/// Waits for every subscriber's handshake, then sends probes until every subscriber received
+/// one.
 async fn wait_for_room(ws: &mut WebSocket, args: &Args, shared: &Shared) -> anyhow::Result<()> {
     let count = u32::try_from(args.subscribers).context("too many subscribers")?;
+    shared.connected.acquire_many(count).await?.forget();
+    if let Some(error) = shared
+        .failed
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+    {
+        bail!("a subscriber could not connect: {error}");
+    }
     let deadline = Instant::now() + args.common.timeout * 4;
     loop {
         ws.send(Message::binary(payload(PROBE, 16))).await?;
@@ -269,8 +288,19 @@ async fn subscribe(
 ) -> anyhow::Result<()> {
     let shard = usize::try_from(index).unwrap_or(0) % SHARDS;
     let permit = handshakes.acquire().await?;
-    let mut ws = connect(&url, timeout).await?;
+    let connected = connect(&url, timeout).await;
     drop(permit);
+    let mut ws = match connected {
+        Ok(ws) => ws,
+        Err(e) => {
+            let mut failed = shared.failed.lock().unwrap_or_else(|e| e.into_inner());
+            failed.get_or_insert_with(|| format!("{e:#}"));
+            drop(failed);
+            shared.connected.add_permits(1);
+            return Err(e);
+        }
+    };
+    shared.connected.add_permits(1);
     let mut seen = Sequence::default();
     let mut probed = false;
     let mut draining: Option<Instant> = None;
