@@ -13,6 +13,7 @@ mod protocol;
 mod pusher;
 mod refresh;
 mod server;
+mod subscriptions;
 #[cfg(test)]
 mod tests;
 mod wire;
@@ -25,11 +26,11 @@ use crate::broadcast::Delivery;
 use crate::hub::Hub;
 use crate::limits::{Rate, RateLimiter};
 use crate::node::{Signal, Subscriber};
-use crate::recovery::{Live, LiveFilter};
+use crate::recovery::Live;
 use crate::users::{Handle, OPS_QUEUE, ServerOp};
 use herald::Message;
 use herald_hub_protocol::{ClientInfo, Disconnect};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -107,7 +108,7 @@ pub(crate) struct Session {
     identity: Identity,
     mode: Mode,
     subscriber: Subscriber,
-    subscriptions: HashMap<Arc<str>, LiveFilter>,
+    subscriptions: subscriptions::Subscriptions,
     /// The subscriptions the server made (personal channel, `subs`, the server API): granted
     /// by the server rather than by the token's patterns, so a `refresh` keeps them.
     granted: HashSet<Arc<str>>,
@@ -229,7 +230,7 @@ impl Session {
             identity,
             mode,
             subscriber,
-            subscriptions: HashMap::new(),
+            subscriptions: subscriptions::Subscriptions::default(),
             granted: HashSet::new(),
             publish_rate: RateLimiter::new(limits.publish_rate, limits.publish_burst),
             commands: RateLimiter::new(limits.command_rate, limits.command_burst),

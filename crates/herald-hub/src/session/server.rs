@@ -94,7 +94,7 @@ impl Session {
                 self.server_subscribe(&channel, Source::Api, wire).await?;
             }
             ServerOp::Unsubscribe(channel) => {
-                if self.subscriptions.remove(&*channel).is_some() {
+                if self.subscriptions.remove(&channel).is_some() {
                     self.granted.remove(&*channel);
                     self.hub.unsubscribe(&channel, self.id, &self.info).await;
                     let push = Push::Unsubscribed(Unsubscribed {
