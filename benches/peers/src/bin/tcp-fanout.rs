@@ -15,14 +15,11 @@ use std::collections::HashMap;
 use std::io::Write as _;
 use std::rc::Rc;
 
-use anyhow::{Context as _, bail};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use anyhow::Context as _;
+use herald_bench_peers::floor::{frames, handshake};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 const DEFAULT_ADDR: &str = "127.0.0.1:9004";
-/// The longest frame relayed; longer ones end the connection.
-const MAX_FRAME: usize = 1 << 20;
 
 /// Every open connection after its handshake, by id.
 type Room = Rc<RefCell<HashMap<u64, Rc<TcpStream>>>>;
@@ -117,106 +114,4 @@ async fn write_all(stream: &TcpStream, mut data: &[u8]) -> std::io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Answers the opening handshake; returns what the client sent after it.
-async fn handshake(stream: &mut TcpStream) -> anyhow::Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(1024);
-    let end = loop {
-        if stream.read_buf(&mut buf).await? == 0 {
-            bail!("closed during the handshake");
-        }
-        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-        if buf.len() > 8192 {
-            bail!("handshake request too long");
-        }
-    };
-    let head = std::str::from_utf8(&buf[..end])?;
-    let key = head
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("sec-websocket-key")
-                .then(|| value.trim())
-        })
-        .context("no Sec-WebSocket-Key")?;
-    let reply = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {}\r\n\r\n",
-        derive_accept_key(key.as_bytes())
-    );
-    stream.write_all(reply.as_bytes()).await?;
-    Ok(buf.split_off(end))
-}
-
-/// Moves every complete client frame at the front of `buf` into `batch` as a server frame
-/// (same first byte, unmasked payload); returns how many data frames, and whether a Close came.
-fn frames(buf: &mut Vec<u8>, batch: &mut Vec<u8>) -> anyhow::Result<(usize, bool)> {
-    let mut at = 0;
-    let mut count = 0;
-    let mut closed = false;
-    while let Some((head, len)) = header(&buf[at..])? {
-        if buf.len() - at < head + len {
-            break;
-        }
-        let (b0, key) = (buf[at], &buf[at + head - 4..at + head]);
-        let key: [u8; 4] = key.try_into()?;
-        let payload = &buf[at + head..at + head + len];
-        match b0 & 0x0f {
-            0x8 => closed = true,
-            0x0..=0x2 => {
-                count += 1;
-                batch.push(b0);
-                match len {
-                    0..=125 => batch.push(len as u8),
-                    126..=0xffff => {
-                        batch.push(126);
-                        batch.extend_from_slice(&(len as u16).to_be_bytes());
-                    }
-                    _ => {
-                        batch.push(127);
-                        batch.extend_from_slice(&(len as u64).to_be_bytes());
-                    }
-                }
-                batch.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-            }
-            _ => {}
-        }
-        at += head + len;
-        if closed {
-            break;
-        }
-    }
-    buf.drain(..at);
-    Ok((count, closed))
-}
-
-/// The header size and payload length of the masked frame at the front of `data`, once the
-/// whole header is there.
-fn header(data: &[u8]) -> anyhow::Result<Option<(usize, usize)>> {
-    let Some(&b1) = data.get(1) else {
-        return Ok(None);
-    };
-    anyhow::ensure!(b1 & 0x80 != 0, "a client frame must be masked");
-    let (ext, len) = match b1 & 0x7f {
-        126 => (
-            2,
-            data.get(2..4)
-                .map(|b| u64::from(u16::from_be_bytes([b[0], b[1]]))),
-        ),
-        127 => (
-            8,
-            data.get(2..10)
-                .map(|b| b.iter().fold(0, |a, &x| (a << 8) | u64::from(x))),
-        ),
-        n => (0, Some(u64::from(n))),
-    };
-    let Some(len) = len else {
-        return Ok(None);
-    };
-    let len = usize::try_from(len).ok().filter(|&l| l <= MAX_FRAME);
-    let len = len.context("frame longer than the floor relays")?;
-    Ok(Some((2 + ext + 4, len)))
 }

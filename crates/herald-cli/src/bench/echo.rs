@@ -52,6 +52,9 @@ pub(crate) struct Args {
     /// Send binary messages.
     #[arg(long)]
     binary: bool,
+    /// The server is a raw TCP echo: accept the client's own (masked) frames coming back.
+    #[arg(long)]
+    raw_echo: bool,
 }
 
 pub(crate) async fn run(args: &Args) -> anyhow::Result<Report> {
@@ -72,7 +75,10 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Report> {
     let echoes = Arc::new(AtomicU64::new(0));
     let mut running = JoinSet::new();
     for (stream, leftover) in streams {
-        let exchange = Exchange::new(frame.clone(), args.in_flight, window, echoes.clone());
+        let mut exchange = Exchange::new(frame.clone(), args.in_flight, window, echoes.clone());
+        if args.raw_echo {
+            exchange.accept_masked();
+        }
         let drain = args.common.timeout;
         running.spawn(exchange_then_close(exchange, stream, leftover, drain, key));
     }

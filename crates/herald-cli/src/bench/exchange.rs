@@ -84,6 +84,12 @@ impl Exchange {
         }
     }
 
+    /// Accepts masked frames from the server: it is a raw TCP echo (see
+    /// [`FrameSkipper::accepting_masked`]).
+    pub(crate) fn accept_masked(&mut self) {
+        self.skipper = FrameSkipper::accepting_masked();
+    }
+
     /// Runs until the window ended and every copy written came back (the drain). The caller
     /// bounds the drain by dropping this future.
     ///

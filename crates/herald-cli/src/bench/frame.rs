@@ -78,12 +78,23 @@ pub(crate) struct FrameSkipper {
     remaining: u64,
     /// Whether the current frame ends a data message.
     completes: bool,
-    /// A header split across reads.
-    header: [u8; 10],
+    /// A header split across reads (with a masking key when masked frames are accepted).
+    header: [u8; 14],
     header_len: usize,
+    /// Accept masked frames: the peer is a TCP echo returning the client's frames unchanged.
+    masked: bool,
 }
 
 impl FrameSkipper {
+    /// A skipper that also accepts masked frames (and skips their masking key): for a raw TCP
+    /// echo, which sends back the client's own frames.
+    pub(crate) fn accepting_masked() -> Self {
+        Self {
+            masked: true,
+            ..Self::default()
+        }
+    }
+
     /// Consumes `data`; returns how many data messages it completed.
     ///
     /// # Errors
@@ -115,7 +126,7 @@ impl FrameSkipper {
     fn take_header(&mut self, data: &[u8]) -> Result<usize, ParseError> {
         let mut taken = 0;
         loop {
-            let need = header_size(&self.header[..self.header_len]).unwrap_or(2);
+            let need = header_size(&self.header[..self.header_len], self.masked).unwrap_or(2);
             if self.header_len == need {
                 break;
             }
@@ -134,7 +145,7 @@ impl FrameSkipper {
 
     fn start_frame(&mut self, header: &[u8]) -> Result<(), ParseError> {
         let (b0, b1) = (header[0], header[1]);
-        if b1 & 0x80 != 0 {
+        if b1 & 0x80 != 0 && !self.masked {
             return Err(ParseError::Masked);
         }
         if b0 & 0x70 != 0 {
@@ -159,13 +170,18 @@ impl FrameSkipper {
     }
 }
 
-/// The size of the header that starts with `data`, once its second byte is known.
-fn header_size(data: &[u8]) -> Option<usize> {
-    Some(match data.get(1)? & 0x7f {
-        126 => 4,
-        127 => 10,
-        _ => 2,
-    })
+/// The size of the header that starts with `data`, once its second byte is known (with the
+/// masking key when `masked` frames are accepted and this one is).
+fn header_size(data: &[u8], masked: bool) -> Option<usize> {
+    let b1 = *data.get(1)?;
+    let key = if masked && b1 & 0x80 != 0 { 4 } else { 0 };
+    Some(
+        key + match b1 & 0x7f {
+            126 => 4,
+            127 => 10,
+            _ => 2,
+        },
+    )
 }
 
 #[cfg(test)]
@@ -223,6 +239,22 @@ mod tests {
             let done: u64 = stream.chunks(chunk).map(|p| parser.feed(p).unwrap()).sum();
             assert_eq!(done, 9, "chunk size {chunk}");
         }
+    }
+
+    #[test]
+    fn a_raw_echo_of_the_clients_own_masked_frames_is_counted_across_any_split() {
+        let mut stream = Vec::new();
+        for size in [0, 20, 126, 65536] {
+            stream.extend_from_slice(&client_frame(size, false, KEY));
+        }
+        for chunk in [1, 3, 5, 4096, stream.len()] {
+            let mut parser = FrameSkipper::accepting_masked();
+            let done: u64 = stream.chunks(chunk).map(|p| parser.feed(p).unwrap()).sum();
+            assert_eq!(done, 4, "chunk size {chunk}");
+        }
+        let echoed_close = close_frame(1000, KEY);
+        let close = FrameSkipper::accepting_masked().feed(&echoed_close);
+        assert_eq!(close, Err(ParseError::Closed));
     }
 
     #[test]
