@@ -110,6 +110,9 @@ struct Shared {
     failed: Mutex<Option<String>>,
     /// Subscribers that got a probe.
     ready: Semaphore,
+    /// Subscribers that stopped counting (got the last publication, gave up waiting for it,
+    /// or failed), before they close: the measured window ends when all have.
+    finished: Semaphore,
     /// Publications sent, once the publisher is done.
     published: AtomicU64,
     totals: Mutex<(Sequence, u64)>,
@@ -130,6 +133,7 @@ pub(super) async fn run(args: &Args) -> anyhow::Result<Report> {
         connected: Semaphore::new(0),
         failed: Mutex::new(None),
         ready: Semaphore::new(0),
+        finished: Semaphore::new(0),
         published: AtomicU64::new(0),
         totals: Mutex::new((Sequence::default(), 0)),
     });
@@ -157,14 +161,19 @@ pub(super) async fn run(args: &Args) -> anyhow::Result<Report> {
     publish(&mut publisher, args, count, &progress).await?;
     shared.published.store(count, Ordering::Release);
     let _ = done_tx.send(true);
+    // The window ends once every subscriber counted its last publication: the closing
+    // handshakes that follow are not deliveries, and would charge the server's teardown of
+    // each connection to them.
+    let all = u32::try_from(args.subscribers).context("too many subscribers")?;
+    shared.finished.acquire_many(all).await?.forget();
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu = CpuSample::take(args.common.server_pid).since(&cpu_before);
     let mut errors = 0;
     while let Some(joined) = tasks.join_next().await {
         if !matches!(joined, Ok(Ok(()))) {
             errors += 1;
         }
     }
-    let seconds = started.elapsed().as_secs_f64();
-    let cpu = CpuSample::take(args.common.server_pid).since(&cpu_before);
     progress.finish();
     let _ = publisher.close(CloseCode::NORMAL, "").await;
     Ok(report(args, &shared, errors, seconds, cpu))
@@ -301,6 +310,8 @@ async fn subscribe(
         }
     };
     shared.connected.add_permits(1);
+    // Whichever way this subscriber stops counting, the window may close without it.
+    let finished = Finished(&shared.finished);
     let mut seen = Sequence::default();
     let mut probed = false;
     let mut draining: Option<Instant> = None;
@@ -350,8 +361,18 @@ async fn subscribe(
             .record(took);
     }
     add(&shared, &seen);
+    drop(finished);
     let _ = ws.close(CloseCode::NORMAL, "").await;
     Ok(())
+}
+
+/// Adds a permit to `finished` when dropped: on every way out of a subscriber's counting loop.
+struct Finished<'a>(&'a Semaphore);
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        self.0.add_permits(1);
+    }
 }
 
 /// Adds one subscriber's counts to the totals.
