@@ -56,7 +56,8 @@ pub struct WebSocket<S> {
     close_timeout: std::time::Duration,
     keepalive: Option<Keepalive>,
     close_timer: Option<Pin<Box<Sleep>>>,
-    closed: Option<Closed>,
+    /// Boxed: it exists only at the end, and would make every idle connection 100 bytes larger.
+    closed: Option<Box<Closed>>,
     eof: bool,
     /// The tasks (the reader and the writer of a split) waiting for the queue to drain below
     /// the cap. The transport wakes only the last task that polled it for writing, so whoever
@@ -258,7 +259,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             self.conn.close(code, reason)?;
         }
         while self.recv().await.is_some() {}
-        Ok(self.closed.clone().unwrap_or_else(|| Closed {
+        Ok(self.closed.as_deref().cloned().unwrap_or_else(|| Closed {
             initiator: herald_proto::Initiator::Local,
             sent: None,
             received: None,
@@ -268,7 +269,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// How the connection ended, once it has: who closed, the code, the reason, whether cleanly.
     pub fn closed(&self) -> Option<&Closed> {
-        self.closed.as_ref()
+        self.closed.as_deref()
     }
 
     /// The protocol state machine (read-only).
@@ -397,7 +398,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         while conn.transmit_len() > 0 {
             let mut slices = [IoSlice::new(&[]); 32];
             let n = conn.transmit_chunks(&mut slices);
-            let written = ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n]))?;
+            // One chunk (a small frame, a shared broadcast frame) goes by a plain write: on a
+            // TCP socket that is `send`, which skips the file-position lock and iovec copy
+            // that `writev` costs per call.
+            let written = if n == 1 {
+                ready!(Pin::new(&mut *io).poll_write(cx, &slices[0]))?
+            } else {
+                ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n]))?
+            };
             if written == 0 {
                 return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
             }
@@ -461,7 +469,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             Event::Ping(payload) => Some(Message::Ping(payload)),
             Event::Pong(payload) => Some(Message::Pong(payload)),
             Event::Closed(closed) => {
-                self.closed = Some(closed);
+                self.closed = Some(Box::new(closed));
                 self.phase = Phase::Closing;
                 None
             }
@@ -607,7 +615,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             }
         }
         self.phase = Phase::Finished;
-        let closed = self.closed.as_ref();
+        let closed = self.closed.as_deref();
         Poll::Ready(Some(match closed.and_then(|c| c.error.clone()) {
             Some(error) => Err(Error::Protocol(error)),
             None => Ok(Message::Close(closed.and_then(|c| c.received.clone()))),
@@ -676,5 +684,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
             self.conn.close(CloseCode::NORMAL, "")?;
         }
         self.poll_flush(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// An idle connection's task holds a `WebSocket` for the connection's whole life, so its
+    /// size is memory per connection: what exists only at the end (how it closed) or during a
+    /// fragmented message is boxed, not inline.
+    #[test]
+    fn an_idle_websocket_holds_no_closing_or_fragment_state_inline() {
+        let socket = std::mem::size_of::<super::WebSocket<tokio::net::TcpStream>>();
+        let engine = std::mem::size_of::<herald_proto::Connection>();
+        // Measured 792 and 456 bytes before the boxing, 496 and 264 after.
+        assert!(socket <= 512, "WebSocket<TcpStream>: {socket} bytes");
+        assert!(engine <= 280, "Connection: {engine} bytes");
     }
 }
