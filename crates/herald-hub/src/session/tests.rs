@@ -537,6 +537,40 @@ mod driver {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_server_subscribe_reaches_a_connection_whose_token_never_expires() {
+        let (hub, wire, tx, task) = start(HubConfig::default(), None).await;
+        tx.send(command(1, "subscribe", json!({"channel": "c"})))
+            .unwrap();
+        reply(&wire, 1).await;
+        // Long after the session started: an unset expiry must not be a timer gone off.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let handle = hub
+            .users
+            .handles("u1")
+            .pop()
+            .expect("the user's connection");
+        handle
+            .ops
+            .send(crate::users::ServerOp::Subscribe("d".into()))
+            .await
+            .unwrap();
+        let mut pushed = false;
+        for _ in 0..100 {
+            pushed = wire.sent.lock().unwrap().iter().any(
+                |s| matches!(s, Sent::Text(v) if v["push"] == "subscribed" && v["channel"] == "d"),
+            );
+            if pushed {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(*wire.closed.lock().unwrap(), None, "the session ended");
+        assert!(pushed, "no subscribed push for d");
+        assert!(!task.is_finished());
+        task.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn pings_alone_do_not_keep_an_idle_connection_open() {
         let mut config = HubConfig::default();
         config.limits.idle_timeout = Duration::from_secs(60);
