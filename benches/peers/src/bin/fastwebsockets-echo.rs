@@ -12,8 +12,6 @@
 
 #![allow(clippy::print_stdout)]
 
-use std::io::Write as _;
-
 use anyhow::Context as _;
 use fastwebsockets::{FragmentCollector, OpCode, WebSocketError, upgrade};
 use http_body_util::Empty;
@@ -22,7 +20,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 const DEFAULT_ADDR: &str = "127.0.0.1:9002";
 const MAX_MESSAGE: usize = 64 << 20;
@@ -55,15 +53,7 @@ fn worker_count() -> anyhow::Result<usize> {
 }
 
 async fn serve(addr: &str) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
-    let local = listener.local_addr().context("reading the bound address")?;
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on {local}")?;
-        out.flush()?;
-    }
+    let listener = herald_bench_peers::listen(addr).await?;
 
     loop {
         let (stream, _) = match listener.accept().await {

@@ -8,12 +8,10 @@
 
 #![allow(clippy::print_stdout)]
 
-use std::io::Write as _;
-
 use anyhow::Context as _;
 use herald_bench_peers::floor::handshake;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 const DEFAULT_ADDR: &str = "127.0.0.1:9005";
 
@@ -29,15 +27,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(addr: &str) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
-    let local = listener.local_addr().context("reading the bound address")?;
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on {local}")?;
-        out.flush()?;
-    }
+    let listener = herald_bench_peers::listen(addr).await?;
     loop {
         let (stream, _) = listener.accept().await?;
         tokio::spawn(async move {

@@ -12,12 +12,11 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::rc::Rc;
 
 use anyhow::Context as _;
 use herald_bench_peers::floor::{frames, handshake};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 const DEFAULT_ADDR: &str = "127.0.0.1:9004";
 
@@ -36,15 +35,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(addr: &str) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
-    let local = listener.local_addr().context("reading the bound address")?;
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on {local}")?;
-        out.flush()?;
-    }
+    let listener = herald_bench_peers::listen(addr).await?;
     let room: Room = Rc::default();
     let mut ids = 0u64;
     loop {

@@ -8,12 +8,11 @@
 
 #![allow(clippy::print_stdout)]
 
-use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
 use futures_util::{SinkExt as _, StreamExt as _};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -39,15 +38,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(addr: &str) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
-    let local = listener.local_addr().context("reading the bound address")?;
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on {local}")?;
-        out.flush()?;
-    }
+    let listener = herald_bench_peers::listen(addr).await?;
     let (room, _) = broadcast::channel::<Relayed>(QUEUE);
     let ids = AtomicU64::new(0);
     loop {

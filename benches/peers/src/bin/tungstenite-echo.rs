@@ -11,11 +11,9 @@
 
 #![allow(clippy::print_stdout)]
 
-use std::io::Write as _;
-
 use anyhow::Context as _;
 use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 const DEFAULT_ADDR: &str = "127.0.0.1:9002";
@@ -49,15 +47,7 @@ fn worker_count() -> anyhow::Result<usize> {
 }
 
 async fn serve(addr: &str) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
-    let local = listener.local_addr().context("reading the bound address")?;
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on {local}")?;
-        out.flush()?;
-    }
+    let listener = herald_bench_peers::listen(addr).await?;
 
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE))
