@@ -40,6 +40,38 @@ function stored(key) {
 }
 const ours = (p, d) => sent.get(d.id) === d.text && attested(p) === (chat.client.user ?? "");
 
+/**
+ * Presence reads of one channel and the join/leave pushes that cross them. A read answers
+ * with the broker's state when it was read, and a push that arrives while the answer is on
+ * its way may be newer (it travels another path: a join published just after the read can
+ * overtake the reply). So every push seen during a read is replayed, in order, on top of
+ * its answer; replaying one the answer already holds changes nothing.
+ */
+class PresenceReads {
+  #open = new Set(); // the pushes seen by each read in flight
+
+  note(kind, m) {
+    for (const seen of this.#open) seen.push([kind, m]);
+  }
+
+  /** `clients` as answered, and `members` (client id -> entry) with the pushes replayed. */
+  async read(client, channel) {
+    const seen = [];
+    this.#open.add(seen);
+    try {
+      const clients = await client.presence(channel);
+      const members = new Map(clients.map((c) => [c.client, c]));
+      for (const [kind, m] of seen) {
+        if (kind === "join") members.set(m.client, m);
+        else members.delete(m.client);
+      }
+      return { clients, members };
+    } finally {
+      this.#open.delete(seen);
+    }
+  }
+}
+
 const chat = {
   name: "",
   channel: "",
@@ -49,6 +81,7 @@ const chat = {
   sids: new Map(), // sid -> name an anonymous tab typed
   present: new Set(), // presence keys (`user:<id>`, `sid:<sid>`) we believe are in the room
   members: new Map(), // client id -> {user}
+  reads: new PresenceReads(), // the room's presence reads in flight
   pending: new Map(), // message id -> element
   joined: false, // subscribed at least once
   recovering: false, // between losing the connection and resubscribing
@@ -106,10 +139,14 @@ async function connect() {
     since,
     onPublication: (p) => receive(p, {}),
     onJoin: (m) => {
+      chat.reads.note("join", m);
       chat.members.set(m.client, m);
       renderOnline();
     },
-    onLeave: (m) => leave(m.client),
+    onLeave: (m) => {
+      chat.reads.note("leave", m);
+      leave(m.client);
+    },
     onSubscribed: () => subscribed(),
     onRecoveryFailed: () => recoveryFailed(),
   });
@@ -122,7 +159,8 @@ async function connect() {
 const EVERYONE = "online:all";
 
 function watchEveryone(client) {
-  const here = new Set();
+  const reads = new PresenceReads();
+  let here = new Map();
   const show = () => {
     $("everyone").hidden = false;
     $("everyone-count").textContent = String(here.size);
@@ -131,19 +169,19 @@ function watchEveryone(client) {
     joinLeave: true,
     onSubscribed: async () => {
       try {
-        const clients = await client.presence(EVERYONE);
-        here.clear();
-        for (const c of clients) here.add(c.client);
+        ({ members: here } = await reads.read(client, EVERYONE));
         show();
       } catch {
         // The next subscribe reads it again.
       }
     },
     onJoin: (m) => {
-      here.add(m.client);
+      reads.note("join", m);
+      here.set(m.client, m);
       show();
     },
     onLeave: (m) => {
+      reads.note("leave", m);
       here.delete(m.client);
       show();
     },
@@ -212,8 +250,8 @@ async function subscribed() {
   chat.present.add(presenceKey({ verified: Boolean(client.user), name: client.user }, sid));
   client.publish(chat.channel, { type: "hello", name: chat.name, sid, client: client.clientId }).catch(() => {});
   try {
-    const clients = await client.presence(chat.channel);
-    chat.members = new Map(clients.map((c) => [c.client, c]));
+    const { clients, members } = await chat.reads.read(client, chat.channel);
+    chat.members = members;
     for (const c of clients) {
       const row = member(c.client, c);
       if (row.verified || chat.names.has(c.client)) chat.present.add(row.presence);

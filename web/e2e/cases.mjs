@@ -34,15 +34,21 @@ function seen(page, text, { own = false, timeout = 10000 } = {}) {
 
 const texts = (page) => page.$$eval("#log .msg .text", (els) => els.map((e) => e.textContent));
 
-function online(page, names, timeout = 10000) {
-  return page.waitForFunction(
-    (want) => {
-      const got = [...document.querySelectorAll("#online .name")].map((e) => e.textContent).sort();
-      return JSON.stringify(got) === JSON.stringify([...want].sort());
-    },
-    names,
-    { timeout },
-  );
+/** Waits until the page lists exactly `names` as online; a timeout says what it listed. */
+async function online(page, names, timeout = 10000) {
+  const listed = () => page.$$eval("#online .name", (els) => els.map((e) => e.textContent).sort());
+  try {
+    await page.waitForFunction(
+      (want) => {
+        const got = [...document.querySelectorAll("#online .name")].map((e) => e.textContent).sort();
+        return JSON.stringify(got) === JSON.stringify([...want].sort());
+      },
+      names,
+      { timeout },
+    );
+  } catch (e) {
+    throw new Error(`online: wanted ${JSON.stringify([...names].sort())}, the page lists ${JSON.stringify(await listed().catch(() => "?"))}: ${e.message}`);
+  }
 }
 
 /** Records the 101 responses' headers of the page's WebSockets (Chrome DevTools Protocol). */

@@ -2,7 +2,7 @@
 // real `herald serve`. Run through scripts/e2e, which builds the binary and installs this
 // folder's dependencies. Prints one line per case and ends with `e2e: N passed, M failed`.
 import { chromium } from "playwright-core";
-import { mkdirSync, rmSync } from "node:fs";
+import { appendFileSync, mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import { killAll, startHerald } from "./procs.mjs";
 import { cases } from "./cases.mjs";
@@ -72,6 +72,7 @@ const env = {
 
 let passed = 0;
 let failed = 0;
+let pages = 0;
 for (const [name, run] of Object.entries(cases)) {
   if (only && !name.includes(only)) continue;
   const started = Date.now();
@@ -84,6 +85,20 @@ for (const [name, run] of Object.entries(cases)) {
       contexts.push(context);
       const page = await context.newPage();
       page.on("pageerror", (e) => console.log(`   page error: ${e.message}`));
+      // Each page's console (and with E2E_TRACE=1 every request it made, with both bodies)
+      // lands in pages.log beside the server logs.
+      const n = ++pages;
+      const note = (line) => appendFileSync(path.join(out, "pages.log"), `${new Date().toISOString()} page ${n} ${line}\n`);
+      page.on("console", (m) => note(`${m.type()}: ${m.text()}`));
+      if (process.env.E2E_TRACE) {
+        page.on("requestfinished", async (r) => {
+          const body = await r
+            .response()
+            .then((res) => res?.text() ?? "")
+            .catch(() => "");
+          note(`${r.method()} ${r.url()} >> ${r.postData() ?? ""} << ${body.slice(0, 2000)}`);
+        });
+      }
       if (url) await page.goto(url);
       return page;
     },
