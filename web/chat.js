@@ -42,10 +42,10 @@ const ours = (p, d) => sent.get(d.id) === d.text && attested(p) === (chat.client
 
 /**
  * Presence reads of one channel and the join/leave pushes that cross them. A read answers
- * with the broker's state when it was read, and a push that arrives while the answer is on
- * its way may be newer (it travels another path: a join published just after the read can
- * overtake the reply). So every push seen during a read is replayed, in order, on top of
- * its answer; replaying one the answer already holds changes nothing.
+ * with the broker's state when it was read, and a push handled before the code after the
+ * `await` runs may be newer: a long-poll response that holds the reply and then a join hands
+ * over both before that code runs. So every push seen while a read is open is replayed, in
+ * order, on top of its answer; replaying one the answer already holds changes nothing.
  */
 class PresenceReads {
   #open = new Set(); // the pushes seen by each read in flight

@@ -207,6 +207,7 @@ export declare class Herald {
     channel: string,
     options?: { since?: StreamPosition; limit?: number; reverse?: boolean },
   ): Promise<StreamPosition & { publications: Omit<Publication, "channel" | "epoch">[] }>;
+  /** As the broker read them: join/leave pushes handled while the call is open may be newer. */
   presence(channel: string): Promise<ClientInfo[]>;
   /** Calls `method` of the application's backend (the hub's RPC hook) with `data`; resolves
    * to the backend's answer. Rejects with the backend's error (code 1000-1999), 102 when the

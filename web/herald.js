@@ -732,7 +732,10 @@ export class Herald {
     return this._call("history", { channel, ...opts });
   }
 
-  /** The connections subscribed to `channel`: `[{client, user}]`. */
+  /**
+   * The connections subscribed to `channel`: `[{client, user}]`, as the broker read them.
+   * Join/leave pushes handled while the call is open may be newer: apply them on top.
+   */
   async presence(channel) {
     return (await this._call("presence", { channel })).clients;
   }
