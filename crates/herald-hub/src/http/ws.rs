@@ -221,7 +221,7 @@ fn mode(hub: &Hub, request: &herald_proto::handshake::Request) -> Result<Mode, R
     if hub.live().namespaces.rules(&room, &hub.metrics).is_err() {
         return Err((StatusCode::BAD_REQUEST, "unknown namespace").into());
     }
-    Ok(Mode::Plain { room })
+    Ok(Mode::Plain { room: room.into() })
 }
 
 /// The 400 for a plain-mode request that names no room.

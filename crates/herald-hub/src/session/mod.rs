@@ -42,8 +42,8 @@ use tokio::time::Instant;
 pub(crate) enum Mode {
     /// Plain mode: every message is published to the room; deliveries are raw payloads.
     Plain {
-        /// The room's channel.
-        room: String,
+        /// The room's channel (shared: the session reads it for every message).
+        room: Arc<str>,
     },
     /// Protocol mode (`herald.v1`).
     Protocol,
