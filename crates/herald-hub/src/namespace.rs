@@ -161,15 +161,12 @@ impl Namespaces {
     /// Whether a subscription to `channel` may have added a presence member: its namespace
     /// tracks presence, did at some time since the hub started, or was removed by a reload
     /// (so that unsubscribing leaves no member behind).
-    pub(crate) fn may_hold_presence(&self, channel: &str, metrics: &Metrics) -> bool {
+    pub(crate) fn may_hold_presence(&self, channel: &str) -> bool {
         let name = match channel.split_once(SEPARATOR) {
             Some((name, _)) if !self.named.is_empty() => name,
             _ => "",
         };
-        self.had_presence.contains(name)
-            || self
-                .rules(channel, metrics)
-                .map_or(true, |rules| rules.presence)
+        self.had_presence.contains(name) || self.lookup(channel).is_none_or(|r| r.presence)
     }
 
     /// The shortest history TTL of any namespace: how often the memory broker's sweep must
@@ -186,13 +183,7 @@ impl Namespaces {
     /// # Errors
     /// 112 when namespacing is on and the channel's namespace is not configured.
     pub(crate) fn rules(&self, channel: &str, metrics: &Metrics) -> Result<&Arc<Rules>, ErrorBody> {
-        let Some((name, _)) = channel.split_once(SEPARATOR) else {
-            return Ok(&self.default);
-        };
-        if self.named.is_empty() {
-            return Ok(&self.default);
-        }
-        self.named.get(name).ok_or_else(|| {
+        self.lookup(channel).ok_or_else(|| {
             refused(
                 metrics,
                 "unknown_namespace",
@@ -200,6 +191,15 @@ impl Namespaces {
                 "unknown namespace",
             )
         })
+    }
+
+    /// The rules `channel` follows, or `None` for an unknown namespace; refuses nothing, so
+    /// counts nothing.
+    fn lookup(&self, channel: &str) -> Option<&Arc<Rules>> {
+        match channel.split_once(SEPARATOR) {
+            Some((name, _)) if !self.named.is_empty() => self.named.get(name),
+            _ => Some(&self.default),
+        }
     }
 
     /// Whether `identity` may subscribe to (and read history and presence of) `channel`.
@@ -301,21 +301,37 @@ mod tests {
         };
         let metrics = Metrics::new();
         let before = with(&[("room", table(true)), ("feed", table(false))]);
-        assert!(before.may_hold_presence("room:1", &metrics));
-        assert!(!before.may_hold_presence("feed:1", &metrics));
+        assert!(before.may_hold_presence("room:1"));
+        assert!(!before.may_hold_presence("feed:1"));
         let mut config = HubConfig::default();
         config.namespaces.insert("room".into(), table(false));
         config.namespaces.insert("feed".into(), table(false));
         let after = Namespaces::after(&before, &config);
         assert!(!after.rules("room:1", &metrics).unwrap().presence);
         assert!(
-            after.may_hold_presence("room:1", &metrics),
+            after.may_hold_presence("room:1"),
             "members added before presence was turned off are still removed"
         );
-        assert!(!after.may_hold_presence("feed:1", &metrics));
+        assert!(!after.may_hold_presence("feed:1"));
         assert!(
-            Namespaces::after(&after, &config).may_hold_presence("room:1", &metrics),
+            Namespaces::after(&after, &config).may_hold_presence("room:1"),
             "remembered over later reloads"
+        );
+    }
+
+    #[test]
+    fn a_namespace_removed_by_a_reload_may_still_hold_members() {
+        let before = with(&[("room", NamespaceConfig::default())]);
+        let mut config = HubConfig::default();
+        config
+            .namespaces
+            .insert("feed".into(), NamespaceConfig::default());
+        let after = Namespaces::after(&before, &config);
+        assert!(after.rules("room:1", &Metrics::new()).is_err());
+        // Asking counts no refusal (it takes no metrics): an unsubscribe is no refused command.
+        assert!(
+            after.may_hold_presence("room:1"),
+            "an unsubscribe after the reload still removes the member"
         );
     }
 

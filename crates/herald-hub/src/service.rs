@@ -379,9 +379,7 @@ impl Hub {
     /// presence, did before a reload turned it off, or a reload removed it since the channel
     /// was subscribed (the member is removed all the same, so none is left behind).
     fn tracks_presence(&self, channel: &str) -> bool {
-        self.live()
-            .namespaces
-            .may_hold_presence(channel, &self.metrics)
+        self.live().namespaces.may_hold_presence(channel)
     }
 
     /// How many of `publications`, in their order, fit in one reply.
