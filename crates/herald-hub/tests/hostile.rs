@@ -234,7 +234,10 @@ mod churn {
             (events as f64) <= bound,
             "{events} join/leave pushes in {elapsed:.2} s (bound {bound:.0}) for 800 events"
         );
-        assert!(events >= 20, "the burst passes: {events}");
+        // The watcher's own join spent one token of the burst (a connection does not get its
+        // own join, but fan-out counts it): when the churn ends within one refill (50 ms),
+        // 19 pass.
+        assert!(events >= 19, "the burst passes: {events}");
         let metrics = server.hub.metrics().render();
         assert!(metrics.contains("herald_limit_hits_total{limit=\"join_leave_rate\"}"));
     }
