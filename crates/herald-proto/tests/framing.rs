@@ -162,3 +162,45 @@ for_both_roles! {
         );
     }
 }
+
+mod prepared_frames {
+    //! RFC 6455 §5.2: a prepared message's server frame is byte for byte the frame a server
+    //! connection without extensions sends for it (unmasked, FIN set, shortest length).
+    use super::*;
+    use bytes::Bytes;
+    use herald_proto::{Connection, PreparedMessage};
+
+    fn sent_by_a_server(prepared: &PreparedMessage) -> Vec<u8> {
+        let mut server = Connection::server(Config::default());
+        server.send_prepared(prepared).unwrap();
+        let mut wire = Vec::new();
+        server.drain_transmit(&mut wire);
+        wire
+    }
+
+    #[test]
+    fn server_frame_is_the_frame_a_server_sends_for_every_length_encoding() {
+        for len in [0, 125, 126, 0xffff, 0x10000] {
+            let binary = PreparedMessage::new(Message::Binary(Bytes::from(vec![7u8; len])), None);
+            assert_eq!(
+                binary.server_frame()[..],
+                sent_by_a_server(&binary)[..],
+                "{len}"
+            );
+            let text = PreparedMessage::new(Message::Text("é".repeat(len / 2).into()), None);
+            assert_eq!(
+                text.server_frame()[..],
+                sent_by_a_server(&text)[..],
+                "{len}"
+            );
+        }
+    }
+
+    #[test]
+    fn server_frame_is_built_once_and_shared() {
+        let prepared = PreparedMessage::new(Message::Text("hello".into()), None);
+        let first = prepared.server_frame().clone();
+        assert_eq!(&first[..], b"\x81\x05hello");
+        assert_eq!(prepared.server_frame().as_ptr(), first.as_ptr());
+    }
+}

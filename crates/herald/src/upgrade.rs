@@ -27,11 +27,13 @@ use crate::socket::WebSocket;
 use axum::body::Body;
 use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
 use herald_proto::Role;
 use herald_proto::handshake::{Accept, Request};
 use http::{StatusCode, request::Parts};
 use hyper_util::rt::TokioIo;
 use std::future::Future;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// The transport of an upgraded hyper connection.
 pub type UpgradedIo = TokioIo<hyper::upgrade::Upgraded>;
@@ -149,6 +151,42 @@ impl WebSocketUpgrade {
         F: FnOnce(WebSocket<UpgradedIo>) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        self.on_upgrade_with(
+            |upgraded| (TokioIo::new(upgraded), BytesMut::new()),
+            callback,
+        )
+    }
+
+    /// As [`on_upgrade`](Self::on_upgrade), with the transport chosen by `io` from hyper's
+    /// upgraded connection: for a server that takes its own stream back with
+    /// [`Upgraded::downcast`](hyper::upgrade::Upgraded::downcast) (to write to the socket
+    /// itself, or to drop hyper's wrapper). `io` returns the transport and the bytes already
+    /// read past the handshake (a downcast's `read_buf`), which the WebSocket reads first.
+    ///
+    /// ```no_run
+    /// use axum::response::Response;
+    /// use bytes::BytesMut;
+    /// use herald::upgrade::WebSocketUpgrade;
+    /// use hyper_util::rt::TokioIo;
+    ///
+    /// async fn echo(upgrade: WebSocketUpgrade) -> Response {
+    ///     let io = |upgraded| (TokioIo::new(upgraded), BytesMut::new());
+    ///     upgrade.on_upgrade_with(io, |mut ws| async move {
+    ///         while let Some(Ok(message)) = ws.recv().await {
+    ///             if message.is_data() && ws.send(message).await.is_err() {
+    ///                 break;
+    ///             }
+    ///         }
+    ///     })
+    /// }
+    /// ```
+    pub fn on_upgrade_with<S, M, F, Fut>(self, io: M, callback: F) -> Response
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        M: FnOnce(hyper::upgrade::Upgraded) -> (S, BytesMut) + Send + 'static,
+        F: FnOnce(WebSocket<S>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
         let accept = Accept {
             subprotocol: self.protocol,
             ..Accept::default()
@@ -169,7 +207,8 @@ impl WebSocketUpgrade {
         let on_upgrade = self.on_upgrade;
         tokio::spawn(async move {
             if let Ok(upgraded) = on_upgrade.await {
-                callback(open_upgraded(upgraded, config, deflate)).await;
+                let (io, buffered) = io(upgraded);
+                callback(open_upgraded(io, buffered, config, deflate)).await;
             }
         });
         accepted.into_http(Body::empty())
@@ -177,11 +216,11 @@ impl WebSocketUpgrade {
 }
 
 /// The server's socket over an upgraded HTTP connection; `config` is freed here.
-fn open_upgraded(
-    upgraded: hyper::upgrade::Upgraded,
+fn open_upgraded<S: AsyncRead + AsyncWrite + Unpin>(
+    io: S,
+    buffered: BytesMut,
     config: Box<Config>,
     deflate: Option<herald_proto::DeflateParams>,
-) -> WebSocket<UpgradedIo> {
-    let io = TokioIo::new(upgraded);
-    WebSocket::with_extensions(io, Role::Server, &config, Default::default(), deflate)
+) -> WebSocket<S> {
+    WebSocket::with_extensions(io, Role::Server, &config, buffered, deflate)
 }

@@ -4,8 +4,9 @@ use super::{Connection, Message, RSV1};
 use crate::config::Role;
 use crate::deflate::{Codec, DeflateConfig, DeflateParams};
 use crate::error::MisuseError;
-use crate::frame::Opcode;
-use bytes::Bytes;
+use crate::frame::{FrameHeader, Opcode};
+use bytes::{Bytes, BytesMut};
+use std::sync::OnceLock;
 
 /// A message whose compressed form is computed once, for a broadcast.
 ///
@@ -18,6 +19,8 @@ pub struct PreparedMessage {
     payload: Bytes,
     /// The payload compressed without context, and the window bits it needs.
     compressed: Option<(Bytes, u8)>,
+    /// The whole uncompressed frame a server sends, built on first use.
+    frame: OnceLock<Bytes>,
 }
 
 impl PreparedMessage {
@@ -47,12 +50,32 @@ impl PreparedMessage {
             opcode,
             payload,
             compressed,
+            frame: OnceLock::new(),
         }
     }
 
     /// The uncompressed payload.
     pub fn payload(&self) -> &Bytes {
         &self.payload
+    }
+
+    /// The message as one unmasked, uncompressed frame (header and payload), the bytes a
+    /// server connection without permessage-deflate queues for it: for a driver that writes
+    /// a broadcast straight to many transports. Built once, on the first call, and shared.
+    pub fn server_frame(&self) -> &Bytes {
+        self.frame.get_or_init(|| {
+            let header = FrameHeader {
+                fin: true,
+                rsv: 0,
+                opcode: self.opcode,
+                mask: None,
+                payload_len: self.payload.len() as u64,
+            };
+            let mut frame = BytesMut::with_capacity(header.encoded_len() + self.payload.len());
+            header.encode(&mut frame);
+            frame.extend_from_slice(&self.payload);
+            frame.freeze()
+        })
     }
 }
 
