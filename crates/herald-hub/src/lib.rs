@@ -48,6 +48,7 @@ mod broadcast;
 pub mod broker;
 pub mod config;
 mod control;
+mod direct;
 mod fetch;
 mod hooks;
 mod http;

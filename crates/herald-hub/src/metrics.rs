@@ -26,6 +26,9 @@ pub struct Metrics {
     pub bytes_in: Counter,
     /// Messages queued to clients (publications, replies, pushes).
     pub messages_out: Counter,
+    /// Of the deliveries fan-out handed to connections, those it wrote to an idle
+    /// connection's socket itself instead of queueing them for the connection's task.
+    pub direct_deliveries: Counter,
     /// Payload bytes queued to clients.
     pub bytes_out: Counter,
     /// Publications accepted by the broker.
@@ -109,6 +112,7 @@ impl Metrics {
         let messages_in = Counter::default();
         let bytes_in = Counter::default();
         let messages_out = Counter::default();
+        let direct_deliveries = Counter::default();
         let bytes_out = Counter::default();
         let publications = Counter::default();
         let handshake_rejections = Family::<Labels, Counter>::default();
@@ -243,6 +247,11 @@ impl Metrics {
             messages_out.clone(),
         );
         registry.register(
+            "direct_deliveries",
+            "Deliveries fan-out wrote straight to an idle connection's socket",
+            direct_deliveries.clone(),
+        );
+        registry.register(
             "bytes_out",
             "Payload bytes queued to clients",
             bytes_out.clone(),
@@ -338,6 +347,7 @@ impl Metrics {
             messages_in,
             bytes_in,
             messages_out,
+            direct_deliveries,
             bytes_out,
             publications,
             handshake_rejections,

@@ -2,8 +2,10 @@
 
 use crate::broadcast::{Broadcast, Delivery, PresenceEvent};
 use crate::broker::{Broker, BrokerError, BrokerEvents, Publication};
+use crate::direct::{Direct, Outcome};
 use crate::limits::{Rate, RateLimiter};
 use crate::metrics::Metrics;
+use crate::session::subscriptions::Subscriptions;
 use herald_hub_protocol::{ClientInfo, Disconnect};
 use herald_proto::DeflateConfig;
 use std::collections::HashMap;
@@ -39,6 +41,8 @@ struct Deliveries {
     queue: std::collections::VecDeque<Delivery>,
     /// The connection's task stopped reading: deliveries are dropped, not counted.
     closed: bool,
+    /// The socket's write side, when fan-out may write to it (`crate::direct`).
+    direct: Option<Box<Direct>>,
 }
 
 /// Why a delivery was not queued.
@@ -84,27 +88,43 @@ impl Signal {
         }
     }
 
-    /// Queues a delivery for the connection's task, never waiting.
+    /// Queues a delivery for the connection's task, never waiting, or writes it to the
+    /// connection's socket when the task lent fan-out its socket; returns whether it did
+    /// the latter (the `crate::direct` path).
     ///
     /// # Errors
     /// [`Refused`]: the queue is full, or the connection is ending.
-    pub(crate) fn push(&self, delivery: Delivery) -> Result<(), Refused> {
+    pub(crate) fn push(&self, delivery: &Delivery) -> Result<bool, Refused> {
         let mut d = self.deliveries.lock().unwrap_or_else(|e| e.into_inner());
         if d.closed {
             return Err(Refused::Closed);
+        }
+        if d.queue.is_empty()
+            && let Some(direct) = d.direct.as_deref_mut()
+        {
+            match direct.try_deliver(delivery) {
+                Outcome::Done => return Ok(true),
+                Outcome::Remainder => {
+                    drop(d);
+                    // The task writes the rest of the frame before anything else.
+                    self.ready.notify_one();
+                    return Ok(true);
+                }
+                Outcome::Queue => {}
+            }
         }
         if d.queue.len() >= self.capacity {
             return Err(Refused::Full);
         }
         let was_empty = d.queue.is_empty();
-        d.queue.push_back(delivery);
+        d.queue.push_back(delivery.clone());
         drop(d);
         // One wakeup per batch: a task that has not drained the queue yet is awake already
         // or holds a stored permit.
         if was_empty {
             self.ready.notify_one();
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Moves up to `max` queued deliveries into `batch` without waiting; returns how many.
@@ -132,6 +152,42 @@ impl Signal {
         let mut d = self.deliveries.lock().unwrap_or_else(|e| e.into_inner());
         d.closed = true;
         d.queue = std::collections::VecDeque::new();
+    }
+
+    /// Shares the connection's socket with fan-out.
+    pub(crate) fn attach(&self, direct: Box<Direct>) {
+        self.deliveries().direct = Some(direct);
+    }
+
+    /// The socket is going away: fan-out stops writing to it.
+    pub(crate) fn detach(&self) {
+        let direct = self.deliveries().direct.take();
+        drop(direct);
+    }
+
+    /// Runs `f` on the shared socket, if there is one, under the queue's lock.
+    pub(crate) fn with_direct<R>(&self, f: impl FnOnce(&mut Direct) -> R) -> Option<R> {
+        self.deliveries().direct.as_deref_mut().map(f)
+    }
+
+    /// The task is about to wait with nothing of its own to deliver: lends fan-out its
+    /// subscriptions (with a shared socket; otherwise does nothing). `flushed`: the task
+    /// holds no byte not written yet.
+    pub(crate) fn lend(&self, subscriptions: &mut Subscriptions, flushed: bool) {
+        if let Some(direct) = self.deliveries().direct.as_deref_mut() {
+            direct.lend(subscriptions, flushed);
+        }
+    }
+
+    /// The task woke: it takes its subscriptions back.
+    pub(crate) fn reclaim(&self, subscriptions: &mut Subscriptions) {
+        if let Some(direct) = self.deliveries().direct.as_deref_mut() {
+            direct.reclaim(subscriptions);
+        }
+    }
+
+    fn deliveries(&self) -> std::sync::MutexGuard<'_, Deliveries> {
+        self.deliveries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -297,13 +353,16 @@ impl Node {
             }
         }
         let delivery = make(name);
-        let mut delivered = 0u64;
+        let (mut delivered, mut direct) = (0u64, 0u64);
         for subscriber in entry.subscribers.values() {
             if presence_only && !subscriber.presence_events {
                 continue;
             }
-            match subscriber.signal.push(delivery.clone()) {
-                Ok(()) => delivered += 1,
+            match subscriber.signal.push(&delivery) {
+                Ok(written) => {
+                    delivered += 1;
+                    direct += u64::from(written);
+                }
                 Err(Refused::Full) => {
                     if subscriber.signal.kill(Disconnect::SLOW) {
                         self.metrics.slow_consumer_drops.inc();
@@ -313,6 +372,9 @@ impl Node {
             }
         }
         self.metrics.messages_out.inc_by(delivered);
+        if direct > 0 {
+            self.metrics.direct_deliveries.inc_by(direct);
+        }
         delivered
     }
 }

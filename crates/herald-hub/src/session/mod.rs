@@ -7,13 +7,14 @@
 //! timer. Nothing in a session waits on the client: output is queued, and a full wire stops
 //! production until it drains (or the wire gives up on a client that stopped reading).
 
+pub(crate) mod deliver;
 mod hooked;
 mod plain;
 mod protocol;
 mod pusher;
 mod refresh;
 mod server;
-mod subscriptions;
+pub(crate) mod subscriptions;
 #[cfg(test)]
 mod tests;
 mod timer;
@@ -27,7 +28,6 @@ use crate::broadcast::Delivery;
 use crate::hub::Hub;
 use crate::limits::{Rate, RateLimiter};
 use crate::node::{Signal, Subscriber};
-use crate::recovery::Live;
 use crate::users::{Handle, OPS_QUEUE, ServerOp};
 use herald::Message;
 use herald_hub_protocol::{ClientInfo, Disconnect};
@@ -96,6 +96,16 @@ impl Transport {
             Self::Poll => "poll",
         }
     }
+}
+
+/// What woke a waiting session.
+enum Woke {
+    End(End),
+    Notice,
+    Message(Option<Result<Message, Gone>>),
+    Deliveries,
+    Drained,
+    Op(ServerOp),
 }
 
 /// Command cost units per 4 KiB of payload or reply.
@@ -277,7 +287,7 @@ impl Session {
         &mut self,
         wire: &mut W,
         ops: &mut Option<mpsc::Receiver<ServerOp>>,
-        signal: &Signal,
+        signal: &Arc<Signal>,
     ) -> End {
         // Every waiting future is made once and polled in place: a loop turn costs no
         // registration with the shutdown token, the kill signal or the timer wheel.
@@ -290,6 +300,16 @@ impl Session {
         let idle_timeout = self.hub.live().config.limits.idle_timeout;
         let mut idle_deadline = Instant::now() + idle_timeout;
         tokio::pin!(cancelled, killed);
+        // Fan-out may write to this connection's socket itself (not in Pusher mode, whose
+        // deliveries have rules of their own).
+        let direct = self.pusher.is_none() && {
+            let rules = deliver::Rules {
+                client: &self.info.client,
+                plain: matches!(self.mode, Mode::Plain { .. }),
+                echo: self.hub.config.plain.echo,
+            };
+            wire.share(signal, &rules)
+        };
         // Deliveries pulled from the queue; those from `next` on are not on the wire yet.
         // Grown by the first deliveries and kept: an idle connection that never had one
         // holds no buffer.
@@ -318,19 +338,41 @@ impl Session {
             if let Some(at) = self.notice {
                 notice.set(at);
             }
-            tokio::select! {
+            // With nothing of its own left to deliver, the task lends fan-out its
+            // subscriptions while it waits, and takes them back first thing when it wakes.
+            let lend = direct && batch.is_empty();
+            if lend {
+                signal.lend(&mut self.subscriptions, wire.is_flushed());
+            }
+            let woke = tokio::select! {
                 biased;
-                reason = &mut killed => return End::Close(reason),
-                () = &mut cancelled => return End::Close(Disconnect::SHUTDOWN),
-                () = &mut expiry, if expiry_on => return End::Close(Disconnect::UNAUTHORIZED),
-                () = &mut notice, if notice_on => {
+                reason = &mut killed => Woke::End(End::Close(reason)),
+                () = &mut cancelled => Woke::End(End::Close(Disconnect::SHUTDOWN)),
+                () = &mut expiry, if expiry_on => Woke::End(End::Close(Disconnect::UNAUTHORIZED)),
+                () = &mut notice, if notice_on => Woke::Notice,
+                () = &mut idle, if idle_on => Woke::End(End::Close(Disconnect::IDLE)),
+                // Polling the wire also writes out what was queued; a full wire that drained
+                // lets the loop deliver the rest of the batch.
+                message = wire.next_or_drained() => match message {
+                    Some(Ok(None)) => Woke::Drained,
+                    Some(Ok(Some(message))) => Woke::Message(Some(Ok(message))),
+                    Some(Err(gone)) => Woke::Message(Some(Err(gone))),
+                    None => Woke::Message(None),
+                },
+                _ = signal.recv_many(&mut batch, 64), if room => Woke::Deliveries,
+                Some(op) = next_op(ops), if !wire.is_full() => Woke::Op(op),
+            };
+            if lend {
+                signal.reclaim(&mut self.subscriptions);
+            }
+            match woke {
+                Woke::End(end) => return end,
+                Woke::Notice => {
                     if let Err(end) = Box::pin(self.refresh_due(wire)).await {
                         return end;
                     }
                 }
-                () = &mut idle, if idle_on => return End::Close(Disconnect::IDLE),
-                // Polling the wire also writes out what was queued.
-                message = wire.next() => {
+                Woke::Message(message) => {
                     let message = match message {
                         Some(Ok(message)) => message,
                         Some(Err(gone)) => return gone.into(),
@@ -351,8 +393,8 @@ impl Session {
                         return end;
                     }
                 }
-                _ = signal.recv_many(&mut batch, 64), if room => {}
-                Some(op) = next_op(ops), if !wire.is_full() => {
+                Woke::Deliveries | Woke::Drained => {}
+                Woke::Op(op) => {
                     let handled = tokio::select! {
                         biased;
                         reason = &mut killed => Err(End::Close(reason)),
@@ -430,40 +472,21 @@ impl Session {
         Ok(())
     }
 
-    /// Queues one delivery: live publications in order (a gap closes with 4002 so the client
-    /// recovers), without the client's own messages in plain mode unless `plain.echo`.
+    /// Queues one delivery, as [`deliver::choose`] rules.
     pub(crate) fn deliver(&mut self, delivery: &Delivery, wire: &mut impl Wire) -> Result<(), End> {
         if self.pusher.is_some() {
             return self.deliver_pusher(delivery, wire);
         }
         let plain = matches!(self.mode, Mode::Plain { .. });
-        match delivery {
-            Delivery::Publication(b) => {
-                let Some(filter) = self.subscriptions.get_mut(&b.channel) else {
-                    return Ok(());
-                };
-                match filter.accept(&b.epoch, b.publication.offset) {
-                    Live::Deliver => {}
-                    Live::Duplicate => return Ok(()),
-                    Live::Gap => return Err(End::Close(Disconnect::INSUFFICIENT_STATE)),
-                }
-                let own = b
-                    .publication
-                    .publisher
-                    .as_ref()
-                    .is_some_and(|p| p.client == self.info.client);
-                if plain && own && !self.hub.config.plain.echo {
-                    return Ok(());
-                }
-                wire.send_publication(b, plain)?;
-            }
-            Delivery::Presence(event) => {
-                if event.client != self.info.client
-                    && self.subscriptions.contains_key(&event.channel)
-                {
-                    wire.send_presence(event)?;
-                }
-            }
+        let rules = deliver::Rules {
+            client: &self.info.client,
+            plain,
+            echo: self.hub.config.plain.echo,
+        };
+        match deliver::choose(delivery, &mut self.subscriptions, &rules)? {
+            deliver::Chosen::Skip => {}
+            deliver::Chosen::Publication(b) => wire.send_publication(b, plain)?,
+            deliver::Chosen::Presence(event) => wire.send_presence(event)?,
         }
         Ok(())
     }

@@ -7,12 +7,18 @@
 //! connection holds at most its write buffer plus one reply (`limits.max_reply_size`) or one
 //! delivery.
 
+use super::deliver::Rules;
 use crate::broadcast::{Broadcast, PresenceEvent};
-use futures_util::StreamExt;
+use crate::direct::Share;
+use crate::node::Signal;
+use futures_util::{Stream, StreamExt};
 use herald::{CloseCode, Message, WebSocket};
 use herald_hub_protocol::Disconnect;
 use herald_proto::PreparedMessage;
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -24,6 +30,13 @@ pub(crate) struct Gone(pub(crate) u16);
 pub(crate) trait Wire: Send {
     /// The next message from the client; `None` once the connection ended.
     fn next(&mut self) -> impl Future<Output = Option<Result<Message, Gone>>> + Send;
+    /// As [`next`](Self::next), and when the outgoing buffer was full, also `Some(Ok(None))`
+    /// once it drained below the cap: the session, which stopped producing, resumes.
+    fn next_or_drained(
+        &mut self,
+    ) -> impl Future<Output = Option<Result<Option<Message>, Gone>>> + Send {
+        async { self.next().await.map(|r| r.map(Some)) }
+    }
     /// Queues a reply or push (JSON text in protocol mode).
     fn send_text(&mut self, text: String) -> Result<(), Gone>;
     /// Queues a publication: the bare payload in plain mode, a `pub` push otherwise.
@@ -38,6 +51,15 @@ pub(crate) trait Wire: Send {
     fn close(&mut self, reason: Disconnect) -> impl Future<Output = ()> + Send;
     /// The close code the connection ended with, when it ended by itself.
     fn closed_code(&self) -> u16;
+    /// Lets fan-out write this connection's deliveries straight to its transport through
+    /// `signal`, by `rules` (see `crate::direct`); returns whether the wire can.
+    fn share(&mut self, _signal: &Arc<Signal>, _rules: &Rules<'_>) -> bool {
+        false
+    }
+    /// Whether everything queued was written to the transport.
+    fn is_flushed(&self) -> bool {
+        true
+    }
 }
 
 /// The WebSocket wire. `close_wait` bounds the closing handshake.
@@ -48,13 +70,28 @@ pub(crate) struct WsWire<S> {
 
 impl<S> Wire for WsWire<S>
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: AsyncRead + AsyncWrite + Share + Unpin + Send,
 {
     async fn next(&mut self) -> Option<Result<Message, Gone>> {
         match self.ws.next().await? {
             Ok(message) => Some(Ok(message)),
             Err(e) => Some(Err(Gone(error_code(&e)))),
         }
+    }
+
+    async fn next_or_drained(&mut self) -> Option<Result<Option<Message>, Gone>> {
+        let was_full = self.ws.is_write_buffer_full();
+        std::future::poll_fn(|cx| {
+            // Polling the socket writes out what is queued before it reads.
+            if let Poll::Ready(next) = Pin::new(&mut self.ws).poll_next(cx) {
+                return Poll::Ready(next.map(|r| r.map(Some).map_err(|e| Gone(error_code(&e)))));
+            }
+            if was_full && !self.ws.is_write_buffer_full() {
+                return Poll::Ready(Some(Ok(None)));
+            }
+            Poll::Pending
+        })
+        .await
     }
 
     fn send_text(&mut self, text: String) -> Result<(), Gone> {
@@ -94,6 +131,15 @@ where
         let closing = self.ws.close(CloseCode::from(reason.code), reason.reason);
         // The client has this long to answer our Close; one that never reads is dropped.
         let _ = tokio::time::timeout(self.close_wait, closing).await;
+    }
+
+    fn share(&mut self, signal: &Arc<Signal>, rules: &Rules<'_>) -> bool {
+        // A compressed connection gets frames compressed for it, not the shared plain frame.
+        self.ws.protocol().deflate().is_none() && self.ws.get_mut().share(signal, rules)
+    }
+
+    fn is_flushed(&self) -> bool {
+        WebSocket::buffered(&self.ws) == 0
     }
 
     fn closed_code(&self) -> u16 {
