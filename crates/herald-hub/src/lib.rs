@@ -49,6 +49,7 @@ pub mod broker;
 pub mod config;
 mod control;
 mod direct;
+mod fanout;
 mod fetch;
 mod hooks;
 mod http;

@@ -3,6 +3,7 @@
 use crate::broadcast::{Broadcast, Delivery, PresenceEvent};
 use crate::broker::{Broker, BrokerError, BrokerEvents, Publication};
 use crate::direct::{Direct, Outcome};
+use crate::fanout;
 use crate::limits::{Rate, RateLimiter};
 use crate::metrics::Metrics;
 use crate::session::subscriptions::Subscriptions;
@@ -94,12 +95,13 @@ impl Signal {
     ///
     /// # Errors
     /// [`Refused`]: the queue is full, or the connection is ending.
-    pub(crate) fn push(&self, delivery: &Delivery) -> Result<bool, Refused> {
+    pub(crate) fn push(&self, delivery: &Delivery, direct: bool) -> Result<bool, Refused> {
         let mut d = self.deliveries.lock().unwrap_or_else(|e| e.into_inner());
         if d.closed {
             return Err(Refused::Closed);
         }
-        if d.queue.is_empty()
+        if direct
+            && d.queue.is_empty()
             && let Some(direct) = d.direct.as_deref_mut()
         {
             match direct.try_deliver(delivery) {
@@ -200,6 +202,8 @@ struct Channel {
     presence_budget: Mutex<RateLimiter>,
     /// Set once the broker delivers this channel to the node.
     ready: Arc<OnceCell<()>>,
+    /// Whether its next fan-out may write into sockets (`crate::fanout`).
+    pace: Mutex<fanout::Pace>,
 }
 
 impl Channel {
@@ -209,6 +213,7 @@ impl Channel {
             presence_subscribers: 0,
             presence_budget: Mutex::new(RateLimiter::new(join_leave_rate, join_leave_rate)),
             ready: Arc::default(),
+            pace: Mutex::default(),
         }
     }
 }
@@ -353,29 +358,25 @@ impl Node {
             }
         }
         let delivery = make(name);
-        let (mut delivered, mut direct) = (0u64, 0u64);
-        for subscriber in entry.subscribers.values() {
-            if presence_only && !subscriber.presence_events {
-                continue;
-            }
-            match subscriber.signal.push(&delivery) {
-                Ok(written) => {
-                    delivered += 1;
-                    direct += u64::from(written);
-                }
-                Err(Refused::Full) => {
-                    if subscriber.signal.kill(Disconnect::SLOW) {
-                        self.metrics.slow_consumer_drops.inc();
-                    }
-                }
-                Err(Refused::Closed) => {}
-            }
+        let subscribers = entry.subscribers.len();
+        let shards = fanout::shards(subscribers, fanout::workers());
+        let start = std::time::Instant::now();
+        let direct = lock(&entry.pace).allows_direct(start, subscribers);
+        let pushed = fanout::push_all(
+            &entry.subscribers,
+            &delivery,
+            presence_only,
+            direct,
+            shards,
+            &self.metrics,
+        );
+        let end = std::time::Instant::now();
+        lock(&entry.pace).finished(start, end, subscribers, direct);
+        self.metrics.messages_out.inc_by(pushed.delivered);
+        if pushed.direct > 0 {
+            self.metrics.direct_deliveries.inc_by(pushed.direct);
         }
-        self.metrics.messages_out.inc_by(delivered);
-        if direct > 0 {
-            self.metrics.direct_deliveries.inc_by(direct);
-        }
-        delivered
+        pushed.delivered
     }
 }
 
@@ -423,4 +424,8 @@ fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 
 fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     m.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
