@@ -11,11 +11,14 @@
 //!
 //! Writing into sockets from the fan-out loop pays off only while it does not stop batching:
 //! a direct write is one system call per delivery, where a subscriber's task that finds
-//! several deliveries queued writes them with one. [`Pace`] lets a fan-out write directly
-//! only when that keeps the channel's fan-outs busy at most [`BUSY`] of the time: when the
-//! channel was idle, since its last fan-out ended, for at least a quarter of what a direct
-//! fan-out to its subscribers is expected to take. A busier channel queues, and its sessions
-//! batch.
+//! several deliveries queued writes them with one. [`Pace`] decides per fan-out, from how long
+//! the channel was idle since its last fan-out ended against how long a direct fan-out to
+//! its subscribers is expected to take: a channel writing directly keeps doing so while its
+//! direct fan-outs take at most nine tenths of its time ([`STAY`]); a channel that queues
+//! goes back to direct writes once they would take at most four fifths ([`RETURN`]). An
+//! overloaded channel, whose fan-outs follow each other with no idle time between them,
+//! therefore queues, and its sessions batch what piled up; the two thresholds keep it from
+//! trying a direct fan-out whenever its sessions happen to leave a short gap.
 
 use crate::broadcast::Delivery;
 use crate::metrics::Metrics;
@@ -43,17 +46,28 @@ impl std::ops::AddAssign for Pushed {
     }
 }
 
-/// The share of a channel's time its direct fan-outs may take, in fifths: a fan-out busier than
-/// that would leave its sessions no time to batch what it queues behind it.
-pub(crate) const BUSY: u32 = 4;
+/// While a channel writes directly, a direct fan-out may take this many times as long as
+/// the channel was idle before it: nine tenths of the channel's time. At 10,000 subscribers ×
+/// 10/s a direct fan-out takes about four fifths, and no subscriber would find two deliveries
+/// queued, so queueing would only add a wakeup per delivery.
+pub(crate) const STAY: u32 = 9;
+
+/// While a channel queues, direct writes come back once they would take at most this many
+/// times its idle time: four fifths of its time. Lower than [`STAY`], because the short gaps
+/// an overloaded channel's sessions leave (the fan-out's thread running the woken sessions
+/// before the next publication) would otherwise let a slow direct fan-out in every so often.
+pub(crate) const RETURN: u32 = 4;
 
 /// When a channel's fan-outs may write into its subscribers' sockets: a direct fan-out is
 /// expected to take as long per subscriber as the last ones did (a moving average), and it
-/// is allowed when that is at most [`BUSY`] times the idle time before this publication.
+/// is allowed when that is at most [`STAY`] times (after a direct fan-out) or [`RETURN`]
+/// times (after a queued one) the idle time before this publication.
 #[derive(Debug, Default)]
 pub(crate) struct Pace {
     /// When the last fan-out ended.
     last_end: Option<Instant>,
+    /// Whether the last fan-out queued instead of writing directly.
+    queued: bool,
     /// Nanoseconds per subscriber of the direct fan-outs so far (moving average, weight ¼);
     /// 0 before the first one.
     direct_ns: u64,
@@ -67,7 +81,8 @@ impl Pace {
         };
         let idle = now.saturating_duration_since(last_end);
         let expected = Duration::from_nanos(self.direct_ns.saturating_mul(subscribers as u64));
-        expected <= idle.saturating_mul(BUSY)
+        let times = if self.queued { RETURN } else { STAY };
+        expected <= idle.saturating_mul(times)
     }
 
     /// Records a fan-out to `subscribers` that ran from `start` to `end`, writing directly
@@ -80,6 +95,7 @@ impl Pace {
         direct: bool,
     ) {
         self.last_end = Some(end);
+        self.queued = !direct;
         if direct && subscribers > 0 {
             let took = end.saturating_duration_since(start).as_nanos();
             let per = u64::try_from(took / subscribers as u128).unwrap_or(u64::MAX);
@@ -289,42 +305,47 @@ mod tests {
     }
 
     #[test]
-    fn a_direct_fan_out_is_allowed_again_while_it_keeps_the_channel_busy_four_fifths_at_most() {
+    fn a_channel_writing_directly_goes_on_while_that_takes_nine_tenths_of_its_time_at_most() {
         let t = Instant::now();
         let mut pace = Pace::default();
         // 1,000 subscribers in 7 ms: 7 µs each.
         pace.finished(t, at(t, 7), 1000, true);
         assert!(pace.allows_direct(at(t, 107), 1000), "100 ms idle");
         assert!(
-            pace.allows_direct(at(t, 9), 1000),
-            "2 ms idle, 4 × 2 ≥ 7 ms"
+            pace.allows_direct(at(t, 8), 1000),
+            "1 ms idle, 9 × 1 ≥ 7 ms"
+        );
+        assert!(!pace.allows_direct(at(t, 7), 1000), "no idle time");
+        assert!(
+            !pace.allows_direct(at(t, 22), 20_000),
+            "9 × 15 < 140 ms expected"
         );
         assert!(
-            !pace.allows_direct(at(t, 8), 1000),
-            "1 ms idle, 4 × 1 < 7 ms"
-        );
-        assert!(
-            !pace.allows_direct(at(t, 37), 20_000),
-            "4 × 30 < 140 ms expected"
+            pace.allows_direct(at(t, 23), 20_000),
+            "9 × 16 ≥ 140 ms expected"
         );
     }
 
     #[test]
-    fn a_busy_channel_queues_until_it_is_idle_for_long_enough() {
+    fn an_overloaded_channel_queues_until_direct_writes_would_take_four_fifths_at_most() {
         let t = Instant::now();
         let mut pace = Pace::default();
-        // 10,000 subscribers in 90 ms, then publications every 10 ms.
-        pace.finished(t, at(t, 90), 10_000, true);
-        let mut now = 90;
+        // 10,000 subscribers in 80 ms, then a publication every 10 ms: no idle time at all.
+        pace.finished(t, at(t, 80), 10_000, true);
+        assert!(!pace.allows_direct(at(t, 80), 10_000));
+        pace.finished(at(t, 80), at(t, 83), 10_000, false);
+        let mut now = 83;
         for _ in 0..20 {
-            now += 7;
-            assert!(!pace.allows_direct(at(t, now), 10_000));
-            pace.finished(at(t, now), at(t, now + 3), 10_000, false);
-            now += 3;
+            // The sessions leave the channel 7–9 ms between publications: 9 × 9 would let
+            // an 80 ms direct fan-out in, 4 × 9 does not.
+            now += 9;
+            assert!(!pace.allows_direct(at(t, now), 10_000), "at {now} ms");
+            pace.finished(at(t, now), at(t, now + 1), 10_000, false);
+            now += 1;
         }
-        // A queued fan-out leaves the direct estimate alone: 23 ms of quiet brings it back.
-        assert!(!pace.allows_direct(at(t, now + 22), 10_000));
-        assert!(pace.allows_direct(at(t, now + 23), 10_000));
+        // A queued fan-out leaves the direct estimate alone: 20 ms of quiet brings it back.
+        assert!(!pace.allows_direct(at(t, now + 19), 10_000));
+        assert!(pace.allows_direct(at(t, now + 20), 10_000));
     }
 
     #[test]
