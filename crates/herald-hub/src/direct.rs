@@ -169,28 +169,26 @@ impl DirectTcp {
         self.write = Writes::Shared(signal.clone());
     }
 
-    fn half(&mut self) -> Half<'_> {
-        match &mut self.write {
-            Writes::Own(half) => Half::Own(half),
-            Writes::Shared(signal) => Half::Shared(signal),
-            Writes::Moving => Half::Gone,
-        }
-    }
-}
-
-enum Half<'a> {
-    Own(&'a mut OwnedWriteHalf),
-    Shared(&'a Signal),
-    Gone,
-}
-
-impl Half<'_> {
-    /// Runs `shared` on the shared write side under the signal's lock.
-    fn shared<R>(
-        signal: &Signal,
-        shared: impl FnOnce(&mut Direct) -> Poll<io::Result<R>>,
+    /// Runs `op` on the write half: directly while the task owns it, under the signal's
+    /// lock once it is shared, after the remainder fan-out left and leaving `task_bytes` as
+    /// the write leaves it (fan-out must not write while the task holds bytes).
+    fn poll_half<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        task_bytes: bool,
+        op: impl FnOnce(Pin<&mut OwnedWriteHalf>, &mut Context<'_>) -> Poll<io::Result<R>>,
     ) -> Poll<io::Result<R>> {
-        signal.with_direct(shared).unwrap_or_else(gone)
+        match &mut self.write {
+            Writes::Own(half) => op(Pin::new(half), cx),
+            Writes::Shared(signal) => signal
+                .with_direct(|direct| {
+                    ready!(direct.poll_remainder(cx))?;
+                    direct.task_bytes = task_bytes;
+                    op(Pin::new(&mut direct.half), cx)
+                })
+                .unwrap_or_else(gone),
+            Writes::Moving => gone(),
+        }
     }
 }
 
@@ -222,15 +220,7 @@ impl AsyncWrite for DirectTcp {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.half() {
-            Half::Own(half) => Pin::new(half).poll_write(cx, buf),
-            Half::Shared(signal) => Half::shared(signal, |direct| {
-                ready!(direct.poll_remainder(cx))?;
-                direct.task_bytes = true;
-                Pin::new(&mut direct.half).poll_write(cx, buf)
-            }),
-            Half::Gone => gone(),
-        }
+        self.poll_half(cx, true, |half, cx| half.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -238,15 +228,7 @@ impl AsyncWrite for DirectTcp {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match self.half() {
-            Half::Own(half) => Pin::new(half).poll_write_vectored(cx, bufs),
-            Half::Shared(signal) => Half::shared(signal, |direct| {
-                ready!(direct.poll_remainder(cx))?;
-                direct.task_bytes = true;
-                Pin::new(&mut direct.half).poll_write_vectored(cx, bufs)
-            }),
-            Half::Gone => gone(),
-        }
+        self.poll_half(cx, true, |half, cx| half.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -256,28 +238,12 @@ impl AsyncWrite for DirectTcp {
     /// herald's socket flushes its transport each time its queue is empty: from here on
     /// fan-out may write again, once the remainder (if any) is out.
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.half() {
-            Half::Own(half) => Pin::new(half).poll_flush(cx),
-            Half::Shared(signal) => Half::shared(signal, |direct| {
-                ready!(direct.poll_remainder(cx))?;
-                direct.task_bytes = false;
-                Pin::new(&mut direct.half).poll_flush(cx)
-            }),
-            Half::Gone => gone(),
-        }
+        self.poll_half(cx, false, |half, cx| half.poll_flush(cx))
     }
 
+    /// Nothing may follow the end of the stream.
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.half() {
-            Half::Own(half) => Pin::new(half).poll_shutdown(cx),
-            Half::Shared(signal) => Half::shared(signal, |direct| {
-                ready!(direct.poll_remainder(cx))?;
-                // Nothing may follow the end of the stream.
-                direct.task_bytes = true;
-                Pin::new(&mut direct.half).poll_shutdown(cx)
-            }),
-            Half::Gone => gone(),
-        }
+        self.poll_half(cx, true, |half, cx| half.poll_shutdown(cx))
     }
 }
 

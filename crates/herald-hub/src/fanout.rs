@@ -108,10 +108,14 @@ impl Pace {
     }
 }
 
-/// How many shards `subscribers` subscribers take with `workers` workers: one per full
+/// How many shards `subscribers` subscribers take with `workers()` workers: one per full
 /// [`SHARD`], at most one per worker, at least one.
-pub(crate) fn shards(subscribers: usize, workers: usize) -> usize {
-    (subscribers / SHARD).min(workers).max(1)
+pub(crate) fn shards(subscribers: usize, workers: impl FnOnce() -> usize) -> usize {
+    if subscribers < 2 * SHARD {
+        // Too few for a second shard: the runtime is not asked.
+        return 1;
+    }
+    (subscribers / SHARD).min(workers()).max(1)
 }
 
 /// The number of workers of the runtime this thread runs on; 1 off a runtime.
@@ -232,11 +236,11 @@ mod tests {
 
     #[test]
     fn a_shard_per_full_shard_of_subscribers_and_per_worker() {
-        assert_eq!(shards(0, 4), 1);
-        assert_eq!(shards(SHARD - 1, 4), 1);
-        assert_eq!(shards(10 * SHARD, 1), 1);
-        assert_eq!(shards(2 * SHARD, 4), 2);
-        assert_eq!(shards(10 * SHARD, 4), 4);
+        assert_eq!(shards(0, || 4), 1);
+        assert_eq!(shards(SHARD - 1, || 4), 1);
+        assert_eq!(shards(10 * SHARD, || 1), 1);
+        assert_eq!(shards(2 * SHARD, || 4), 2);
+        assert_eq!(shards(10 * SHARD, || 4), 4);
     }
 
     #[test]

@@ -359,7 +359,7 @@ impl Node {
         }
         let delivery = make(name);
         let subscribers = entry.subscribers.len();
-        let shards = fanout::shards(subscribers, fanout::workers());
+        let shards = fanout::shards(subscribers, fanout::workers);
         let start = std::time::Instant::now();
         let direct = lock(&entry.pace).allows_direct(start, subscribers);
         let pushed = fanout::push_all(
