@@ -44,8 +44,15 @@ async fn serve(addr: &str) -> std::io::Result<()> {
             };
             // `feed` queues without flushing; the next `recv` writes every queued echo in one
             // vectored write before it waits for input.
-            while let Some(Ok(message)) = ws.recv().await {
-                if message.is_data() && ws.feed(message).await.is_err() {
+            loop {
+                // The message is moved into `feed`'s future inside the `match`, so the task
+                // does not keep a second copy of it across the `.await`.
+                let echo = match ws.recv().await {
+                    Some(Ok(message)) if message.is_data() => ws.feed(message),
+                    Some(Ok(_)) => continue,
+                    _ => break,
+                };
+                if echo.await.is_err() {
                     break;
                 }
             }

@@ -139,8 +139,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     /// The next message, or `None` after the last one.
-    pub async fn recv(&mut self) -> Option<Result<Message>> {
-        futures_util::StreamExt::next(self).await
+    ///
+    /// A plain function returning the stream's own future rather than an `async fn`, here and
+    /// in [`send`](Self::send) and [`feed`](Self::feed): an `async fn` would keep its
+    /// arguments beside the inner future, and a connection's task holds the largest of these
+    /// futures for its whole life.
+    pub fn recv(&mut self) -> impl Future<Output = Option<Result<Message>>> + '_ {
+        futures_util::StreamExt::next(self)
     }
 
     /// Sends a message and flushes it.
@@ -148,8 +153,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// # Errors
     /// [`Error::Misuse`] after a Close was sent; [`Error::Io`] when the transport failed;
     /// [`Error::WriteTimeout`] when the peer stopped reading for [`Config::write_timeout`].
-    pub async fn send(&mut self, message: Message) -> Result<()> {
-        futures_util::SinkExt::send(self, message).await
+    pub fn send(&mut self, message: Message) -> impl Future<Output = Result<()>> + '_ {
+        futures_util::SinkExt::send(self, message)
     }
 
     /// Queues a message without flushing: it leaves with the next flush, or when the
@@ -157,8 +162,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     ///
     /// # Errors
     /// As for [`send`](Self::send).
-    pub async fn feed(&mut self, message: Message) -> Result<()> {
-        futures_util::SinkExt::feed(self, message).await
+    pub fn feed(&mut self, message: Message) -> impl Future<Output = Result<()>> + '_ {
+        futures_util::SinkExt::feed(self, message)
     }
 
     /// Sends a Text or Binary message as fragments of at most `fragment_size` bytes
@@ -699,5 +704,23 @@ mod tests {
         // Measured 792 and 456 bytes before the boxing, 496 and 264 after.
         assert!(socket <= 512, "WebSocket<TcpStream>: {socket} bytes");
         assert!(engine <= 280, "Connection: {engine} bytes");
+    }
+
+    /// A task waiting in `recv` or `feed` holds that future across the `.await`: it holds a
+    /// pointer to the socket and the message once, not a second copy beside an inner future.
+    #[tokio::test]
+    async fn recv_send_and_feed_hold_the_message_once() {
+        let (a, _b) = tokio::io::duplex(64);
+        let config = crate::Config::default();
+        let mut ws =
+            super::WebSocket::from_upgraded(a, super::Role::Server, &config, Default::default());
+        let message = std::mem::size_of::<crate::Message>();
+        let pointer = std::mem::size_of::<usize>();
+        let recv = std::mem::size_of_val(&ws.recv());
+        assert!(recv <= 2 * pointer, "recv: {recv} bytes");
+        let feed = std::mem::size_of_val(&ws.feed(crate::Message::binary(&b"x"[..])));
+        assert!(feed <= message + pointer, "feed: {feed} bytes");
+        let send = std::mem::size_of_val(&ws.send(crate::Message::binary(&b"x"[..])));
+        assert!(send <= message + pointer, "send: {send} bytes");
     }
 }

@@ -27,8 +27,9 @@ pub(crate) fn split<S: AsyncRead + AsyncWrite + Unpin>(ws: WebSocket<S>) -> (Rea
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Reader<S> {
     /// The next message, or `None` after the last one.
-    pub async fn recv(&mut self) -> Option<Result<Message>> {
-        self.inner.next().await
+    /// (The stream's own future, not an `async fn` around it, as for [`WebSocket::recv`].)
+    pub fn recv(&mut self) -> impl Future<Output = Option<Result<Message>>> + '_ {
+        self.inner.next()
     }
 
     /// Puts the halves back together.
@@ -50,16 +51,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Writer<S> {
     ///
     /// # Errors
     /// As for [`WebSocket::send`].
-    pub async fn send(&mut self, message: Message) -> Result<()> {
-        self.inner.send(message).await
+    pub fn send(&mut self, message: Message) -> impl Future<Output = Result<()>> + '_ {
+        self.inner.send(message)
     }
 
     /// Queues a message without flushing (see [`WebSocket::feed`]).
     ///
     /// # Errors
     /// As for [`WebSocket::send`].
-    pub async fn feed(&mut self, message: Message) -> Result<()> {
-        self.inner.feed(message).await
+    pub fn feed(&mut self, message: Message) -> impl Future<Output = Result<()>> + '_ {
+        self.inner.feed(message)
     }
 
     /// Writes out everything queued.
