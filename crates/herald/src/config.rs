@@ -53,6 +53,12 @@ pub struct Config {
     pub max_write_buffer_size: usize,
     /// Send a Ping when the peer was silent for a whole interval (so after one to two
     /// intervals of silence). Default 20 s; `None` turns keepalive off.
+    ///
+    /// Connections share their keepalive timers: the connections of one runtime with the same
+    /// interval and timeout wait on one timer per tick of a sixteenth of the shorter of the two
+    /// (at least 1 ms), so each deadline here and in
+    /// [`keepalive_timeout`](Self::keepalive_timeout) may pass up to one tick late, never
+    /// early. An idle connection holds no timer of its own.
     pub keepalive_interval: Option<Duration>,
     /// Close the connection when the peer stays silent this long after a keepalive Ping.
     /// Default 20 s.
