@@ -730,8 +730,9 @@ mod tests {
         let socket = std::mem::size_of::<super::WebSocket<tokio::net::TcpStream>>();
         let engine = std::mem::size_of::<herald_proto::Connection>();
         // Measured 792 and 456 bytes before the boxing, 496 and 264 after; 432 with the
-        // keepalive timer shared and the waiting tasks and closing state boxed.
-        assert!(socket <= 432, "WebSocket<TcpStream>: {socket} bytes");
+        // keepalive timer shared and the waiting tasks and closing state boxed (440 in a
+        // debug build).
+        assert!(socket <= 440, "WebSocket<TcpStream>: {socket} bytes");
         assert!(engine <= 280, "Connection: {engine} bytes");
     }
 
