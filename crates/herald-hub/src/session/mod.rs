@@ -392,6 +392,13 @@ impl Session {
                     if let Err(end) = handled {
                         return end;
                     }
+                    // Deliveries queued meanwhile go before the next message: the select
+                    // prefers input, and a client that sends fast (its own plain-mode
+                    // messages land in its queue too, to be skipped) would otherwise fill its
+                    // queue while it is read, and be closed with 4001 as a slow consumer.
+                    if batch.is_empty() && !wire.is_full() {
+                        signal.take(&mut batch, 64);
+                    }
                 }
                 Woke::Deliveries | Woke::Drained => {}
                 Woke::Op(op) => {
