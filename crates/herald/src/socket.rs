@@ -48,19 +48,21 @@ pub struct WebSocket<S> {
     io: S,
     conn: Connection,
     phase: Phase,
-    read_buffer_size: usize,
+    // The configuration's sizes and the close timeout, each socket's own copy: as `u32`s
+    // (see `Config`), which is 40 bytes less per connection than `usize`s and a `Duration`.
+    read_buffer_size: u32,
     /// The current minimum read, between `MIN_READ` and `read_buffer_size`.
-    read_size: usize,
-    write_buffer_size: usize,
-    max_write_buffer_size: usize,
-    close_timeout: std::time::Duration,
+    read_size: u32,
+    write_buffer_size: u32,
+    max_write_buffer_size: u32,
+    close_timeout_ms: u32,
     keepalive: Option<Keepalive>,
     /// The close deadline and how the connection ended: boxed, made when a Close is sent or
     /// the connection ends, as an idle connection has neither.
     ending: Option<Box<Ending>>,
     eof: bool,
-    /// The tasks waiting for the queue to drain: made when one first waits, freed when the
-    /// queue drained.
+    /// The tasks waiting for the queue to drain: made when one first waits, freed once the
+    /// queue is empty.
     waiters: Option<Box<Waiters>>,
     write_timer: Option<WriteTimer>,
     /// The write timeout fired: the transport was abandoned.
@@ -105,6 +107,17 @@ const MIN_READ: usize = 512;
 /// The stack buffer that reads go to while the engine's buffer is empty.
 const SCRATCH: usize = 8 * 1024;
 
+/// A configured size as a socket holds it: sizes over 4 GiB count as 4 GiB.
+fn size(bytes: usize) -> u32 {
+    u32::try_from(bytes).unwrap_or(u32::MAX)
+}
+
+/// A configured timeout as a socket holds it: whole milliseconds (tokio's timers count
+/// milliseconds), rounded up so that it never fires early, at most `u32::MAX` (49 days).
+pub(crate) fn millis(timeout: std::time::Duration) -> u32 {
+    u32::try_from(timeout.as_nanos().div_ceil(1_000_000)).unwrap_or(u32::MAX)
+}
+
 /// The RFC 6455 §5.3 masking source for clients: the thread-local, OS-seeded CSPRNG.
 pub(crate) fn os_entropy() -> Box<dyn herald_proto::Entropy> {
     Box::new(|dst: &mut [u8]| rand::fill(dst))
@@ -142,11 +155,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             io,
             conn,
             phase: Phase::Open,
-            read_buffer_size: config.read_buffer_size.max(MIN_READ),
-            read_size: MIN_READ,
-            write_buffer_size: config.write_buffer_size,
-            max_write_buffer_size: config.max_write_buffer_size.max(1),
-            close_timeout: config.close_timeout,
+            read_buffer_size: size(config.read_buffer_size.max(MIN_READ)),
+            read_size: size(MIN_READ),
+            write_buffer_size: size(config.write_buffer_size),
+            max_write_buffer_size: size(config.max_write_buffer_size.max(1)),
+            close_timeout_ms: millis(config.close_timeout),
             keepalive: config
                 .keepalive_interval
                 .map(|interval| Keepalive::new(interval, config.keepalive_timeout)),
@@ -262,7 +275,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Whether at least [`Config::max_write_buffer_size`] bytes are queued: `feed` would wait,
     /// and a caller of [`queue`](Self::queue) should stop queuing.
     pub fn is_write_buffer_full(&self) -> bool {
-        self.buffered() >= self.max_write_buffer_size
+        self.buffered() >= self.max_write_buffer_size as usize
     }
 
     /// Writes out everything queued.
@@ -369,8 +382,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             if let Some(timer) = &mut self.write_timer {
                 timer.progress();
             }
-            if after < self.max_write_buffer_size {
-                self.wake_waiters(cx);
+            if after < self.max_write_buffer_size as usize {
+                self.wake_waiters(Some(cx.waker()));
             }
         }
         let Some(timer) = &mut self.write_timer else {
@@ -394,22 +407,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     fn abandon(&mut self) {
         self.write_timed_out = true;
         self.conn.abandon();
-        if let Some(waiters) = self.waiters.take() {
-            for waker in [waiters.reader, waiters.writer].into_iter().flatten() {
+        self.wake_waiters(None);
+    }
+
+    /// The queue drained below the cap (or was dropped): wakes the tasks that waited for it,
+    /// except the one `running` (it sees the queue itself, and waits again if it must). The
+    /// box stays while bytes are queued, so that a busy connection whose flushes keep waiting
+    /// does not make it again for each; it goes when the queue is empty.
+    fn wake_waiters(&mut self, running: Option<&Waker>) {
+        let Some(waiters) = &mut self.waiters else {
+            return;
+        };
+        for waker in [waiters.reader.take(), waiters.writer.take()]
+            .into_iter()
+            .flatten()
+        {
+            if running.is_none_or(|running| !waker.will_wake(running)) {
                 waker.wake();
             }
         }
-    }
-
-    /// The queue drained below the cap: wakes the tasks that waited for it, except the one
-    /// running (it sees the queue itself, and waits again if it must).
-    fn wake_waiters(&mut self, cx: &Context<'_>) {
-        if let Some(waiters) = self.waiters.take() {
-            for waker in [waiters.reader, waiters.writer].into_iter().flatten() {
-                if !waker.will_wake(cx.waker()) {
-                    waker.wake();
-                }
-            }
+        if self.conn.transmit_len() == 0 {
+            self.waiters = None;
         }
     }
 
@@ -462,7 +480,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         if hint <= SCRATCH && self.conn.read_buffer().is_empty() {
             return self.poll_read_scratch(cx);
         }
-        let want = hint.max(self.read_size);
+        let want = hint.max(self.read_size as usize);
         let buf = self.conn.read_buffer();
         buf.reserve(want);
         let room = buf.capacity() - buf.len();
@@ -472,7 +490,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             buf
         ))?;
         if n == room {
-            self.read_size = (self.read_size * 2).min(self.read_buffer_size);
+            self.read_size = self.read_size.saturating_mul(2).min(self.read_buffer_size);
         }
         Poll::Ready(Ok(n))
     }
@@ -491,7 +509,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         let filled = read.filled();
         self.conn.read_buffer().extend_from_slice(filled);
         if filled.len() == SCRATCH {
-            self.read_size = (self.read_size * 2).min(self.read_buffer_size);
+            self.read_size = self.read_size.saturating_mul(2).min(self.read_buffer_size);
         }
         Poll::Ready(Ok(filled.len()))
     }
@@ -511,7 +529,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// The close deadline, started on first poll: from the Close we sent (or the end).
     fn poll_close_timer(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let timeout = self.close_timeout;
+        let timeout = std::time::Duration::from_millis(self.close_timeout_ms.into());
         let ending = self.ending.get_or_insert_with(Box::default);
         let timer = ending
             .timer
@@ -686,7 +704,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
 
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = &mut *self;
-        if this.write_timed_out || this.conn.transmit_len() >= this.write_buffer_size {
+        if this.write_timed_out || this.conn.transmit_len() >= this.write_buffer_size as usize {
             match this.poll_write(cx) {
                 Poll::Ready(result) => result?,
                 Poll::Pending if this.is_write_buffer_full() => {
@@ -731,9 +749,24 @@ mod tests {
         let engine = std::mem::size_of::<herald_proto::Connection>();
         // Measured 792 and 456 bytes before the boxing, 496 and 264 after; 432 with the
         // keepalive timer shared and the waiting tasks and closing state boxed (440 in a
-        // debug build).
-        assert!(socket <= 440, "WebSocket<TcpStream>: {socket} bytes");
-        assert!(engine <= 280, "Connection: {engine} bytes");
+        // debug build); 360 and 240 with the sizes and timeouts held as `u32`s and the
+        // pending Pong boxed.
+        assert!(socket <= 368, "WebSocket<TcpStream>: {socket} bytes");
+        assert!(engine <= 240, "Connection: {engine} bytes");
+    }
+
+    /// A socket holds its timeouts in whole milliseconds: rounded up, so that none fires
+    /// early, and capped rather than wrapped.
+    #[test]
+    fn timeouts_are_held_in_milliseconds_rounded_up_and_capped() {
+        use std::time::Duration;
+        assert_eq!(super::millis(Duration::ZERO), 0);
+        assert_eq!(super::millis(Duration::from_micros(1)), 1);
+        assert_eq!(super::millis(Duration::from_millis(5)), 5);
+        assert_eq!(super::millis(Duration::from_micros(5_001)), 6);
+        assert_eq!(super::millis(Duration::MAX), u32::MAX);
+        assert_eq!(super::size(usize::MAX), u32::MAX);
+        assert_eq!(super::size(4096), 4096);
     }
 
     /// A task waiting in `recv` or `feed` holds that future across the `.await`: it holds a

@@ -13,7 +13,8 @@ use tokio::time::{Instant, Sleep};
 /// bytes meanwhile. So a write fails between one and two timeouts after its last progress.
 #[derive(Debug)]
 pub(crate) struct WriteTimer {
-    timeout: Duration,
+    /// In milliseconds, as [`millis`](crate::socket::millis) rounds it.
+    timeout_ms: u32,
     sleep: Option<Pin<Box<Sleep>>>,
     /// A write is blocked and the sleep runs for it.
     armed: bool,
@@ -24,11 +25,15 @@ pub(crate) struct WriteTimer {
 impl WriteTimer {
     pub(crate) fn new(timeout: Duration) -> Self {
         Self {
-            timeout,
+            timeout_ms: crate::socket::millis(timeout),
             sleep: None,
             armed: false,
             progress: false,
         }
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms.into())
     }
 
     /// The transport accepted bytes. Costs a store.
@@ -47,12 +52,13 @@ impl WriteTimer {
         if !self.armed {
             self.armed = true;
             self.progress = false;
-            let deadline = Instant::now() + self.timeout;
+            let deadline = Instant::now() + self.timeout();
             match &mut self.sleep {
                 Some(sleep) => sleep.as_mut().reset(deadline),
                 None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
             }
         }
+        let timeout = self.timeout();
         let Some(sleep) = self.sleep.as_mut() else {
             // Unreachable: armed above, and arming sets the sleep.
             return Poll::Pending;
@@ -64,7 +70,7 @@ impl WriteTimer {
             if !std::mem::take(&mut self.progress) {
                 return Poll::Ready(());
             }
-            sleep.as_mut().reset(Instant::now() + self.timeout);
+            sleep.as_mut().reset(Instant::now() + timeout);
         }
     }
 }
