@@ -28,6 +28,8 @@ use axum::body::Body;
 use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
 use bytes::BytesMut;
+use futures_util::FutureExt;
+use futures_util::future::Either;
 use herald_proto::Role;
 use herald_proto::handshake::{Accept, Request};
 use http::{StatusCode, request::Parts};
@@ -205,12 +207,18 @@ impl WebSocketUpgrade {
         // Boxed for the same reason: calling it moves what it captured into its future.
         let callback = Box::new(callback);
         let on_upgrade = self.on_upgrade;
-        tokio::spawn(async move {
-            if let Ok(upgraded) = on_upgrade.await {
-                let (io, buffered) = io(upgraded);
-                callback(open_upgraded(io, buffered, config, deflate)).await;
-            }
-        });
+        // Two futures chained rather than one `async` block: a block keeps what it captured
+        // (the upgrade, `io`, the boxes, the parameters) beside the callback's future for the
+        // connection's whole life; `then` drops the first future before it starts the second.
+        let open = async move {
+            let upgraded = on_upgrade.await.ok()?;
+            let (io, buffered) = io(upgraded);
+            Some(open_upgraded(io, buffered, config, deflate))
+        };
+        tokio::spawn(open.then(|ws| match ws {
+            Some(ws) => Either::Left(callback(ws)),
+            None => Either::Right(std::future::ready(())),
+        }));
         accepted.into_http(Body::empty())
     }
 }
