@@ -35,6 +35,13 @@ enum Command {
     Bench(bench::Args),
 }
 
+/// jemalloc: tokio's task cells and I/O registrations ask for 128-byte alignment, which the
+/// system allocator pays for with padding on every connection and jemalloc's size classes
+/// give for free (docs/performance.md, "Idle memory per connection").
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
