@@ -8,10 +8,6 @@ use std::time::Duration;
 /// Each field has a setter of the same name that sets only it (the protocol limits' setters
 /// reach into [`protocol`](Self::protocol)):
 ///
-/// Each connection keeps a compact copy of the read and write buffer sizes (values over
-/// 4 GiB count as 4 GiB) and of the close and write timeouts (whole milliseconds, rounded
-/// up, at most 49 days), so that an idle connection stays small.
-///
 /// ```
 /// let config = herald::Config::default()
 ///     .max_frame_size(1 << 20)
@@ -19,6 +15,10 @@ use std::time::Duration;
 ///     .keepalive_interval(None);
 /// assert_eq!(config.protocol.max_message_size, 4 << 20);
 /// ```
+///
+/// Each connection keeps a compact copy of the read and write buffer sizes (values over
+/// 4 GiB count as 4 GiB) and of the close and write timeouts (whole milliseconds, rounded
+/// up, at most 49 days), so that an idle connection stays small.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Config {
