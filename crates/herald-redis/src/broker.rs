@@ -48,6 +48,13 @@ struct Inner {
     local: presence::Local,
     /// The connections this node counted per user.
     connections: users::Held,
+    /// Written by a refresh (of connection counts or presence members) from its snapshot to
+    /// its last write, read by each removal. A refresh re-adds everything it read (so that
+    /// what Redis lost while it stalled comes back), so one whose snapshot was taken before
+    /// a removal must not write after it: the removed client would count again for a whole
+    /// lifetime, and a member that left would be added back and announced leaving twice.
+    /// Removals share it, so they do not wait for each other.
+    refreshing: tokio::sync::RwLock<()>,
     /// The control bus.
     control: Arc<Control>,
     /// Whether the last command reached Redis (an error reply counts: Redis answered).
@@ -148,6 +155,7 @@ impl RedisBroker {
             fanout: fanout.clone(),
             local: presence::Local::default(),
             connections: users::Held::default(),
+            refreshing: tokio::sync::RwLock::new(()),
             control,
             commands_up: AtomicBool::new(true),
         });
@@ -410,6 +418,7 @@ impl Inner {
     }
 
     async fn connection_remove(&self, user: &str, client: &str) -> Result<(), BrokerError> {
+        let _no_refresh = self.refreshing.read().await;
         self.connections.remove(user, client);
         let lifetime = millis(self.options.member_lifetime);
         let mut conn = self.conn.clone();
@@ -477,6 +486,7 @@ impl Inner {
 
     /// Refreshes the expiry of every connection this node counted.
     async fn refresh_connections(&self) {
+        let _no_removal = self.refreshing.write().await;
         let held = self.connections.snapshot();
         let lifetime = millis(self.options.member_lifetime);
         if self.conn.is_cluster() {
@@ -511,6 +521,7 @@ impl Inner {
     /// Adds back every member this node holds, with a new expiry: members that expired or were
     /// swept while Redis stalled or a cycle ran late come back (and are announced again).
     async fn refresh_members(&self) {
+        let _no_removal = self.refreshing.write().await;
         let held = self.local.snapshot();
         for batch in held.chunks(REFRESH_BATCH) {
             if let Err(e) = self.presence_batch("add", batch).await {
@@ -606,6 +617,7 @@ impl Broker for RedisBroker {
         info: ClientInfo,
     ) -> BoxFuture<'a, Result<(), BrokerError>> {
         async move {
+            let _no_refresh = self.inner.refreshing.read().await;
             self.inner.local.remove(channel, &info.client);
             let member = [(info.client, info.user)];
             self.inner
