@@ -117,8 +117,10 @@
 //! one pipeline per 1,000 channels, so a slow cycle is one round trip (on a cluster, where a
 //! pipeline goes to one shard, one call per channel, 64 at once), and a member that
 //! expired or was swept while Redis stalled comes back (announced by a join) rather than being
-//! lost for good. Every presence operation first removes expired members and announces their
-//! leave, so a crashed node's members disappear within about a lifetime (on the next presence
+//! lost for good. A removal (a member leaving, a connection no longer counted) waits for a
+//! refresh in flight, and a refresh for the removals in flight, so a refresh never writes back
+//! what a removal took away. Every presence operation first removes expired members and
+//! announces their leave, so a crashed node's members disappear within about a lifetime (on the next presence
 //! operation on the channel from any node).
 //!
 //! # Faults
