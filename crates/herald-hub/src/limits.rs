@@ -109,31 +109,33 @@ pub(crate) enum Rate {
     Abusive,
 }
 
-/// A token bucket: `rate` per second sustained, `burst` at once.
+/// A token bucket: `rate` per second sustained, `burst` at once. (Every connection holds two:
+/// the rate and burst are kept as the integers they are configured as, 40 bytes a bucket.)
 #[derive(Debug)]
 pub(crate) struct RateLimiter {
-    rate: f64,
-    burst: f64,
     tokens: f64,
     last: Instant,
+    rate: u32,
+    burst: u32,
     refused: u32,
 }
 
 impl RateLimiter {
     /// A full bucket. `rate == 0` allows everything.
     pub(crate) fn new(rate: u32, burst: u32) -> Self {
+        let burst = burst.max(1);
         Self {
-            rate: f64::from(rate),
-            burst: f64::from(burst.max(1)),
-            tokens: f64::from(burst.max(1)),
+            tokens: f64::from(burst),
             last: Instant::now(),
+            rate,
+            burst,
             refused: 0,
         }
     }
 
     /// Whether the refusals since the last allowed publish exceed a whole burst.
     pub(crate) fn refused_too_often(&self) -> bool {
-        f64::from(self.refused) > self.burst
+        self.refused > self.burst
     }
 
     /// Accounts one publish at `now`.
@@ -145,19 +147,19 @@ impl RateLimiter {
     /// at least one unit, even if `cost` takes it below zero (a debt the rate pays back before
     /// the next operation is allowed).
     pub(crate) fn spend(&mut self, now: Instant, cost: f64) -> Rate {
-        if self.rate == 0.0 {
+        if self.rate == 0 {
             return Rate::Allowed;
         }
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.tokens = (self.tokens + elapsed * f64::from(self.rate)).min(f64::from(self.burst));
         if self.tokens >= 1.0 {
             self.charge(cost);
             self.refused = 0;
             return Rate::Allowed;
         }
         self.refused = self.refused.saturating_add(1);
-        if f64::from(self.refused) > self.burst {
+        if self.refused > self.burst {
             Rate::Abusive
         } else {
             Rate::Refused
@@ -167,8 +169,8 @@ impl RateLimiter {
     /// Adds `cost` units to what the last allowed operation cost (e.g. the size of its reply,
     /// known only afterwards). The debt is capped at one burst.
     pub(crate) fn charge(&mut self, cost: f64) {
-        if self.rate != 0.0 {
-            self.tokens = (self.tokens - cost).max(-self.burst);
+        if self.rate != 0 {
+            self.tokens = (self.tokens - cost).max(-f64::from(self.burst));
         }
     }
 }

@@ -30,11 +30,19 @@ pub(crate) struct Subscriber {
 /// with the largest backlog it had, never past `capacity`.
 #[derive(Debug)]
 pub(crate) struct Signal {
-    notify: Notify,
     reason: Mutex<Option<Disconnect>>,
     deliveries: Mutex<Deliveries>,
     ready: Notify,
     capacity: usize,
+}
+
+/// What ended a [`Signal::wait`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// The connection is to close with this reason.
+    Killed(Disconnect),
+    /// Deliveries were moved into the batch.
+    Deliveries,
 }
 
 #[derive(Debug, Default)]
@@ -59,7 +67,6 @@ impl Signal {
     /// A connection's signal whose queue holds at most `capacity` deliveries.
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
-            notify: Notify::new(),
             reason: Mutex::new(None),
             deliveries: Mutex::new(Deliveries::default()),
             ready: Notify::new(),
@@ -75,17 +82,48 @@ impl Signal {
             return false;
         }
         *slot = Some(reason);
-        self.notify.notify_one();
+        drop(slot);
+        self.ready.notify_one();
         true
+    }
+
+    fn reason(&self) -> Option<Disconnect> {
+        *self.reason.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Waits for a kill and returns its reason.
     pub(crate) async fn killed(&self) -> Disconnect {
         loop {
-            if let Some(reason) = *self.reason.lock().unwrap_or_else(|e| e.into_inner()) {
+            if let Some(reason) = self.reason() {
                 return reason;
             }
-            self.notify.notified().await;
+            self.ready.notified().await;
+        }
+    }
+
+    /// Waits for a kill or, with `deliveries`, for deliveries, moving up to `max` of them into
+    /// `batch`. A kill goes first. Cancel-safe: a delivery is either in `batch` or still
+    /// queued.
+    ///
+    /// Kills and deliveries wake the task through one `Notify`, so one waiting future serves
+    /// both: a waiter is some 90 bytes, and the task keeps room for the loop's for the
+    /// connection's whole life. (A second waiter on the same `Notify` in the same task could
+    /// take the wakeup meant for the first: every wait for either goes through here or
+    /// through [`killed`](Self::killed), never both at once.)
+    pub(crate) async fn wait(
+        &self,
+        batch: &mut Vec<Delivery>,
+        max: usize,
+        deliveries: bool,
+    ) -> Wake {
+        loop {
+            if let Some(reason) = self.reason() {
+                return Wake::Killed(reason);
+            }
+            if deliveries && self.take(batch, max) > 0 {
+                return Wake::Deliveries;
+            }
+            self.ready.notified().await;
         }
     }
 
@@ -135,18 +173,6 @@ impl Signal {
         let n = d.queue.len().min(max);
         batch.extend(d.queue.drain(..n));
         n
-    }
-
-    /// Waits for deliveries and moves up to `max` of them into `batch`; returns how many
-    /// (at least one). Cancel-safe: a delivery is either in `batch` or still queued.
-    pub(crate) async fn recv_many(&self, batch: &mut Vec<Delivery>, max: usize) -> usize {
-        loop {
-            let n = self.take(batch, max);
-            if n > 0 {
-                return n;
-            }
-            self.ready.notified().await;
-        }
     }
 
     /// The connection's task stops reading: what is queued is freed, later pushes refused.
@@ -428,4 +454,54 @@ fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn delivery() -> Delivery {
+        let info = ClientInfo {
+            client: "c".into(),
+            user: "u".into(),
+        };
+        Delivery::Presence(Arc::new(PresenceEvent::new("room".into(), &info, true)))
+    }
+
+    #[tokio::test]
+    async fn a_kill_wakes_a_waiting_task_and_goes_before_its_deliveries() {
+        let signal = Arc::new(Signal::new(8));
+        let waiter = {
+            let signal = signal.clone();
+            tokio::spawn(async move { signal.wait(&mut Vec::new(), 64, true).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(signal.kill(Disconnect::SLOW));
+        assert_eq!(waiter.await.unwrap(), Wake::Killed(Disconnect::SLOW));
+        signal.push(&delivery(), false).unwrap();
+        let mut batch = Vec::new();
+        let wake = signal.wait(&mut batch, 64, true).await;
+        assert_eq!(wake, Wake::Killed(Disconnect::SLOW));
+        assert!(batch.is_empty(), "deliveries taken past a kill");
+        assert!(!signal.kill(Disconnect::SHUTDOWN), "a second kill won");
+    }
+
+    #[tokio::test]
+    async fn deliveries_end_a_wait_only_when_there_is_room_for_them() {
+        let signal = Signal::new(8);
+        signal.push(&delivery(), false).unwrap();
+        signal.push(&delivery(), false).unwrap();
+        let mut batch = Vec::new();
+        let no_room = tokio::time::timeout(
+            Duration::from_millis(50),
+            signal.wait(&mut batch, 64, false),
+        );
+        assert!(no_room.await.is_err(), "a wait without room ended");
+        assert!(batch.is_empty());
+        assert_eq!(signal.wait(&mut batch, 1, true).await, Wake::Deliveries);
+        assert_eq!(batch.len(), 1, "more than `max` taken");
+        assert_eq!(signal.wait(&mut batch, 64, true).await, Wake::Deliveries);
+        assert_eq!(batch.len(), 2);
+    }
 }

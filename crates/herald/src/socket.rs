@@ -312,6 +312,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             .and_then(|ending| ending.closed.as_ref())
     }
 
+    /// How long a closing handshake may take ([`Config::close_timeout`], to the millisecond).
+    pub fn close_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.close_timeout_ms.into())
+    }
+
     /// The protocol state machine (read-only).
     pub fn protocol(&self) -> &Connection {
         &self.conn
@@ -529,7 +534,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// The close deadline, started on first poll: from the Close we sent (or the end).
     fn poll_close_timer(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let timeout = std::time::Duration::from_millis(self.close_timeout_ms.into());
+        let timeout = self.close_timeout();
         let ending = self.ending.get_or_insert_with(Box::default);
         let timer = ending
             .timer

@@ -71,8 +71,7 @@ pub(super) async fn upgrade(
                 .on_upgrade_with(crate::direct::io, move |ws| {
                     // herald's close timeout bounds the closing handshake; the wire holds to it
                     // even against a client that keeps sending after our Close.
-                    let close_wait = hub.ws.close_timeout;
-                    let wire = session::WsWire { ws, close_wait };
+                    let wire = session::WsWire { ws };
                     // `map`, not an `async` block: a block would keep its captured socket and
                     // grant beside the session's own copies for the connection's whole life.
                     session::run(hub, wire, grant).map(move |()| drop((token, permit, stream_slot)))

@@ -13,6 +13,7 @@ use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt;
 use herald::upgrade::{UpgradeRejection, WebSocketUpgrade};
 use herald::{CloseCode, Message};
 use herald_hub_protocol::Disconnect;
@@ -80,13 +81,11 @@ pub(crate) async fn upgrade(
         mode: Mode::Pusher(app),
         transport: session::Transport::WebSocket,
     };
-    upgrade.config(config).on_upgrade(move |ws| async move {
-        let wire = session::WsWire {
-            ws,
-            close_wait: hub.ws.close_timeout,
-        };
-        session::run(hub, wire, grant).await;
-        drop((token, permit));
+    // `map`, not an `async` block: a block would keep its captured socket and grant beside
+    // the session's own copies for the connection's whole life.
+    upgrade.config(config).on_upgrade(move |ws| {
+        let wire = session::WsWire { ws };
+        session::run(hub, wire, grant).map(move |()| drop((token, permit)))
     })
 }
 

@@ -8,6 +8,7 @@
 //! production until it drains (or the wire gives up on a client that stopped reading).
 
 pub(crate) mod deliver;
+mod granted;
 mod hooked;
 mod plain;
 mod protocol;
@@ -27,11 +28,11 @@ use crate::auth::Identity;
 use crate::broadcast::Delivery;
 use crate::hub::Hub;
 use crate::limits::{Rate, RateLimiter};
-use crate::node::{Signal, Subscriber};
+use crate::node::{Signal, Subscriber, Wake};
 use crate::users::{Handle, OPS_QUEUE, ServerOp};
+use futures_util::future::{BoxFuture, Either};
 use herald::Message;
 use herald_hub_protocol::{ClientInfo, Disconnect};
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -49,6 +50,17 @@ pub(crate) enum Mode {
     Protocol,
     /// The Pusher Channels protocol, for one app.
     Pusher(Arc<crate::pusher::App>),
+}
+
+impl Mode {
+    /// Its label in the metrics and logs.
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Plain { .. } => "plain",
+            Self::Protocol => "protocol",
+            Self::Pusher(_) => "pusher",
+        }
+    }
 }
 
 /// Why a session stopped.
@@ -108,6 +120,14 @@ enum Woke {
     Op(ServerOp),
 }
 
+/// A connection's queue of server operations, with a sender that keeps it open; boxed (the
+/// task holds 8 bytes, not 16), and none for a connection the server API cannot reach.
+type Ops = Option<Box<(mpsc::Sender<ServerOp>, mpsc::Receiver<ServerOp>)>>;
+
+/// The handling of one message: done already, or boxed.
+pub(crate) type Handling<'a> =
+    Either<std::future::Ready<Result<(), End>>, BoxFuture<'a, Result<(), End>>>;
+
 /// Command cost units per 4 KiB of payload or reply.
 const BYTES_PER_UNIT: usize = 4096;
 
@@ -120,9 +140,8 @@ pub(crate) struct Session {
     mode: Mode,
     subscriber: Subscriber,
     subscriptions: subscriptions::Subscriptions,
-    /// The subscriptions the server made (personal channel, `subs`, the server API): granted
-    /// by the server rather than by the token's patterns, so a `refresh` keeps them.
-    granted: HashSet<Arc<str>>,
+    /// The subscriptions the server made.
+    granted: granted::Granted,
     /// Publishes (`limits.publish_rate`).
     publish_rate: RateLimiter,
     /// Every other command, Pings and reply bytes (`limits.command_rate`).
@@ -143,61 +162,55 @@ pub(crate) struct Session {
 ///
 /// Not an `async fn`: one of those moves its arguments from the future's captures into
 /// locals, and the future keeps room for both (the socket twice, some 700 bytes per
-/// connection). The block below uses its captures in place.
-#[expect(
-    clippy::manual_async_fn,
-    reason = "an async fn would hold its arguments twice"
-)]
+/// connection). The session is made before the block, which captures it and the wire and
+/// uses them in place: captured, the grant would keep its room (152 bytes) after the session
+/// took the identity out of it.
 pub(crate) fn run<W: Wire>(
     hub: Arc<Hub>,
     mut wire: W,
     grant: Grant,
 ) -> impl Future<Output = ()> + Send {
+    let signal = Arc::new(Signal::new(hub.config.limits.queue_size));
+    let subscriber = Subscriber {
+        signal: signal.clone(),
+        presence_events: false,
+    };
+    let transport = grant.transport;
+    let mut session = Session::new(hub, grant.identity, grant.mode, subscriber);
     async move {
-        let signal = Arc::new(Signal::new(hub.config.limits.queue_size));
-        let mode_name = match grant.mode {
-            Mode::Plain { .. } => "plain",
-            Mode::Protocol => "protocol",
-            Mode::Pusher(_) => "pusher",
-        };
-        let gauge = hub.metrics.connections(mode_name);
-        gauge.inc();
-        let transport = grant.transport.name();
-        let transport_gauge = hub.metrics.transport_connections(transport);
-        transport_gauge.inc();
-        let subscriber = Subscriber {
-            signal: signal.clone(),
-            presence_events: false,
-        };
-        let mut session = Session::new(hub, grant.identity, grant.mode, subscriber);
-        tracing::debug!(client = %session.info.client, user = %session.info.user, mode = mode_name, "connected");
+        let mode = session.mode.name();
+        let metrics = &session.hub.metrics;
+        metrics.connections(mode).inc();
+        metrics.transport_connections(transport.name()).inc();
+        tracing::debug!(client = %session.info.client, user = %session.info.user, mode, "connected");
         // The server API reaches a connection through its user (and the Pusher protocol through
         // its state): an anonymous connection has no queue for server operations, which saves
         // its two allocations on every such connection.
         let reachable = !session.info.user.is_empty() || session.pusher.is_some();
-        let (handle, mut ops_rx) = if reachable {
+        let mut ops: Ops = if reachable {
             let (ops, ops_rx) = mpsc::channel(OPS_QUEUE);
-            // Held to the end: with no sender the queue would read as closed on every turn.
             let handle = Handle {
                 client: session.info.client.clone(),
                 ops,
                 signal: signal.clone(),
             };
-            (Some(handle), Some(ops_rx))
+            if let Some(state) = session.pusher.as_deref_mut() {
+                state.handle = Some(handle.clone());
+            }
+            if !session.info.user.is_empty() {
+                let user = session.info.user.clone();
+                session.hub.users.add(&user, session.id, handle.clone());
+            }
+            // A sender is held to the end: with none the queue would read as closed on every
+            // turn.
+            Some(Box::new((handle.ops, ops_rx)))
         } else {
-            (None, None)
+            None
         };
-        if let (Some(state), Some(handle)) = (session.pusher.as_deref_mut(), &handle) {
-            state.handle = Some(handle.clone());
-        }
-        if let (false, Some(handle)) = (session.info.user.is_empty(), &handle) {
-            let user = session.info.user.clone();
-            session.hub.users.add(&user, session.id, handle.clone());
-        }
         // Boxed: starting (admission, the first subscription) is the largest state after the
         // loop's, and happens once.
         let end = match Box::pin(session.start(&mut wire)).await {
-            Ok(()) => session.drive(&mut wire, &mut ops_rx, &signal).await,
+            Ok(()) => session.drive(&mut wire, &mut ops, &signal).await,
             Err(end) => end,
         };
         // Fan-out stops queueing for this connection, and what it queued is freed.
@@ -217,13 +230,14 @@ pub(crate) fn run<W: Wire>(
             End::Gone(code) => code,
         };
         Box::pin(session.finish()).await;
-        drop(handle);
-        let hub = &session.hub;
-        hub.metrics.disconnected(code);
-        hub.metrics.transport_disconnected(transport, code);
-        gauge.dec();
-        transport_gauge.dec();
-        tracing::debug!(client = %session.info.client, code, transport, "disconnected");
+        drop(ops);
+        // The gauges are looked up again rather than held: 16 bytes less for the whole life.
+        let metrics = &session.hub.metrics;
+        metrics.disconnected(code);
+        metrics.transport_disconnected(transport.name(), code);
+        metrics.connections(session.mode.name()).dec();
+        metrics.transport_connections(transport.name()).dec();
+        tracing::debug!(client = %session.info.client, code, transport = transport.name(), "disconnected");
     }
 }
 
@@ -260,7 +274,7 @@ impl Session {
             mode,
             subscriber,
             subscriptions: subscriptions::Subscriptions::default(),
-            granted: HashSet::new(),
+            granted: granted::Granted::default(),
             publish_rate: RateLimiter::new(limits.publish_rate, limits.publish_burst),
             commands: RateLimiter::new(limits.command_rate, limits.command_burst),
             counted: false,
@@ -283,23 +297,19 @@ impl Session {
 
     /// Runs the connection until it ends, pulling fan-out's deliveries from `signal` and
     /// the server API's operations from `ops`.
-    async fn drive<W: Wire>(
-        &mut self,
-        wire: &mut W,
-        ops: &mut Option<mpsc::Receiver<ServerOp>>,
-        signal: &Arc<Signal>,
-    ) -> End {
-        // Every waiting future is made once and polled in place: a loop turn costs no
-        // registration with the shutdown token, the kill signal or the timer wheel.
+    async fn drive<W: Wire>(&mut self, wire: &mut W, ops: &mut Ops, signal: &Arc<Signal>) -> End {
+        // The shutdown's and the deadlines' waiting futures are made once and polled in place:
+        // a loop turn costs no registration with the shutdown token or the timer wheel. A kill
+        // and deliveries share one waiter (`Signal::wait`), made each turn; while a message or
+        // a server operation is handled, a kill has one of its own.
         let shutdown = self.hub.shutdown.clone();
         let cancelled = shutdown.cancelled();
-        let killed = signal.killed();
         // The token's timers move when a `refresh` replaces it; unset ones are never polled,
         // and none is allocated before it is first set.
         let (mut expiry, mut notice, mut idle) = <[timer::Deadline; 3]>::default().into();
         let idle_timeout = self.hub.live().config.limits.idle_timeout;
         let mut idle_deadline = Instant::now() + idle_timeout;
-        tokio::pin!(cancelled, killed);
+        tokio::pin!(cancelled);
         // Fan-out may write to this connection's socket itself (not in Pusher mode, whose
         // deliveries have rules of their own).
         let direct = self.pusher.is_none() && {
@@ -346,7 +356,6 @@ impl Session {
             }
             let woke = tokio::select! {
                 biased;
-                reason = &mut killed => Woke::End(End::Close(reason)),
                 () = &mut cancelled => Woke::End(End::Close(Disconnect::SHUTDOWN)),
                 () = &mut expiry, if expiry_on => Woke::End(End::Close(Disconnect::UNAUTHORIZED)),
                 () = &mut notice, if notice_on => Woke::Notice,
@@ -359,7 +368,11 @@ impl Session {
                     Some(Err(gone)) => Woke::Message(Some(Err(gone))),
                     None => Woke::Message(None),
                 },
-                _ = signal.recv_many(&mut batch, 64), if room => Woke::Deliveries,
+                // A kill, or deliveries when there is room for them.
+                wake = signal.wait(&mut batch, 64, room) => match wake {
+                    Wake::Killed(reason) => Woke::End(End::Close(reason)),
+                    Wake::Deliveries => Woke::Deliveries,
+                },
                 Some(op) = next_op(ops), if !wire.is_full() => Woke::Op(op),
             };
             if lend {
@@ -384,7 +397,7 @@ impl Session {
                     }
                     let handled = tokio::select! {
                         biased;
-                        reason = &mut killed => Err(End::Close(reason)),
+                        reason = signal.killed() => Err(End::Close(reason)),
                         () = &mut cancelled => Err(End::Close(Disconnect::SHUTDOWN)),
                         () = &mut expiry, if expiry_on => Err(End::Close(Disconnect::UNAUTHORIZED)),
                         handled = self.on_message(message, wire) => handled,
@@ -404,7 +417,7 @@ impl Session {
                 Woke::Op(op) => {
                     let handled = tokio::select! {
                         biased;
-                        reason = &mut killed => Err(End::Close(reason)),
+                        reason = signal.killed() => Err(End::Close(reason)),
                         () = &mut cancelled => Err(End::Close(Disconnect::SHUTDOWN)),
                         () = &mut expiry, if expiry_on => Err(End::Close(Disconnect::UNAUTHORIZED)),
                         // Boxed, as commands are: rare, and large inline.
@@ -418,40 +431,45 @@ impl Session {
         }
     }
 
-    pub(crate) async fn on_message(
-        &mut self,
+    /// Handles one message from the client. What needs no waiting (a Ping, a Pong, the
+    /// counting) is done here; the rest is a boxed future: inline, the session's task would be
+    /// as large as the largest command's state (subscribe with recovery, a Pusher presence
+    /// join, a plain-mode publication through the broker) for the connection's whole life. One
+    /// allocation per message received is the price of an idle connection 1 KiB smaller.
+    pub(crate) fn on_message<'a, W: Wire>(
+        &'a mut self,
         message: Message,
-        wire: &mut impl Wire,
-    ) -> Result<(), End> {
+        wire: &'a mut W,
+    ) -> Handling<'a> {
         let size = match &message {
             Message::Text(t) => t.len(),
             Message::Binary(b) => b.len(),
             Message::Ping(_) => {
                 // Answered by the WebSocket itself; a Ping costs like a command all the same.
-                return match self.commands.spend(std::time::Instant::now(), 1.0) {
+                let done = match self.commands.spend(std::time::Instant::now(), 1.0) {
                     Rate::Abusive => Err(self.abuse("ping")),
                     _ => Ok(()),
                 };
+                return Either::Left(std::future::ready(done));
             }
-            _ => return Ok(()),
+            _ => return Either::Left(std::future::ready(Ok(()))),
         };
         self.hub.metrics.messages_in.inc();
         self.hub.metrics.bytes_in.inc_by(size as u64);
-        // Every message's future is boxed: inline, the session's task would be as large as
-        // the largest command's state (subscribe with recovery, a Pusher presence join, a
-        // plain-mode publication through the broker) for the connection's whole life. One
-        // allocation per message received is the price of an idle connection 1 KiB smaller.
-        match self.mode.clone() {
-            Mode::Plain { room } => Box::pin(self.on_plain(&room, message)).await,
-            Mode::Protocol => match message {
-                Message::Text(text) => Box::pin(self.on_command(&text, wire)).await,
-                _ => Err(End::Close(Disconnect::BAD_REQUEST)),
-            },
-            Mode::Pusher(_) => match message {
-                Message::Text(text) => Box::pin(self.on_pusher(&text, wire)).await,
-                _ => Err(End::Close(Disconnect::BAD_REQUEST)),
-            },
-        }
+        Either::Right(match (self.mode.clone(), message) {
+            (Mode::Plain { room }, message) => {
+                Box::pin(async move { self.on_plain(&room, message).await })
+            }
+            (Mode::Protocol, Message::Text(text)) => {
+                Box::pin(async move { self.on_command(&text, wire).await })
+            }
+            (Mode::Pusher(_), Message::Text(text)) => {
+                Box::pin(async move { self.on_pusher(&text, wire).await })
+            }
+            (Mode::Protocol | Mode::Pusher(_), _) => {
+                return Either::Left(std::future::ready(Err(End::Close(Disconnect::BAD_REQUEST))));
+            }
+        })
     }
 
     /// A connection that kept going past refusals: counted, then closed with 1008.
@@ -515,9 +533,9 @@ impl Session {
 }
 
 /// The next server operation; never, for a connection the server API cannot reach.
-async fn next_op(ops: &mut Option<mpsc::Receiver<ServerOp>>) -> Option<ServerOp> {
+async fn next_op(ops: &mut Ops) -> Option<ServerOp> {
     match ops {
-        Some(rx) => rx.recv().await,
+        Some(pair) => pair.1.recv().await,
         None => std::future::pending().await,
     }
 }

@@ -144,7 +144,7 @@ impl Session {
         let gone: Vec<Arc<str>> = self
             .subscriptions
             .keys()
-            .filter(|c| !self.granted.contains(*c) && self.check_read(c).is_err())
+            .filter(|c| !self.granted.contains(c) && self.check_read(c).is_err())
             .cloned()
             .collect();
         for channel in gone {

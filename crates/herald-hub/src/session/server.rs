@@ -95,7 +95,7 @@ impl Session {
             }
             ServerOp::Unsubscribe(channel) => {
                 if self.subscriptions.remove(&channel).is_some() {
-                    self.granted.remove(&*channel);
+                    self.granted.remove(&channel);
                     self.hub.unsubscribe(&channel, self.id, &self.info).await;
                     let push = Push::Unsubscribed(Unsubscribed {
                         channel: channel.to_string(),

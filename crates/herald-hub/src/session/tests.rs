@@ -1649,9 +1649,11 @@ mod footprint {
             transport: Transport::WebSocket,
         };
         // Measured 6,856 bytes before the boxing (4,408 of them a backend call's exchange),
-        // 2,680 before `run` stopped being an `async fn` (which held its arguments twice).
+        // 2,680 before `run` stopped being an `async fn` (which held its arguments twice),
+        // 1,160 here since the session is made outside it and a message's handling is boxed
+        // whole (on a WebSocket wire, in a release build: 1,848 bytes before, 1,384 after).
         let run = run(f.hub.clone(), wire, grant);
-        assert!(size(&run) <= 2 * 1024, "run: {} bytes", size(&run));
+        assert!(size(&run) <= 1200, "run: {} bytes", size(&run));
         drop(run);
         let mut w = f.wire.clone();
         let payload = Payload::Text(bytes::Bytes::from_static(b"x"));
@@ -1662,11 +1664,8 @@ mod footprint {
             size(&hook)
         );
         drop(hook);
+        // Done, or boxed: nothing of a message's handling is inline in the task.
         let message = f.session.on_message(Message::text("x"), &mut w);
-        assert!(
-            size(&message) <= 256,
-            "on_message: {} bytes",
-            size(&message)
-        );
+        assert!(size(&message) <= 32, "on_message: {} bytes", size(&message));
     }
 }

@@ -19,7 +19,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// The wire ended under the session: the close code to count it by.
@@ -62,10 +61,9 @@ pub(crate) trait Wire: Send {
     }
 }
 
-/// The WebSocket wire. `close_wait` bounds the closing handshake.
+/// The WebSocket wire. The socket's close timeout bounds the closing handshake.
 pub(crate) struct WsWire<S> {
     pub(crate) ws: WebSocket<S>,
-    pub(crate) close_wait: Duration,
 }
 
 impl<S> Wire for WsWire<S>
@@ -128,9 +126,10 @@ where
     }
 
     async fn close(&mut self, reason: Disconnect) {
+        let wait = self.ws.close_timeout();
         let closing = self.ws.close(CloseCode::from(reason.code), reason.reason);
         // The client has this long to answer our Close; one that never reads is dropped.
-        let _ = tokio::time::timeout(self.close_wait, closing).await;
+        let _ = tokio::time::timeout(wait, closing).await;
     }
 
     fn share(&mut self, signal: &Arc<Signal>, rules: &Rules<'_>) -> bool {

@@ -2,6 +2,7 @@
 //! channel's epoch is new after a restart).
 
 mod outbox;
+mod presence;
 mod stream;
 #[cfg(test)]
 mod tests;
@@ -65,7 +66,7 @@ pub struct MemoryBroker {
     history: HistoryConfig,
     streams: RwLock<Streams>,
     budget: Budget,
-    presence: Mutex<HashMap<String, HashMap<String, ClientInfo>>>,
+    presence: Mutex<presence::Presence>,
     events: OnceLock<Arc<dyn BrokerEvents>>,
     /// Whether a refusal was logged since the last sweep.
     refusal_logged: AtomicBool,
@@ -94,7 +95,7 @@ impl MemoryBroker {
                 vacant: (0..VACANT_GROUPS).map(|_| new_epoch()).collect(),
             }),
             budget: Budget::new(history.max_bytes),
-            presence: Mutex::new(HashMap::new()),
+            presence: Mutex::default(),
             events: OnceLock::new(),
             refusal_logged: AtomicBool::new(false),
             connections: users::Connections::default(),
@@ -344,10 +345,7 @@ impl Broker for MemoryBroker {
         channel: &'a str,
         info: ClientInfo,
     ) -> BoxFuture<'a, Result<(), BrokerError>> {
-        lock(&self.presence)
-            .entry(channel.to_owned())
-            .or_default()
-            .insert(info.client.clone(), info.clone());
+        lock(&self.presence).add(channel, info.clone());
         if let Some(events) = self.events.get() {
             events.join(channel, &info);
         }
@@ -359,17 +357,7 @@ impl Broker for MemoryBroker {
         channel: &'a str,
         info: ClientInfo,
     ) -> BoxFuture<'a, Result<(), BrokerError>> {
-        let removed = {
-            let mut presence = lock(&self.presence);
-            let removed = presence
-                .get_mut(channel)
-                .and_then(|members| members.remove(&info.client))
-                .is_some();
-            if presence.get(channel).is_some_and(HashMap::is_empty) {
-                presence.remove(channel);
-            }
-            removed
-        };
+        let removed = lock(&self.presence).remove(channel, &info.client);
         if removed && let Some(events) = self.events.get() {
             events.leave(channel, &info);
         }
@@ -380,11 +368,7 @@ impl Broker for MemoryBroker {
         &'a self,
         channel: &'a str,
     ) -> BoxFuture<'a, Result<Vec<ClientInfo>, BrokerError>> {
-        let mut members: Vec<ClientInfo> = lock(&self.presence)
-            .get(channel)
-            .map(|m| m.values().cloned().collect())
-            .unwrap_or_default();
-        members.sort_by(|a, b| a.client.cmp(&b.client));
+        let members = lock(&self.presence).members(channel);
         async move { Ok(members) }.boxed()
     }
 
