@@ -276,8 +276,8 @@ mod tests {
         let list: Vec<String> = patterns.iter().map(|p| (*p).to_owned()).collect();
         Identity {
             user: String::new(),
-            subscribe: crate::auth::patterns(&list),
-            publish: crate::auth::patterns(&list),
+            subscribe: crate::auth::patterns(&list).into(),
+            publish: crate::auth::patterns(&list).into(),
             subs: Vec::new(),
             expires: None,
             anonymous,

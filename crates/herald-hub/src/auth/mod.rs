@@ -28,15 +28,19 @@ use wildmatch::WildMatch;
 /// Seconds of clock skew tolerated on `exp` and on `nbf` alike.
 const LEEWAY: u64 = 0;
 
+/// Channel patterns, shared: every tokenless connection has the same ones, and a copy
+/// each would cost every such connection an allocation per pattern list.
+pub(crate) type Patterns = Arc<[WildMatch]>;
+
 /// Who a connection is and what it may do.
 #[derive(Clone, Debug)]
 pub(crate) struct Identity {
     /// The user id (`sub`), empty for anonymous connections.
     pub(crate) user: String,
     /// Channel patterns it may subscribe to (`*` any run of characters, `?` one).
-    pub(crate) subscribe: Vec<WildMatch>,
+    pub(crate) subscribe: Patterns,
     /// Channel patterns it may publish to.
-    pub(crate) publish: Vec<WildMatch>,
+    pub(crate) publish: Patterns,
     /// When the token expires (seconds since the epoch); the connection is closed then.
     pub(crate) expires: Option<u64>,
     /// Channels the server subscribes the connection to at connect (the `subs` claim).
@@ -189,8 +193,8 @@ impl JwtAuthenticator {
         }
         let anonymous = config.anonymous().then(|| Identity {
             user: String::new(),
-            subscribe: patterns(&config.anonymous_subscribe_patterns()),
-            publish: patterns(&config.anonymous_publish_patterns()),
+            subscribe: patterns(&config.anonymous_subscribe_patterns()).into(),
+            publish: patterns(&config.anonymous_publish_patterns()).into(),
             expires: None,
             subs: Vec::new(),
             anonymous: true,
@@ -365,8 +369,8 @@ impl JwtAuthenticator {
         publish.extend(patterns(&c.publish));
         Ok(Identity {
             user: c.sub,
-            subscribe,
-            publish,
+            subscribe: subscribe.into(),
+            publish: publish.into(),
             expires: Some(c.exp),
             subs: c.subs,
             anonymous: false,

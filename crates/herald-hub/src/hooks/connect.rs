@@ -94,8 +94,8 @@ pub(crate) fn verdict(answer: &[u8]) -> Result<Verdict, FetchError> {
     publish.extend(patterns(&a.publish));
     Ok(Verdict::Allow(Identity {
         user: a.user,
-        subscribe,
-        publish,
+        subscribe: subscribe.into(),
+        publish: publish.into(),
         expires: a.expires,
         subs: a.subs,
         anonymous: false,

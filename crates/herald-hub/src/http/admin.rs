@@ -211,8 +211,8 @@ async fn tail(
     };
     let identity = Identity {
         user: String::new(),
-        subscribe: vec![WildMatch::new("*")],
-        publish: Vec::new(),
+        subscribe: Arc::from([WildMatch::new("*")]),
+        publish: Arc::from([]),
         expires: None,
         subs: Vec::new(),
         anonymous: false,

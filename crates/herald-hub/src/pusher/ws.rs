@@ -94,8 +94,8 @@ pub(crate) async fn upgrade(
 fn identity() -> Identity {
     Identity {
         user: String::new(),
-        subscribe: Vec::new(),
-        publish: Vec::new(),
+        subscribe: Arc::from([]),
+        publish: Arc::from([]),
         expires: None,
         subs: Vec::new(),
         anonymous: false,

@@ -113,8 +113,8 @@ impl Wire for Recorder {
 fn identity(expires: Option<u64>) -> Identity {
     Identity {
         user: "u1".into(),
-        subscribe: vec![WildMatch::new("*")],
-        publish: vec![WildMatch::new("*")],
+        subscribe: Arc::from([WildMatch::new("*")]),
+        publish: Arc::from([WildMatch::new("*")]),
         subs: Vec::new(),
         expires,
         anonymous: false,
@@ -739,8 +739,8 @@ mod server_side {
     async fn a_user_may_read_its_own_personal_channel_and_publish_there_when_its_token_allows() {
         let hub = Hub::new(HubConfig::default()).unwrap();
         let mut narrow = user("ann", &[]);
-        narrow.subscribe = vec![WildMatch::new("news")];
-        narrow.publish = vec![];
+        narrow.subscribe = Arc::from([WildMatch::new("news")]);
+        narrow.publish = Arc::from([]);
         let mut f = started(&hub, narrow).await;
         f.wire.take();
         let history = f.call("history", json!({"channel": "#ann"})).await;
