@@ -7,11 +7,13 @@ use crate::fanout;
 use crate::limits::{Rate, RateLimiter};
 use crate::metrics::Metrics;
 use crate::session::subscriptions::Subscriptions;
+use futures_util::task::AtomicWaker;
 use herald_hub_protocol::{ClientInfo, Disconnect};
 use herald_proto::DeflateConfig;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
-use tokio::sync::{Notify, OnceCell};
+use std::task::Poll;
+use tokio::sync::OnceCell;
 
 /// How the node reaches one connection.
 #[derive(Clone, Debug)]
@@ -32,7 +34,8 @@ pub(crate) struct Subscriber {
 pub(crate) struct Signal {
     reason: Mutex<Option<Disconnect>>,
     deliveries: Mutex<Deliveries>,
-    ready: Notify,
+    /// The connection's task, woken by a kill and by a delivery into an empty queue.
+    ready: AtomicWaker,
     capacity: usize,
 }
 
@@ -69,7 +72,7 @@ impl Signal {
         Self {
             reason: Mutex::new(None),
             deliveries: Mutex::new(Deliveries::default()),
-            ready: Notify::new(),
+            ready: AtomicWaker::new(),
             capacity,
         }
     }
@@ -83,7 +86,7 @@ impl Signal {
         }
         *slot = Some(reason);
         drop(slot);
-        self.ready.notify_one();
+        self.ready.wake();
         true
     }
 
@@ -92,39 +95,41 @@ impl Signal {
     }
 
     /// Waits for a kill and returns its reason.
-    pub(crate) async fn killed(&self) -> Disconnect {
-        loop {
-            if let Some(reason) = self.reason() {
-                return reason;
+    pub(crate) fn killed(&self) -> impl Future<Output = Disconnect> + Send + '_ {
+        std::future::poll_fn(|cx| {
+            // Registered before the check: a kill after it wakes this task.
+            self.ready.register(cx.waker());
+            match self.reason() {
+                Some(reason) => Poll::Ready(reason),
+                None => Poll::Pending,
             }
-            self.ready.notified().await;
-        }
+        })
     }
 
     /// Waits for a kill or, with `deliveries`, for deliveries, moving up to `max` of them into
     /// `batch`. A kill goes first. Cancel-safe: a delivery is either in `batch` or still
     /// queued.
     ///
-    /// Kills and deliveries wake the task through one `Notify`, so one waiting future serves
-    /// both: a waiter is some 90 bytes, and the task keeps room for the loop's for the
-    /// connection's whole life. (A second waiter on the same `Notify` in the same task could
-    /// take the wakeup meant for the first: every wait for either goes through here or
-    /// through [`killed`](Self::killed), never both at once.)
-    pub(crate) async fn wait(
-        &self,
-        batch: &mut Vec<Delivery>,
+    /// The connection's one task is the only one that waits, so kills and deliveries wake it
+    /// through one `AtomicWaker`, and the waiting future holds its arguments alone: a tokio
+    /// `Notify` waiter is some 90 bytes, which the task would keep room for all its life.
+    pub(crate) fn wait<'a>(
+        &'a self,
+        batch: &'a mut Vec<Delivery>,
         max: usize,
         deliveries: bool,
-    ) -> Wake {
-        loop {
+    ) -> impl Future<Output = Wake> + Send + 'a {
+        std::future::poll_fn(move |cx| {
+            // Registered before the checks: a kill or a first delivery after them wakes it.
+            self.ready.register(cx.waker());
             if let Some(reason) = self.reason() {
-                return Wake::Killed(reason);
+                return Poll::Ready(Wake::Killed(reason));
             }
             if deliveries && self.take(batch, max) > 0 {
-                return Wake::Deliveries;
+                return Poll::Ready(Wake::Deliveries);
             }
-            self.ready.notified().await;
-        }
+            Poll::Pending
+        })
     }
 
     /// Queues a delivery for the connection's task, never waiting, or writes it to the
@@ -147,7 +152,7 @@ impl Signal {
                 Outcome::Remainder => {
                     drop(d);
                     // The task writes the rest of the frame before anything else.
-                    self.ready.notify_one();
+                    self.ready.wake();
                     return Ok(true);
                 }
                 Outcome::Queue => {}
@@ -162,7 +167,7 @@ impl Signal {
         // One wakeup per batch: a task that has not drained the queue yet is awake already
         // or holds a stored permit.
         if was_empty {
-            self.ready.notify_one();
+            self.ready.wake();
         }
         Ok(false)
     }

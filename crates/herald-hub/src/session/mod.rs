@@ -300,8 +300,8 @@ impl Session {
     async fn drive<W: Wire>(&mut self, wire: &mut W, ops: &mut Ops, signal: &Arc<Signal>) -> End {
         // The shutdown's and the deadlines' waiting futures are made once and polled in place:
         // a loop turn costs no registration with the shutdown token or the timer wheel. A kill
-        // and deliveries share one waiter (`Signal::wait`), made each turn; while a message or
-        // a server operation is handled, a kill has one of its own.
+        // and deliveries wake the task through the signal's one waker (`Signal::wait`), which
+        // holds no waiter of its own.
         let shutdown = self.hub.shutdown.clone();
         let cancelled = shutdown.cancelled();
         // The token's timers move when a `refresh` replaces it; unset ones are never polled,
