@@ -164,8 +164,8 @@ impl Signal {
         let was_empty = d.queue.is_empty();
         d.queue.push_back(delivery.clone());
         drop(d);
-        // One wakeup per batch: a task that has not drained the queue yet is awake already
-        // or holds a stored permit.
+        // One wakeup per batch: a task that has not drained the queue yet takes from it again
+        // before it next waits (`wait` checks the queue before it returns `Pending`).
         if was_empty {
             self.ready.wake();
         }
